@@ -1,0 +1,35 @@
+"""Runtime settings, read once from ENGINE_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SITE_PROFILE = Path(__file__).resolve().parent.parent / "fixtures" / "site_profile.yaml"
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; defaults run a laptop demo on SQLite."""
+
+    model_config = SettingsConfigDict(env_prefix="ENGINE_", extra="ignore")
+
+    database_url: str = "sqlite:///engine.db"
+    site_profile: Path = DEFAULT_SITE_PROFILE
+    sqlite_synchronous: str = Field(
+        default="FULL",
+        description="SQLite synchronous pragma. FULL survives power loss; NORMAL survives "
+        "process crashes only.",
+    )
+    mllp_max_message_bytes: int = 1_048_576
+    mllp_idle_timeout_s: float = 300.0
+    mllp_frame_timeout_s: float = 30.0
+    db_workers: int = 4
+    log_level: str = "INFO"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

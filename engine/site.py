@@ -1,0 +1,100 @@
+"""Site profile: one hospital's HL7 dialect mapped onto the engine's vocabulary."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+CareStatus = Literal["inpatient", "observation", "emergency", "outpatient", "preadmit"]
+PayerClass = Literal[
+    "medicare", "medicare_advantage", "medicaid", "commercial", "self_pay", "other"
+]
+
+
+class SiteProfileError(ValueError):
+    """The site profile file is missing or invalid."""
+
+
+class CareStatusRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    patient_class: str | None = None
+    patient_type: str | None = None
+    status: CareStatus
+
+    def matches(self, patient_class: str | None, patient_type: str | None) -> bool:
+        if self.patient_class is not None and self.patient_class != patient_class:
+            return False
+        return self.patient_type is None or self.patient_type == patient_type
+
+
+class MrnRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    assigning_authority: str
+    identifier_type: str | None = "MR"
+
+
+class SiteProfile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    timezone: str
+    receiving_application: str = "DCPLAN"
+    receiving_facility: str = ""
+    accepted_receiving_applications: list[str] | None = None
+    mrn: MrnRule
+    visit_number_authority: str = ""
+    care_status: list[CareStatusRule] = Field(min_length=1)
+    payers: dict[str, PayerClass] = Field(default_factory=dict)
+    default_payer_class: PayerClass = "other"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def status_for(self, patient_class: str | None, patient_type: str | None) -> CareStatus | None:
+        for rule in self.care_status:
+            if rule.matches(patient_class, patient_type):
+                return rule.status
+        return None
+
+    def payer_class_for(self, plan_code: str | None) -> PayerClass | None:
+        if not plan_code:
+            return None
+        return self.payers.get(plan_code, self.default_payer_class)
+
+    def accepts_receiver(self, application: str) -> bool:
+        allowed = self.accepted_receiving_applications
+        return allowed is None or application in allowed
+
+
+def load_site_profile(path: Path) -> SiteProfile:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise SiteProfileError(f"site profile not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise SiteProfileError(f"site profile {path} is not valid YAML: {exc}") from exc
+    try:
+        return SiteProfile.model_validate(data)
+    except ValueError as exc:
+        first = str(exc).splitlines()
+        raise SiteProfileError(f"site profile {path} is invalid: {' '.join(first[:3])}") from exc
+
+
+@lru_cache(maxsize=8)
+def cached_site_profile(path: str) -> SiteProfile:
+    return load_site_profile(Path(path))

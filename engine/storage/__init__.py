@@ -1,0 +1,1 @@
+"""Persistent state: SQLAlchemy ORM models, sessions and migrations."""

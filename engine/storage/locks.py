@@ -1,0 +1,23 @@
+"""Per-patient and per-visit serialization across processes (PostgreSQL advisory locks).
+
+SQLite allows one writer at a time, so there the transaction itself is the lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+
+def _key(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def lock(session: Session, *names: str) -> None:
+    """Hold transaction-scoped locks on these names, in a fixed order to avoid deadlocks."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for key in sorted({_key(n) for n in names}):
+        session.execute(select(func.pg_advisory_xact_lock(key)))

@@ -1,0 +1,217 @@
+"""The engine's state: patients, encounters and their histories, and every input received."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from engine.storage.types import UtcDateTime
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON}
+
+
+class Patient(Base):
+    __tablename__ = "patient"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    family: Mapped[str | None] = mapped_column(String(200))
+    given: Mapped[str | None] = mapped_column(String(200))
+    middle: Mapped[str | None] = mapped_column(String(200))
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    sex: Mapped[str | None] = mapped_column(String(10))
+    address: Mapped[dict[str, Any] | None]
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"))
+    as_of: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime]
+
+    identifiers: Mapped[list[PatientIdentifier]] = relationship(
+        back_populates="patient", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class PatientIdentifier(Base):
+    __tablename__ = "patient_identifier"
+    __table_args__ = (UniqueConstraint("system", "value", name="uq_patient_identifier"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
+    system: Mapped[str] = mapped_column(String(100))
+    value: Mapped[str] = mapped_column(String(100))
+    type_code: Mapped[str | None] = mapped_column(String(20))
+    is_mrn: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    patient: Mapped[Patient] = relationship(back_populates="identifiers")
+
+
+class Encounter(Base):
+    __tablename__ = "encounter"
+    __table_args__ = (
+        UniqueConstraint("visit_system", "visit_number", name="uq_encounter_visit"),
+        Index("ix_encounter_status_unit", "status", "unit"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
+    visit_system: Mapped[str] = mapped_column(String(100))
+    visit_number: Mapped[str] = mapped_column(String(100))
+    # planned | in-progress | onleave | finished | cancelled
+    status: Mapped[str] = mapped_column(String(20))
+    care_status: Mapped[str | None] = mapped_column(String(20))
+    patient_class: Mapped[str | None] = mapped_column(String(10))
+    patient_type: Mapped[str | None] = mapped_column(String(20))
+    admit_time: Mapped[datetime | None]
+    discharge_time: Mapped[datetime | None]
+    pending_discharge_time: Mapped[datetime | None]
+    expected_discharge_date: Mapped[date | None] = mapped_column(Date)
+    facility: Mapped[str | None] = mapped_column(String(50))
+    unit: Mapped[str | None] = mapped_column(String(50))
+    room: Mapped[str | None] = mapped_column(String(50))
+    bed: Mapped[str | None] = mapped_column(String(50))
+    attending_id: Mapped[str | None] = mapped_column(String(50))
+    attending_name: Mapped[str | None] = mapped_column(String(200))
+    hospital_service: Mapped[str | None] = mapped_column(String(50))
+    admission_type: Mapped[str | None] = mapped_column(String(10))
+    admit_source: Mapped[str | None] = mapped_column(String(10))
+    discharge_disposition: Mapped[str | None] = mapped_column(String(10))
+    payer_plan: Mapped[str | None] = mapped_column(String(50))
+    payer_name: Mapped[str | None] = mapped_column(String(200))
+    payer_class: Mapped[str | None] = mapped_column(String(30))
+    authorization: Mapped[str | None] = mapped_column(String(100))
+    working_drg: Mapped[str | None] = mapped_column(String(20))
+    working_drg_text: Mapped[str | None] = mapped_column(String(200))
+    as_of: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime]
+
+    patient: Mapped[Patient] = relationship()
+    locations: Mapped[list[LocationStay]] = relationship(
+        back_populates="encounter", order_by="LocationStay.start", cascade="all, delete-orphan"
+    )
+    status_periods: Mapped[list[StatusPeriod]] = relationship(
+        back_populates="encounter", order_by="StatusPeriod.start", cascade="all, delete-orphan"
+    )
+    diagnoses: Mapped[list[Diagnosis]] = relationship(
+        back_populates="encounter", order_by="Diagnosis.sequence", cascade="all, delete-orphan"
+    )
+
+
+class LocationStay(Base):
+    """Where the patient was, from when to when; cancelled transfers stay, marked."""
+
+    __tablename__ = "location_stay"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    encounter_id: Mapped[int] = mapped_column(ForeignKey("encounter.id"), index=True)
+    facility: Mapped[str | None] = mapped_column(String(50))
+    unit: Mapped[str | None] = mapped_column(String(50))
+    room: Mapped[str | None] = mapped_column(String(50))
+    bed: Mapped[str | None] = mapped_column(String(50))
+    start: Mapped[datetime]
+    end: Mapped[datetime | None]
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    encounter: Mapped[Encounter] = relationship(back_populates="locations")
+
+
+class StatusPeriod(Base):
+    """Care status over time (emergency, observation, inpatient...): midnights count from it."""
+
+    __tablename__ = "status_period"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    encounter_id: Mapped[int] = mapped_column(ForeignKey("encounter.id"), index=True)
+    care_status: Mapped[str] = mapped_column(String(20))
+    start: Mapped[datetime]
+    end: Mapped[datetime | None]
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    encounter: Mapped[Encounter] = relationship(back_populates="status_periods")
+
+
+class Diagnosis(Base):
+    __tablename__ = "diagnosis"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    encounter_id: Mapped[int] = mapped_column(ForeignKey("encounter.id"), index=True)
+    sequence: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str] = mapped_column(String(20))
+    system: Mapped[str | None] = mapped_column(String(20))
+    display: Mapped[str | None] = mapped_column(String(300))
+    diagnosis_type: Mapped[str | None] = mapped_column(String(5))
+
+    encounter: Mapped[Encounter] = relationship(back_populates="diagnoses")
+
+
+class PatientMerge(Base):
+    """A40: the merged patient row stays, pointing at the survivor, so no history is lost."""
+
+    __tablename__ = "patient_merge"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    survivor_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
+    merged_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_message.id"))
+    event_time: Mapped[datetime]
+    prior_identifiers: Mapped[dict[str, Any] | None]
+
+
+class InboundMessage(Base):
+    """Every input as received, whatever became of it: the store of "nothing is lost"."""
+
+    __tablename__ = "inbound_message"
+    __table_args__ = (
+        UniqueConstraint("sender", "control_id", name="uq_inbound_sender_control"),
+        Index("ix_inbound_outcome", "outcome"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(10))  # mllp | file | fhir
+    sender: Mapped[str | None] = mapped_column(String(200))
+    control_id: Mapped[str | None] = mapped_column(String(200))
+    message_type: Mapped[str | None] = mapped_column(String(20))
+    trigger: Mapped[str | None] = mapped_column(String(20))
+    version: Mapped[str | None] = mapped_column(String(20))
+    event_time: Mapped[datetime | None]
+    received_at: Mapped[datetime]
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    # accepted | ignored | error (AE, quarantined) | rejected (AR, quarantined)
+    outcome: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str | None] = mapped_column(Text)
+    ack: Mapped[str | None] = mapped_column(Text)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"))
+    encounter_id: Mapped[int | None] = mapped_column(ForeignKey("encounter.id"), index=True)
+
+
+class EncounterEvent(Base):
+    """The applied event log of an encounter: its timeline, in event time."""
+
+    __tablename__ = "encounter_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    encounter_id: Mapped[int] = mapped_column(ForeignKey("encounter.id"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_message.id"))
+    trigger: Mapped[str] = mapped_column(String(20))
+    event_time: Mapped[datetime]
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    summary: Mapped[str | None] = mapped_column(String(300))
+
+    encounter: Mapped[Encounter] = relationship()
