@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SITE_PROFILE = Path(__file__).resolve().parent.parent / "fixtures" / "site_profile.yaml"
@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     mllp_frame_timeout_s: float = 30.0
     db_workers: int = 4
     log_level: str = "INFO"
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token every HTTP client must present (OAuth2 arrives with roles).",
+    )
+    max_body_bytes: int = 5_000_000
 
 
 @lru_cache(maxsize=1)

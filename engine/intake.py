@@ -245,6 +245,24 @@ class Intake:
             row.encounter_id,
         )
 
+    def refuse_raw(self, raw: bytes, channel: str, error: AckError) -> Receipt:
+        """Keep input that never reached the parser (oversize, stray bytes) and answer AR."""
+        now = self.clock.now()
+        header = _salvage_header(decode(raw))
+        ack = self._ack("AR", header, now, error)
+        try:
+            with self.sessions() as session, session.begin():
+                row = InboundMessage(
+                    channel=channel, sender=None, control_id=None, received_at=now, raw=raw,
+                    outcome="rejected", reason=error.text, ack=ack, duplicates=0, attempts=1,
+                )
+                session.add(row)
+                session.flush()
+                return self._receipt(row)
+        except SQLAlchemyError as exc:
+            log.error("storage unavailable; refused input not kept: %s", type(exc).__name__)
+            return Receipt("unavailable", ack, None, error.text)
+
     # -- quarantine -----------------------------------------------------------------------
     def replay(self, message_id: int) -> Receipt:
         """Run a quarantined input through the path again (after a fix to data or profile)."""

@@ -1,0 +1,253 @@
+"""The `engine` command: serve, ingest, inspect the quarantine, migrate, run the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from engine.config import Settings, get_settings
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False
+)
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+hl7_app = typer.Typer(no_args_is_help=True, help="HL7 quarantine: list and replay.")
+app.add_typer(db_app, name="db")
+app.add_typer(hl7_app, name="hl7")
+out = Console()
+err = Console(stderr=True)
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_FIXTURES = ROOT / "fixtures" / "hl7" / "stories"
+
+
+class CliError(Exception):
+    """A failure to report as one line and a non-zero exit."""
+
+
+def _runtime(settings: Settings | None = None, migrate: bool = True):
+    from engine.runtime import Runtime
+
+    return Runtime.open(settings or get_settings(), migrate=migrate)
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port (0 picks a free one).")] = 8080,
+    mllp_port: Annotated[int, typer.Option(help="MLLP port (0 picks a free one).")] = 2575,
+    no_mllp: Annotated[bool, typer.Option(help="Run the HTTP API only.")] = False,
+) -> None:
+    """Run the FHIR API and the MLLP listener in one process (upgrades the database first)."""
+    settings = get_settings()
+    _run_server(settings, host, port, None if no_mllp else mllp_port)
+
+
+@app.command()
+def mllp(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="MLLP port.")] = 2575,
+) -> None:
+    """Run the MLLP listener alone."""
+    _run_server(get_settings(), host, None, port)
+
+
+def _run_server(settings: Settings, host: str, port: int | None, mllp_port: int | None) -> None:
+    from engine.server import serve as serve_forever
+
+    _logging(settings)
+    runtime = _runtime(settings)
+
+    def announce(bound: dict[str, int]) -> None:
+        if "http" in bound:
+            out.print(f"HTTP  http://{host}:{bound['http']}/fhir/metadata")
+        if "mllp" in bound:
+            out.print(f"MLLP  {host}:{bound['mllp']}")
+        out.print(f"database {settings.database_url.split('@')[-1]}", highlight=False)
+        out.print("ready", highlight=False)
+        sys.stdout.flush()
+
+    asyncio.run(serve_forever(runtime, host=host, port=port, mllp_port=mllp_port,
+                              announce=announce))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the database schema to the latest migration."""
+    from engine.storage.migrate import current_revision
+
+    runtime = _runtime()
+    out.print(f"database at revision {current_revision(runtime.engine)}")
+    runtime.close()
+
+
+def _hl7_files(paths: list[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and not p.name.endswith(".md"))
+        elif path.is_file():
+            yield path
+        else:
+            raise CliError(f"no such file or folder: {path}")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help=".hl7 files or folders of them.")],
+) -> None:
+    """Load HL7 files through the same path as the MLLP listener, with a summary."""
+    from engine.hl7.framing import split_file
+
+    files = list(_hl7_files(paths))
+    messages = [m for f in files for m in split_file(f.read_bytes())]
+    if not messages:
+        raise CliError(f"no HL7 messages found in {', '.join(map(str, paths))}")
+    runtime = _runtime()
+    counts: Counter[str] = Counter()
+    with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), console=err,
+                  transient=True) as progress:
+        task = progress.add_task("ingest", total=len(messages))
+        for raw in messages:
+            counts[runtime.intake.hl7(raw, channel="file").outcome] += 1
+            progress.advance(task)
+    runtime.close()
+    out.print(
+        f"{len(messages)} messages from {len(files)} file(s): "
+        f"accepted {counts['accepted']}, duplicate {counts['duplicate']}, "
+        f"ignored {counts['ignored']}, errors {counts['error'] + counts['rejected']}"
+        + (f", storage unavailable {counts['unavailable']}" if counts["unavailable"] else ""),
+        highlight=False,
+    )
+    if counts["unavailable"]:
+        raise typer.Exit(1)
+
+
+@hl7_app.command("quarantine")
+def quarantine(limit: Annotated[int, typer.Option(help="Rows to show.")] = 50) -> None:
+    """List inputs that were refused (AE/AR) and are kept for replay."""
+    from sqlalchemy import func, select
+
+    from engine.intake import QUARANTINED
+    from engine.storage.models import InboundMessage
+
+    runtime = _runtime()
+    with runtime.sessions() as session:
+        total = session.scalar(
+            select(func.count()).where(InboundMessage.outcome.in_(QUARANTINED))
+        )
+        rows = session.scalars(
+            select(InboundMessage)
+            .where(InboundMessage.outcome.in_(QUARANTINED))
+            .order_by(InboundMessage.id)
+            .limit(limit)
+        ).all()
+        table = Table("id", "received", "channel", "type", "control id", "outcome", "reason")
+        for row in rows:
+            table.add_row(
+                str(row.id), row.received_at.strftime("%Y-%m-%d %H:%M:%S"), row.channel,
+                f"{row.message_type or '?'}^{row.trigger or '?'}", row.control_id or "",
+                row.outcome, row.reason or "",
+            )
+    runtime.close()
+    out.print(table)
+    out.print(f"{total} quarantined input(s)")
+
+
+@hl7_app.command("replay")
+def replay(
+    ids: Annotated[list[int] | None, typer.Argument(help="Inbound message ids.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Replay the whole quarantine.")] = False,
+) -> None:
+    """Run quarantined inputs through the path again, after a fix."""
+    from sqlalchemy import select
+
+    from engine.intake import QUARANTINED
+    from engine.storage.models import InboundMessage
+
+    if not ids and not all_:
+        raise CliError("name message ids to replay, or --all")
+    runtime = _runtime()
+    if all_:
+        with runtime.sessions() as session:
+            ids = list(session.scalars(
+                select(InboundMessage.id).where(InboundMessage.outcome.in_(QUARANTINED))
+                .order_by(InboundMessage.event_time, InboundMessage.id)
+            ))
+    counts: Counter[str] = Counter()
+    for message_id in ids or []:
+        try:
+            receipt = runtime.intake.replay(message_id)
+        except LookupError as exc:
+            raise CliError(str(exc)) from exc
+        counts[receipt.outcome] += 1
+        out.print(f"{message_id}: {receipt.outcome}" + (f" ({receipt.reason})" if receipt.reason
+                                                       else ""), highlight=False)
+    runtime.close()
+    out.print(f"replayed {sum(counts.values())}: " + ", ".join(f"{k} {v}" for k, v in
+                                                              sorted(counts.items())))
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8080,
+    mllp_port: Annotated[int, typer.Option()] = 2575,
+) -> None:
+    """Load the synthetic demo hospital into the embedded SQLite store and serve it."""
+    os.environ.setdefault("ENGINE_DATABASE_URL", "sqlite:///demo.db")
+    token = os.environ.setdefault("ENGINE_API_TOKEN", secrets.token_urlsafe(24))
+    get_settings.cache_clear()
+    settings = get_settings()
+    runtime = _runtime(settings)
+    counts: Counter[str] = Counter()
+    from engine.hl7.framing import split_file
+
+    for path in _hl7_files([DEMO_FIXTURES]):
+        for raw in split_file(path.read_bytes()):
+            counts[runtime.intake.hl7(raw, channel="file").outcome] += 1
+    runtime.close()
+    out.print(f"demo data: {dict(counts)}", highlight=False)
+    out.print(f"API token (send as 'Authorization: Bearer <token>'): {token}", highlight=False)
+    _run_server(settings, host, port, mllp_port)
+
+
+def main() -> None:
+    """Console entry point: known failures become one line on stderr and exit status 1."""
+    from sqlalchemy.exc import OperationalError
+
+    from engine.site import SiteProfileError
+
+    try:
+        app(standalone_mode=True)
+    except CliError as exc:
+        err.print(f"error: {exc}", highlight=False)
+        raise SystemExit(1) from None
+    except SiteProfileError as exc:
+        err.print(f"error: {exc}", highlight=False)
+        raise SystemExit(1) from None
+    except OperationalError as exc:
+        err.print(f"error: database unavailable ({str(exc.orig).strip().splitlines()[0]})",
+                  highlight=False)
+        raise SystemExit(1) from None
+    except OSError as exc:
+        err.print(f"error: {exc.strerror or exc} ({getattr(exc, 'filename', '') or ''})",
+                  highlight=False)
+        raise SystemExit(1) from None

@@ -1,0 +1,1 @@
+"""FHIR R4 REST API and the mapping between engine state and FHIR resources."""

@@ -1,0 +1,75 @@
+"""FHIR OperationOutcome: the shape of every HTTP error this engine returns."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+FHIR_JSON = "application/fhir+json"
+
+_ISSUE_CODE = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    409: "conflict",
+    410: "deleted",
+    412: "conflict",
+    413: "too-costly",
+    415: "not-supported",
+    422: "processing",
+    429: "throttled",
+    500: "exception",
+    503: "transient",
+}
+
+
+class FhirError(Exception):
+    """Raise to answer with an OperationOutcome and this HTTP status."""
+
+    def __init__(self, status: int, diagnostics: str, code: str | None = None) -> None:
+        super().__init__(diagnostics)
+        self.status = status
+        self.diagnostics = diagnostics
+        self.code = code or _ISSUE_CODE.get(status, "processing")
+
+
+def outcome(diagnostics: str, code: str = "processing", severity: str = "error") -> dict:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}],
+    }
+
+
+def outcome_response(status: int, diagnostics: str, code: str | None = None, headers=None):
+    return JSONResponse(
+        outcome(diagnostics, code or _ISSUE_CODE.get(status, "processing")),
+        status_code=status,
+        media_type=FHIR_JSON,
+        headers=headers,
+    )
+
+
+def install_handlers(app) -> None:
+    """Every error, ours or the framework's, leaves as an OperationOutcome."""
+
+    @app.exception_handler(FhirError)
+    async def _fhir_error(_request: Request, exc: FhirError):
+        return outcome_response(exc.status, exc.diagnostics, exc.code)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException):
+        return outcome_response(exc.status_code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return outcome_response(400, f"invalid request {where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception):
+        return outcome_response(500, f"internal error ({type(exc).__name__})")

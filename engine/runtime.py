@@ -1,0 +1,54 @@
+"""Everything a running engine shares: settings, database, site profile, clock, intake."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.clock import Clock, WallClock
+from engine.config import Settings
+from engine.intake import Intake
+from engine.site import SiteProfile, load_site_profile
+from engine.storage.db import make_engine, session_factory
+from engine.storage.migrate import upgrade
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    site: SiteProfile
+    clock: Clock
+    intake: Intake = field(init=False)
+
+    def __post_init__(self) -> None:
+        from engine.fhir.inbound import map_raw  # FHIR input mapping, for replays
+
+        self.intake = Intake(self.sessions, self.site, self.clock, fhir_mapper=self._mapper(map_raw))
+
+    def _mapper(self, map_raw):
+        return lambda raw: map_raw(raw, self.site)
+
+    @classmethod
+    def open(cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> Runtime:
+        """Connect, upgrade the schema if asked (the server does on start), load the profile."""
+        engine = make_engine(
+            settings.database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            pool_size=max(settings.db_workers + 4, 8),
+        )
+        if migrate:
+            upgrade(engine)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=session_factory(engine),
+            site=load_site_profile(settings.site_profile),
+            clock=clock or WallClock(),
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,91 @@
+"""One process, one event loop: the HTTP API (uvicorn) and the MLLP listener side by side."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Generator
+
+import uvicorn
+
+from engine.app import create_app
+from engine.hl7.mllp import MllpServer
+from engine.runtime import Runtime
+
+log = logging.getLogger("engine.server")
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handlers: this module owns shutdown order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def _db_workers(runtime: Runtime) -> int:
+    # SQLite has one writer: more threads only queue on its lock.
+    return 1 if runtime.engine.dialect.name == "sqlite" else runtime.settings.db_workers
+
+
+async def serve(
+    runtime: Runtime,
+    *,
+    host: str,
+    port: int | None,
+    mllp_port: int | None,
+    announce: Callable[[dict[str, int]], None],
+) -> None:
+    """Run until SIGTERM/SIGINT; then stop taking work, finish in-flight messages, exit."""
+    settings = runtime.settings
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    bound: dict[str, int] = {}
+    mllp = None
+    if mllp_port is not None:
+        mllp = MllpServer(
+            runtime.intake,
+            max_bytes=settings.mllp_max_message_bytes,
+            idle_timeout=settings.mllp_idle_timeout_s,
+            frame_timeout=settings.mllp_frame_timeout_s,
+            workers=_db_workers(runtime),
+        )
+        bound["mllp"] = await mllp.start(host, mllp_port)
+
+    http = None
+    http_task = None
+    if port is not None:
+        config = uvicorn.Config(
+            create_app(runtime),
+            host=host,
+            port=port,
+            access_log=False,  # request lines carry identifiers: no PHI in logs
+            log_level="warning",
+            lifespan="off",
+        )
+        http = _Uvicorn(config)
+        http_task = asyncio.create_task(http.serve())
+        while not http.started:
+            if http_task.done():
+                await http_task
+                raise RuntimeError(f"HTTP server could not start on {host}:{port}")
+            await asyncio.sleep(0.02)
+        bound["http"] = http.servers[0].sockets[0].getsockname()[1]
+
+    announce(bound)
+    waiters = [asyncio.create_task(stop.wait())]
+    if http_task is not None:
+        waiters.append(http_task)
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    if mllp is not None:
+        await mllp.stop()
+    if http is not None and http_task is not None:
+        http.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await http_task
+    runtime.close()

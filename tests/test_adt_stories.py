@@ -1,0 +1,244 @@
+"""ADT stories: what a case manager would see after the feed tells the engine about a stay."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from engine.storage.models import (
+    Encounter,
+    EncounterEvent,
+    InboundMessage,
+    LocationStay,
+    Patient,
+    PatientIdentifier,
+    StatusPeriod,
+)
+from tests.hl7build import adt, merge
+
+
+def encounter(rt, visit: str = "V1001") -> Encounter:
+    with rt.sessions() as s:
+        enc = s.scalars(select(Encounter).where(Encounter.visit_number == visit)).one()
+        enc.locations, enc.status_periods, enc.diagnoses  # noqa: B018 - load while open
+        return enc
+
+
+def stays(enc: Encounter) -> list[tuple[str | None, bool]]:
+    return [(s.unit, s.cancelled) for s in sorted(enc.locations, key=lambda s: s.start)]
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def test_admit_transfer_to_icu_then_cancel_transfer_returns_patient_to_ward(runtime):
+    assert runtime.intake.hl7(adt("A01", "202603021015", admit_time="202603020900")).outcome == (
+        "accepted"
+    )
+    runtime.intake.hl7(adt("A02", "202603030800", location="ICU^1^A^GENHOSP",
+                           prior_location="4WEST^412^A^GENHOSP"))
+    assert encounter(runtime).unit == "ICU"
+
+    receipt = runtime.intake.hl7(adt("A12", "202603030900", location="4WEST^412^A^GENHOSP"))
+
+    assert receipt.outcome == "accepted"
+    enc = encounter(runtime)
+    assert enc.unit == "4WEST" and enc.room == "412"
+    assert stays(enc) == [("4WEST", False), ("ICU", True)]
+    ward = next(s for s in enc.locations if s.unit == "4WEST")
+    assert ward.end is None  # the ward stay is open again
+    # 09:00 in Chicago (CST, UTC-6) is 15:00 UTC: times are stored unambiguously.
+    assert enc.admit_time == utc(2026, 3, 2, 15, 0)
+
+
+def test_discharge_then_cancel_discharge_reopens_the_stay(runtime):
+    runtime.intake.hl7(adt("A01", "202603021015"))
+    runtime.intake.hl7(adt("A03", "202603051100", discharge_time="202603051100", disposition="01"))
+    enc = encounter(runtime)
+    assert (enc.status, enc.discharge_disposition) == ("finished", "01")
+    assert all(s.end is not None for s in enc.locations)
+
+    runtime.intake.hl7(adt("A13", "202603051130"))
+
+    enc = encounter(runtime)
+    assert enc.status == "in-progress"
+    assert enc.discharge_time is None and enc.discharge_disposition is None
+    assert [s.end for s in enc.locations if not s.cancelled][-1] is None
+
+
+def test_late_update_does_not_overwrite_newer_state_but_late_transfer_lands_in_history(runtime):
+    runtime.intake.hl7(adt("A01", "202603021015", attending="1111^NEWER^DOC"))
+    runtime.intake.hl7(adt("A02", "202603040800", location="5EAST^501^B^GENHOSP",
+                           attending="1111^NEWER^DOC"))
+    # Delivered late: an A08 from before the transfer with an older attending...
+    runtime.intake.hl7(adt("A08", "202603021200", attending="2222^OLDER^DOC",
+                           location="4WEST^412^A^GENHOSP"))
+    # ...and a transfer to ICU that happened between admission and the 5EAST move.
+    runtime.intake.hl7(adt("A02", "202603030300", location="ICU^2^A^GENHOSP"))
+
+    enc = encounter(runtime)
+    assert enc.attending_id == "1111"
+    assert enc.unit == "5EAST"
+    assert stays(enc) == [("4WEST", False), ("ICU", False), ("5EAST", False)]
+    ordered = sorted(enc.locations, key=lambda s: s.start)
+    assert ordered[0].end == ordered[1].start and ordered[1].end == ordered[2].start
+    with runtime.sessions() as s:
+        late = s.scalars(select(EncounterEvent.trigger).where(EncounterEvent.late)).all()
+    assert sorted(late) == ["A02", "A08"]
+
+
+def test_same_message_twice_has_one_effect_and_the_same_ack(runtime):
+    msg = adt("A01", "202603021015", control_id="DUP-1")
+    first = runtime.intake.hl7(msg)
+    version = encounter(runtime).version
+
+    second = runtime.intake.hl7(msg)
+
+    assert second.outcome == "duplicate"
+    assert second.ack == first.ack
+    assert encounter(runtime).version == version
+    with runtime.sessions() as s:
+        row = s.scalars(select(InboundMessage)).one()
+        assert row.duplicates == 1
+
+
+def test_cancel_admit_cancels_the_encounter(runtime):
+    runtime.intake.hl7(adt("A01", "202603021015"))
+    runtime.intake.hl7(adt("A11", "202603021030"))
+    assert encounter(runtime).status == "cancelled"
+
+
+def test_observation_converted_to_inpatient_keeps_both_periods(runtime):
+    runtime.intake.hl7(adt("A04", "202603012200", patient_class="O", patient_type="OBS",
+                           admit_time="202603012200"))
+    assert encounter(runtime).care_status == "observation"
+
+    runtime.intake.hl7(adt("A06", "202603031000", patient_class="I"))
+
+    enc = encounter(runtime)
+    periods = sorted(enc.status_periods, key=lambda p: p.start)
+    assert [p.care_status for p in periods] == ["observation", "inpatient"]
+    assert periods[0].end == periods[1].start == utc(2026, 3, 3, 16, 0)
+    assert enc.care_status == "inpatient" and enc.status == "in-progress"
+
+
+def test_pending_discharge_then_cancelled(runtime):
+    runtime.intake.hl7(adt("A01", "202603021015"))
+    runtime.intake.hl7(adt("A16", "202603041500", expected_discharge="20260305"))
+    enc = encounter(runtime)
+    assert enc.pending_discharge_time is not None
+    assert str(enc.expected_discharge_date) == "2026-03-05"
+
+    runtime.intake.hl7(adt("A25", "202603041600"))
+
+    assert encounter(runtime).pending_discharge_time is None
+
+
+def test_leave_of_absence_and_return(runtime):
+    runtime.intake.hl7(adt("A01", "202603021015"))
+    runtime.intake.hl7(adt("A21", "202603031000"))
+    assert encounter(runtime).status == "onleave"
+    runtime.intake.hl7(adt("A22", "202603031400"))
+    assert encounter(runtime).status == "in-progress"
+
+
+def test_merge_moves_encounters_to_the_survivor_without_losing_the_old_record(runtime):
+    runtime.intake.hl7(adt("A28", "202603010900", mrn="654321", visit="X"))
+    runtime.intake.hl7(adt("A01", "202603021015", mrn="654321", visit="V7777"))
+    runtime.intake.hl7(adt("A28", "202603020900", mrn="123456", visit="X"))
+
+    assert runtime.intake.hl7(merge("202603021100", mrn="123456", prior_mrn="654321")).outcome == (
+        "accepted"
+    )
+    # A later message under the old MRN lands on the survivor.
+    runtime.intake.hl7(adt("A08", "202603021200", mrn="654321", visit="V7777"))
+
+    with runtime.sessions() as s:
+        survivor = s.scalars(
+            select(Patient).join(PatientIdentifier).where(PatientIdentifier.value == "123456")
+        ).one()
+        enc = s.scalars(select(Encounter).where(Encounter.visit_number == "V7777")).one()
+        assert enc.patient_id == survivor.id
+        old = s.scalars(select(Patient).where(Patient.merged_into_id == survivor.id)).one()
+        assert old.family == "TESTPATIENT"
+        assert {i.value for i in survivor.identifiers} == {"123456", "654321"}
+        assert s.scalar(select(func.count()).select_from(Patient)) == 2
+
+
+def test_unmapped_patient_class_is_quarantined_then_replayed_after_the_profile_is_fixed(
+    runtime_factory, tmp_path: Path
+):
+    rt = runtime_factory()
+    receipt = rt.intake.hl7(adt("A01", "202603021015", patient_class="Z"))
+    assert receipt.outcome == "error"
+    assert "MSA|AE|" in receipt.ack and "not mapped in the site profile" in receipt.ack
+
+    fixed = tmp_path / "site.yaml"
+    profile = (Path(__file__).parent.parent / "fixtures" / "site_profile.yaml").read_text()
+    fixed.write_text(profile.replace("care_status:\n", "care_status:\n  - {patient_class: Z, status: "
+                                     "inpatient}\n", 1))
+    rt2 = runtime_factory(site_profile=fixed)
+    replayed = rt2.intake.replay(receipt.message_id)
+
+    assert replayed.outcome == "accepted"
+    assert encounter(rt2).care_status == "inpatient"
+
+
+def test_unknown_trigger_is_acknowledged_and_recorded_as_ignored(runtime):
+    receipt = runtime.intake.hl7(adt("A60", "202603021015"))
+    assert receipt.outcome == "ignored"
+    assert "MSA|AA|" in receipt.ack
+    with runtime.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Encounter)) == 0
+
+
+def test_person_update_changes_demographics_only(runtime):
+    runtime.intake.hl7(adt("A01", "202603021015"))
+    runtime.intake.hl7(adt("A31", "202603031015", name="TESTPATIENT^BETA"))
+    with runtime.sessions() as s:
+        patient = s.scalars(select(Patient)).one()
+        assert patient.given == "BETA"
+        assert s.scalar(select(func.count()).select_from(Encounter)) == 1
+
+
+def test_payer_diagnoses_and_drg_come_through_the_site_profile(runtime):
+    runtime.intake.hl7(adt(
+        "A01", "202603021015", plan="MCA100",
+        extra=["DG1|1||I63.9^Cerebral infarction^I10||20260302|A",
+               "DG1|2||Z59.01^Sheltered homelessness^I10||20260302|W",
+               "DRG|065^INTRACRANIAL HEMORRHAGE OR CEREBRAL INFARCTION W CC^MS-DRG"],
+    ))
+    enc = encounter(runtime)
+    assert enc.payer_class == "medicare_advantage"
+    assert [(d.code, d.diagnosis_type) for d in enc.diagnoses] == [("I63.9", "A"), ("Z59.01", "W")]
+    assert enc.working_drg == "065"
+
+
+def test_timestamp_with_offset_is_honoured(runtime):
+    runtime.intake.hl7(adt("A01", "20260302101500-0500", admit_time="20260302090000-0500"))
+    assert encounter(runtime).admit_time == utc(2026, 3, 2, 14, 0)
+
+
+def test_a12_without_a_transfer_is_refused_with_a_reason(runtime):
+    runtime.intake.hl7(adt("A01", "202603021015"))
+    receipt = runtime.intake.hl7(adt("A12", "202603021100"))
+    assert receipt.outcome == "error"
+    assert "no transfer to cancel" in receipt.ack
+    # The refused message changed nothing.
+    enc = encounter(runtime)
+    assert stays(enc) == [("4WEST", False)]
+
+
+def test_every_status_history_is_consistent(runtime):
+    runtime.intake.hl7(adt("A04", "202603012200", patient_class="E", location="ED^1^^GENHOSP"))
+    runtime.intake.hl7(adt("A06", "202603020400", patient_class="I"))
+    runtime.intake.hl7(adt("A03", "202603051100"))
+    with runtime.sessions() as s:
+        periods = s.scalars(select(StatusPeriod).order_by(StatusPeriod.start)).all()
+        locs = s.scalars(select(LocationStay).order_by(LocationStay.start)).all()
+    assert [p.care_status for p in periods] == ["emergency", "inpatient"]
+    assert periods[-1].end == utc(2026, 3, 5, 17, 0)
+    assert [loc.unit for loc in locs] == ["ED", "4WEST"]
