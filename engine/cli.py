@@ -102,7 +102,9 @@ def db_upgrade() -> None:
 def _hl7_files(paths: list[Path]) -> Iterator[Path]:
     for path in paths:
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file() and not p.name.endswith(".md"))
+            yield from sorted(
+                p for p in path.rglob("*") if p.is_file() and not p.name.endswith((".md", ".py"))
+            )
         elif path.is_file():
             yield path
         else:

@@ -6,19 +6,21 @@ adds its history at the right place; cancels (A11, A12, A13, A25) always apply.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from engine import patients, timeline
-from engine.events import PATIENT_ONLY, AdtEvent, EventError, VisitData
+from engine.events import PATIENT_ONLY, AdtEvent, DiagnosisData, EventError, VisitData
 from engine.storage import locks
 from engine.storage.models import (
     Diagnosis,
     Encounter,
     EncounterEvent,
+    InboundMessage,
     LocationStay,
     Patient,
     StatusPeriod,
@@ -66,7 +68,9 @@ def _same_status(a: StatusPeriod, b: StatusPeriod) -> bool:
 
 
 def lock_names(event: AdtEvent) -> list[str]:
-    names = [f"id:{i.system}|{i.value}" for i in (event.patient.identifiers + event.prior_patient)]
+    """The MRNs and the visit an event touches: what must not change under it concurrently."""
+    mrns = [event.patient.mrn] if event.patient.mrn else []
+    names = [f"id:{i.system}|{i.value}" for i in (mrns + event.prior_patient)]
     if event.visit and event.visit.visit_number:
         vn = event.visit.visit_number
         names.append(f"visit:{vn.system}|{vn.value}")
@@ -74,33 +78,33 @@ def lock_names(event: AdtEvent) -> list[str]:
 
 
 def apply(
-    session: Session, event: AdtEvent, now: datetime, message_id: int | None
+    session: Session, event: AdtEvent, now: datetime, message: InboundMessage | None
 ) -> Applied:
     """Apply one event inside the caller's transaction; raise EventError to refuse it."""
     locks.lock(session, *lock_names(event))
     patient = patients.upsert(session, event.patient, event.event_time, now)
     if event.trigger == "A40":
-        session.flush()
         merged = patients.merge(
-            session, patient, event.prior_patient, event.event_time, now, message_id
+            session, patient, event.prior_patient, event.event_time, now,
+            message.id if message is not None else None,
         )
         return Applied(patient, None, f"merged {len(merged)} patient record(s)")
     if event.trigger in PATIENT_ONLY or event.visit is None:
         return Applied(patient, None, "patient updated")
-    session.flush()
     encounter = _find_or_create(session, patient, event.visit, event, now)
+    late = bool(encounter.as_of and event.event_time < encounter.as_of)
     summary = _apply_visit(session, encounter, event, now)
     session.add(
         EncounterEvent(
             encounter=encounter,
-            message_id=message_id,
+            message=message,
             trigger=event.trigger,
             event_time=event.event_time,
-            late=bool(encounter.as_of and event.event_time < encounter.as_of),
+            late=late,
             summary=summary[:300],
         )
     )
-    if encounter.as_of is None or event.event_time >= encounter.as_of:
+    if not late:
         encounter.as_of = event.event_time
     encounter.version += 1
     encounter.updated_at = now
@@ -113,11 +117,13 @@ def _find_or_create(
     vn = visit.visit_number
     assert vn is not None
     enc = session.scalars(
-        select(Encounter).where(Encounter.visit_system == vn.system, Encounter.visit_number == vn.value)
+        select(Encounter).where(
+            Encounter.visit_system == vn.system, Encounter.visit_number == vn.value
+        )
     ).first()
     if enc is None:
         enc = Encounter(
-            patient_id=patient.id,
+            patient=patient,
             visit_system=vn.system,
             visit_number=vn.value,
             status=_STATUS_BY_TRIGGER.get(event.trigger, visit.status or "in-progress"),
@@ -126,9 +132,9 @@ def _find_or_create(
         )
         session.add(enc)
         return enc
-    if enc.patient_id != patient.id:
+    if patient.id is None or enc.patient_id != patient.id:
         owner = session.get(Patient, enc.patient_id)
-        if owner is None or owner.merged_into_id != patient.id:
+        if owner is None or patient.id is None or owner.merged_into_id != patient.id:
             raise EventError(
                 f"visit {vn.value} belongs to another patient; send A40/A45 to move it first"
             )
@@ -164,19 +170,11 @@ def _apply_visit(session: Session, enc: Encounter, event: AdtEvent, now: datetim
     if event.drg is not None:
         put("working_drg", event.drg[0])
         put("working_drg_text", event.drg[1])
-    if event.diagnoses is not None and (not late or not enc.diagnoses):
-        enc.diagnoses.clear()
-        session.flush()
-        for d in event.diagnoses:
-            enc.diagnoses.append(
-                Diagnosis(
-                    sequence=d.sequence,
-                    code=d.code,
-                    system=d.system,
-                    display=d.display,
-                    diagnosis_type=d.diagnosis_type,
-                )
-            )
+    if event.diagnoses is not None:
+        digest = _digest(event.diagnoses)
+        if digest != enc.diagnoses_digest and (not late or enc.diagnoses_digest is None):
+            _replace_diagnoses(session, enc, event.diagnoses)
+            enc.diagnoses_digest = digest
 
     if trigger == "A11":
         enc.status = "cancelled"
@@ -204,25 +202,24 @@ def _apply_visit(session: Session, enc: Encounter, event: AdtEvent, now: datetim
         if status:
             enc.status = status
 
+    touched = trigger in ("A12", "A13")
     if trigger not in _NO_MOVE:
         start = visit.admit_time if trigger in ("A01", "A04") and visit.admit_time else when
-        if not enc.locations and not enc.status_periods and enc.admit_time:
+        if enc.id is None and enc.admit_time:
             start = min(start, enc.admit_time)
-        if visit.location is not None:
-            stay = LocationStay(
-                unit=visit.location.unit,
-                room=visit.location.room,
-                bed=visit.location.bed,
-                facility=visit.location.facility,
-                start=start,
-                cancelled=False,
-            )
+        loc = visit.location
+        if loc is not None and (late or (loc.unit, loc.room, loc.bed) != (enc.unit, enc.room,
+                                                                           enc.bed)):
+            stay = LocationStay(unit=loc.unit, room=loc.room, bed=loc.bed,
+                                facility=loc.facility, start=start, cancelled=False)
+            touched = True
             if timeline.place(enc.locations, stay, _same_place):
                 enc.locations.append(stay)
                 if trigger == "A02":
-                    notes.append(f"transfer to {visit.location.unit or '?'}")
-        if visit.care_status is not None:
+                    notes.append(f"transfer to {loc.unit or '?'}")
+        if visit.care_status is not None and (late or visit.care_status != enc.care_status):
             period = StatusPeriod(care_status=visit.care_status, start=start, cancelled=False)
+            touched = True
             if timeline.place(enc.status_periods, period, _same_status):
                 enc.status_periods.append(period)
                 notes.append(f"status {visit.care_status}")
@@ -235,10 +232,30 @@ def _apply_visit(session: Session, enc: Encounter, event: AdtEvent, now: datetim
             timeline.close(enc.locations, discharge)
             timeline.close(enc.status_periods, discharge)
             enc.pending_discharge_time = None
+            touched = True
         notes.append("discharged")
 
-    _refresh_current(enc)
+    if touched:
+        _refresh_current(enc)
     return "; ".join(notes) or f"{trigger} applied"
+
+
+def _digest(diagnoses: list[DiagnosisData]) -> str:
+    """A fingerprint of the diagnosis list: most A08s repeat it, so compare before rewriting."""
+    text = "|".join(f"{d.sequence}:{d.code}:{d.system}:{d.diagnosis_type}:{d.display}"
+                    for d in diagnoses)
+    return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+
+
+def _replace_diagnoses(session: Session, enc: Encounter, diagnoses: list[DiagnosisData]) -> None:
+    if enc.id is not None:
+        session.execute(delete(Diagnosis).where(Diagnosis.encounter_id == enc.id))
+        session.expire(enc, ["diagnoses"])
+    for d in diagnoses:
+        session.add(Diagnosis(
+            encounter=enc, sequence=d.sequence, code=d.code, system=d.system,
+            display=d.display, diagnosis_type=d.diagnosis_type,
+        ))
 
 
 def _cancel_transfer(enc: Encounter) -> str:

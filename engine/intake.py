@@ -73,15 +73,7 @@ class Intake:
     # -- HL7 ------------------------------------------------------------------------------
     def hl7(self, raw: bytes, channel: str = "mllp") -> Receipt:
         now = self.clock.now()
-        text = decode(raw)
-        msg: Message | None
-        try:
-            msg = parse(text)
-            header = header_of(msg)
-            failure = None
-        except Hl7ParseError as exc:
-            msg, header = None, _salvage_header(text)
-            failure = Hl7Refusal("AR", AckError(102 if text.startswith("MSH") else 100, str(exc)))
+        msg, header, failure = self._read(raw)
         for attempt in range(3):
             try:
                 return self._hl7_once(raw, channel, msg, header, failure, now)
@@ -98,26 +90,41 @@ class Intake:
 
     def _hl7_once(self, raw, channel, msg, header, failure, now) -> Receipt:
         sender = f"{header.sending_application}|{header.sending_facility}"
-        with self.sessions() as session, session.begin():
-            if header.control_id:
-                twin = self._twin(session, sender, header.control_id)
-                if twin is not None:
-                    twin.duplicates += 1
-                    return self._receipt(twin, outcome="duplicate")
-            row = InboundMessage(
-                channel=channel,
-                sender=sender if header.control_id else None,
-                control_id=header.control_id or None,
-                received_at=now,
-                raw=raw,
-                outcome="pending",
-                duplicates=0,
-                attempts=1,
-            )
-            session.add(row)
-            session.flush()
-            self._process_hl7(session, row, msg, header, failure, now)
-            return self._receipt(row)
+        try:
+            with self.sessions() as session, session.begin():
+                if header.control_id:
+                    twin = self._twin(session, sender, header.control_id)
+                    if twin is not None:
+                        twin.duplicates += 1
+                        return self._receipt(twin, outcome="duplicate")
+                row = self._new_row(raw, channel, header, sender, now)
+                session.add(row)
+                self._process_hl7(session, row, msg, header, failure, now)
+                session.flush()
+                return self._receipt(row)
+        except _Undo as undo:
+            # The event's effects were rolled back; keep the input and the refusal.
+            with self.sessions() as session, session.begin():
+                row = self._new_row(raw, channel, header, sender, now)
+                session.add(row)
+                self._describe(row, msg, header)
+                self._refuse(row, undo.code, undo.error)
+                row.ack = self._ack(undo.code, header, now, undo.error)
+                session.flush()
+                return self._receipt(row)
+
+    @staticmethod
+    def _new_row(raw: bytes, channel: str, header: Header, sender: str, now) -> InboundMessage:
+        return InboundMessage(
+            channel=channel,
+            sender=sender if header.control_id else None,
+            control_id=header.control_id or None,
+            received_at=now,
+            raw=raw,
+            outcome="pending",
+            duplicates=0,
+            attempts=1,
+        )
 
     @staticmethod
     def _twin(session: Session, sender: str, control_id: str) -> InboundMessage | None:
@@ -127,37 +134,32 @@ class Intake:
             )
         ).first()
 
-    def _process_hl7(self, session, row: InboundMessage, msg, header: Header, failure, now):
+    @staticmethod
+    def _describe(row: InboundMessage, msg: Message | None, header: Header) -> None:
         row.message_type = (msg.msh.value(9, 1) if msg else None) or None
-        row.trigger = header.trigger or None
+        row.trigger = header.trigger[:20] or None
         row.version = header.version[:20] or None
+
+    def _process_hl7(self, session, row: InboundMessage, msg, header: Header, failure, now):
+        """Fill in the row's outcome and ACK; raise _Undo if applying failed half-way."""
+        self._describe(row, msg, header)
         try:
             if failure is not None:
                 raise failure
             check_envelope(msg, header, self.site)
             if header.trigger not in SUPPORTED:
                 row.outcome = "ignored"
-                row.reason = f"trigger event {header.trigger or '(none)'} is not used by this engine"
+                row.reason = f"trigger {header.trigger or '(none)'} is not used by this engine"
                 row.ack = self._ack("AA", header, now)
                 return
             event = to_event(msg, header, self.site)
             row.event_time = event.event_time
-            self._apply(session, row, [event], now)
-            row.ack = self._ack("AA", header, now)
         except Hl7Refusal as refusal:
             self._refuse(row, refusal.ack_code, refusal.error)
             row.ack = self._ack(refusal.ack_code, header, now, refusal.error)
-        except EventError as exc:
-            error = AckError(207, str(exc))
-            self._refuse(row, "AE", error)
-            row.ack = self._ack("AE", header, now, error)
-        except SQLAlchemyError:
-            raise
-        except Exception as exc:  # a bug must not lose the message: keep it for replay
-            log.exception("internal error applying message id=%s", row.id)
-            error = AckError(207, f"internal error ({type(exc).__name__}); kept for replay")
-            self._refuse(row, "AE", error)
-            row.ack = self._ack("AE", header, now, error)
+            return
+        self._apply(session, row, [event])
+        row.ack = self._ack("AA", header, now)
 
     def _ack(self, code: str, header: Header, now: datetime, error: AckError | None = None) -> str:
         return build_ack(
@@ -183,47 +185,60 @@ class Intake:
     ) -> Receipt:
         """Store and apply events mapped from a FHIR input; `error` quarantines it instead."""
         now = self.clock.now()
-        with self.sessions() as session, session.begin():
-            if sender and control_id:
-                twin = self._twin(session, sender, control_id)
-                if twin is not None:
-                    twin.duplicates += 1
-                    return self._receipt(twin, outcome="duplicate")
-            row = InboundMessage(
-                channel=channel,
-                sender=sender if control_id else None,
-                control_id=control_id,
-                message_type=channel.upper(),
-                received_at=now,
-                raw=raw,
-                outcome="pending",
-                duplicates=0,
-                attempts=1,
-            )
-            session.add(row)
-            session.flush()
-            self._process_events(session, row, events, error, now)
-            return self._receipt(row)
+        header = Header(control_id=control_id or "")
 
-    def _process_events(self, session, row, events, error, now) -> None:
-        if error is not None or events is None:
-            self._refuse(row, "AR", AckError(102, error or "no events"))
-            return
-        try:
+        def new_row() -> InboundMessage:
+            row = self._new_row(raw, channel, header, sender or "", now)
+            row.message_type = channel.upper()
             if events:
                 row.trigger = events[0].trigger
                 row.event_time = max(e.event_time for e in events)
-            self._apply(session, row, events, now)
-        except EventError as exc:
-            self._refuse(row, "AE", AckError(207, str(exc)))
+            return row
+
+        try:
+            with self.sessions() as session, session.begin():
+                if sender and control_id:
+                    twin = self._twin(session, sender, control_id)
+                    if twin is not None:
+                        twin.duplicates += 1
+                        return self._receipt(twin, outcome="duplicate")
+                row = new_row()
+                session.add(row)
+                if error is not None or events is None:
+                    self._refuse(row, "AR", AckError(102, error or "no events"))
+                else:
+                    self._apply(session, row, events)
+                session.flush()
+                return self._receipt(row)
+        except _Undo as undo:
+            with self.sessions() as session, session.begin():
+                row = new_row()
+                session.add(row)
+                self._refuse(row, undo.code, undo.error)
+                session.flush()
+                return self._receipt(row)
 
     # -- shared ---------------------------------------------------------------------------
-    def _apply(self, session: Session, row: InboundMessage, events: list[AdtEvent], now) -> None:
-        with session.begin_nested():
-            for event in events:
-                applied = encounters.apply(session, event, now, row.id)
-                row.patient_id = applied.patient.id
-                row.encounter_id = applied.encounter.id if applied.encounter else None
+    def _apply(self, session: Session, row: InboundMessage, events: list[AdtEvent]) -> None:
+        """Apply every event of one input, or raise _Undo so the transaction rolls back."""
+        now = self.clock.now()
+        try:
+            for i, event in enumerate(events):
+                if i:
+                    session.flush()  # later events must see what earlier ones created
+                applied = encounters.apply(session, event, now, row)
+                row.patient = applied.patient
+                row.encounter = applied.encounter
+        except Hl7Refusal as refusal:
+            raise _Undo(refusal.ack_code, refusal.error) from refusal
+        except EventError as exc:
+            raise _Undo("AE", AckError(207, str(exc))) from exc
+        except SQLAlchemyError:
+            raise
+        except Exception as exc:  # a bug must not lose the message: keep it for replay
+            log.exception("internal error applying an input")
+            raise _Undo("AE", AckError(207, f"internal error ({type(exc).__name__}); kept for "
+                                            "replay")) from exc
         row.outcome = "accepted"
         row.reason = None
 
@@ -231,8 +246,8 @@ class Intake:
     def _refuse(row: InboundMessage, code: str, error: AckError) -> None:
         row.outcome = "rejected" if code == "AR" else "error"
         row.reason = error.text
-        row.patient_id = None
-        row.encounter_id = None
+        row.patient = None
+        row.encounter = None
 
     @staticmethod
     def _receipt(row: InboundMessage, outcome: str | None = None) -> Receipt:
@@ -267,28 +282,57 @@ class Intake:
     def replay(self, message_id: int) -> Receipt:
         """Run a quarantined input through the path again (after a fix to data or profile)."""
         now = self.clock.now()
-        with self.sessions() as session, session.begin():
-            row = session.get(InboundMessage, message_id, with_for_update=True)
-            if row is None:
-                raise LookupError(f"no inbound message with id {message_id}")
-            if row.outcome not in QUARANTINED:
+        try:
+            with self.sessions() as session, session.begin():
+                row = session.get(InboundMessage, message_id, with_for_update=True)
+                if row is None:
+                    raise LookupError(f"no inbound message with id {message_id}")
+                if row.outcome not in QUARANTINED:
+                    return self._receipt(row)
+                row.attempts += 1
+                if row.channel == "fhir":
+                    self._replay_fhir(session, row)
+                else:
+                    msg, header, failure = self._read(row.raw)
+                    self._process_hl7(session, row, msg, header, failure, now)
+                session.flush()
                 return self._receipt(row)
-            row.attempts += 1
-            if row.channel == "fhir":
-                if self.fhir_mapper is None:
-                    raise RuntimeError("FHIR replay needs the FHIR mapper")
-                try:
-                    events, error = self.fhir_mapper(row.raw), None
-                except EventError as exc:
-                    events, error = None, str(exc)
-                self._process_events(session, row, events, error, now)
+        except _Undo as undo:
+            with self.sessions() as session, session.begin():
+                row = session.get(InboundMessage, message_id, with_for_update=True)
+                assert row is not None
+                row.attempts += 1
+                self._refuse(row, undo.code, undo.error)
+                if row.channel != "fhir":
+                    _msg, header, _failure = self._read(row.raw)
+                    row.ack = self._ack(undo.code, header, now, undo.error)
                 return self._receipt(row)
-            text = decode(row.raw)
-            try:
-                msg = parse(text)
-                header, failure = header_of(msg), None
-            except Hl7ParseError as exc:
-                msg, header = None, _salvage_header(text)
-                failure = Hl7Refusal("AR", AckError(102, str(exc)))
-            self._process_hl7(session, row, msg, header, failure, now)
-            return self._receipt(row)
+
+    def _replay_fhir(self, session: Session, row: InboundMessage) -> None:
+        if self.fhir_mapper is None:
+            raise RuntimeError("FHIR replay needs the FHIR mapper")
+        try:
+            events = self.fhir_mapper(row.raw)
+        except EventError as exc:
+            self._refuse(row, "AR", AckError(102, str(exc)))
+            return
+        self._apply(session, row, events)
+
+    @staticmethod
+    def _read(raw: bytes) -> tuple[Message | None, Header, Hl7Refusal | None]:
+        text = decode(raw)
+        try:
+            msg = parse(text)
+            return msg, header_of(msg), None
+        except Hl7ParseError as exc:
+            code = 102 if text.startswith("MSH") else 100
+            return None, _salvage_header(text), Hl7Refusal("AR", AckError(code, str(exc)))
+
+
+class _Undo(Exception):
+    """Applying failed after effects began: roll the transaction back, keep the input."""
+
+    def __init__(self, code: str, error: AckError) -> None:
+        super().__init__(error.text)
+        self.code = code
+        self.error = error

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from engine.events import EventError, Identifier, PatientData
@@ -13,16 +13,20 @@ from engine.storage.models import Encounter, Patient, PatientIdentifier, Patient
 _DEMOGRAPHICS = ("family", "given", "middle", "birth_date", "sex", "address")
 
 
-def find(session: Session, ident: Identifier) -> Patient | None:
-    """The patient holding this identifier, following merges to the survivor."""
-    row = session.scalars(
-        select(PatientIdentifier).where(
-            PatientIdentifier.system == ident.system, PatientIdentifier.value == ident.value
-        )
-    ).first()
-    if row is None:
-        return None
-    patient = row.patient
+def _owners(session: Session, ids: list[Identifier]) -> dict[tuple[str, str], Patient]:
+    """(system, value) -> holder, for identifiers already on file: one query, patients loaded."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(PatientIdentifier.system, PatientIdentifier.value, Patient)
+        .join(Patient, Patient.id == PatientIdentifier.patient_id)
+        .where(or_(*(and_(PatientIdentifier.system == i.system,
+                          PatientIdentifier.value == i.value) for i in ids)))
+    )
+    return {(s, v): p for s, v, p in rows}
+
+
+def _survivor(session: Session, patient: Patient) -> Patient:
     seen = set()
     while patient.merged_into_id is not None and patient.id not in seen:
         seen.add(patient.id)
@@ -30,37 +34,43 @@ def find(session: Session, ident: Identifier) -> Patient | None:
     return patient
 
 
-def _attach(session: Session, patient: Patient, ids: list[Identifier], mrn: Identifier | None):
+def find(session: Session, ident: Identifier) -> Patient | None:
+    """The patient holding this identifier, following merges to the survivor."""
+    owner = _owners(session, [ident]).get((ident.system, ident.value))
+    return None if owner is None else _survivor(session, owner)
+
+
+def _add_identifiers(session: Session, patient: Patient, ids: list[Identifier],
+                     mrn: Identifier | None, known: dict[tuple[str, str], Patient]) -> bool:
+    added = False
     for ident in ids:
-        existing = session.scalars(
-            select(PatientIdentifier).where(
-                PatientIdentifier.system == ident.system, PatientIdentifier.value == ident.value
-            )
-        ).first()
-        if existing is None:
-            patient.identifiers.append(
-                PatientIdentifier(
-                    system=ident.system,
-                    value=ident.value,
-                    type_code=ident.type_code,
-                    is_mrn=mrn is not None and ident == mrn,
-                )
-            )
+        key = (ident.system, ident.value)
+        if key in known:
+            continue  # never steal an identifier another patient holds
+        known[key] = patient
+        session.add(PatientIdentifier(
+            patient=patient, system=ident.system, value=ident.value,
+            type_code=ident.type_code, is_mrn=mrn is not None and ident == mrn,
+        ))
+        added = True
+    return added
 
 
 def upsert(session: Session, data: PatientData, when: datetime, now: datetime) -> Patient:
     """Create or update the patient; demographics older than what we hold only fill gaps."""
     assert data.mrn is not None
-    patient = find(session, data.mrn)
-    if patient is None:
+    known = _owners(session, data.identifiers)
+    owner = known.get((data.mrn.system, data.mrn.value))
+    if owner is None:
         patient = Patient(as_of=when, updated_at=now, version=1)
-        session.add(patient)
-        _attach(session, patient, data.identifiers, data.mrn)
         for name in _DEMOGRAPHICS:
             setattr(patient, name, getattr(data, name))
+        session.add(patient)
+        _add_identifiers(session, patient, data.identifiers, data.mrn, known)
         return patient
+    patient = _survivor(session, owner)
     late = patient.as_of is not None and when < patient.as_of
-    changed = False
+    changed = _add_identifiers(session, patient, data.identifiers, data.mrn, known)
     for name in _DEMOGRAPHICS:
         value = getattr(data, name)
         if value is None:
@@ -69,11 +79,7 @@ def upsert(session: Session, data: PatientData, when: datetime, now: datetime) -
         if current != value and (not late or current is None):
             setattr(patient, name, value)
             changed = True
-    known = {(i.system, i.value) for i in patient.identifiers}
-    if any((i.system, i.value) not in known for i in data.identifiers):
-        _attach(session, patient, data.identifiers, data.mrn)
-        changed = True
-    if not late:
+    if not late and patient.as_of != when:
         patient.as_of = when
     if changed:
         patient.version += 1
@@ -93,11 +99,14 @@ def merge(
 
     Their encounters and identifiers move to the survivor; their rows stay, marked merged.
     """
+    if not prior:
+        raise EventError("A40 names no prior patient (MRG-1 is empty)")
+    session.flush()
     merged: list[Patient] = []
     for ident in prior:
         other = find(session, ident)
         if other is None:
-            _attach(session, survivor, [ident], None)
+            _add_identifiers(session, survivor, [ident], None, {})
             continue
         if other.id == survivor.id:
             continue
@@ -132,6 +141,4 @@ def merge(
             )
         )
         merged.append(other)
-    if not merged and not prior:
-        raise EventError("A40 names no prior patient")
     return merged

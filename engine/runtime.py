@@ -27,13 +27,17 @@ class Runtime:
     def __post_init__(self) -> None:
         from engine.fhir.inbound import map_raw  # FHIR input mapping, for replays
 
-        self.intake = Intake(self.sessions, self.site, self.clock, fhir_mapper=self._mapper(map_raw))
+        self.intake = Intake(
+            self.sessions, self.site, self.clock, fhir_mapper=self._mapper(map_raw)
+        )
 
     def _mapper(self, map_raw):
         return lambda raw: map_raw(raw, self.site)
 
     @classmethod
-    def open(cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> Runtime:
+    def open(
+        cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True
+    ) -> Runtime:
         """Connect, upgrade the schema if asked (the server does on start), load the profile."""
         engine = make_engine(
             settings.database_url,

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from sqlalchemy.schema import CreateSchema, DropSchema
 
 from engine.clock import Clock, WallClock

@@ -178,8 +178,8 @@ def test_unmapped_patient_class_is_quarantined_then_replayed_after_the_profile_i
 
     fixed = tmp_path / "site.yaml"
     profile = (Path(__file__).parent.parent / "fixtures" / "site_profile.yaml").read_text()
-    fixed.write_text(profile.replace("care_status:\n", "care_status:\n  - {patient_class: Z, status: "
-                                     "inpatient}\n", 1))
+    fixed.write_text(profile.replace(
+        "care_status:\n", "care_status:\n  - {patient_class: Z, status: inpatient}\n", 1))
     rt2 = runtime_factory(site_profile=fixed)
     replayed = rt2.intake.replay(receipt.message_id)
 

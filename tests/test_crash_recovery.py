@@ -29,11 +29,15 @@ def test_killed_server_loses_nothing_acknowledged_and_duplicates_nothing(databas
     stop_killer = threading.Event()
 
     def killer() -> None:
+        """Kill after a random number of ACKs plus a random few milliseconds: mid-message."""
         nonlocal kills
         while kills < KILLS and not stop_killer.is_set():
-            time.sleep(rng.uniform(0.3, 1.2))
+            target = len(acked) + rng.randint(5, 30)
+            while len(acked) < target and not stop_killer.is_set():
+                time.sleep(0.001)
+            time.sleep(rng.uniform(0, 0.004))
             proc = server.proc
-            if proc.poll() is None:
+            if proc.poll() is None and not stop_killer.is_set():
                 proc.kill()
                 kills += 1
 

@@ -48,4 +48,5 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    # One flush per input, at commit: queries inside the path never need an autoflush.
+    return sessionmaker(engine, expire_on_commit=False, autoflush=False)

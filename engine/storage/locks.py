@@ -12,12 +12,13 @@ from sqlalchemy.orm import Session
 
 
 def _key(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def lock(session: Session, *names: str) -> None:
-    """Hold transaction-scoped locks on these names, in a fixed order to avoid deadlocks."""
-    if session.get_bind().dialect.name != "postgresql":
+    """Hold transaction-scoped locks on these names, in one round trip, in a fixed order."""
+    if not names or session.get_bind().dialect.name != "postgresql":
         return
-    for key in sorted({_key(n) for n in names}):
-        session.execute(select(func.pg_advisory_xact_lock(key)))
+    keys = sorted({_key(n) for n in names})
+    session.execute(select(*(func.pg_advisory_xact_lock(k) for k in keys)))

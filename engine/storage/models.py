@@ -42,7 +42,7 @@ class Patient(Base):
     updated_at: Mapped[datetime]
 
     identifiers: Mapped[list[PatientIdentifier]] = relationship(
-        back_populates="patient", cascade="all, delete-orphan", lazy="selectin"
+        back_populates="patient", cascade="all, delete-orphan"
     )
 
 
@@ -96,6 +96,7 @@ class Encounter(Base):
     authorization: Mapped[str | None] = mapped_column(String(100))
     working_drg: Mapped[str | None] = mapped_column(String(20))
     working_drg_text: Mapped[str | None] = mapped_column(String(200))
+    diagnoses_digest: Mapped[str | None] = mapped_column(String(40))
     as_of: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime]
@@ -171,6 +172,8 @@ class PatientMerge(Base):
     event_time: Mapped[datetime]
     prior_identifiers: Mapped[dict[str, Any] | None]
 
+    message: Mapped[InboundMessage | None] = relationship()
+
 
 class InboundMessage(Base):
     """Every input as received, whatever became of it: the store of "nothing is lost"."""
@@ -200,6 +203,9 @@ class InboundMessage(Base):
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"))
     encounter_id: Mapped[int | None] = mapped_column(ForeignKey("encounter.id"), index=True)
 
+    patient: Mapped[Patient | None] = relationship()
+    encounter: Mapped[Encounter | None] = relationship()
+
 
 class EncounterEvent(Base):
     """The applied event log of an encounter: its timeline, in event time."""
@@ -215,3 +221,4 @@ class EncounterEvent(Base):
     summary: Mapped[str | None] = mapped_column(String(300))
 
     encounter: Mapped[Encounter] = relationship()
+    message: Mapped[InboundMessage | None] = relationship()

@@ -1,0 +1,96 @@
+"""The `engine` command as an operator uses it: one clear line on failure, a summary on success."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from sqlalchemy import func, select
+
+from engine.storage.models import Encounter, InboundMessage
+from tests.conftest import HL7, ROOT, make_settings
+from tests.hl7build import adt
+
+
+def engine_cli(*args: str, database_url: str, env: dict[str, str] | None = None,
+               stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "ENGINE_DATABASE_URL": database_url, "COLUMNS": "200", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True,
+                          env=environ, cwd=ROOT, input=stdin, timeout=120)
+
+
+def test_ingest_loads_story_files_through_the_one_path_and_summarises(database_url):
+    result = engine_cli("ingest", str(HL7 / "stories"), database_url=database_url)
+
+    assert result.returncode == 0, result.stderr
+    summary = result.stdout.strip().splitlines()[-1]
+    assert summary.startswith("40 messages from 11 file(s): accepted 40")
+    # Loading the same files again changes nothing: every message is a duplicate.
+    again = engine_cli("ingest", str(HL7 / "stories"), database_url=database_url)
+    assert "duplicate 40" in again.stdout
+
+
+def test_quarantine_lists_refusals_and_replay_applies_them_after_a_fix(database_url, tmp_path):
+    bad = tmp_path / "bad.hl7"
+    bad.write_bytes(adt("A01", "202603021015", patient_class="Z", visit="VQ1")
+                    + b"\n" + adt("A01", "202603021015", visit="VQ2"))
+    ingest = engine_cli("ingest", str(bad), database_url=database_url)
+    assert "accepted 1" in ingest.stdout and "errors 1" in ingest.stdout
+
+    listing = engine_cli("hl7", "quarantine", database_url=database_url)
+    assert "not mapped in the site profile" in listing.stdout
+    assert "1 quarantined input(s)" in listing.stdout
+
+    profile = tmp_path / "site.yaml"
+    profile.write_text((ROOT / "fixtures" / "site_profile.yaml").read_text().replace(
+        "care_status:\n", "care_status:\n  - {patient_class: Z, status: inpatient}\n", 1))
+    replay = engine_cli("hl7", "replay", "--all", database_url=database_url,
+                        env={"ENGINE_SITE_PROFILE": str(profile)})
+    assert replay.returncode == 0, replay.stderr
+    assert "replayed 1: accepted 1" in replay.stdout
+
+    from engine.runtime import Runtime
+
+    rt = Runtime.open(make_settings(database_url))
+    try:
+        with rt.sessions() as s:
+            assert s.scalar(select(func.count()).select_from(Encounter)) == 2
+            assert s.scalar(select(func.count()).where(InboundMessage.outcome == "error")) == 0
+    finally:
+        rt.close()
+
+
+def test_failures_are_one_clear_line_and_a_non_zero_exit(database_url, tmp_path):
+    missing = engine_cli("ingest", str(tmp_path / "nope.hl7"), database_url=database_url)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == f"error: no such file or folder: {tmp_path / 'nope.hl7'}"
+
+    empty = tmp_path / "empty.hl7"
+    empty.write_bytes(b"")
+    assert engine_cli("ingest", str(empty), database_url=database_url).stderr.startswith(
+        "error: no HL7 messages found")
+
+    profile = engine_cli("ingest", str(HL7 / "stories"), database_url=database_url,
+                         env={"ENGINE_SITE_PROFILE": str(tmp_path / "missing.yaml")})
+    assert profile.returncode == 1
+    assert profile.stderr.strip().startswith("error: site profile not found")
+    assert "Traceback" not in profile.stderr
+
+    replay = engine_cli("hl7", "replay", "424242", database_url=database_url)
+    assert replay.returncode == 1
+    assert replay.stderr.strip() == "error: no inbound message with id 424242"
+
+
+def test_unreachable_database_is_one_line(tmp_path):
+    result = engine_cli("db", "upgrade",
+                        database_url="postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: database unavailable")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_db_upgrade_reports_the_revision(database_url):
+    result = engine_cli("db", "upgrade", database_url=database_url)
+    assert result.returncode == 0
+    assert "database at revision 0001" in result.stdout
