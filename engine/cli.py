@@ -26,8 +26,8 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 hl7_app = typer.Typer(no_args_is_help=True, help="HL7 quarantine: list and replay.")
 app.add_typer(db_app, name="db")
 app.add_typer(hl7_app, name="hl7")
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_FIXTURES = ROOT / "fixtures" / "hl7" / "stories"
@@ -47,6 +47,7 @@ def _logging(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @app.command()
@@ -226,8 +227,8 @@ def demo(
         for raw in split_file(path.read_bytes()):
             counts[runtime.intake.hl7(raw, channel="file").outcome] += 1
     runtime.close()
-    out.print(f"demo data: {dict(counts)}", highlight=False)
-    out.print(f"API token (send as 'Authorization: Bearer <token>'): {token}", highlight=False)
+    print(f"demo data loaded: {', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}")
+    print(f"API token: {token}   (send as 'Authorization: Bearer <token>')")
     _run_server(settings, host, port, mllp_port)
 
 

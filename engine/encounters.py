@@ -37,6 +37,7 @@ _VISIT_FIELDS = (
     "admit_source",
     "expected_discharge_date",
 )
+_CLEARABLE = frozenset(_VISIT_FIELDS) | {"discharge_disposition"}
 # Triggers that do not describe where the patient is now.
 _NO_MOVE = frozenset({"A11", "A12", "A13", "A25", "A16", "A21"})
 _STATUS_BY_TRIGGER = {
@@ -159,6 +160,9 @@ def _apply_visit(session: Session, enc: Encounter, event: AdtEvent, now: datetim
 
     for name in _VISIT_FIELDS:
         put(name, getattr(visit, name))
+    if not late:
+        for name in visit.cleared & _CLEARABLE:
+            setattr(enc, name, None)
     put("admit_time", visit.admit_time)
     if enc.admit_time is None and trigger in ("A01", "A04", "A06"):
         enc.admit_time = when

@@ -75,6 +75,8 @@ class VisitData:
     expected_discharge_date: date | None = None
     # FHIR states the encounter status outright; HL7 implies it by trigger.
     status: str | None = None
+    # Fields the sender explicitly emptied (HL7 '""'): erase them, unlike "not sent".
+    cleared: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)

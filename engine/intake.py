@@ -7,6 +7,7 @@ one transaction: the raw bytes, the outcome, the ACK and every effect commit tog
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -236,7 +237,10 @@ class Intake:
         except SQLAlchemyError:
             raise
         except Exception as exc:  # a bug must not lose the message: keep it for replay
-            log.exception("internal error applying an input")
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            # The exception's text may quote patient data: log its type and place only.
+            log.error("internal error %s at %s:%s; input kept for replay",
+                      type(exc).__name__, where.filename, where.lineno)
             raise _Undo("AE", AckError(207, f"internal error ({type(exc).__name__}); kept for "
                                             "replay")) from exc
         row.outcome = "accepted"

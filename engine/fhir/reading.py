@@ -1,0 +1,150 @@
+"""Reading untrusted FHIR JSON: parse it safely, then validate it with fhir.resources R4B.
+
+Everything here raises InvalidFhir with a sentence an interface analyst can act on
+("Encounter.period.start: not a FHIR dateTime (got '2026-13-01')"), never a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fhir.resources.R4B import get_fhir_model_class
+from pydantic import ValidationError
+
+from engine.events import EventError
+
+MAX_DEPTH = 64
+# What we take in; anything else in a Bundle entry or a contained list is refused by name,
+# before fhir.resources sees it (it fails on unknown resource types with a KeyError).
+ACCEPTED_TYPES = ("Patient", "Encounter", "Condition", "Coverage")
+_MAX_ERRORS = 3
+
+
+class InvalidFhir(EventError):
+    """The input is not valid FHIR R4 JSON of an accepted shape: answered 400, kept."""
+
+
+def parse_json(raw: bytes, max_depth: int = MAX_DEPTH) -> Any:
+    """Decode UTF-8 JSON, refusing nesting deeper than any FHIR resource needs."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidFhir(f"body is not UTF-8 (byte {exc.start}): send UTF-8 JSON") from exc
+    if not text.strip():
+        raise InvalidFhir("body is empty: send a FHIR resource as JSON")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidFhir(
+            f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+    except RecursionError as exc:
+        raise InvalidFhir(f"JSON is nested too deeply (limit {MAX_DEPTH} levels)") from exc
+    _check_depth(doc, max_depth)
+    return doc
+
+
+def _check_depth(doc: Any, max_depth: int) -> None:
+    """Depth and NUL check in one walk (PostgreSQL text cannot hold NUL either)."""
+    stack = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            raise InvalidFhir(f"JSON is nested too deeply (limit {MAX_DEPTH} levels)")
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in node.values())
+            stack.extend((key, depth) for key in node)
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node)
+        elif isinstance(node, str) and "\x00" in node:
+            raise InvalidFhir("a string contains NUL (\\u0000), which FHIR does not allow")
+
+
+def resource_type(doc: Any, where: str = "body") -> str:
+    if not isinstance(doc, dict):
+        raise InvalidFhir(f"{where} is not a JSON object: send a FHIR resource")
+    name = doc.get("resourceType")
+    if not isinstance(name, str) or not name:
+        raise InvalidFhir(f"{where} has no resourceType")
+    return name
+
+
+def expect_type(doc: Any, *expected: str) -> str:
+    name = resource_type(doc)
+    if name not in expected:
+        raise InvalidFhir(
+            f"resourceType is {name!r}, expected {' or '.join(expected)} at this endpoint"
+        )
+    return name
+
+
+def _check_nested_types(doc: dict, where: str) -> None:
+    contained_list = doc.get("contained") or []
+    if not isinstance(contained_list, list):
+        raise InvalidFhir(f"{where}.contained is not a list")
+    for i, contained in enumerate(contained_list):
+        name = resource_type(contained, f"{where}.contained[{i}]")
+        if name not in ACCEPTED_TYPES:
+            raise InvalidFhir(f"{where}.contained[{i}] is a {name}; contained resources "
+                              f"accepted here: {', '.join(ACCEPTED_TYPES)}")
+    if doc.get("resourceType") != "Bundle":
+        return
+    entries = doc.get("entry") or []
+    if not isinstance(entries, list):
+        raise InvalidFhir("Bundle.entry is not a list")
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or "resource" not in entry:
+            raise InvalidFhir(f"Bundle.entry[{i}] has no resource")
+        name = resource_type(entry["resource"], f"Bundle.entry[{i}].resource")
+        if name not in ACCEPTED_TYPES:
+            raise InvalidFhir(f"Bundle.entry[{i}] is a {name}; a transaction here may carry "
+                              f"{', '.join(ACCEPTED_TYPES)}")
+        _check_nested_types(entry["resource"], f"Bundle.entry[{i}].resource")
+
+
+def validate(doc: dict) -> Any:
+    """The R4B model of `doc`, or InvalidFhir naming the first failing elements."""
+    name = resource_type(doc)
+    if name not in (*ACCEPTED_TYPES, "Bundle"):
+        raise InvalidFhir(f"resourceType {name!r} is not accepted here")
+    _check_nested_types(doc, name)
+    try:
+        return get_fhir_model_class(name).model_validate(doc)
+    except ValidationError as exc:
+        raise InvalidFhir(describe(name, exc)) from exc
+    except (KeyError, TypeError, ValueError) as exc:  # fhir.resources' own edge cases
+        raise InvalidFhir(f"{name} is not valid FHIR R4: {exc}") from exc
+
+
+def describe(name: str, exc: ValidationError) -> str:
+    """`Encounter.period.start: <reason> (got '...')`, for the first few errors."""
+    parts = []
+    errors = exc.errors()
+    for err in errors[:_MAX_ERRORS]:
+        path = name
+        for step in err.get("loc", ()):
+            if isinstance(step, int):
+                path += f"[{step}]"
+            elif step == "resource_type":
+                path += ".resourceType"
+            else:
+                path += f".{str(step).replace('__ext', '').replace('_fhir', '')}"
+        msg = " ".join(str(err.get("msg", "invalid")).split())
+        msg = msg.removeprefix("Value error, ").rstrip(".")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown element (not in FHIR R4)"
+        elif err.get("type") == "json_invalid":
+            msg = "expected a JSON object here"
+        text = f"{path}: {msg}"
+        if "input" in err and err.get("type") not in ("missing", "extra_forbidden") and \
+                isinstance(err["input"], str | int | float | bool):
+            shown = repr(err["input"])
+            text += f" (got {shown[:60]}{'...' if len(shown) > 60 else ''})"
+        parts.append(text)
+    more = len(errors) - _MAX_ERRORS
+    if more > 0:
+        parts.append(f"and {more} more error(s)")
+    return "invalid FHIR R4: " + "; ".join(parts)

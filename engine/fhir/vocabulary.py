@@ -1,0 +1,109 @@
+"""Code systems and the code maps between FHIR and the engine's (HL7 v2 flavoured) vocabulary.
+
+Stored values stay in one vocabulary whichever door they came through (HL7 table codes,
+`M`/`F` sex, care statuses), so rules never ask where a fact came from; this module is the
+only place that knows both spellings.
+"""
+
+from __future__ import annotations
+
+# -- code systems ---------------------------------------------------------------------------
+V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+V3_NULL_FLAVOR = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
+V3_PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+V2_IDENTIFIER_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0203"
+V2_ADMIT_SOURCE = "http://terminology.hl7.org/CodeSystem/v2-0023"
+V2_HOSPITAL_SERVICE = "http://terminology.hl7.org/CodeSystem/v2-0069"
+ADMIT_SOURCE = "http://terminology.hl7.org/CodeSystem/admit-source"
+DISCHARGE_DISPOSITION = "http://terminology.hl7.org/CodeSystem/discharge-disposition"
+NUBC_DISCHARGE = "https://www.nubc.org/CodeSystem/PatDischargeStatus"
+DIAGNOSIS_ROLE = "http://terminology.hl7.org/CodeSystem/diagnosis-role"
+CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
+COVERAGE_CLASS = "http://terminology.hl7.org/CodeSystem/coverage-class"
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+ICD9CM = "http://hl7.org/fhir/sid/icd-9-cm"
+
+# Identifier systems: an HL7 assigning authority `GENHOSP` is published as the URN
+# `urn:engine:id:GENHOSP` (FHIR wants an absolute URI; the authority stays readable in
+# `assigner.display`). Inbound, the URN, the bare authority and `assigner.display` all work.
+ID_PREFIX = "urn:engine:id:"
+# A location reference carries the HL7 PL components `unit^room^bed^facility` here, so a
+# client can send back exactly what it read; the display is for people.
+LOCATION_SYSTEM = "urn:engine:location"
+
+
+def identifier_system(authority: str) -> str:
+    return authority if ":" in authority else ID_PREFIX + authority
+
+
+def authority_of(system: str | None, assigner: str | None = None) -> str | None:
+    """The assigning authority an inbound identifier names (None when it names none)."""
+    if system:
+        return system[len(ID_PREFIX):] if system.startswith(ID_PREFIX) else system
+    return assigner or None
+
+
+# -- Encounter.class <-> care status --------------------------------------------------------
+CLASS_BY_CARE_STATUS = {
+    "inpatient": ("IMP", "inpatient encounter"),
+    "observation": ("OBSENC", "observation encounter"),
+    "emergency": ("EMER", "emergency"),
+    "outpatient": ("AMB", "ambulatory"),
+    "preadmit": ("PRENC", "pre-admission"),
+}
+CARE_STATUS_BY_CLASS = {code: status for status, (code, _) in CLASS_BY_CARE_STATUS.items()}
+CARE_STATUS_BY_CLASS["ACUTE"] = "inpatient"
+
+# -- Encounter.status -----------------------------------------------------------------------
+# The engine keeps five statuses; FHIR's finer arrival states fold into in-progress and an
+# entered-in-error encounter is treated as cancelled (A11 semantics).
+ENCOUNTER_STATUSES = ("planned", "in-progress", "onleave", "finished", "cancelled")
+STATUS_IN = {
+    "planned": "planned",
+    "arrived": "in-progress",
+    "triaged": "in-progress",
+    "in-progress": "in-progress",
+    "onleave": "onleave",
+    "finished": "finished",
+    "cancelled": "cancelled",
+    "entered-in-error": "cancelled",
+}
+FHIR_ENCOUNTER_STATUSES = (*STATUS_IN, "unknown")
+
+# -- Patient.gender <-> HL7 administrative sex ----------------------------------------------
+GENDER_BY_SEX = {"M": "male", "F": "female", "O": "other", "A": "other", "U": "unknown",
+                 "N": "unknown"}
+SEX_BY_GENDER = {"male": "M", "female": "F", "other": "O", "unknown": "U"}
+
+# -- admit source: HL7 table 0023 <-> FHIR admit-source -------------------------------------
+ADMIT_SOURCE_BY_V2 = {"1": "gp", "2": "outp", "4": "hosp-trans", "5": "nursing", "7": "emd"}
+V2_BY_ADMIT_SOURCE = {fhir: v2 for v2, fhir in ADMIT_SOURCE_BY_V2.items()}
+
+# -- discharge disposition: NUBC patient status (PV1-36) <-> FHIR discharge-disposition ------
+DISPOSITION_BY_NUBC = {
+    "01": "home",
+    "02": "hosp",
+    "03": "snf",
+    "07": "aadvice",
+    "20": "exp",
+    "62": "rehab",
+    "63": "long",
+    "65": "psy",
+}
+NUBC_BY_DISPOSITION = {fhir: nubc for nubc, fhir in DISPOSITION_BY_NUBC.items()}
+
+# -- diagnosis type (DG1-6) <-> Encounter.diagnosis.use ---------------------------------------
+ROLE_BY_DIAGNOSIS_TYPE = {"A": ("AD", "Admission diagnosis"), "F": ("DD", "Discharge diagnosis")}
+DIAGNOSIS_TYPE_BY_ROLE = {code: t for t, (code, _) in ROLE_BY_DIAGNOSIS_TYPE.items()}
+DIAGNOSIS_TYPE_TEXT = {"W": "working"}
+DIAGNOSIS_SYSTEM_URI = {"I10": ICD10CM, "I9": ICD9CM, "I9C": ICD9CM}
+
+
+def coding(system: str | None, code: str, display: str | None = None) -> dict:
+    out: dict = {}
+    if system:
+        out["system"] = system
+    out["code"] = code
+    if display:
+        out["display"] = display
+    return out
