@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine import encounters
@@ -65,14 +65,19 @@ class Intake:
         site: SiteProfile,
         clock: Clock,
         fhir_mapper: FhirMapper | None = None,
+        max_bytes: int = 1_048_576,
     ) -> None:
         self.sessions = sessions
         self.site = site
         self.clock = clock
         self.fhir_mapper = fhir_mapper
+        self.max_bytes = max_bytes
 
     # -- HL7 ------------------------------------------------------------------------------
     def hl7(self, raw: bytes, channel: str = "mllp") -> Receipt:
+        if len(raw) > self.max_bytes:
+            error = AckError(207, f"message exceeds the {self.max_bytes}-byte limit")
+            return self.refuse_raw(raw, channel, error)
         now = self.clock.now()
         msg, header, failure = self._read(raw)
         for attempt in range(3):
@@ -82,6 +87,12 @@ class Intake:
                 if attempt == 2:
                     raise
                 continue  # a concurrent twin won the insert: answer as a duplicate
+            except DataError as exc:
+                # A value the store cannot hold: keep the bytes, refuse the message (AE).
+                log.error("message refused by the store: %s", type(exc).__name__)
+                error = AckError(102, "a value in this message does not fit the store "
+                                      "(too long or out of range); kept for review")
+                return self.refuse_raw(raw, channel, error, code="AE", header=header)
             except SQLAlchemyError as exc:
                 log.error("storage unavailable; message not acknowledged: %s", type(exc).__name__)
                 error = AckError(207, "storage unavailable; message not stored, please resend")
@@ -90,10 +101,13 @@ class Intake:
         raise AssertionError("unreachable")
 
     def _hl7_once(self, raw, channel, msg, header, failure, now) -> Receipt:
-        sender = f"{header.sending_application}|{header.sending_facility}"
+        # An unreadable message has no trustworthy MSH-10: its salvaged id is echoed in the
+        # AR but never used to recognise duplicates.
+        keyed = failure is None and bool(header.control_id)
+        sender = f"{header.sending_application}|{header.sending_facility}" if keyed else ""
         try:
             with self.sessions() as session, session.begin():
-                if header.control_id:
+                if keyed:
                     twin = self._twin(session, sender, header.control_id)
                     if twin is not None:
                         twin.duplicates += 1
@@ -116,10 +130,11 @@ class Intake:
 
     @staticmethod
     def _new_row(raw: bytes, channel: str, header: Header, sender: str, now) -> InboundMessage:
+        keyed = bool(sender and header.control_id)
         return InboundMessage(
             channel=channel,
-            sender=sender if header.control_id else None,
-            control_id=header.control_id or None,
+            sender=sender if keyed else None,
+            control_id=header.control_id if keyed else None,
             received_at=now,
             raw=raw,
             outcome="pending",
@@ -137,7 +152,7 @@ class Intake:
 
     @staticmethod
     def _describe(row: InboundMessage, msg: Message | None, header: Header) -> None:
-        row.message_type = (msg.msh.value(9, 1) if msg else None) or None
+        row.message_type = (msg.msh.value(9, 1)[:20] if msg else None) or None
         row.trigger = header.trigger[:20] or None
         row.version = header.version[:20] or None
 
@@ -264,16 +279,18 @@ class Intake:
             row.encounter_id,
         )
 
-    def refuse_raw(self, raw: bytes, channel: str, error: AckError) -> Receipt:
-        """Keep input that never reached the parser (oversize, stray bytes) and answer AR."""
+    def refuse_raw(self, raw: bytes, channel: str, error: AckError, *, code: str = "AR",
+                   header: Header | None = None) -> Receipt:
+        """Keep input that could not take the normal path (oversize, stray bytes) and refuse it."""
         now = self.clock.now()
-        header = _salvage_header(decode(raw))
-        ack = self._ack("AR", header, now, error)
+        header = header or _salvage_header(decode(raw))
+        ack = self._ack(code, header, now, error)
         try:
             with self.sessions() as session, session.begin():
                 row = InboundMessage(
                     channel=channel, sender=None, control_id=None, received_at=now, raw=raw,
-                    outcome="rejected", reason=error.text, ack=ack, duplicates=0, attempts=1,
+                    outcome="rejected" if code == "AR" else "error", reason=error.text, ack=ack,
+                    duplicates=0, attempts=1,
                 )
                 session.add(row)
                 session.flush()
@@ -329,8 +346,7 @@ class Intake:
             msg = parse(text)
             return msg, header_of(msg), None
         except Hl7ParseError as exc:
-            code = 102 if text.startswith("MSH") else 100
-            return None, _salvage_header(text), Hl7Refusal("AR", AckError(code, str(exc)))
+            return None, _salvage_header(text), Hl7Refusal("AR", AckError(exc.code, str(exc)))
 
 
 class _Undo(Exception):

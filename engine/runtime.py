@@ -28,7 +28,8 @@ class Runtime:
         from engine.fhir.inbound import map_raw  # FHIR input mapping, for replays
 
         self.intake = Intake(
-            self.sessions, self.site, self.clock, fhir_mapper=self._mapper(map_raw)
+            self.sessions, self.site, self.clock, fhir_mapper=self._mapper(map_raw),
+            max_bytes=self.settings.mllp_max_message_bytes,
         )
 
     def _mapper(self, map_raw):

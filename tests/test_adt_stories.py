@@ -242,3 +242,9 @@ def test_every_status_history_is_consistent(runtime):
     assert [p.care_status for p in periods] == ["emergency", "inpatient"]
     assert periods[-1].end == utc(2026, 3, 5, 17, 0)
     assert [loc.unit for loc in locs] == ["ED", "4WEST"]
+
+
+def test_explicit_null_erases_the_expected_discharge_date(runtime):
+    runtime.intake.hl7(adt("A01", "202603021015", expected_discharge="20260305"))
+    runtime.intake.hl7(adt("A08", "202603031015", expected_discharge='""'))
+    assert encounter(runtime).expected_discharge_date is None

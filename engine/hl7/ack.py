@@ -1,19 +1,22 @@
-"""ACK/NACK messages: shaped once by hl7apy per version family, filled in per message.
+"""ACK/NACK messages: shaped once by hl7apy per version, filled in per message.
 
-Building an hl7apy Message per ACK costs ~2 ms; filling a template it produced costs
-microseconds, and tests parse our ACKs back with hl7apy to prove them well-formed.
+Building an hl7apy Message per ACK costs ~2 ms; filling a template it produced costs a few
+microseconds, and tests/test_hl7_ack.py parses our ACKs back with hl7apy, at every version,
+to prove them well-formed.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import cache
 from zoneinfo import ZoneInfo
 
+from hl7apy import SUPPORTED_LIBRARIES
 from hl7apy.core import Message as HlMessage
 
 ERROR_TEXT = {
@@ -32,15 +35,14 @@ ERROR_TEXT = {
     207: "Application internal error",
 }
 SUPPORTED_VERSIONS = frozenset(
-    "2.3 2.3.1 2.4 2.5 2.5.1 2.6 2.7 2.7.1 2.8 2.8.1 2.8.2".split()
+    ["2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1", "2.8", "2.8.1", "2.8.2"]
 )
 ACK_FALLBACK_VERSION = "2.5.1"
-_TOKENS = ("SNDAPP", "SNDFAC", "RCVAPP", "RCVFAC", "MSGTIME", "MSGTYPE", "CTRLID", "PROCID",
-           "ACKCODE", "REFID", "MSATEXT", "ERRLOC", "ERRCODE", "ERRTEXT", "ERRMSG")
-
-
-def _tok(name: str) -> str:
-    return f"QQ{name}QQ"
+# ERR-1 (ELD) carried the error until 2.5 added ERR-2..8; MSA-3 was withdrawn in 2.7.
+_ERR1_VERSIONS = frozenset(["2.3", "2.3.1", "2.4"])
+_NO_MSA3_VERSIONS = frozenset(["2.7", "2.7.1", "2.8", "2.8.1", "2.8.2"])
+_MSA3_MAX = 80  # ST(80) in 2.3 to 2.6
+_TOKEN = re.compile(r"QQ([A-Z]+)QQ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +57,12 @@ class AckError:
 
 @dataclass(frozen=True, slots=True)
 class Header:
-    """The MSH facts an ACK mirrors; fields are '' when the message did not carry them."""
+    """The MSH facts an ACK mirrors; fields are '' when the message did not carry them.
+
+    The four application/facility fields are the HD namespace (component 1), which is what
+    identifies a sender; `routing`, when known, keeps every decoded component of MSH-3..6 so
+    the ACK can mirror a full HD (`APP^1.2.3^ISO`).
+    """
 
     sending_application: str = ""
     sending_facility: str = ""
@@ -65,48 +72,81 @@ class Header:
     version: str = ""
     trigger: str = ""
     processing_id: str = "P"
+    routing: tuple[tuple[str, ...], ...] | None = None
 
 
-def _family(version: str) -> str:
-    """ERR changed shape in 2.5; 2.7+ only withdrew MSA-3, so it shares the 2.5.1 layout."""
-    return "2.3" if version in ("2.3", "2.3.1", "2.4") else "2.5.1"
+def escape(value: str, truncation: str = "") -> str:
+    """Escape HL7 delimiters (standard encoding characters) so a value cannot break the ACK.
+
+    A CR or LF would end the segment, so they become spaces. `truncation` is the 2.7+
+    truncation character when MSH-2 declares one.
+    """
+    if "\\" in value:
+        value = value.replace("\\", "\\E\\")
+    for char, seq in (("|", "\\F\\"), ("^", "\\S\\"), ("&", "\\T\\"), ("~", "\\R\\")):
+        if char in value:
+            value = value.replace(char, seq)
+    if truncation and truncation in value:
+        value = value.replace(truncation, "\\P\\")
+    if "\r" in value or "\n" in value:
+        value = value.replace("\r", " ").replace("\n", " ")
+    return value
 
 
-@lru_cache(maxsize=8)
-def _template(family: str, with_error: bool, msa_text: bool) -> str:
-    """Let hl7apy lay out MSH, MSA and ERR for this version family, with tokens as values."""
-    msg = HlMessage("ACK", version=family)
+def _text(value: str, truncation: str, limit: int | None = None) -> str:
+    """Free text for people: whitespace collapsed, cut to `limit` characters, escaped."""
+    value = " ".join(value.split())
+    if limit is not None and len(value) > limit:
+        value = value[: limit - 3] + "..."
+    return escape(value, truncation)
+
+
+def _hd(components: tuple[str, ...], truncation: str) -> str:
+    return "^".join(escape(c, truncation) for c in components).rstrip("^")
+
+
+def _library_version(version: str) -> str:
+    """The hl7apy library that lays out this version's ACK (hl7apy has no 2.7.1)."""
+    if version in SUPPORTED_LIBRARIES:
+        return version
+    return "2.7" if version == "2.7.1" else ACK_FALLBACK_VERSION
+
+
+@cache
+def _template(version: str, with_error: bool, msa_text: bool) -> tuple[tuple[str, ...], str]:
+    """Let hl7apy lay out MSH and MSA for this version, with tokens as values.
+
+    Returned as alternating literal text and token names, so filling it is one join and a
+    value can never be mistaken for a token; and the truncation character hl7apy declares
+    in MSH-2 for 2.7+ (`#`), which values must then escape as \\P\\.
+    """
+    msg = HlMessage("ACK", version=_library_version(version))
     msh = msg.msh
-    msh.msh_3 = _tok("SNDAPP")
-    msh.msh_4 = _tok("SNDFAC")
-    msh.msh_5 = _tok("RCVAPP")
-    msh.msh_6 = _tok("RCVFAC")
-    msh.msh_7 = _tok("MSGTIME")
-    msh.msh_9 = _tok("MSGTYPE")
-    msh.msh_10 = _tok("CTRLID")
-    msh.msh_11 = _tok("PROCID")
-    msg.msa.msa_1 = _tok("ACKCODE")
-    msg.msa.msa_2 = _tok("REFID")
+    msh.msh_3 = "QQSNDAPPQQ"
+    msh.msh_4 = "QQSNDFACQQ"
+    msh.msh_5 = "QQRCVAPPQQ"
+    msh.msh_6 = "QQRCVFACQQ"
+    msh.msh_7 = "QQMSGTIMEQQ"
+    msh.msh_9 = "QQMSGTYPEQQ"
+    msh.msh_10 = "QQCTRLIDQQ"
+    msh.msh_11 = "QQPROCIDQQ"
+    msh.msh_12 = "QQVERSIONQQ"
+    msg.msa.msa_1 = "QQACKCODEQQ"
+    msg.msa.msa_2 = "QQREFIDQQ"
     if msa_text:
-        msg.msa.msa_3 = _tok("MSATEXT")
+        msg.msa.msa_3 = "QQMSATEXTQQ"
+    er7 = msg.to_er7()
     if with_error:
-        err = msg.add_segment("ERR")
-        if family == "2.3":
-            err.err_1 = f"{_tok('ERRLOC')}^{_tok('ERRCODE')}&{_tok('ERRTEXT')}&HL70357"
+        # ERR is laid out by position here: hl7apy's 2.8 library has no ERR-1 (withdrawn),
+        # and its writer then shifts every ERR field one place left (ERR-2 lands in ERR-1).
+        if version in _ERR1_VERSIONS:
+            # ERR-1 ELD: segment id ^ sequence ^ field position ^ code&text&table (CE)
+            er7 += "\rERR|QQERRSEGQQ^QQERRSEQQQ^QQERRFLDQQ^QQERRCODEQQ&QQERRTEXTQQ&HL70357"
         else:
-            err.err_2 = _tok("ERRLOC")
-            err.err_3 = f"{_tok('ERRCODE')}^{_tok('ERRTEXT')}^HL70357"
-            err.err_4 = "E"
-            err.err_8 = _tok("ERRMSG")
-    return msg.to_er7()
-
-
-def escape(value: str) -> str:
-    """Escape HL7 delimiters in free text so a reason can never break the ACK's structure."""
-    value = value.replace("\\", "\\E\\")
-    value = value.replace("|", "\\F\\").replace("^", "\\S\\")
-    value = value.replace("&", "\\T\\").replace("~", "\\R\\")
-    return " ".join(value.split())
+            # ERR-2 location, ERR-3 HL7 error code (CWE), ERR-4 severity, ERR-8 user message
+            er7 += "\rERR||QQERRLOCQQ|QQERRCODEQQ^QQERRTEXTQQ^HL70357|E||||QQERRMSGQQ"
+    truncation = er7[8] if er7[8] != "|" else ""
+    return tuple(_TOKEN.split(er7)), truncation
 
 
 _counter = itertools.count(1)
@@ -130,44 +170,54 @@ def build_ack(
 ) -> str:
     """An ER7 ACK (segments joined by \\r) answering `header` with AA, AE or AR."""
     version = header.version if header.version in SUPPORTED_VERSIONS else ACK_FALLBACK_VERSION
-    family = _family(version)
-    msa_text = error is not None and not version.startswith(("2.7", "2.8"))
-    template = _template(family, error is not None, msa_text)
+    msa_text = error is not None and version not in _NO_MSA3_VERSIONS
+    template, trunc = _template(version, error is not None, msa_text)
     trigger = header.trigger if header.trigger.isalnum() else ""
     if not trigger:
         msg_type = "ACK"
     elif version == "2.3":
-        msg_type = f"ACK^{trigger}"
+        msg_type = f"ACK^{trigger}"  # MSG-3 (message structure) arrived in 2.3.1
     else:
         msg_type = f"ACK^{trigger}^ACK"
+    routing = header.routing
+    if routing is not None and len(routing) == 4 and any(routing[2:]):
+        sender_app, sender_fac = _hd(routing[2], trunc), _hd(routing[3], trunc)
+    else:
+        sender_app = escape(header.receiving_application, trunc)
+        sender_fac = escape(header.receiving_facility, trunc)
+    if routing is not None and len(routing) == 4:
+        receiver_app, receiver_fac = _hd(routing[0], trunc), _hd(routing[1], trunc)
+    else:
+        receiver_app = escape(header.sending_application, trunc)
+        receiver_fac = escape(header.sending_facility, trunc)
     values = {
-        "SNDAPP": escape(header.receiving_application or our_application),
-        "SNDFAC": escape(header.receiving_facility or our_facility),
-        "RCVAPP": escape(header.sending_application),
-        "RCVFAC": escape(header.sending_facility),
+        "SNDAPP": sender_app or escape(our_application, trunc),
+        "SNDFAC": sender_fac or escape(our_facility, trunc),
+        "RCVAPP": receiver_app,
+        "RCVFAC": receiver_fac,
         "MSGTIME": now.astimezone(zone).strftime("%Y%m%d%H%M%S%z"),
         "MSGTYPE": msg_type,
         "CTRLID": _ack_control_id(),
-        "PROCID": escape(header.processing_id or "P"),
+        "PROCID": escape(header.processing_id or "P", trunc),
+        "VERSION": version,
         "ACKCODE": code,
-        "REFID": escape(header.control_id),
-        "MSATEXT": escape(error.text) if error else "",
+        "REFID": escape(header.control_id, trunc),
     }
     if error is not None:
-        loc = ""
-        if error.segment:
-            loc = f"{error.segment}^1^{error.field}" if error.field else error.segment
+        segment = error.segment if error.segment and error.segment.isalnum() else ""
+        position = str(error.field) if segment and error.field else ""
         values.update(
-            ERRLOC=loc,
+            MSATEXT=_text(error.text, trunc, _MSA3_MAX),
+            ERRSEG=segment,
+            ERRSEQ="1" if segment else "",
+            ERRFLD=position,
+            ERRLOC=f"{segment}^1^{position}".rstrip("^") if segment else "",
             ERRCODE=str(error.code),
-            ERRTEXT=escape(ERROR_TEXT.get(error.code, "Application error")),
-            ERRMSG=escape(error.text),
+            ERRTEXT=_text(ERROR_TEXT.get(error.code, "Application error"), trunc),
+            ERRMSG=_text(error.text, trunc),
         )
-    out = template
-    for key in _TOKENS:
-        if key in values:
-            out = out.replace(_tok(key), values[key])
-    # hl7apy writes the version it was built with; mirror the sender's.
-    if family != version:
-        out = out.replace(f"|{family}\r", f"|{version}\r", 1)
-    return "\r".join(seg.rstrip("|") for seg in out.split("\r"))
+    out = list(template)
+    for i in range(1, len(out), 2):
+        out[i] = values[out[i]]
+    # Empty trailing fields are dropped, as HL7's encoding rules ask.
+    return "\r".join(seg.rstrip("|") for seg in "".join(out).split("\r"))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from engine.events import (
     PATIENT_ONLY,
@@ -19,6 +20,39 @@ from engine.hl7.ack import SUPPORTED_VERSIONS, AckError, Header
 from engine.hl7.message import Message, Segment
 from engine.hl7.timestamps import Hl7TimestampError, parse_date, parse_dtm
 from engine.site import SiteProfile
+from engine.storage.models import Diagnosis, Encounter, InboundMessage, Patient, PatientIdentifier
+
+
+def _width(column) -> int:
+    return column.type.length
+
+
+# What the store can hold. A value that does not fit would fail its insert on every retry
+# ("storage unavailable"), stalling the sender's queue behind it; instead free text is cut
+# to fit and identifiers or codes that do not fit are refused (AE), kept for replay.
+CONTROL_ID_MAX = min(199, _width(InboundMessage.control_id))  # MSH-10 is ST(199) from 2.6
+SENDER_PART_MAX = (_width(InboundMessage.sender) - 1) // 2  # "application|facility"
+_ID_VALUE = min(_width(PatientIdentifier.value), _width(Encounter.visit_number))
+_ID_SYSTEM = min(_width(PatientIdentifier.system), _width(Encounter.visit_system))
+_ID_TYPE = _width(PatientIdentifier.type_code)
+_NAME = _width(Patient.family)
+_SEX = _width(Patient.sex)
+_PLACE = _width(Encounter.unit)
+_CLASS = _width(Encounter.patient_class)
+_TYPE = _width(Encounter.patient_type)
+_ATTENDING_ID = _width(Encounter.attending_id)
+_ATTENDING_NAME = _width(Encounter.attending_name)
+_SERVICE = _width(Encounter.hospital_service)
+_SHORT_CODE = _width(Encounter.admission_type)  # admission type, admit source, disposition
+_DX_CODE = _width(Diagnosis.code)
+_DX_SYSTEM = _width(Diagnosis.system)
+_DX_TYPE = _width(Diagnosis.diagnosis_type)
+_DX_TEXT = _width(Diagnosis.display)
+_DRG = _width(Encounter.working_drg)
+_DRG_TEXT = _width(Encounter.working_drg_text)
+_PLAN = _width(Encounter.payer_plan)
+_PAYER = _width(Encounter.payer_name)
+_AUTH = _width(Encounter.authorization)
 
 
 class Hl7Refusal(Exception):
@@ -31,17 +65,26 @@ class Hl7Refusal(Exception):
 
 
 def header_of(msg: Message) -> Header:
+    """The MSH facts routing, deduplication and the ACK need."""
     msh = msg.msh
+    value = msh.value
+    routing = (tuple(msh.parts(3)), tuple(msh.parts(4)), tuple(msh.parts(5)), tuple(msh.parts(6)))
     return Header(
-        sending_application=msh.value(3),
-        sending_facility=msh.value(4),
-        receiving_application=msh.value(5),
-        receiving_facility=msh.value(6),
-        control_id=msh.value(10),
-        version=msh.value(12),
-        trigger=msh.value(9, 2) or _evn_trigger(msg),
-        processing_id=msh.value(11),
+        sending_application=routing[0][0][:SENDER_PART_MAX] if routing[0] else "",
+        sending_facility=routing[1][0][:SENDER_PART_MAX] if routing[1] else "",
+        receiving_application=routing[2][0] if routing[2] else "",
+        receiving_facility=routing[3][0] if routing[3] else "",
+        control_id=value(10)[:CONTROL_ID_MAX],
+        version=value(12),
+        trigger=value(9, 2) or _evn_trigger(msg),
+        processing_id=value(11),
+        routing=routing,
     )
+
+
+def _at(parts: list[str], k: int) -> str:
+    """Component k (1-based) of a `Segment.parts` list, '' when absent."""
+    return parts[k - 1] if k <= len(parts) else ""
 
 
 def _evn_trigger(msg: Message) -> str:
@@ -53,6 +96,12 @@ def check_envelope(msg: Message, header: Header, site: SiteProfile) -> None:
     """Refuse (AR) what is not for us: wrong version, wrong type, wrong receiver, no id."""
     if not header.control_id:
         raise Hl7Refusal("AR", AckError(101, "MSH-10 message control id is empty", "MSH", 10))
+    msh = msg.msh
+    for n, limit in ((10, CONTROL_ID_MAX), (3, SENDER_PART_MAX), (4, SENDER_PART_MAX)):
+        if len(msh.value(n)) > limit:
+            raise Hl7Refusal(
+                "AR", AckError(102, f"MSH-{n} is longer than {limit} characters", "MSH", n)
+            )
     if header.version not in SUPPORTED_VERSIONS:
         raise Hl7Refusal(
             "AR",
@@ -86,32 +135,50 @@ def check_envelope(msg: Message, header: Header, site: SiteProfile) -> None:
         )
 
 
-def event_time(msg: Message, site: SiteProfile) -> datetime:
-    """When it happened: EVN-6 occurred, else EVN-2 recorded, else MSH-7."""
+def event_time(msg: Message, site: SiteProfile, zone: ZoneInfo | None = None) -> datetime:
+    """When it happened: EVN-6 occurred, else EVN-2 recorded, else MSH-7.
+
+    Every one of them that is sent must be a valid timestamp (a malformed EVN-2 is an AE
+    even when EVN-6 is fine): a feed that garbles one time cannot be trusted with another.
+    """
+    zone = zone or site.zone
     evn = msg.segment("EVN")
-    candidates = []
+    sent = _dtm(msg.msh, 7, zone)
     if evn is not None:
-        candidates += [(evn, 6), (evn, 2)]
-    candidates.append((msg.msh, 7))
-    for seg, n in candidates:
-        raw = seg.value(n)
-        if raw:
-            when = _dtm(seg, n, site)
-            if when is not None:
-                return when
-    raise EventError("no event time: EVN-6, EVN-2 and MSH-7 are all empty")
+        recorded = _dtm(evn, 2, zone)
+        sent = _dtm(evn, 6, zone) or recorded or sent
+    if sent is None:
+        raise EventError("no event time: EVN-6, EVN-2 and MSH-7 are all empty")
+    return sent
 
 
-def _dtm(seg: Segment, n: int, site: SiteProfile, component: int = 1) -> datetime | None:
+# Event, admit and discharge times outside these years are typing errors or test data;
+# accepted, they would stretch midnight counts and clocks over centuries.
+PLAUSIBLE_YEARS = range(1900, 2200)
+
+
+def _dtm(seg: Segment, n: int, zone: ZoneInfo) -> datetime | None:
+    """A TS/DTM field (first component); empty or the HL7 null '""' gives None."""
+    text = seg.value(n)
+    if not text or text == '""':
+        return None
     try:
-        return parse_dtm(seg.value(n, component), site.zone)
+        when = parse_dtm(text, zone)
     except Hl7TimestampError as exc:
         raise Hl7Refusal("AE", AckError(102, f"{seg.name}-{n}: {exc}", seg.name, n)) from exc
+    if when is not None and when.year not in PLAUSIBLE_YEARS:
+        raise Hl7Refusal("AE", AckError(
+            102, f"{seg.name}-{n}: {text!r} is outside {PLAUSIBLE_YEARS.start}-"
+            f"{PLAUSIBLE_YEARS.stop - 1}", seg.name, n))
+    return when
 
 
-def _date(seg: Segment, n: int):
+def _date(seg: Segment, n: int) -> date | None:
+    text = seg.value(n)
+    if not text or text == '""':
+        return None
     try:
-        return parse_date(seg.value(n))
+        return parse_date(text)
     except Hl7TimestampError as exc:
         raise Hl7Refusal("AE", AckError(102, f"{seg.name}-{n}: {exc}", seg.name, n)) from exc
 
@@ -120,14 +187,34 @@ def _opt(text: str) -> str | None:
     return text if text and text != '""' else None
 
 
+def _code(text: str, limit: int, seg: Segment, n: int) -> str | None:
+    """A coded or identifying value: refused (AE) when it is too long to keep."""
+    if len(text) > limit:
+        raise Hl7Refusal("AE", AckError(
+            102, f"{seg.name}-{n} is {len(text)} characters long; at most {limit} are accepted",
+            seg.name, n))
+    return text if text and text != '""' else None
+
+
+def _clip(text: str, limit: int) -> str | None:
+    """Free text: cut to what the store keeps."""
+    return text[:limit] if text and text != '""' else None
+
+
 def _identifiers(seg: Segment, n: int) -> list[Identifier]:
+    """CX repetitions with a value; the authority is CX-4.1, else CX-4.2 (a bare OID)."""
     out = []
     for rep in range(len(seg.repetitions(n))):
-        value = seg.value(n, 1, rep)
-        if not value:
+        parts = seg.parts(n, rep)
+        value = parts[0] if parts else ""
+        if not value or value == '""':
             continue
-        system = seg.value(n, 4, rep) or seg.value(n, 4, rep, sub=2)
-        out.append(Identifier(system=system, value=value, type_code=_opt(seg.value(n, 5, rep))))
+        system = _at(parts, 4) or seg.value(n, 4, rep, sub=2)
+        _code(value, _ID_VALUE, seg, n)
+        _code(system, _ID_SYSTEM, seg, n)
+        out.append(
+            Identifier(system=system, value=value, type_code=_code(_at(parts, 5), _ID_TYPE, seg, n))
+        )
     return out
 
 
@@ -160,34 +247,38 @@ def _patient(msg: Message, site: SiteProfile) -> PatientData:
             ),
         )
     address = None
-    if pid.value(11):
-        keys = ("line", "line2", "city", "state", "postal_code", "country")
-        address = {k: v for i, k in enumerate(keys, 1) if (v := pid.value(11, i))}
+    if parts := pid.parts(11):
+        address = {k: v for k, v in zip(_ADDRESS, parts, strict=False) if v and v != '""'}
+    name = pid.parts(5)
     return PatientData(
         identifiers=ids,
         mrn=mrn,
-        family=_opt(pid.value(5, 1)),
-        given=_opt(pid.value(5, 2)),
-        middle=_opt(pid.value(5, 3)),
+        family=_clip(_at(name, 1), _NAME),
+        given=_clip(_at(name, 2), _NAME),
+        middle=_clip(_at(name, 3), _NAME),
         birth_date=_date(pid, 7),
-        sex=_opt(pid.value(8)),
+        sex=_code(pid.value(8), _SEX, pid, 8),
         address=address,
     )
 
 
+_ADDRESS = ("line", "line2", "city", "state", "postal_code", "country")
+
+
 def _location(seg: Segment, n: int) -> Location | None:
-    if not seg.raw(n):
+    parts = seg.parts(n)
+    if not parts:
         return None
     loc = Location(
-        unit=_opt(seg.value(n, 1)),
-        room=_opt(seg.value(n, 2)),
-        bed=_opt(seg.value(n, 3)),
-        facility=_opt(seg.value(n, 4)),
+        unit=_code(parts[0], _PLACE, seg, n),
+        room=_code(_at(parts, 2), _PLACE, seg, n),
+        bed=_code(_at(parts, 3), _PLACE, seg, n),
+        facility=_code(_at(parts, 4), _PLACE, seg, n),
     )
     return None if loc.is_empty() else loc
 
 
-def _visit(msg: Message, trigger: str, site: SiteProfile) -> VisitData:
+def _visit(msg: Message, trigger: str, site: SiteProfile, zone: ZoneInfo) -> VisitData:
     pv1 = msg.segment("PV1")
     if pv1 is None:
         raise Hl7Refusal("AE", AckError(100, f"PV1 segment is required for {trigger}", "PV1"))
@@ -198,8 +289,8 @@ def _visit(msg: Message, trigger: str, site: SiteProfile) -> VisitData:
         )
     visit_number = visit_ids[0]
     visit_number.system = visit_number.system or site.visit_number_authority
-    patient_class = _opt(pv1.value(2))
-    patient_type = _opt(pv1.value(18))
+    patient_class = _code(pv1.value(2), _CLASS, pv1, 2)
+    patient_type = _code(pv1.value(18), _TYPE, pv1, 18)
     care_status = None
     if patient_class or patient_type:
         care_status = site.status_for(patient_class, patient_type)
@@ -215,21 +306,34 @@ def _visit(msg: Message, trigger: str, site: SiteProfile) -> VisitData:
                 ),
             )
     pv2 = msg.segment("PV2")
+    attending = pv1.parts(7)
+    # HL7 '""' means "erase this value", unlike an empty field ("not sent").
+    nulled = {
+        "attending_id": pv1.raw(7) == '""',
+        "hospital_service": pv1.raw(10) == '""',
+        "admit_source": pv1.raw(14) == '""',
+        "discharge_disposition": pv1.raw(36) == '""',
+        "expected_discharge_date": pv2 is not None and pv2.raw(9) == '""',
+    }
     return VisitData(
+        cleared=frozenset(name for name, erased in nulled.items() if erased),
         visit_number=visit_number,
         patient_class=patient_class,
         patient_type=patient_type,
         care_status=care_status,
         location=_location(pv1, 3),
         prior_location=_location(pv1, 6),
-        attending_id=_opt(pv1.value(7, 1)),
-        attending_name=_opt(" ".join(p for p in (pv1.value(7, 3), pv1.value(7, 2)) if p)),
-        hospital_service=_opt(pv1.value(10)),
-        admission_type=_opt(pv1.value(4)),
-        admit_source=_opt(pv1.value(14)),
-        admit_time=_dtm(pv1, 44, site),
-        discharge_time=_dtm(pv1, 45, site),
-        discharge_disposition=_opt(pv1.value(36)),
+        attending_id=_code(_at(attending, 1), _ATTENDING_ID, pv1, 7),
+        attending_name=_clip(
+            " ".join(p for p in (_at(attending, 3), _at(attending, 2)) if p and p != '""'),
+            _ATTENDING_NAME,
+        ),
+        hospital_service=_code(pv1.value(10), _SERVICE, pv1, 10),
+        admission_type=_code(pv1.value(4), _SHORT_CODE, pv1, 4),
+        admit_source=_code(pv1.value(14), _SHORT_CODE, pv1, 14),
+        admit_time=_dtm(pv1, 44, zone),
+        discharge_time=_dtm(pv1, 45, zone),
+        discharge_disposition=_code(pv1.value(36), _SHORT_CODE, pv1, 36),
         expected_discharge_date=_date(pv2, 9) if pv2 is not None else None,
     )
 
@@ -240,16 +344,17 @@ def _diagnoses(msg: Message) -> list[DiagnosisData] | None:
         return None
     out = []
     for i, dg1 in enumerate(segs, 1):
-        code = dg1.value(3, 1)
-        if not code:
+        diagnosis = dg1.parts(3)
+        code = _code(_at(diagnosis, 1), _DX_CODE, dg1, 3)
+        if code is None:
             continue
         seq = dg1.value(1)
         out.append(
             DiagnosisData(
                 code=code,
-                system=_opt(dg1.value(3, 3)),
-                display=_opt(dg1.value(3, 2)) or _opt(dg1.value(4)),
-                diagnosis_type=_opt(dg1.value(6)),
+                system=_code(_at(diagnosis, 3), _DX_SYSTEM, dg1, 3),
+                display=_clip(_opt(_at(diagnosis, 2)) or dg1.value(4), _DX_TEXT),
+                diagnosis_type=_code(dg1.value(6), _DX_TYPE, dg1, 6),
                 sequence=int(seq) if seq.isdigit() else i,
             )
         )
@@ -260,33 +365,36 @@ def _coverage(msg: Message, site: SiteProfile) -> CoverageData | None:
     in1 = msg.segment("IN1")
     if in1 is None:
         return None
-    plan = _opt(in1.value(2, 1))
+    plan = _code(in1.value(2, 1), _PLAN, in1, 2)
     return CoverageData(
         plan_code=plan,
-        payer_name=_opt(in1.value(4, 1)),
+        payer_name=_clip(in1.value(4, 1), _PAYER),
         payer_class=site.payer_class_for(plan),
-        authorization=_opt(in1.value(14, 1)),
+        authorization=_code(in1.value(14, 1), _AUTH, in1, 14),
     )
 
 
 def to_event(msg: Message, header: Header, site: SiteProfile) -> AdtEvent:
     """Read an accepted ADT message into an AdtEvent, or refuse it with AE and a reason."""
     trigger = header.trigger
+    zone = site.zone
     try:
-        when = event_time(msg, site)
+        when = event_time(msg, site, zone)
     except EventError as exc:
         raise Hl7Refusal("AE", AckError(101, str(exc), "EVN", 2)) from exc
     patient = _patient(msg, site)
-    visit = None if trigger in PATIENT_ONLY else _visit(msg, trigger, site)
+    visit = None if trigger in PATIENT_ONLY else _visit(msg, trigger, site, zone)
     drg = None
     drg_seg = msg.segment("DRG")
-    if drg_seg is not None and drg_seg.value(1):
-        drg = (drg_seg.value(1, 1), _opt(drg_seg.value(1, 2)))
+    if drg_seg is not None:
+        drg_parts = drg_seg.parts(1)
+        if _code(_at(drg_parts, 1), _DRG, drg_seg, 1):
+            drg = (drg_parts[0], _clip(_at(drg_parts, 2), _DRG_TEXT))
     prior_patient: list[Identifier] = []
     prior_visit = None
     if trigger == "A40":
         mrg = msg.segment("MRG")
-        if mrg is None or not mrg.value(1):
+        if mrg is None or not _identifiers(mrg, 1):
             raise Hl7Refusal(
                 "AE", AckError(101, "A40 needs MRG-1 with the prior patient identifier", "MRG", 1)
             )

@@ -9,6 +9,7 @@ SB = b"\x0b"
 EB = b"\x1c"
 CR = b"\r"
 END = EB + CR
+HEAD_BYTES = 4096  # how much of an oversize frame is kept for the quarantine
 
 
 class FrameTooLarge(Exception):
@@ -21,55 +22,77 @@ class FrameTooLarge(Exception):
 class FrameReader:
     """Incremental MLLP decoder: feed it reads, take whole frames out.
 
-    Frames may be split across reads and several may arrive in one read. Bytes outside
-    frames are kept in `stray` so the caller can quarantine them.
+    Frames may be split across reads and several may arrive in one read. A frame larger
+    than `max_bytes` is skipped as it streams in (memory stays bounded) and reported as
+    FrameTooLarge with its first 4 KB. Bytes outside frames, and a frame the sender
+    abandoned by starting another, are kept in `stray` so the caller can quarantine them.
     """
 
     max_bytes: int
     _buf: bytearray = field(default_factory=bytearray)
+    _scan: int = 0  # an open frame has no end marker before this offset
     _skipping: bool = False
     _head: bytes = b""
     stray: bytearray = field(default_factory=bytearray)
 
     @property
     def partial(self) -> bool:
+        """True while a frame has begun and not ended."""
         return bool(self._buf) or self._skipping
 
+    def abandon(self) -> bytes:
+        """The frame in progress (without its start byte, at most the 4 KB head of an
+        oversize one), forgotten: the sender stopped before its end."""
+        data = self._head if self._skipping else bytes(self._buf[1:])
+        self._buf.clear()
+        self._skipping = False
+        self._scan = 0
+        return data
+
     def feed(self, data: bytes) -> list[bytes | FrameTooLarge]:
-        self._buf += data
+        buf = self._buf
+        buf += data
         out: list[bytes | FrameTooLarge] = []
-        while self._buf:
+        while buf:
             if self._skipping:
-                end = self._buf.find(END)
+                end = buf.find(END)
                 if end == -1:
-                    # keep the last byte: it may be the 0x1C of a split end marker
-                    del self._buf[:-1]
+                    del buf[:-1]  # the last byte may be the 0x1C of a split end marker
                     break
-                del self._buf[: end + 2]
+                del buf[: end + 2]
                 self._skipping = False
                 out.append(FrameTooLarge(self._head))
                 continue
-            start = self._buf.find(SB)
-            if start == -1:
-                self.stray += self._buf
-                self._buf.clear()
-                break
-            if start:
-                self.stray += self._buf[:start]
-                del self._buf[:start]
-            end = self._buf.find(END, 1)
+            if buf[0] != SB[0]:
+                start = buf.find(SB)
+                if start == -1:
+                    self.stray += buf
+                    buf.clear()
+                    break
+                self.stray += buf[:start]
+                del buf[:start]
+                self._scan = 0
+            end = buf.find(END, max(1, self._scan))
             if end == -1:
-                if len(self._buf) - 1 > self.max_bytes:
-                    self._head = bytes(self._buf[1:4096])
+                if len(buf) - 1 > self.max_bytes:
+                    self._head = bytes(buf[1 : HEAD_BYTES + 1])
                     self._skipping = True
-                    del self._buf[:-1]
+                    self._scan = 0
+                    del buf[:-1]
+                else:
+                    self._scan = max(1, len(buf) - 1)
                 break
-            frame = bytes(self._buf[1:end])
-            del self._buf[: end + 2]
-            if len(frame) > self.max_bytes:
-                out.append(FrameTooLarge(frame[:4096]))
+            restart = buf.rfind(SB, 1, end)
+            if restart != -1:
+                self.stray += buf[:restart]
+                del buf[:restart]
+                end -= restart
+            self._scan = 0
+            if end - 1 > self.max_bytes:
+                out.append(FrameTooLarge(bytes(buf[1 : HEAD_BYTES + 1])))
             else:
-                out.append(frame)
+                out.append(bytes(buf[1:end]))
+            del buf[: end + 2]
         return out
 
 
@@ -80,14 +103,27 @@ def frame(message: bytes | str) -> bytes:
 
 
 _MSH_START = re.compile(rb"(?:^|[\r\n])(?=MSH)")
+_BOM = b"\xef\xbb\xbf"
 
 
 def split_file(data: bytes) -> list[bytes]:
-    """Messages in an HL7 file: MLLP-framed or not, \\r or \\n separated, one or many."""
+    """Messages in an HL7 file: MLLP-framed or not, CR or LF separated, one or many.
+
+    Each message keeps its bytes as in the file, less the line breaks around it (the reader
+    accepts any line ending). What is neither a message nor whitespace is returned too, so
+    the intake can refuse and keep it rather than lose it silently.
+    """
+    if data.startswith(_BOM):
+        data = data[len(_BOM) :]
     if SB in data:
         reader = FrameReader(max_bytes=len(data) + 1)
-        frames = [f for f in reader.feed(data) if isinstance(f, bytes)]
-        return [f for f in frames if f.strip()]
+        chunks = [f for f in reader.feed(data) if isinstance(f, bytes) and f.strip()]
+        last = reader.abandon()  # a last frame without its end marker
+        if last.strip():
+            chunks.append(last)
+        if reader.stray.strip(b"\r\n \t\x00"):
+            chunks.append(bytes(reader.stray))
+        return chunks
     starts = [m.start() for m in _MSH_START.finditer(data)]
     if not starts:
         return [data] if data.strip() else []
@@ -98,5 +134,5 @@ def split_file(data: bytes) -> list[bytes]:
         end = starts[i + 1] if i + 1 < len(starts) else len(data)
         chunk = data[s:end].strip(b"\r\n \t")
         if chunk:
-            chunks.append(chunk.replace(b"\r\n", b"\r").replace(b"\n", b"\r"))
+            chunks.append(chunk)
     return chunks

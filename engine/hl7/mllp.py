@@ -12,9 +12,19 @@ from engine.hl7.framing import FrameReader, FrameTooLarge, frame
 from engine.intake import Intake
 
 log = logging.getLogger("engine.mllp")
+_READ_BYTES = 65536
+_BLANK = b"\r\n \t\x00"
 
 
 class MllpServer:
+    """Stateless MLLP listener in front of the intake.
+
+    Each frame is stored and answered before the next is read from that connection, so
+    ACKs come back in order. A frame must arrive whole within `frame_timeout` seconds of
+    its first byte (a sender trickling bytes cannot hold a connection forever); a
+    connection with no frame in progress is closed after `idle_timeout` seconds.
+    """
+
     def __init__(
         self,
         intake: Intake,
@@ -34,7 +44,7 @@ class MllpServer:
         self._stopping = asyncio.Event()
 
     async def start(self, host: str, port: int) -> int:
-        self._server = await asyncio.start_server(self._serve, host, port, limit=2**16)
+        self._server = await asyncio.start_server(self._serve, host, port, limit=_READ_BYTES)
         sock = self._server.sockets[0]
         return sock.getsockname()[1]
 
@@ -59,53 +69,96 @@ class MllpServer:
         peer = writer.get_extra_info("peername")
         frames = FrameReader(self.max_bytes)
         loop = asyncio.get_running_loop()
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        frame_deadline: float | None = None
+        cut_off = ""  # why a frame in progress was never finished, when it matters
         try:
             while not self._stopping.is_set():
-                timeout = self.frame_timeout if frames.partial else self.idle_timeout
-                read = asyncio.ensure_future(reader.read(65536))
-                stop = asyncio.ensure_future(self._stopping.wait())
+                if frames.partial:
+                    if frame_deadline is None:
+                        frame_deadline = loop.time() + self.frame_timeout
+                    timeout = frame_deadline - loop.time()
+                else:
+                    frame_deadline = None
+                    timeout = self.idle_timeout
+                read = asyncio.ensure_future(reader.read(_READ_BYTES))
                 done, _ = await asyncio.wait(
-                    {read, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                    {read, stopping}, timeout=max(timeout, 0), return_when=asyncio.FIRST_COMPLETED
                 )
                 if read not in done:
                     read.cancel()
-                    stop.cancel()
                     if not done:
-                        log.info("closing idle or stalled MLLP connection from %s", peer)
+                        what = "stalled mid-frame" if frames.partial else "idle"
+                        log.info("closing %s MLLP connection from %s", what, peer)
+                        cut_off = f"no end block within {self.frame_timeout:g} s"
                     break
-                stop.cancel()
                 data = read.result()
                 if not data:
+                    cut_off = "the sender closed the connection before the end block"
                     break
-                for item in frames.feed(data):
+                items = frames.feed(data)
+                # Stray bytes came before the frame that follows them: keep them first.
+                if await self._keep_stray(frames, loop, final=bool(items) or frames.partial):
+                    log.info("closing MLLP connection from %s: it does not speak MLLP", peer)
+                    break
+                for item in items:
                     if isinstance(item, FrameTooLarge):
                         ack = await loop.run_in_executor(self.executor, self._oversize, item.head)
                     else:
                         receipt = await loop.run_in_executor(self.executor, self.intake.hl7, item)
                         ack = receipt.ack
-                    writer.write(frame(ack))
-                    await writer.drain()
-                if frames.stray.strip(b"\r\n \t\x00"):
-                    stray = bytes(frames.stray[: self.max_bytes])
-                    frames.stray.clear()
-                    await loop.run_in_executor(self.executor, self._stray, stray)
-                else:
-                    frames.stray.clear()
+                    if ack:
+                        writer.write(frame(ack))
+                        await writer.drain()
+                if items or not frames.partial:
+                    frame_deadline = None  # the frame in progress, if any, began in this read
         except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+            cut_off = "the connection broke before the end block"
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - one bad connection must not take the listener down
             log.exception("MLLP connection from %s failed", peer)
         finally:
+            stopping.cancel()
+            with contextlib.suppress(Exception):
+                await self._keep_stray(frames, loop, final=True)
+                if cut_off and frames.partial:
+                    # Unacknowledged, so the sender should resend; kept as evidence of a
+                    # sender that breaks frames. Not on shutdown: that cut is ours.
+                    partial = frames.abandon()
+                    await loop.run_in_executor(self.executor, self._incomplete, partial, cut_off)
             self._connections.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
+    async def _keep_stray(
+        self, frames: FrameReader, loop: asyncio.AbstractEventLoop, *, final: bool
+    ) -> bool:
+        """Quarantine bytes sent outside frames as one input once they are whole (`final`:
+        a frame began after them, or the connection ends) or reach the size limit.
+
+        Returns True when they reached the limit: such a peer does not speak MLLP.
+        """
+        stray = frames.stray
+        if not stray:
+            return False
+        if not stray.strip(_BLANK):
+            stray.clear()
+            return False
+        over = len(stray) >= self.max_bytes
+        if final or over:
+            data = bytes(stray[: self.max_bytes])
+            stray.clear()
+            await loop.run_in_executor(self.executor, self._stray, data)
+        return over
+
     def _oversize(self, head: bytes) -> str:
         error = AckError(207, f"message exceeds the {self.max_bytes}-byte limit; first 4 KB kept")
         return self.intake.refuse_raw(head, "mllp", error).ack
+
+    def _incomplete(self, data: bytes, why: str) -> None:
+        self.intake.refuse_raw(data, "mllp", AckError(100, f"incomplete MLLP frame: {why}"))
 
     def _stray(self, data: bytes) -> None:
         error = AckError(100, "bytes outside an MLLP frame (no 0x0B start block)")

@@ -1,0 +1,242 @@
+"""The ruleset file format, as pydantic models: what clinical informaticists write in YAML.
+
+The JSON Schema shipped in rulesets/ruleset.schema.json is generated from these models
+(`engine rules schema`), so editors validate files as people type.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Scalar = str | int | float | bool
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Comparison(_Strict):
+    """A fact compared with a value: exactly one operator besides `fact`."""
+
+    fact: str = Field(description="A fact from the catalogue (`engine rules facts`).")
+    equals: Scalar | None = None
+    not_equals: Scalar | None = None
+    in_: list[Scalar] | None = Field(default=None, alias="in")
+    not_in: list[Scalar] | None = None
+    greater_than: float | None = None
+    at_least: float | None = None
+    less_than: float | None = None
+    at_most: float | None = None
+    between: tuple[float, float] | None = Field(
+        default=None, description="Inclusive range [low, high]."
+    )
+    matches: str | None = Field(default=None, description="Regular expression (search).")
+    contains: Scalar | None = Field(default=None, description="For list facts: has this item.")
+    is_set: bool | None = Field(default=None, description="true: the fact is known.")
+
+    @model_validator(mode="after")
+    def _one_operator(self) -> Comparison:
+        ops = [name for name in OPERATORS if getattr(self, name) is not None]
+        if len(ops) != 1:
+            raise ValueError(
+                f"condition on fact {self.fact!r} needs exactly one operator "
+                f"({', '.join(o.rstrip('_') for o in OPERATORS)}); found {len(ops)}"
+            )
+        return self
+
+    @property
+    def operator(self) -> str:
+        return next(name for name in OPERATORS if getattr(self, name) is not None)
+
+    @property
+    def operand(self):
+        return getattr(self, self.operator)
+
+
+OPERATORS = ("equals", "not_equals", "in_", "not_in", "greater_than", "at_least", "less_than",
+             "at_most", "between", "matches", "contains", "is_set")
+
+
+class DiagnosisMatch(_Strict):
+    codes: list[str] | None = Field(
+        default=None, description="ICD-10-CM codes or prefixes (I63 matches I63.9)."
+    )
+    value_set: str | None = Field(
+        default=None, description="Name of a value set in rulesets/reference/."
+    )
+    types: list[Literal["A", "W", "F"]] | None = Field(
+        default=None, description="Only diagnoses of these DG1-6 types (A, W, F)."
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> DiagnosisMatch:
+        if not self.codes and not self.value_set:
+            raise ValueError("a diagnosis condition needs `codes` or `value_set`")
+        return self
+
+
+class DiagnosisCondition(_Strict):
+    """True when any of the encounter's diagnoses matches."""
+
+    diagnosis: DiagnosisMatch
+
+
+class OutputRef(_Strict):
+    flag: str | None = None
+    proposal: str | None = None
+    task: str | None = None
+    rule: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> OutputRef:
+        given = [k for k in ("flag", "proposal", "task", "rule") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("an output reference names exactly one of flag, proposal, task, rule")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("flag", "proposal", "task", "rule") if getattr(self, k))
+
+    @property
+    def name(self) -> str:
+        return getattr(self, self.kind)
+
+
+class OutputCondition(_Strict):
+    """True when another rule's output is raised in this same evaluation."""
+
+    output: OutputRef
+
+
+class AllOf(_Strict):
+    all: list[Condition] = Field(min_length=1)
+
+
+class AnyOf(_Strict):
+    any: list[Condition] = Field(min_length=1)
+
+
+class NotOf(_Strict):
+    not_: Condition = Field(alias="not")
+
+
+Condition = Annotated[
+    AllOf | AnyOf | NotOf | DiagnosisCondition | OutputCondition | Comparison,
+    Field(union_mode="left_to_right"),
+]
+
+Anchor = Literal[
+    "admission", "observation_start", "inpatient_start", "discharge", "expected_discharge",
+    "pending_discharge", "event", "fired",
+]
+
+
+class Due(_Strict):
+    """When a task is due: an anchor time plus hours, the Nth midnight, or N business days."""
+
+    after: Anchor = Field(description="The time the due time counts from.")
+    hours: float | None = Field(default=None, ge=0)
+    midnights: int | None = Field(default=None, ge=1, description="The Nth local midnight.")
+    business_days: int | None = Field(
+        default=None, ge=0, description="End of the Nth business day (weekends and holidays)."
+    )
+    at: str | None = Field(
+        default=None, pattern=r"^\d{2}:\d{2}$",
+        description="Local time of day for business_days (default 23:59).",
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> Due:
+        given = [k for k in ("hours", "midnights", "business_days") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError("a due time uses one of hours, midnights, business_days")
+        return self
+
+
+Severity = Literal["low", "moderate", "high"]
+Priority = Literal["routine", "urgent", "asap", "stat"]
+Transition = Literal["irf", "snf", "home_health", "outpatient_followup", "home", "hospice", "ltach"]
+
+
+class FlagAction(_Strict):
+    code: str
+    severity: Severity = "moderate"
+    text: str
+
+
+class ScoreAction(_Strict):
+    name: str
+    fact: str = Field(description="The fact holding the score's value.")
+    high_at: float | None = Field(default=None, description="Values at or above are high risk.")
+    components: list[str] = Field(default_factory=list, description="Facts shown as its parts.")
+
+
+class ProposeAction(_Strict):
+    transition: Transition
+    reasons: list[str] = Field(min_length=1)
+    confidence: Literal["low", "moderate", "high"] = "moderate"
+
+
+class TaskAction(_Strict):
+    type: str
+    title: str
+    instructions: str = ""
+    priority: Priority = "routine"
+    due: Due | None = None
+    queue: str | None = Field(default=None, description="Role or queue the task goes to.")
+
+
+class Action(_Strict):
+    flag: FlagAction | None = None
+    score: ScoreAction | None = None
+    propose: ProposeAction | None = None
+    task: TaskAction | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Action:
+        given = [k for k in ("flag", "score", "propose", "task") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("each action is exactly one of flag, score, propose, task")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("flag", "score", "propose", "task") if getattr(self, k))
+
+    @property
+    def body(self):
+        return getattr(self, self.kind)
+
+    @property
+    def code(self) -> str:
+        body = self.body
+        return {"flag": lambda: body.code, "score": lambda: body.name,
+                "propose": lambda: body.transition, "task": lambda: body.type}[self.kind]()
+
+
+class Rule(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="Stable id, never reused.")
+    title: str
+    description: str = ""
+    citation: str = Field(description="Source or rationale: the regulation, paper or policy.")
+    enabled: bool = True
+    when: Condition
+    then: list[Action] = Field(min_length=1)
+
+
+class Ruleset(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    version: str = Field(description="The authors' label; the engine also hashes the content.")
+    owner: str
+    description: str = ""
+    rules: list[Rule] = Field(min_length=1)
+
+
+AllOf.model_rebuild()
+AnyOf.model_rebuild()
+NotOf.model_rebuild()
+Rule.model_rebuild()
+Ruleset.model_rebuild()
