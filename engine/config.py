@@ -8,7 +8,9 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_SITE_PROFILE = Path(__file__).resolve().parent.parent / "fixtures" / "site_profile.yaml"
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SITE_PROFILE = ROOT / "fixtures" / "site_profile.yaml"
+DEFAULT_RULESETS = ROOT / "rulesets"
 
 
 class Settings(BaseSettings):
@@ -18,6 +20,13 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///engine.db"
     site_profile: Path = DEFAULT_SITE_PROFILE
+    rulesets: Path | None = Field(
+        default=DEFAULT_RULESETS, description="Folder of ruleset files; empty disables rules."
+    )
+    clock_interval_s: float = Field(
+        default=30.0, description="How often the server re-evaluates encounters whose time "
+        "boundary has passed."
+    )
     sqlite_synchronous: str = Field(
         default="FULL",
         description="SQLite synchronous pragma. FULL survives power loss; NORMAL survives "

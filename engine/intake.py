@@ -22,6 +22,8 @@ from engine.events import SUPPORTED, AdtEvent, EventError
 from engine.hl7.ack import AckError, Header, build_ack
 from engine.hl7.adt import Hl7Refusal, check_envelope, header_of, to_event
 from engine.hl7.message import Hl7ParseError, Message, decode, parse
+from engine.rules import evaluation
+from engine.rules.rulebook import Rulebook
 from engine.site import SiteProfile
 from engine.storage.models import InboundMessage
 
@@ -72,6 +74,8 @@ class Intake:
         self.clock = clock
         self.fhir_mapper = fhir_mapper
         self.max_bytes = max_bytes
+        # The loaded rulesets (None: no rules). Swapped whole on reload, never edited.
+        self.rulebook: Rulebook | None = None
 
     # -- HL7 ------------------------------------------------------------------------------
     def hl7(self, raw: bytes, channel: str = "mllp") -> Receipt:
@@ -239,12 +243,17 @@ class Intake:
         """Apply every event of one input, or raise _Undo so the transaction rolls back."""
         now = self.clock.now()
         try:
+            touched: list = []
             for i, event in enumerate(events):
                 if i:
                     session.flush()  # later events must see what earlier ones created
                 applied = encounters.apply(session, event, now, row)
                 row.patient = applied.patient
                 row.encounter = applied.encounter
+                touched.append(applied)
+            if self.rulebook is not None:
+                session.flush()
+                evaluation.after_events(session, self.rulebook, touched, now)
         except Hl7Refusal as refusal:
             raise _Undo(refusal.ack_code, refusal.error) from refusal
         except EventError as exc:

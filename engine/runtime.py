@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -10,6 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.clock import Clock, WallClock
 from engine.config import Settings
 from engine.intake import Intake
+from engine.rules.loader import ruleset_paths
+from engine.rules.rulebook import Rulebook
 from engine.site import SiteProfile, load_site_profile
 from engine.storage.db import make_engine, session_factory
 from engine.storage.migrate import upgrade
@@ -31,6 +34,13 @@ class Runtime:
             self.sessions, self.site, self.clock, fhir_mapper=self._mapper(map_raw),
             max_bytes=self.settings.mllp_max_message_bytes,
         )
+        self.intake.rulebook = self._load_rulebook()
+
+    def _load_rulebook(self) -> Rulebook | None:
+        folder = self.settings.rulesets
+        if folder is None or not str(folder) or not ruleset_paths(Path(folder)):
+            return None
+        return Rulebook.load(Path(folder), self.site)
 
     def _mapper(self, map_raw):
         return lambda raw: map_raw(raw, self.site)

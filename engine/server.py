@@ -25,6 +25,21 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
+async def _clock(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Re-evaluate encounters whose time boundary passed, every clock_interval_s."""
+    from engine.rules.tick import tick
+
+    while not stop.is_set():
+        rulebook = runtime.intake.rulebook
+        if rulebook is not None:
+            try:
+                await asyncio.to_thread(tick, runtime.sessions, rulebook, runtime.clock.now())
+            except Exception as exc:  # noqa: BLE001 - the clock retries; serving goes on
+                log.error("clock tick failed: %s", type(exc).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=runtime.settings.clock_interval_s)
+
+
 def _db_workers(runtime: Runtime) -> int:
     # SQLite has one writer: more threads only queue on its lock.
     return 1 if runtime.engine.dialect.name == "sqlite" else runtime.settings.db_workers
@@ -77,11 +92,15 @@ async def serve(
             await asyncio.sleep(0.02)
         bound["http"] = http.servers[0].sockets[0].getsockname()[1]
 
+    clock_task = asyncio.create_task(_clock(runtime, stop))
     announce(bound)
     waiters = [asyncio.create_task(stop.wait())]
     if http_task is not None:
         waiters.append(http_task)
     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    clock_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await clock_task
     if mllp is not None:
         await mllp.stop()
     if http is not None and http_task is not None:

@@ -50,6 +50,8 @@ class SiteProfile(BaseModel):
     visit_number_authority: str = ""
     care_status: list[CareStatusRule] = Field(min_length=1)
     payers: dict[str, PayerClass] = Field(default_factory=dict)
+    icu_units: list[str] = Field(default_factory=lambda: ["ICU"],
+                                 description="Units counted as intensive care.")
     default_payer_class: PayerClass = "other"
 
     @field_validator("timezone")

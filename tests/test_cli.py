@@ -93,4 +93,4 @@ def test_unreachable_database_is_one_line(tmp_path):
 def test_db_upgrade_reports_the_revision(database_url):
     result = engine_cli("db", "upgrade", database_url=database_url)
     assert result.returncode == 0
-    assert "database at revision 0001" in result.stdout
+    assert "database at revision 0002" in result.stdout

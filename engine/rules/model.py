@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 Scalar = str | int | float | bool
 
@@ -123,9 +123,31 @@ class NotOf(_Strict):
     not_: Condition = Field(alias="not")
 
 
+def _condition_kind(value) -> str | None:
+    """Pick the condition form by its key, so errors speak about the form the author meant."""
+    if isinstance(value, BaseModel):
+        return type(value).__name__
+    if isinstance(value, dict):
+        for key, tag in (("all", "AllOf"), ("any", "AnyOf"), ("not", "NotOf"),
+                         ("diagnosis", "DiagnosisCondition"), ("output", "OutputCondition"),
+                         ("fact", "Comparison")):
+            if key in value:
+                return tag
+    return None
+
+
 Condition = Annotated[
-    AllOf | AnyOf | NotOf | DiagnosisCondition | OutputCondition | Comparison,
-    Field(union_mode="left_to_right"),
+    Annotated[AllOf, Tag("AllOf")]
+    | Annotated[AnyOf, Tag("AnyOf")]
+    | Annotated[NotOf, Tag("NotOf")]
+    | Annotated[DiagnosisCondition, Tag("DiagnosisCondition")]
+    | Annotated[OutputCondition, Tag("OutputCondition")]
+    | Annotated[Comparison, Tag("Comparison")],
+    Discriminator(
+        _condition_kind,
+        custom_error_type="condition",
+        custom_error_message="a condition is one of: all, any, not, diagnosis, output, fact",
+    ),
 ]
 
 Anchor = Literal[

@@ -22,3 +22,10 @@ def lock(session: Session, *names: str) -> None:
         return
     keys = sorted({_key(n) for n in names})
     session.execute(select(*(func.pg_advisory_xact_lock(k) for k in keys)))
+
+
+def try_lock(session: Session, name: str) -> bool:
+    """Take the lock if free (True), or give up at once (False): for background work."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    return bool(session.scalar(select(func.pg_try_advisory_xact_lock(_key(name)))))

@@ -97,6 +97,9 @@ class Encounter(Base):
     working_drg: Mapped[str | None] = mapped_column(String(20))
     working_drg_text: Mapped[str | None] = mapped_column(String(200))
     diagnoses_digest: Mapped[str | None] = mapped_column(String(40))
+    # The clock: when this encounter's facts next change enough to matter (rules issue).
+    next_evaluation_at: Mapped[datetime | None] = mapped_column(index=True)
+    evaluated_at: Mapped[datetime | None]
     as_of: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime]
@@ -222,3 +225,42 @@ class EncounterEvent(Base):
 
     encounter: Mapped[Encounter] = relationship()
     message: Mapped[InboundMessage | None] = relationship()
+
+
+class RuleOutput(Base):
+    """A flag, score, proposal or task raised by a rule, reconciled on every evaluation.
+
+    One row per (encounter, rule, kind, code) while active; when the rule stops firing the
+    row is cancelled with the reason, and completed work is never reopened or recreated.
+    """
+
+    __tablename__ = "rule_output"
+    __table_args__ = (
+        Index("ix_rule_output_encounter_key", "encounter_id", "key"),
+        Index("ix_rule_output_open", "status", "kind", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    encounter_id: Mapped[int] = mapped_column(ForeignKey("encounter.id"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
+    key: Mapped[str] = mapped_column(String(200))  # rule_id/kind/code
+    kind: Mapped[str] = mapped_column(String(10))  # flag | score | proposal | task
+    code: Mapped[str] = mapped_column(String(100))
+    rule_id: Mapped[str] = mapped_column(String(100))
+    ruleset: Mapped[str] = mapped_column(String(100))
+    ruleset_version: Mapped[str] = mapped_column(String(40))
+    # active | cancelled | completed (completed is set by the people doing the work)
+    status: Mapped[str] = mapped_column(String(12))
+    title: Mapped[str | None] = mapped_column(String(300))
+    severity: Mapped[str | None] = mapped_column(String(12))
+    priority: Mapped[str | None] = mapped_column(String(12))
+    queue: Mapped[str | None] = mapped_column(String(50))
+    value: Mapped[float | None]
+    due_at: Mapped[datetime | None]
+    detail: Mapped[dict[str, Any] | None]
+    facts: Mapped[dict[str, Any] | None]
+    fired_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(300))
+    version: Mapped[int] = mapped_column(Integer, default=1)

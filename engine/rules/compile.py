@@ -1,0 +1,371 @@
+"""Compiling rulesets to durable_rules definitions, with the checks that keep them sound.
+
+Comparisons on scalar facts become durable_rules conditions (`$gt`, `$lte`, `$or`...);
+what durable_rules cannot express (ICD-10 prefix matching, regular expressions, list
+membership, "is known", other rules' outputs) becomes a named boolean computed in Python and
+asserted beside the facts. `not` is pushed down to the leaves (De Morgan), so an unknown fact
+leaves a comparison and its negation both false: rules never fire on missing data.
+
+Rules that read other rules' outputs are layered: layer 0 reads facts only, layer n reads
+outputs of layers below n. A cycle is an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.rules.facts import FACTS
+from engine.rules.loader import Problem, RulesetError, RulesetFile
+from engine.rules.model import (
+    AllOf,
+    AnyOf,
+    Comparison,
+    DiagnosisCondition,
+    NotOf,
+    OutputCondition,
+    Rule,
+)
+from engine.rules.reference import CodeSet, Reference
+
+_NUMERIC_OPS = {"greater_than", "at_least", "less_than", "at_most", "between"}
+_NEGATE = {"greater_than": "$lte", "at_least": "$lt", "less_than": "$gte", "at_most": "$gt"}
+_AFFIRM = {"greater_than": "$gt", "at_least": "$gte", "less_than": "$lt", "at_most": "$lte"}
+
+
+@dataclass(frozen=True)
+class Predicate:
+    """A boolean computed in Python before assertion; None means "unknown"."""
+
+    name: str
+    describe: str
+    test: Callable[[dict[str, Any], list[tuple[str, str | None]], set[str]], bool | None]
+    layer_dependent: bool = False
+
+
+@dataclass
+class CompiledRule:
+    rule: Rule
+    source: RulesetFile
+    layer: int = 0
+    facts: set[str] = field(default_factory=set)
+    predicates: set[str] = field(default_factory=set)
+    definition: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.rule.id
+
+    @property
+    def ruleset(self) -> str:
+        return self.source.model.name
+
+
+@dataclass
+class Book:
+    """Every loaded ruleset, compiled: what one evaluation runs through."""
+
+    rules: list[CompiledRule]
+    layers: list[list[CompiledRule]]
+    predicates: dict[str, Predicate]
+    reference: Reference
+    version: str
+    # (fact, operator, threshold) for hourly facts: when a condition flips as time passes.
+    thresholds: list[tuple[str, str, float]]
+    uses_daily: bool
+    files: list[RulesetFile]
+
+    def definitions(self) -> dict[str, dict[str, Any]]:
+        """durable_rules ruleset definitions, one per layer, named by content version."""
+        out = {}
+        for n, layer in enumerate(self.layers):
+            out[self.layer_name(n)] = {r.id: {**r.definition, "run": r.id} for r in layer}
+        return out
+
+    def layer_name(self, n: int) -> str:
+        return f"book_{self.version}_L{n}"
+
+    def rule(self, rule_id: str) -> CompiledRule:
+        return next(r for r in self.rules if r.id == rule_id)
+
+
+def output_name(kind: str, name: str) -> str:
+    return f"out__{kind}__{name}"
+
+
+class _Compiler:
+    def __init__(self, source: RulesetFile, rule: Rule, index: int, ref: Reference,
+                 predicates: dict[str, Predicate], problems: list[Problem]) -> None:
+        self.source = source
+        self.rule = rule
+        self.index = index
+        self.ref = ref
+        self.predicates = predicates
+        self.problems = problems
+        self.compiled = CompiledRule(rule, source)
+        self.outputs: list[tuple[str, str]] = []
+
+    def problem(self, message: str, *path) -> None:
+        line = self.source.line_of("rules", self.index, *path)
+        self.problems.append(Problem(self.source.path, line, self.rule.id, message))
+
+    def predicate(self, pred: Predicate) -> dict[str, Any]:
+        self.predicates.setdefault(pred.name, pred)
+        self.compiled.predicates.add(pred.name)
+        return {pred.name: True}
+
+    def expr(self, cond, negate: bool, path: tuple) -> dict[str, Any]:
+        if isinstance(cond, AllOf | AnyOf):
+            items = cond.all if isinstance(cond, AllOf) else cond.any
+            key = "all" if isinstance(cond, AllOf) else "any"
+            parts = [self.expr(c, negate, (*path, key, i)) for i, c in enumerate(items)]
+            conj = isinstance(cond, AllOf) != negate
+            return parts[0] if len(parts) == 1 else {"$and" if conj else "$or": parts}
+        if isinstance(cond, NotOf):
+            return self.expr(cond.not_, not negate, (*path, "not"))
+        if isinstance(cond, DiagnosisCondition):
+            return self._flip(self.predicate(self._diagnosis(cond, path)), negate)
+        if isinstance(cond, OutputCondition):
+            ref = cond.output
+            self.outputs.append((ref.kind, ref.name))
+            name = output_name(ref.kind, ref.name)
+            pred = Predicate(name, f"{ref.kind} {ref.name} is raised",
+                             lambda _v, _d, raised, n=name: n in raised, layer_dependent=True)
+            return self._flip(self.predicate(pred), negate)
+        return self._comparison(cond, negate, path)
+
+    @staticmethod
+    def _flip(expr: dict[str, Any], negate: bool) -> dict[str, Any]:
+        if not negate:
+            return expr
+        ((name, value),) = expr.items()
+        return {name: not value}
+
+    def _diagnosis(self, cond: DiagnosisCondition, path: tuple) -> Predicate:
+        match = cond.diagnosis
+        codes: list[str] = list(match.codes or [])
+        prefixes = CodeSet.of(codes).prefixes
+        if match.value_set:
+            found = self.ref.value_sets.get(match.value_set)
+            if found is None:
+                self.problem(f"unknown value set {match.value_set!r} (rulesets/reference/"
+                             "value_sets/)", *path, "diagnosis", "value_set")
+            else:
+                prefixes += found.prefixes
+        codeset = CodeSet(tuple(sorted(set(prefixes))))
+        types = frozenset(match.types or [])
+        label = ",".join(match.codes or []) + (f" value set {match.value_set}"
+                                                if match.value_set else "")
+        name = "dx__" + hashlib.sha1(f"{codeset.prefixes}{sorted(types)}".encode()).hexdigest()[:10]
+
+        def test(_v, diagnoses, _raised) -> bool:
+            return any(codeset.matches(code) and (not types or t in types)
+                       for code, t in diagnoses)
+
+        return Predicate(name, f"a diagnosis matches {label}"
+                         + (f" (types {','.join(sorted(types))})" if types else ""), test)
+
+    def _comparison(self, cond: Comparison, negate: bool, path: tuple) -> dict[str, Any]:
+        spec = FACTS.get(cond.fact)
+        op, value = cond.operator, cond.operand
+        if spec is None:
+            self.problem(f"unknown fact {cond.fact!r} (see `engine rules facts`)", *path, "fact")
+            return {"unknown": True}
+        self.compiled.facts.add(cond.fact)
+        if op in _NUMERIC_OPS and spec.type != "number":
+            self.problem(f"{op} needs a number fact; {cond.fact} is {spec.type}", *path)
+        if op in ("contains",) and spec.type != "list":
+            self.problem(f"contains needs a list fact; {cond.fact} is {spec.type}", *path)
+        if spec.type == "list" and op not in ("contains", "is_set"):
+            self.problem(f"{cond.fact} is a list: use contains", *path)
+        fact = cond.fact
+        if op in _AFFIRM:
+            return {(_NEGATE if negate else _AFFIRM)[op]: {fact: value}}
+        if op == "between":
+            low, high = value
+            if low > high:
+                self.problem(f"between [{low}, {high}] is empty: it can never hold", *path)
+            if negate:
+                return {"$or": [{"$lt": {fact: low}}, {"$gt": {fact: high}}]}
+            return {"$and": [{"$gte": {fact: low}}, {"$lte": {fact: high}}]}
+        if op in ("equals", "not_equals"):
+            positive = (op == "equals") != negate
+            return {fact: value} if positive else {"$neq": {fact: value}}
+        if op in ("in_", "not_in"):
+            positive = (op == "in_") != negate
+            if not value:
+                self.problem("an empty list can never match", *path)
+                return {"unknown": True}
+            parts = [{fact: v} if positive else {"$neq": {fact: v}} for v in value]
+            return parts[0] if len(parts) == 1 else {"$or" if positive else "$and": parts}
+        if op == "matches":
+            try:
+                pattern = re.compile(str(value))
+            except re.error as exc:
+                self.problem(f"bad regular expression {value!r}: {exc}", *path, "matches")
+                return {"unknown": True}
+            name = "re__" + hashlib.sha1(f"{fact}{value}".encode()).hexdigest()[:10]
+            pred = Predicate(name, f"{fact} matches /{value}/",
+                             lambda v, _d, _r, f=fact, p=pattern: None if v.get(f) is None
+                             else bool(p.search(str(v[f]))))
+            return self._flip(self.predicate(pred), negate)
+        if op == "contains":
+            name = "has__" + hashlib.sha1(f"{fact}{value}".encode()).hexdigest()[:10]
+            pred = Predicate(name, f"{fact} contains {value!r}",
+                             lambda v, _d, _r, f=fact, x=value: None if v.get(f) is None
+                             else x in v[f])
+            return self._flip(self.predicate(pred), negate)
+        # is_set
+        name = f"set__{fact}"
+        pred = Predicate(name, f"{fact} is known",
+                         lambda v, _d, _r, f=fact: v.get(f) is not None)
+        return self._flip(self.predicate(pred), negate != (value is False))
+
+
+def _lint_actions(c: _Compiler) -> None:
+    for i, action in enumerate(c.rule.then):
+        if action.kind == "task":
+            task = action.task
+            assert task is not None
+            if task.due is None:
+                c.problem(f"task {task.type!r} has no due time", "then", i, "task")
+            if not task.queue:
+                c.problem(f"task {task.type!r} has no queue (who does the work?)",
+                          "then", i, "task")
+        if action.kind == "score":
+            score = action.score
+            assert score is not None
+            for name in [score.fact, *score.components]:
+                if name not in FACTS:
+                    c.problem(f"score {score.name!r} names unknown fact {name!r}",
+                              "then", i, "score")
+
+
+def _contradictions(c: _Compiler, cond, path: tuple) -> None:
+    """Flag conjunctions that can never hold: equals a and equals b, ranges that miss."""
+    if not isinstance(cond, AllOf):
+        for key, items in (("any", getattr(cond, "any", None)),):
+            for i, sub in enumerate(items or []):
+                _contradictions(c, sub, (*path, key, i))
+        return
+    low: dict[str, float] = {}
+    high: dict[str, float] = {}
+    equal: dict[str, Any] = {}
+    for i, sub in enumerate(cond.all):
+        _contradictions(c, sub, (*path, "all", i))
+        if not isinstance(sub, Comparison):
+            continue
+        op, v, f = sub.operator, sub.operand, sub.fact
+        if op == "equals":
+            if f in equal and equal[f] != v:
+                c.problem(f"{f} cannot equal both {equal[f]!r} and {v!r}: the rule can never "
+                          "fire", *path)
+            equal[f] = v
+        elif op in ("greater_than", "at_least"):
+            low[f] = max(low.get(f, float("-inf")), float(v))
+        elif op in ("less_than", "at_most"):
+            high[f] = min(high.get(f, float("inf")), float(v))
+        elif op == "between":
+            low[f] = max(low.get(f, float("-inf")), float(v[0]))
+            high[f] = min(high.get(f, float("inf")), float(v[1]))
+    for f in low.keys() & high.keys():
+        if low[f] > high[f]:
+            c.problem(f"{f} cannot be both >= {low[f]:g} and <= {high[f]:g}: the rule can "
+                      "never fire", *path)
+
+
+def _thresholds(cond, out: list[tuple[str, str, float]]) -> None:
+    if isinstance(cond, AllOf | AnyOf):
+        for sub in cond.all if isinstance(cond, AllOf) else cond.any:
+            _thresholds(sub, out)
+    elif isinstance(cond, NotOf):
+        _thresholds(cond.not_, out)
+    elif isinstance(cond, Comparison):
+        spec = FACTS.get(cond.fact)
+        if spec and spec.varies == "hourly":
+            op, v = cond.operator, cond.operand
+            if op == "between":
+                out += [(cond.fact, "at_least", float(v[0])), (cond.fact, "greater_than",
+                                                                float(v[1]))]
+            elif op in _AFFIRM:
+                out.append((cond.fact, op, float(v)))
+
+
+def compile_book(files: list[RulesetFile], ref: Reference) -> Book:
+    """Compile and lint every ruleset; raise RulesetError with every problem found."""
+    problems: list[Problem] = []
+    predicates: dict[str, Predicate] = {}
+    compilers: list[_Compiler] = []
+    seen: dict[str, Problem] = {}
+    names: dict[str, RulesetFile] = {}
+    for source in files:
+        if source.model.name in names:
+            problems.append(Problem(source.path, source.line_of("name"), None,
+                                    f"ruleset name {source.model.name!r} is also used by "
+                                    f"{names[source.model.name].path}"))
+        names[source.model.name] = source
+        for i, rule in enumerate(source.model.rules):
+            where = Problem(source.path, source.line_of("rules", i), rule.id, "")
+            if rule.id in seen:
+                first = seen[rule.id]
+                problems.append(Problem(source.path, where.line, rule.id,
+                                        f"duplicate rule id (first at {first.path}:{first.line})"))
+                continue
+            seen[rule.id] = where
+            if not rule.enabled:
+                continue
+            c = _Compiler(source, rule, i, ref, predicates, problems)
+            c.compiled.definition = {"all": [{"m": c.expr(rule.when, False, ("when",))}]}
+            _lint_actions(c)
+            _contradictions(c, rule.when, ("when",))
+            compilers.append(c)
+
+    producers: dict[tuple[str, str], list[str]] = {}
+    for c in compilers:
+        producers.setdefault(("rule", c.rule.id), []).append(c.rule.id)
+        for action in c.rule.then:
+            kind = {"propose": "proposal"}.get(action.kind, action.kind)
+            producers.setdefault((kind, action.code), []).append(c.rule.id)
+    by_id = {c.rule.id: c for c in compilers}
+    for c in compilers:
+        for ref_ in c.outputs:
+            if ref_ not in producers:
+                c.problem(f"refers to {ref_[0]} {ref_[1]!r}, which no enabled rule raises: "
+                          "the condition can never hold", "when")
+    layer: dict[str, int] = {}
+
+    def depth(rule_id: str, stack: tuple[str, ...]) -> int:
+        if rule_id in layer:
+            return layer[rule_id]
+        if rule_id in stack:
+            cycle = " -> ".join((*stack[stack.index(rule_id):], rule_id))
+            by_id[rule_id].problem(f"cyclic reference between rules: {cycle}", "when")
+            return 0
+        c = by_id[rule_id]
+        deps = [p for ref_ in c.outputs for p in producers.get(ref_, [])]
+        value = 0 if not deps else 1 + max(depth(d, (*stack, rule_id)) for d in deps)
+        layer[rule_id] = value
+        return value
+
+    for c in compilers:
+        c.compiled.layer = depth(c.rule.id, ())
+    if problems:
+        raise RulesetError(sorted(problems, key=lambda p: (str(p.path), p.line)))
+
+    rules = [c.compiled for c in compilers]
+    layers: list[list[CompiledRule]] = [[] for _ in range(max((r.layer for r in rules),
+                                                              default=-1) + 1)]
+    for r in rules:
+        layers[r.layer].append(r)
+    thresholds: list[tuple[str, str, float]] = []
+    uses_daily = False
+    for r in rules:
+        _thresholds(r.rule.when, thresholds)
+        uses_daily |= any(FACTS[f].varies == "daily" for f in r.facts)
+    version = hashlib.sha256(
+        ("|".join(f.digest for f in files) + ref.digest).encode()).hexdigest()[:12]
+    return Book(rules, layers, predicates, ref, version, sorted(set(thresholds)), uses_daily,
+                files)

@@ -1,0 +1,55 @@
+"""Due times: an anchor (admission, discharge, when the rule fired...) plus hours, the Nth
+local midnight, or the end of the Nth business day on the hospital's calendar."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from engine.rules.model import Due
+from engine.rules.snapshot import Snapshot
+
+
+def anchor_time(anchor: str, snap: Snapshot, fired_at: datetime, zone: ZoneInfo
+                ) -> datetime | None:
+    if anchor == "admission":
+        return snap.admit_time or min((p.start for p in snap.status_periods), default=None)
+    if anchor in ("observation_start", "inpatient_start"):
+        status = anchor.removesuffix("_start")
+        return min((p.start for p in snap.status_periods if p.value == status), default=None)
+    if anchor == "discharge":
+        return snap.discharge_time
+    if anchor == "expected_discharge":
+        if snap.expected_discharge_date is None:
+            return None
+        return datetime.combine(snap.expected_discharge_date, time(0), tzinfo=zone)
+    if anchor == "pending_discharge":
+        return snap.pending_discharge_time
+    if anchor == "event":
+        return snap.last_event_time
+    return fired_at  # "fired"
+
+
+def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=zone)
+
+
+def due_time(due: Due, snap: Snapshot, fired_at: datetime, zone: ZoneInfo,
+             holidays: frozenset[date]) -> datetime | None:
+    """The instant a task is due, or None while its anchor is unknown."""
+    start = anchor_time(due.after, snap, fired_at, zone)
+    if start is None:
+        return None
+    if due.midnights is not None:
+        day = start.astimezone(zone).date() + timedelta(days=due.midnights)
+        return _local_midnight(day, zone)
+    if due.business_days is not None:
+        day = start.astimezone(zone).date()
+        remaining = due.business_days
+        while remaining > 0 or day.weekday() >= 5 or day in holidays:
+            day += timedelta(days=1)
+            if day.weekday() < 5 and day not in holidays:
+                remaining -= 1
+        hour, minute = (int(x) for x in (due.at or "23:59").split(":"))
+        return datetime.combine(day, time(hour, minute), tzinfo=zone)
+    return start + timedelta(hours=due.hours or 0)

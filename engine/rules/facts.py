@@ -1,0 +1,246 @@
+"""The fact catalogue: every name a rule may use, and how each is derived from a Snapshot.
+
+Facts are computed at an instant `now` (the injectable clock). Hours are measured on the
+absolute time line; midnights, days and business days on the hospital's local calendar, so
+23- and 25-hour days count as one day each. Time-varying facts say how they move so the
+scheduler knows when an encounter next needs a look (see `Derived.hourly` and `daily`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from engine.rules.reference import Reference
+from engine.rules.scores import charlson, lace
+from engine.rules.snapshot import Period, Snapshot
+
+FactType = Literal["number", "text", "boolean", "list"]
+
+
+@dataclass(frozen=True)
+class FactSpec:
+    name: str
+    type: FactType
+    description: str
+    unit: str = ""
+    # "hourly": grows by one per hour while its clock runs; "daily": changes at local midnight.
+    varies: Literal["", "hourly", "daily"] = ""
+
+
+def _f(name, type_, description, unit="", varies=""):
+    return FactSpec(name, type_, description, unit, varies)
+
+
+CATALOGUE: tuple[FactSpec, ...] = (
+    _f("age", "number", "Age in whole years at evaluation time.", "years"),
+    _f("sex", "text", "Administrative sex as sent (PID-8: F, M, O, U...)."),
+    _f("encounter_status", "text",
+       "planned, in-progress, onleave, finished or cancelled."),
+    _f("care_status", "text",
+       "inpatient, observation, emergency, outpatient or preadmit (site profile mapping)."),
+    _f("patient_class", "text", "PV1-2 as sent."),
+    _f("patient_type", "text", "PV1-18 as sent."),
+    _f("unit", "text", "Current unit (PV1-3.1)."),
+    _f("hospital_service", "text", "PV1-10, e.g. MED, SUR, ONC."),
+    _f("admission_type", "text", "PV1-4: E emergency, U urgent, R routine, C elective..."),
+    _f("admit_source", "text", "PV1-14 as sent."),
+    _f("acute_admission", "boolean",
+       "Emergency or urgent admission (PV1-4 E/U) or admitted from the ED."),
+    _f("payer_class", "text",
+       "medicare, medicare_advantage, medicaid, commercial, self_pay or other."),
+    _f("payer_plan", "text", "IN1-2 plan code as sent."),
+    _f("has_authorization", "boolean", "An authorization is on file (IN1-14)."),
+    _f("working_drg", "text", "Working MS-DRG (DRG-1)."),
+    _f("discharge_disposition", "text", "PV1-36 discharge disposition code."),
+    _f("is_discharged", "boolean", "The encounter has a discharge."),
+    _f("is_pending_discharge", "boolean", "A pending discharge (A16) is open."),
+    _f("hours_since_admission", "number", "Hours from admission to now or discharge.",
+       "hours", "hourly"),
+    _f("hours_in_emergency", "number", "Hours spent in emergency status.", "hours", "hourly"),
+    _f("hours_in_observation", "number", "Hours spent in observation status.", "hours",
+       "hourly"),
+    _f("hours_in_inpatient", "number", "Hours spent in inpatient status.", "hours", "hourly"),
+    _f("hours_since_discharge", "number", "Hours since discharge (unknown before it).",
+       "hours", "hourly"),
+    _f("hours_since_pending_discharge", "number",
+       "Hours since the pending discharge (A16) was recorded.", "hours", "hourly"),
+    _f("midnights_in_emergency", "number", "Local midnights crossed in emergency status.",
+       "midnights", "daily"),
+    _f("midnights_in_observation", "number", "Local midnights crossed in observation.",
+       "midnights", "daily"),
+    _f("midnights_in_inpatient", "number", "Local midnights crossed as an inpatient.",
+       "midnights", "daily"),
+    _f("midnights_in_hospital", "number",
+       "Local midnights crossed in any status (ED, observation, inpatient): the two-midnight "
+       "benchmark counts them all.", "midnights", "daily"),
+    _f("los_days", "number", "Length of stay in local calendar days (discharge or today minus "
+       "admission date).", "days", "daily"),
+    _f("days_until_expected_discharge", "number",
+       "Local calendar days from today to the expected discharge date (PV2-9); negative when "
+       "past.", "days", "daily"),
+    _f("business_days_since_discharge", "number",
+       "Business days (no weekends, no holidays) after the discharge date, up to today.",
+       "days", "daily"),
+    _f("icu_stays", "number", "Number of stays on an intensive care unit in this encounter."),
+    _f("transfers", "number", "Number of location changes after the first location."),
+    _f("diagnosis_codes", "list", "ICD-10-CM codes of the encounter's diagnoses."),
+    _f("prior_admissions_30d", "number",
+       "Other inpatient stays admitted in the 30 days before this admission."),
+    _f("prior_admissions_6m", "number", "Other inpatient stays in the 182 days before."),
+    _f("prior_admissions_12m", "number", "Other inpatient stays in the 365 days before."),
+    _f("ed_visits_6m", "number", "Emergency visits in the 182 days before this admission."),
+    _f("days_since_last_discharge", "number",
+       "Days from the last discharge of another stay to this admission (readmission)."),
+    _f("charlson_index", "number", "Charlson comorbidity index (Quan 2005 ICD-10 coding)."),
+    _f("charlson_conditions", "list", "Charlson conditions found in the diagnoses."),
+    _f("lace_score", "number", "LACE index 0-19 (van Walraven 2010); high risk at 10+.",
+       "points", "daily"),
+    _f("lace_l", "number", "LACE: length-of-stay points.", "points", "daily"),
+    _f("lace_a", "number", "LACE: acuity points (3 for an acute admission)."),
+    _f("lace_c", "number", "LACE: comorbidity points (Charlson, 4+ scores 5)."),
+    _f("lace_e", "number", "LACE: ED visits in 6 months (4+ scores 4)."),
+    _f("open_task_types", "list", "Types of this encounter's tasks still open."),
+    _f("completed_task_types", "list",
+       "Types of this encounter's completed tasks (notices delivered, reviews done)."),
+)
+FACTS: dict[str, FactSpec] = {f.name: f for f in CATALOGUE}
+
+# Which care-status clock drives each hourly fact (None: the fact's own anchor, see derive).
+_STATUS_HOURS = {"hours_in_emergency": "emergency", "hours_in_observation": "observation",
+                 "hours_in_inpatient": "inpatient"}
+
+
+@dataclass
+class Derived:
+    """Fact values at `now`, and how they will move from here."""
+
+    values: dict[str, Any]
+    hourly: set[str] = field(default_factory=set)  # facts growing one per hour right now
+    daily: bool = False  # daily facts change at the next local midnight
+
+
+def _hours(a: datetime, b: datetime) -> float:
+    return max((b - a).total_seconds() / 3600.0, 0.0)
+
+
+def _midnights(start: datetime, end: datetime, zone: ZoneInfo) -> int:
+    """Local midnights the clock passed in (start, end]: calendar-date difference."""
+    if end <= start:
+        return 0
+    return (end.astimezone(zone).date() - start.astimezone(zone).date()).days
+
+
+def business_days_between(start: date, end: date, holidays: frozenset[date]) -> int:
+    """Business days after `start` up to and including `end`."""
+    count, day = 0, start
+    while day < end:
+        day += timedelta(days=1)
+        if day.weekday() < 5 and day not in holidays:
+            count += 1
+    return count
+
+
+def _status_totals(periods: list[Period], until: datetime, zone: ZoneInfo):
+    hours: dict[str, float] = {}
+    midnights: dict[str, int] = {}
+    for p in periods:
+        end = min(p.end or until, until)
+        if end <= p.start or p.value is None:
+            continue
+        hours[p.value] = hours.get(p.value, 0.0) + _hours(p.start, end)
+        midnights[p.value] = midnights.get(p.value, 0) + _midnights(p.start, end, zone)
+    return hours, midnights
+
+
+def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
+           icu_units: frozenset[str] = frozenset({"ICU"})) -> Derived:
+    """All catalogue facts for this snapshot at `now` (unknown facts are left out)."""
+    v: dict[str, Any] = {}
+    discharged = snap.discharge_time is not None and snap.discharge_time <= now
+    until = snap.discharge_time if discharged and snap.discharge_time else now
+    today = now.astimezone(zone).date()
+    hourly: set[str] = set()
+    running = snap.status in ("in-progress", "onleave") and not discharged
+
+    if snap.birth_date:
+        years = today.year - snap.birth_date.year - (
+            (today.month, today.day) < (snap.birth_date.month, snap.birth_date.day))
+        v["age"] = years
+    for name, value in (("sex", snap.sex), ("encounter_status", snap.status),
+                        ("care_status", snap.care_status), ("patient_class", snap.patient_class),
+                        ("patient_type", snap.patient_type), ("unit", snap.unit),
+                        ("hospital_service", snap.hospital_service),
+                        ("admission_type", snap.admission_type),
+                        ("admit_source", snap.admit_source), ("payer_class", snap.payer_class),
+                        ("payer_plan", snap.payer_plan), ("working_drg", snap.working_drg),
+                        ("discharge_disposition", snap.discharge_disposition)):
+        if value is not None:
+            v[name] = value
+    v["has_authorization"] = bool(snap.authorization)
+    v["is_discharged"] = discharged
+    v["is_pending_discharge"] = snap.pending_discharge_time is not None and not discharged
+    v["acute_admission"] = snap.admission_type in ("E", "U") or any(
+        p.value == "emergency" for p in snap.status_periods)
+
+    first = min((p.start for p in snap.status_periods), default=None)
+    admitted = snap.admit_time or first
+    if admitted is not None:
+        v["hours_since_admission"] = _hours(admitted, until)
+        v["los_days"] = max((until.astimezone(zone).date() - admitted.astimezone(zone).date()
+                             ).days, 0)
+        if running:
+            hourly.add("hours_since_admission")
+    hours, midnights = _status_totals(snap.status_periods, until, zone)
+    current = snap.status_periods[-1].value if snap.status_periods else None
+    for fact, status in _STATUS_HOURS.items():
+        v[fact] = hours.get(status, 0.0)
+        v[f"midnights_in_{status}"] = midnights.get(status, 0)
+        if running and current == status:
+            hourly.add(fact)
+    if first is not None:
+        v["midnights_in_hospital"] = _midnights(first, until, zone)
+    if discharged and snap.discharge_time is not None:
+        v["hours_since_discharge"] = _hours(snap.discharge_time, now)
+        hourly.add("hours_since_discharge")
+        v["business_days_since_discharge"] = business_days_between(
+            snap.discharge_time.astimezone(zone).date(), today, ref.holidays)
+    if v["is_pending_discharge"] and snap.pending_discharge_time is not None:
+        v["hours_since_pending_discharge"] = _hours(snap.pending_discharge_time, now)
+        hourly.add("hours_since_pending_discharge")
+    if snap.expected_discharge_date is not None:
+        v["days_until_expected_discharge"] = (snap.expected_discharge_date - today).days
+
+    v["icu_stays"] = sum(1 for p in snap.locations if p.value in icu_units)
+    v["transfers"] = max(len(snap.locations) - 1, 0)
+    codes = [code for code, _type in snap.diagnoses]
+    v["diagnosis_codes"] = codes
+
+    if admitted is not None:
+        inpatient = [s for s in snap.past_stays if "inpatient" in s.statuses and s.admit_time
+                     and s.admit_time < admitted]
+        for fact, days in (("prior_admissions_30d", 30), ("prior_admissions_6m", 182),
+                           ("prior_admissions_12m", 365)):
+            v[fact] = sum(1 for s in inpatient if s.admit_time and
+                          admitted - s.admit_time <= timedelta(days=days))
+        v["ed_visits_6m"] = sum(1 for s in snap.past_stays if "emergency" in s.statuses
+                                and s.admit_time and s.admit_time < admitted
+                                and admitted - s.admit_time <= timedelta(days=182))
+        last = max((s.discharge_time for s in inpatient if s.discharge_time
+                    and s.discharge_time <= admitted), default=None)
+        if last is not None:
+            v["days_since_last_discharge"] = (admitted - last).total_seconds() / 86400.0
+
+    index, conditions = charlson(codes, ref.charlson)
+    v["charlson_index"] = index
+    v["charlson_conditions"] = conditions
+    if "los_days" in v and "ed_visits_6m" in v:
+        score = lace(v["los_days"], v["acute_admission"], index, v["ed_visits_6m"])
+        v.update(lace_score=score.total, lace_l=score.l, lace_a=score.a, lace_c=score.c,
+                 lace_e=score.e)
+    v["open_task_types"] = list(snap.open_task_types)
+    v["completed_task_types"] = list(snap.completed_task_types)
+    daily = running or discharged
+    return Derived(values=v, hourly=hourly, daily=daily)

@@ -1,0 +1,125 @@
+"""Reconciling what the rules say now with what is stored: create, update, cancel.
+
+Re-evaluating never duplicates: outputs are keyed by rule, kind and code. An output whose
+conditions stopped holding is cancelled with the reason; completed work stays completed and
+is not raised again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from engine.rules.compile import Book
+from engine.rules.due import due_time
+from engine.rules.evaluate import Firing
+from engine.rules.snapshot import Snapshot
+from engine.storage.models import Encounter, RuleOutput
+
+_KIND = {"propose": "proposal"}
+
+
+@dataclass
+class Changes:
+    created: list[RuleOutput] = field(default_factory=list)
+    updated: list[RuleOutput] = field(default_factory=list)
+    cancelled: list[RuleOutput] = field(default_factory=list)
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, float):
+        return round(value, 3)
+    return value
+
+
+@dataclass
+class Desired:
+    key: str
+    fields: dict[str, Any]
+    due: Any
+    facts: dict[str, Any]
+
+
+def desired_outputs(book: Book, firings: list[Firing], values: dict[str, Any]) -> list[Desired]:
+    out = []
+    for firing in firings:
+        rule = firing.rule
+        for action in rule.rule.then:
+            kind = _KIND.get(action.kind, action.kind)
+            body = action.body
+            fields: dict[str, Any] = {
+                "kind": kind, "code": action.code, "rule_id": rule.id,
+                "ruleset": rule.ruleset, "title": rule.rule.title, "severity": None,
+                "priority": None, "queue": None, "value": None,
+                "detail": {"citation": rule.rule.citation},
+            }
+            due = None
+            if kind == "flag":
+                fields.update(severity=body.severity, title=body.text)
+            elif kind == "score":
+                value = values.get(body.fact)
+                fields["value"] = float(value) if isinstance(value, int | float) else None
+                fields["detail"].update(
+                    components={c: values.get(c) for c in body.components},
+                    high=body.high_at is not None and fields["value"] is not None
+                    and fields["value"] >= body.high_at, high_at=body.high_at)
+            elif kind == "proposal":
+                fields["detail"].update(reasons=list(body.reasons), confidence=body.confidence)
+                fields["title"] = f"Propose {body.transition.replace('_', ' ')}"
+            else:
+                fields.update(title=body.title, priority=body.priority, queue=body.queue)
+                fields["detail"]["instructions"] = body.instructions
+                due = body.due
+            out.append(Desired(f"{rule.id}/{kind}/{action.code}", fields, due,
+                               {k: _json(v) for k, v in firing.facts.items()}))
+    return out
+
+
+_COMPARED = ("title", "severity", "priority", "queue", "value", "due_at", "detail")
+
+
+def reconcile(session: Session, book: Book, enc: Encounter, snap: Snapshot,
+              existing: list[RuleOutput], desired: list[Desired], now: datetime,
+              zone, end_reason: str) -> Changes:
+    changes = Changes()
+    active = {o.key: o for o in existing if o.status == "active"}
+    completed = {o.key for o in existing if o.status == "completed"}
+    wanted = {d.key for d in desired}
+    for d in desired:
+        current = active.get(d.key)
+        if current is None and d.key in completed:
+            continue
+        fired_at = current.fired_at if current is not None else now
+        due_at = (due_time(d.due, snap, fired_at, zone, book.reference.holidays)
+                  if d.due is not None else None)
+        values = {**d.fields, "due_at": due_at}
+        if current is None:
+            row = RuleOutput(encounter_id=enc.id, patient_id=enc.patient_id, key=d.key,
+                             status="active", ruleset_version=book.version, facts=d.facts,
+                             fired_at=now, updated_at=now, version=1, **values)
+            session.add(row)
+            changes.created.append(row)
+            continue
+        if any(getattr(current, k) != values[k] for k in _COMPARED) or \
+                current.ruleset_version != book.version:
+            for k, v in values.items():
+                setattr(current, k, v)
+            current.ruleset_version = book.version
+            current.facts = d.facts
+            current.updated_at = now
+            current.version += 1
+            changes.updated.append(current)
+    for key, row in active.items():
+        if key not in wanted:
+            row.status = "cancelled"
+            row.ended_at = now
+            row.end_reason = end_reason
+            row.updated_at = now
+            row.version += 1
+            changes.cancelled.append(row)
+    return changes

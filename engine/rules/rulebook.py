@@ -1,0 +1,108 @@
+"""The loaded rulesets at work: evaluate an encounter, reconcile its outputs, set its clock."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.rules import snapshot as snapshots
+from engine.rules.compile import Book, compile_book
+from engine.rules.evaluate import Evaluator, Firing
+from engine.rules.facts import Derived, derive
+from engine.rules.loader import load_folder
+from engine.rules.outputs import Changes, desired_outputs, reconcile
+from engine.rules.reference import load_reference
+from engine.site import SiteProfile
+from engine.storage.models import Encounter, RuleOutput
+
+log = logging.getLogger("engine.rules")
+
+# After discharge, time-based rules (follow-up calls, appointments) stop mattering.
+POST_DISCHARGE_HORIZON = timedelta(days=30)
+
+
+@dataclass
+class Evaluation:
+    snapshot: snapshots.Snapshot
+    derived: Derived
+    firings: list[Firing]
+    changes: Changes
+    next_at: datetime | None
+
+
+class Rulebook:
+    def __init__(self, book: Book, site: SiteProfile) -> None:
+        self.book = book
+        self.site = site
+        self.zone = site.zone
+        self.evaluator = Evaluator(book)
+        self.icu_units = frozenset(site.icu_units)
+
+    @classmethod
+    def load(cls, folder: Path, site: SiteProfile) -> Rulebook:
+        """Load and compile every ruleset in `folder`; raises RulesetError, never half-loads."""
+        files = load_folder(folder)
+        book = compile_book(files, load_reference(folder / "reference"))
+        return cls(book, site)
+
+    @property
+    def version(self) -> str:
+        return self.book.version
+
+    def facts(self, snap: snapshots.Snapshot, now: datetime) -> Derived:
+        return derive(snap, now, self.zone, self.book.reference, self.icu_units)
+
+    def evaluate_encounter(self, session: Session, enc: Encounter, now: datetime,
+                           *, write: bool = True) -> Evaluation:
+        """Facts -> rules -> reconciled outputs and the next time to look again."""
+        existing = list(session.scalars(
+            select(RuleOutput).where(RuleOutput.encounter_id == enc.id)))
+        snap = snapshots.load(session, enc, existing)
+        derived = self.facts(snap, now)
+        firings = [] if enc.status == "cancelled" else self.evaluator.evaluate(
+            derived, snap.diagnoses)
+        changes = Changes()
+        next_at = self.next_boundary(snap, derived, now, existing)
+        if write:
+            reason = ("encounter cancelled" if enc.status == "cancelled"
+                      else "conditions no longer hold")
+            changes = reconcile(session, self.book, enc, snap, existing,
+                                desired_outputs(self.book, firings, derived.values), now,
+                                self.zone, reason)
+            enc.evaluated_at = now
+            enc.next_evaluation_at = self.next_boundary(
+                snap, derived, now, [*existing, *changes.created])
+        return Evaluation(snap, derived, firings, changes, next_at)
+
+    def next_boundary(self, snap: snapshots.Snapshot, derived: Derived, now: datetime,
+                      outputs: list[RuleOutput]) -> datetime | None:
+        """The earliest future instant at which some rule's condition or a due time flips."""
+        if snap.status == "cancelled":
+            return None
+        if snap.discharge_time is not None and now - snap.discharge_time > POST_DISCHARGE_HORIZON:
+            return None
+        candidates: list[datetime] = []
+        values = derived.values
+        for fact, op, threshold in self.book.thresholds:
+            if fact not in derived.hourly:
+                continue
+            value = values.get(fact)
+            if not isinstance(value, int | float) or value >= threshold + 1 / 3600:
+                continue
+            hours = threshold - value
+            if op in ("greater_than", "at_most"):
+                hours += 1 / 3600  # strictly past the threshold
+            if hours > 0:
+                candidates.append(now + timedelta(hours=hours))
+        if derived.daily and self.book.uses_daily:
+            tomorrow = now.astimezone(self.zone).date() + timedelta(days=1)
+            candidates.append(datetime.combine(tomorrow, time(0), tzinfo=self.zone)
+                              + timedelta(seconds=1))
+        candidates += [o.due_at + timedelta(seconds=1) for o in outputs
+                       if o.status == "active" and o.due_at is not None and o.due_at > now]
+        return min(candidates) if candidates else None

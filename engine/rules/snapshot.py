@@ -1,0 +1,109 @@
+"""What the facts are derived from: one encounter, its histories and the patient's past stays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.storage.models import Encounter, Patient, RuleOutput, StatusPeriod
+
+
+@dataclass(frozen=True)
+class Period:
+    value: str | None
+    start: datetime
+    end: datetime | None
+
+
+@dataclass(frozen=True)
+class PastStay:
+    admit_time: datetime | None
+    discharge_time: datetime | None
+    statuses: frozenset[str]
+
+
+@dataclass
+class Snapshot:
+    """Plain data: rules never touch the ORM, so tests can build one by hand."""
+
+    encounter_id: int | None = None
+    patient_id: int | None = None
+    birth_date: date | None = None
+    sex: str | None = None
+    status: str = "in-progress"
+    care_status: str | None = None
+    patient_class: str | None = None
+    patient_type: str | None = None
+    unit: str | None = None
+    hospital_service: str | None = None
+    admission_type: str | None = None
+    admit_source: str | None = None
+    payer_class: str | None = None
+    payer_plan: str | None = None
+    authorization: str | None = None
+    working_drg: str | None = None
+    discharge_disposition: str | None = None
+    admit_time: datetime | None = None
+    discharge_time: datetime | None = None
+    pending_discharge_time: datetime | None = None
+    expected_discharge_date: date | None = None
+    last_event_time: datetime | None = None
+    status_periods: list[Period] = field(default_factory=list)
+    locations: list[Period] = field(default_factory=list)
+    diagnoses: list[tuple[str, str | None]] = field(default_factory=list)
+    past_stays: list[PastStay] = field(default_factory=list)
+    open_task_types: list[str] = field(default_factory=list)
+    completed_task_types: list[str] = field(default_factory=list)
+
+
+def load(session: Session, enc: Encounter, outputs: list[RuleOutput]) -> Snapshot:
+    patient = session.get(Patient, enc.patient_id)
+    past: dict[int, tuple[datetime | None, datetime | None, set[str]]] = {}
+    rows = session.execute(
+        select(Encounter.id, Encounter.admit_time, Encounter.discharge_time,
+               StatusPeriod.care_status)
+        .outerjoin(StatusPeriod, (StatusPeriod.encounter_id == Encounter.id)
+                   & (StatusPeriod.cancelled.is_(False)))
+        .where(Encounter.patient_id == enc.patient_id, Encounter.id != enc.id,
+               Encounter.status != "cancelled")
+    )
+    for enc_id, admit, discharge, status in rows:
+        entry = past.setdefault(enc_id, (admit, discharge, set()))
+        if status:
+            entry[2].add(status)
+    return Snapshot(
+        encounter_id=enc.id,
+        patient_id=enc.patient_id,
+        birth_date=patient.birth_date if patient else None,
+        sex=patient.sex if patient else None,
+        status=enc.status,
+        care_status=enc.care_status,
+        patient_class=enc.patient_class,
+        patient_type=enc.patient_type,
+        unit=enc.unit,
+        hospital_service=enc.hospital_service,
+        admission_type=enc.admission_type,
+        admit_source=enc.admit_source,
+        payer_class=enc.payer_class,
+        payer_plan=enc.payer_plan,
+        authorization=enc.authorization,
+        working_drg=enc.working_drg,
+        discharge_disposition=enc.discharge_disposition,
+        admit_time=enc.admit_time,
+        discharge_time=enc.discharge_time,
+        pending_discharge_time=enc.pending_discharge_time,
+        expected_discharge_date=enc.expected_discharge_date,
+        last_event_time=enc.as_of,
+        status_periods=[Period(p.care_status, p.start, p.end) for p in enc.status_periods
+                        if not p.cancelled],
+        locations=[Period(s.unit, s.start, s.end) for s in enc.locations if not s.cancelled],
+        diagnoses=[(d.code, d.diagnosis_type) for d in enc.diagnoses],
+        past_stays=[PastStay(a, d, frozenset(s)) for a, d, s in past.values()],
+        open_task_types=sorted({o.code for o in outputs if o.kind == "task"
+                                and o.status == "active"}),
+        completed_task_types=sorted({o.code for o in outputs if o.kind == "task"
+                                     and o.status == "completed"}),
+    )
