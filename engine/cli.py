@@ -9,6 +9,7 @@ import secrets
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -115,22 +116,39 @@ def _hl7_files(paths: list[Path]) -> Iterator[Path]:
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help=".hl7 files or folders of them.")],
+    clock: Annotated[str, typer.Option(
+        help="'wall': rules see the current time; 'events': the clock follows the messages' "
+             "event times, so time-based rules fire as the stream's time passes.")] = "wall",
 ) -> None:
     """Load HL7 files through the same path as the MLLP listener, with a summary."""
+    from engine.clock import FixedClock
     from engine.hl7.framing import split_file
+    from engine.replay import replay
 
+    if clock not in ("wall", "events"):
+        raise CliError(f"--clock must be 'wall' or 'events', not {clock!r}")
     files = list(_hl7_files(paths))
     messages = [m for f in files for m in split_file(f.read_bytes())]
     if not messages:
         raise CliError(f"no HL7 messages found in {', '.join(map(str, paths))}")
-    runtime = _runtime()
+    from engine.runtime import Runtime
+
+    stream_clock = FixedClock(datetime(1900, 1, 1, tzinfo=UTC)) if clock == "events" else None
+    runtime = Runtime.open(get_settings(), clock=stream_clock)
     counts: Counter[str] = Counter()
     with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), console=err,
                   transient=True) as progress:
         task = progress.add_task("ingest", total=len(messages))
-        for raw in messages:
-            counts[runtime.intake.hl7(raw, channel="file").outcome] += 1
+
+        def count(receipt) -> None:
+            counts[receipt.outcome] += 1
             progress.advance(task)
+
+        if stream_clock is not None:
+            replay(runtime.intake, stream_clock, messages, on_receipt=count)
+        else:
+            for raw in messages:
+                count(runtime.intake.hl7(raw, channel="file"))
     runtime.close()
     out.print(
         f"{len(messages)} messages from {len(files)} file(s): "
@@ -141,6 +159,44 @@ def ingest(
     )
     if counts["unavailable"]:
         raise typer.Exit(1)
+
+
+@app.command()
+def tick(
+    at: Annotated[str | None, typer.Option(
+        help="Evaluate at this instant (ISO 8601; local hospital time unless it has an "
+             "offset). Default: now.")] = None,
+    due_only: Annotated[bool, typer.Option(
+        help="Only encounters whose next time boundary has passed.")] = False,
+) -> None:
+    """Evaluate all open encounters (or only the due ones) at a given instant."""
+    from engine.clock import FixedClock
+    from engine.rules.tick import count_due
+    from engine.rules.tick import tick as run_tick
+    from engine.runtime import Runtime
+
+    settings = get_settings()
+    runtime = Runtime.open(settings)
+    instant = _instant(at, runtime.site.zone) if at else datetime.now(UTC)
+    runtime.clock = FixedClock(instant)
+    if runtime.intake.rulebook is None:
+        raise CliError(f"no rulesets found in {settings.rulesets}")
+    total = count_due(runtime.sessions, instant, all_open=not due_only)
+    with Progress(TextColumn("evaluate"), BarColumn(), MofNCompleteColumn(), console=err,
+                  transient=True) as progress:
+        task = progress.add_task("evaluate", total=total)
+        done = run_tick(runtime.sessions, runtime.intake.rulebook, instant,
+                        all_open=not due_only, progress=lambda n: progress.advance(task, n))
+    runtime.close()
+    out.print(f"evaluated {done} encounter(s) at {instant.isoformat()}", highlight=False)
+
+
+def _instant(text: str, zone) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise CliError(f"{text!r} is not an ISO 8601 date-time (e.g. 2026-03-02T09:00)") from exc
+    return value if value.tzinfo else value.replace(tzinfo=zone)
 
 
 @hl7_app.command("quarantine")

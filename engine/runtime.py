@@ -23,6 +23,7 @@ class Runtime:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    readers: sessionmaker[Session]
     site: SiteProfile
     clock: Clock
     intake: Intake = field(init=False)
@@ -61,6 +62,7 @@ class Runtime:
             settings=settings,
             engine=engine,
             sessions=session_factory(engine),
+            readers=session_factory(engine, read_only=True),
             site=load_site_profile(settings.site_profile),
             clock=clock or WallClock(),
         )

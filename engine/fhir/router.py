@@ -68,7 +68,7 @@ def build_router() -> APIRouter:
     def search_patients(request: Request) -> JSONResponse:
         runtime = request.app.state.runtime
         query = search.parse("Patient", request.query_params.multi_items(), runtime.site.zone)
-        with runtime.sessions() as session:
+        with runtime.readers() as session:
             page = search.run(session, query, selectinload(Patient.identifiers))
             merged = _replaced(session, [p.id for p in page.rows])
             entries = [resources.patient(p, merged.get(p.id)) for p in page.rows]
@@ -77,7 +77,7 @@ def build_router() -> APIRouter:
     @router.get("/Patient/{pid}", dependencies=authed)
     def read_patient(pid: str, request: Request) -> JSONResponse:
         runtime = request.app.state.runtime
-        with runtime.sessions() as session:
+        with runtime.readers() as session:
             row = session.get(Patient, _row_id("Patient", pid),
                               options=[selectinload(Patient.identifiers)])
             if row is None:
@@ -90,7 +90,7 @@ def build_router() -> APIRouter:
         runtime = request.app.state.runtime
         query = search.parse("Encounter", request.query_params.multi_items(),
                              runtime.site.zone)
-        with runtime.sessions() as session:
+        with runtime.readers() as session:
             page = search.run(session, query, *ENCOUNTER_LOAD)
             entries = [resources.encounter(e) for e in page.rows]
         return _json(search.bundle(query, page, _base(request), entries))
@@ -98,7 +98,7 @@ def build_router() -> APIRouter:
     @router.get("/Encounter/{eid}", dependencies=authed)
     def read_encounter(eid: str, request: Request) -> JSONResponse:
         runtime = request.app.state.runtime
-        with runtime.sessions() as session:
+        with runtime.readers() as session:
             row = session.get(Encounter, _row_id("Encounter", eid), options=list(ENCOUNTER_LOAD))
             if row is None:
                 raise FhirError(404, f"Encounter/{eid} is not known here")

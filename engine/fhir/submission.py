@@ -77,7 +77,7 @@ def submit(runtime, body: Submitted, interaction: str, base: str,
     except InvalidFhir as exc:
         raise _refuse(runtime, body.raw, body.caller, FhirError(400, str(exc))) from exc
     try:
-        with runtime.sessions() as session:
+        with runtime.readers() as session:
             resolved = references.resolve(session, references.literal_references(doc, target),
                                           runtime.site)
     except SQLAlchemyError as exc:
@@ -93,7 +93,7 @@ def submit(runtime, body: Submitted, interaction: str, base: str,
     except EventError as exc:
         raise _refuse(runtime, raw, body.caller, FhirError(422, str(exc))) from exc
     try:
-        with runtime.sessions() as session:
+        with runtime.readers() as session:
             before = _on_file(session, mapping)
         receipt = runtime.intake.events(raw, channel="fhir", sender=body.caller,
                                         control_id=mapping.control_id, events=mapping.events)
@@ -105,7 +105,7 @@ def submit(runtime, body: Submitted, interaction: str, base: str,
         raise FhirError(status, receipt.reason or f"input {receipt.outcome}")
     if receipt.outcome == "duplicate":
         before = _everything(mapping)  # the first copy created it; this one changes nothing
-    with runtime.sessions() as session:
+    with runtime.readers() as session:
         if interaction == "transaction":
             return Answer(200, _transaction_response(session, mapping, before, base))
         return _encounter_answer(session, mapping, before, base, interaction)

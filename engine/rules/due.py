@@ -3,7 +3,7 @@ local midnight, or the end of the Nth business day on the hospital's calendar.""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from engine.rules.model import Due
@@ -52,4 +52,5 @@ def due_time(due: Due, snap: Snapshot, fired_at: datetime, zone: ZoneInfo,
                 remaining -= 1
         hour, minute = (int(x) for x in (due.at or "23:59").split(":"))
         return datetime.combine(day, time(hour, minute), tzinfo=zone)
-    return start + timedelta(hours=due.hours or 0)
+    # Absolute hours, in UTC: a 36-hour deadline is 36 real hours across a DST change.
+    return start.astimezone(UTC) + timedelta(hours=due.hours or 0)

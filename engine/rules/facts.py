@@ -9,7 +9,7 @@ scheduler knows when an encounter next needs a look (see `Derived.hourly` and `d
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -123,7 +123,8 @@ class Derived:
 
 
 def _hours(a: datetime, b: datetime) -> float:
-    return max((b - a).total_seconds() / 3600.0, 0.0)
+    # In UTC: aware datetimes sharing a zone subtract as wall-clock times across DST.
+    return max((b.astimezone(UTC) - a.astimezone(UTC)).total_seconds() / 3600.0, 0.0)
 
 
 def _midnights(start: datetime, end: datetime, zone: ZoneInfo) -> int:

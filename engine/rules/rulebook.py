@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -60,6 +60,7 @@ class Rulebook:
     def evaluate_encounter(self, session: Session, enc: Encounter, now: datetime,
                            *, write: bool = True) -> Evaluation:
         """Facts -> rules -> reconciled outputs and the next time to look again."""
+        now = now.astimezone(UTC)
         existing = list(session.scalars(
             select(RuleOutput).where(RuleOutput.encounter_id == enc.id)))
         snap = snapshots.load(session, enc, existing)
@@ -82,6 +83,7 @@ class Rulebook:
     def next_boundary(self, snap: snapshots.Snapshot, derived: Derived, now: datetime,
                       outputs: list[RuleOutput]) -> datetime | None:
         """The earliest future instant at which some rule's condition or a due time flips."""
+        now = now.astimezone(UTC)
         if snap.status == "cancelled":
             return None
         if snap.discharge_time is not None and now - snap.discharge_time > POST_DISCHARGE_HORIZON:

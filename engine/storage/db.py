@@ -41,12 +41,19 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # pragma: no cover - trivial
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            read_only = conn.get_execution_options().get("read_only", False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True)
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
+def session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
+    """Sessions for the one path (writers) or for reads that must not wait on writers.
+
+    On SQLite, writers begin IMMEDIATE (take the write lock up front, no upgrade deadlocks)
+    and read-only sessions begin DEFERRED, so WAL lets them read while a writer works.
+    """
+    bind = engine.execution_options(read_only=True) if read_only else engine
     # One flush per input, at commit: queries inside the path never need an autoflush.
-    return sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    return sessionmaker(bind, expire_on_commit=False, autoflush=False)

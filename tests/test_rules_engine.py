@@ -1,0 +1,191 @@
+"""The rules at work in the one path and on the clock: stories a UR nurse would recognise."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from engine.clock import FixedClock
+from engine.rules.facts import derive
+from engine.rules.reference import Reference
+from engine.rules.snapshot import Period, Snapshot
+from engine.rules.tick import tick
+from engine.storage.models import Encounter, RuleOutput
+from tests.hl7build import adt
+
+CHICAGO = ZoneInfo("America/Chicago")
+
+
+def local(*args: int) -> datetime:
+    return datetime(*args, tzinfo=CHICAGO)
+
+
+def outputs(rt, visit: str = "V1001", status: str = "active") -> dict[str, RuleOutput]:
+    with rt.readers() as s:
+        rows = s.scalars(select(RuleOutput).join(Encounter, Encounter.id == RuleOutput.encounter_id)
+                         .where(Encounter.visit_number == visit, RuleOutput.status == status))
+        return {f"{r.kind}:{r.code}": r for r in rows}
+
+
+def at(rt, clock: FixedClock, when: datetime) -> None:
+    clock.set(when)
+    tick(rt.sessions, rt.intake.rulebook, when)
+
+
+def test_medicare_observation_story_moon_then_second_midnight_then_admission(runtime_factory):
+    clock = FixedClock(local(2026, 3, 1, 20, 0))
+    rt = runtime_factory(clock=clock)
+    rt.intake.hl7(adt("A04", "202603012000", patient_class="O", patient_type="OBS",
+                      admit_time="202603012000", plan="MCR001"))
+    assert "task:moon-notice" not in outputs(rt)
+
+    at(rt, clock, local(2026, 3, 2, 20, 30))  # 24.5 hours of observation, one midnight
+    now = outputs(rt)
+    assert "task:moon-notice" in now and "task:status-review" not in now
+    assert now["task:moon-notice"].due_at == local(2026, 3, 3, 8, 0)  # 36 h after start
+
+    at(rt, clock, local(2026, 3, 3, 0, 30))  # the second midnight has passed
+    review = outputs(rt)["task:status-review"]
+    assert review.priority == "urgent" and review.queue == "ur_nurse"
+    assert review.due_at == local(2026, 3, 3, 0, 30)
+    assert review.rule_id == "ur-two-midnight-observation"
+    assert review.ruleset == "utilization_review" and review.ruleset_version
+    assert review.facts["midnights_in_hospital"] == 2
+    assert review.facts["payer_class"] == "medicare"
+
+    # Re-evaluating at the same instant changes nothing and duplicates nothing.
+    at(rt, clock, local(2026, 3, 3, 0, 30))
+    with rt.readers() as s:
+        assert s.scalar(select(func.count()).select_from(RuleOutput)) == len(outputs(rt))
+
+    clock.set(local(2026, 3, 3, 10, 0))
+    rt.intake.hl7(adt("A06", "202603031000", patient_class="I", plan="MCR001"))
+    now = outputs(rt)
+    assert "task:status-review" not in now  # admitted: the status question is answered
+    assert "task:moon-notice" in now  # still owed: it covers the observation hours
+    assert "task:im-notice" in now and "task:initial-ur-review" in now
+    assert now["task:im-notice"].due_at == local(2026, 3, 6, 0, 0)
+    cancelled = outputs(rt, status="cancelled")["task:status-review"]
+    assert cancelled.end_reason == "conditions no longer hold"
+
+
+def test_cancelled_admission_cancels_its_open_work(runtime_factory):
+    clock = FixedClock(local(2026, 3, 2, 10, 30))
+    rt = runtime_factory(clock=clock)
+    rt.intake.hl7(adt("A01", "202603021015", admit_time="202603021015", plan="MCR001"))
+    assert {"task:im-notice", "task:initial-ur-review"} <= set(outputs(rt))
+
+    rt.intake.hl7(adt("A11", "202603021100"))
+
+    assert not outputs(rt)
+    ended = outputs(rt, status="cancelled")
+    assert {r.end_reason for r in ended.values()} == {"encounter cancelled"}
+    with rt.sessions() as s:
+        enc = s.scalars(select(Encounter)).one()
+        assert enc.next_evaluation_at is None
+
+
+def test_completed_work_stays_completed(runtime_factory):
+    clock = FixedClock(local(2026, 3, 2, 10, 30))
+    rt = runtime_factory(clock=clock)
+    rt.intake.hl7(adt("A01", "202603021015", plan="MCR001"))
+    with rt.sessions() as s, s.begin():
+        task = s.scalars(select(RuleOutput).where(RuleOutput.code == "im-notice")).one()
+        task.status = "completed"
+
+    rt.intake.hl7(adt("A08", "202603031015", plan="MCR001"))
+    at(rt, clock, local(2026, 3, 4, 9, 0))
+
+    with rt.sessions() as s:
+        rows = s.scalars(select(RuleOutput).where(RuleOutput.code == "im-notice")).all()
+    assert [r.status for r in rows] == ["completed"]
+
+
+def test_the_schedule_survives_a_restart(runtime_factory):
+    clock = FixedClock(local(2026, 3, 1, 20, 0))
+    first = runtime_factory(clock=clock)
+    first.intake.hl7(adt("A04", "202603012000", patient_class="O", patient_type="OBS",
+                         admit_time="202603012000", plan="MCA100"))
+    with first.sessions() as s:
+        boundary = s.scalars(select(Encounter.next_evaluation_at)).one()
+    # The next thing that can change is the first local midnight.
+    assert boundary is not None and boundary.astimezone(CHICAGO) <= local(2026, 3, 2, 0, 0, 1)
+    first.close()
+
+    restarted = runtime_factory(clock=FixedClock(local(2026, 3, 3, 9, 0)))
+    evaluated = tick(restarted.sessions, restarted.intake.rulebook, local(2026, 3, 3, 9, 0))
+
+    assert evaluated == 1
+    assert {"task:moon-notice", "task:status-review", "task:observation-escalation"} - set(
+        outputs(restarted)) == {"task:observation-escalation"}
+
+
+def test_observation_escalation_fires_just_after_the_48th_hour(runtime_factory):
+    clock = FixedClock(local(2026, 3, 1, 8, 0))
+    rt = runtime_factory(clock=clock)
+    rt.intake.hl7(adt("A04", "202603010800", patient_class="O", patient_type="OBS",
+                      admit_time="202603010800", plan="COM300"))
+    at(rt, clock, local(2026, 3, 3, 8, 0))  # exactly 48 hours: not yet "more than 48"
+    assert "task:observation-escalation" not in outputs(rt)
+    with rt.sessions() as s:
+        boundary = s.scalars(select(Encounter.next_evaluation_at)).one()
+    assert boundary == local(2026, 3, 3, 8, 0, 1)
+    at(rt, clock, boundary)
+    assert "task:observation-escalation" in outputs(rt)
+
+
+def test_evaluation_error_is_isolated_and_retried(runtime_factory):
+    clock = FixedClock(local(2026, 3, 2, 10, 30))
+    rt = runtime_factory(clock=clock)
+    book = rt.intake.rulebook
+
+    class Broken(type(book)):  # a defect in a fact or rule, as a bug would raise it
+        def evaluate_encounter(self, *args, **kwargs):
+            raise ZeroDivisionError("a defect in a rule")
+
+    rt.intake.rulebook = Broken(book.book, book.site)
+    receipt = rt.intake.hl7(adt("A01", "202603021015", plan="MCR001"))
+
+    assert receipt.outcome == "accepted" and "MSA|AA|" in receipt.ack
+    with rt.sessions() as s:
+        enc = s.scalars(select(Encounter)).one()
+        assert enc.next_evaluation_at == local(2026, 3, 2, 10, 35)
+    rt.intake.rulebook = book
+    at(rt, clock, local(2026, 3, 2, 10, 36))
+    assert "task:im-notice" in outputs(rt)
+
+
+def test_midnights_are_local_calendar_midnights_across_daylight_saving():
+    start = local(2026, 11, 1, 0, 30)  # the night the clocks fall back: a 25-hour day
+    now = local(2026, 11, 2, 0, 30)
+    snap = Snapshot(care_status="observation", admit_time=start,
+                    status_periods=[Period("observation", start, None)])
+    values = derive(snap, now, CHICAGO, Reference()).values
+    assert values["midnights_in_observation"] == 1
+    assert values["hours_in_observation"] == 25.0
+    spring = local(2026, 3, 8, 0, 30)  # the 23-hour day
+    snap = Snapshot(care_status="observation", admit_time=spring,
+                    status_periods=[Period("observation", spring, None)])
+    values = derive(snap, local(2026, 3, 9, 0, 30), CHICAGO, Reference()).values
+    assert values["midnights_in_observation"] == 1 and values["hours_in_observation"] == 23.0
+
+
+def test_time_based_rules_fire_as_a_replayed_stream_passes_them(runtime_factory, tmp_path: Path):
+    from engine.replay import finish, replay
+
+    clock = FixedClock(datetime(1900, 1, 1, tzinfo=UTC))
+    rt = runtime_factory(clock=clock)
+    stream = [
+        adt("A04", "202603012000", patient_class="O", patient_type="OBS",
+            admit_time="202603012000", plan="MCR001"),
+        adt("A08", "202603031200", patient_class="O", patient_type="OBS", plan="MCR001"),
+    ]
+    replay(rt.intake, clock, stream)
+    review = outputs(rt)["task:status-review"]
+    # It fired when stream time passed the second midnight, not when the A08 arrived.
+    assert review.fired_at == local(2026, 3, 3, 0, 0, 1)
+    finish(rt.intake, clock, local(2026, 3, 4, 0, 0))
+    assert "task:observation-escalation" in outputs(rt)
