@@ -40,4 +40,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     from engine.fhir.router import build_router
 
     app.include_router(build_router(), prefix="/fhir")
+    from engine.admin import build_router as admin_router
+
+    app.include_router(admin_router(), prefix="/admin")
     return app

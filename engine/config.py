@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     rulesets: Path | None = Field(
         default=DEFAULT_RULESETS, description="Folder of ruleset files; empty disables rules."
     )
+    rulesets_poll_s: float = Field(
+        default=2.0, description="How often the server looks for changed ruleset files."
+    )
     clock_interval_s: float = Field(
         default=30.0, description="How often the server re-evaluates encounters whose time "
         "boundary has passed."

@@ -12,6 +12,7 @@ from engine.clock import Clock, WallClock
 from engine.config import Settings
 from engine.intake import Intake
 from engine.rules.loader import ruleset_paths
+from engine.rules.reload import Reloader
 from engine.rules.rulebook import Rulebook
 from engine.site import SiteProfile, load_site_profile
 from engine.storage.db import make_engine, session_factory
@@ -27,6 +28,7 @@ class Runtime:
     site: SiteProfile
     clock: Clock
     intake: Intake = field(init=False)
+    reloader: Reloader | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         from engine.fhir.inbound import map_raw  # FHIR input mapping, for replays
@@ -36,6 +38,8 @@ class Runtime:
             max_bytes=self.settings.mllp_max_message_bytes,
         )
         self.intake.rulebook = self._load_rulebook()
+        if self.settings.rulesets is not None and Path(self.settings.rulesets).is_dir():
+            self.reloader = Reloader(self, Path(self.settings.rulesets))
 
     def _load_rulebook(self) -> Rulebook | None:
         folder = self.settings.rulesets

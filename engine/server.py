@@ -40,6 +40,17 @@ async def _clock(runtime: Runtime, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), timeout=runtime.settings.clock_interval_s)
 
 
+async def _watch_rulesets(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Hot reload: changed ruleset files load if they pass check; else the old ones stay."""
+    while not stop.is_set() and runtime.reloader is not None:
+        try:
+            await asyncio.to_thread(runtime.reloader.poll)
+        except Exception as exc:  # noqa: BLE001 - a bad file must never stop the server
+            log.error("ruleset watch failed: %s", type(exc).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=runtime.settings.rulesets_poll_s)
+
+
 def _db_workers(runtime: Runtime) -> int:
     # SQLite has one writer: more threads only queue on its lock.
     return 1 if runtime.engine.dialect.name == "sqlite" else runtime.settings.db_workers
@@ -93,14 +104,16 @@ async def serve(
         bound["http"] = http.servers[0].sockets[0].getsockname()[1]
 
     clock_task = asyncio.create_task(_clock(runtime, stop))
+    watch_task = asyncio.create_task(_watch_rulesets(runtime, stop))
     announce(bound)
     waiters = [asyncio.create_task(stop.wait())]
     if http_task is not None:
         waiters.append(http_task)
     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    clock_task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await clock_task
+    for task in (clock_task, watch_task):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     if mllp is not None:
         await mllp.stop()
     if http is not None and http_task is not None:

@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+import durable_rules_engine
 from durable.engine import Host, MessageNotHandledException
 
 from engine.rules.compile import Book, CompiledRule, output_name
@@ -50,6 +51,7 @@ class Evaluator:
         self._host = _SyncHost()
         self._host.set_rulesets(book.definitions())
         self._lock = threading.Lock()
+        self._closed = False
         self._ids = itertools.count()
         self._layer_facts = [
             sorted({f for r in layer for f in r.facts}) for layer in book.layers
@@ -84,9 +86,20 @@ class Evaluator:
                     raised.add(output_name(kind, action.code))
         return firings
 
+    def close(self) -> None:
+        """Free the native rulesets of a retired version; later calls fail cleanly."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for ruleset in self._host._ruleset_list:
+                durable_rules_engine.delete_ruleset(ruleset._handle)
+
     def _assert(self, layer: int, fact: dict[str, Any]) -> list[str]:
         name = self.book.layer_name(layer)
         with self._lock:
+            if self._closed:
+                raise RuntimeError("this ruleset version was retired by a reload")
             fact["sid"] = "0"
             fact["id"] = next(self._ids)
             self._host.fired.clear()
