@@ -94,3 +94,35 @@ def test_db_upgrade_reports_the_revision(database_url):
     result = engine_cli("db", "upgrade", database_url=database_url)
     assert result.returncode == 0
     assert "database at revision 0002" in result.stdout
+
+
+def test_ingest_in_event_time_then_tick_at_an_instant(database_url, tmp_path):
+    story = tmp_path / "obs.hl7"
+    story.write_bytes(
+        adt("A04", "202603012000", patient_class="O", patient_type="OBS",
+            admit_time="202603012000", plan="MCR001", visit="VT1")
+        + b"\n" + adt("A08", "202603021000", patient_class="O", patient_type="OBS",
+                      plan="MCR001", visit="VT1"))
+    ingest = engine_cli("ingest", "--clock=events", str(story), database_url=database_url)
+    assert ingest.returncode == 0, ingest.stderr
+    assert "accepted 2" in ingest.stdout
+
+    tick = engine_cli("tick", "--at", "2026-03-03T00:30", database_url=database_url)
+    assert tick.returncode == 0, tick.stderr
+    assert "evaluated 1 encounter(s) at 2026-03-03T00:30:00-06:00" in tick.stdout
+
+    from engine.runtime import Runtime
+    from engine.storage.models import RuleOutput
+
+    rt = Runtime.open(make_settings(database_url))
+    try:
+        with rt.readers() as s:
+            codes = set(s.scalars(select(RuleOutput.code).where(RuleOutput.status == "active")))
+    finally:
+        rt.close()
+    assert {"moon-notice", "status-review"} <= codes
+
+    bad = engine_cli("tick", "--at", "next tuesday", database_url=database_url)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: 'next tuesday' is not an ISO")
+    wrong = engine_cli("ingest", "--clock=sundial", str(story), database_url=database_url)
+    assert wrong.returncode == 1 and "--clock must be" in wrong.stderr
