@@ -252,7 +252,6 @@ class Intake:
                 row.encounter = applied.encounter
                 touched.append(applied)
             if self.rulebook is not None:
-                session.flush()
                 evaluation.after_events(session, self.rulebook, touched, now)
         except Hl7Refusal as refusal:
             raise _Undo(refusal.ack_code, refusal.error) from refusal

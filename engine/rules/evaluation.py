@@ -41,12 +41,17 @@ def after_events(session: Session, rulebook: Rulebook, applied: Iterable, now: d
     """Re-evaluate what the input changed: its encounter, or a patient's open encounters."""
     seen: set[int] = set()
     for item in applied:
-        targets = [item.encounter] if item.encounter is not None else list(session.scalars(
-            select(Encounter).where(Encounter.patient_id == item.patient.id,
-                                    Encounter.status.in_(OPEN))))
+        if item.encounter is not None:
+            targets = [item.encounter]
+        elif item.patient.id is None:
+            targets = []  # a new person has no encounters yet
+        else:
+            session.flush()  # a merge moved encounters: let the query see them
+            targets = list(session.scalars(select(Encounter).where(
+                Encounter.patient_id == item.patient.id, Encounter.status.in_(OPEN))))
         for enc in targets:
-            if enc.id not in seen:
-                seen.add(enc.id)
+            if id(enc) not in seen:
+                seen.add(id(enc))
                 evaluate(session, rulebook, enc, now)
 
 

@@ -99,7 +99,7 @@ def reconcile(session: Session, book: Book, enc: Encounter, snap: Snapshot,
                   if d.due is not None else None)
         values = {**d.fields, "due_at": due_at}
         if current is None:
-            row = RuleOutput(encounter_id=enc.id, patient_id=enc.patient_id, key=d.key,
+            row = RuleOutput(encounter=enc, patient=enc.patient, key=d.key,
                              status="active", ruleset_version=book.version, facts=d.facts,
                              fired_at=now, updated_at=now, version=1, **values)
             session.add(row)

@@ -61,7 +61,7 @@ class Rulebook:
                            *, write: bool = True) -> Evaluation:
         """Facts -> rules -> reconciled outputs and the next time to look again."""
         now = now.astimezone(UTC)
-        existing = list(session.scalars(
+        existing = [] if enc.id is None else list(session.scalars(
             select(RuleOutput).where(RuleOutput.encounter_id == enc.id)))
         snap = snapshots.load(session, enc, existing)
         derived = self.facts(snap, now)

@@ -60,14 +60,14 @@ class Snapshot:
 
 
 def load(session: Session, enc: Encounter, outputs: list[RuleOutput]) -> Snapshot:
-    patient = session.get(Patient, enc.patient_id)
+    patient: Patient | None = enc.patient
     past: dict[int, tuple[datetime | None, datetime | None, set[str]]] = {}
-    rows = session.execute(
+    rows = [] if patient is None or patient.id is None else session.execute(
         select(Encounter.id, Encounter.admit_time, Encounter.discharge_time,
                StatusPeriod.care_status)
         .outerjoin(StatusPeriod, (StatusPeriod.encounter_id == Encounter.id)
                    & (StatusPeriod.cancelled.is_(False)))
-        .where(Encounter.patient_id == enc.patient_id, Encounter.id != enc.id,
+        .where(Encounter.patient_id == patient.id, Encounter.id != (enc.id or -1),
                Encounter.status != "cancelled")
     )
     for enc_id, admit, discharge, status in rows:
@@ -76,7 +76,7 @@ def load(session: Session, enc: Encounter, outputs: list[RuleOutput]) -> Snapsho
             entry[2].add(status)
     return Snapshot(
         encounter_id=enc.id,
-        patient_id=enc.patient_id,
+        patient_id=patient.id if patient is not None else None,
         birth_date=patient.birth_date if patient else None,
         sex=patient.sex if patient else None,
         status=enc.status,

@@ -264,3 +264,6 @@ class RuleOutput(Base):
     ended_at: Mapped[datetime | None]
     end_reason: Mapped[str | None] = mapped_column(String(300))
     version: Mapped[int] = mapped_column(Integer, default=1)
+
+    encounter: Mapped[Encounter] = relationship()
+    patient: Mapped[Patient] = relationship()
