@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from engine.config import Settings, get_settings
+from engine.rules.cli import rules_app
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False
@@ -27,6 +28,7 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 hl7_app = typer.Typer(no_args_is_help=True, help="HL7 quarantine: list and replay.")
 app.add_typer(db_app, name="db")
 app.add_typer(hl7_app, name="hl7")
+app.add_typer(rules_app, name="rules")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -292,6 +294,7 @@ def main() -> None:
     """Console entry point: known failures become one line on stderr and exit status 1."""
     from sqlalchemy.exc import OperationalError
 
+    from engine.rules.loader import RulesetError
     from engine.site import SiteProfileError
 
     try:
@@ -301,6 +304,12 @@ def main() -> None:
         raise SystemExit(1) from None
     except SiteProfileError as exc:
         err.print(f"error: {exc}", highlight=False)
+        raise SystemExit(1) from None
+    except RulesetError as exc:
+        for problem in exc.problems:
+            err.print(str(problem), highlight=False)
+        err.print(f"error: {len(exc.problems)} ruleset problem(s); fix them or set "
+                  "ENGINE_RULESETS", highlight=False)
         raise SystemExit(1) from None
     except OperationalError as exc:
         err.print(f"error: database unavailable ({str(exc.orig).strip().splitlines()[0]})",

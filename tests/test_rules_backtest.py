@@ -25,8 +25,8 @@ def test_candidate_that_moves_the_moon_deadline_and_drops_initial_review(runtime
     candidate = tmp_path / "candidate"
     shutil.copytree(ROOT / "rulesets", candidate)
     text = (candidate / "utilization_review.yaml").read_text()
-    text = text.replace("due: {after: observation_start, hours: 36}",
-                        "due: {after: observation_start, hours: 30}")
+    text = text.replace("due: {after: observation_start, hours: 36,",
+                        "due: {after: observation_start, hours: 30,")
     text = text.replace("  - id: ur-initial-review\n", "  - id: ur-initial-review\n"
                         "    enabled: false\n", 1)
     (candidate / "utilization_review.yaml").write_text(text)
@@ -46,3 +46,33 @@ def test_candidate_that_moves_the_moon_deadline_and_drops_initial_review(runtime
     with runtime.readers() as s:  # nothing was written to the live store
         assert s.scalar(select(func.count()).select_from(RuleOutput)) == live_outputs
         assert s.scalar(select(func.count()).select_from(InboundMessage)) == live_inputs
+
+
+def test_backtest_command_prints_per_rule_changes(database_url, tmp_path: Path):
+    from tests.test_cli import engine_cli
+
+    story = tmp_path / "obs.hl7"
+    story.write_bytes(adt("A04", "202603010800", patient_class="O", patient_type="OBS",
+                          admit_time="202603010800", plan="MCR001", visit="VC1")
+                      + b"\n" + adt("A06", "202603022000", patient_class="I", plan="MCR001",
+                                    visit="VC1"))
+    assert engine_cli("ingest", "--clock=events", str(story),
+                      database_url=database_url).returncode == 0
+    candidate = tmp_path / "candidate"
+    shutil.copytree(ROOT / "rulesets", candidate)
+    text = (candidate / "utilization_review.yaml").read_text()
+    (candidate / "utilization_review.yaml").write_text(text.replace(
+        "  - id: notice-im-first\n", "  - id: notice-im-first\n    enabled: false\n", 1))
+
+    result = engine_cli("rules", "backtest", "--candidate", str(candidate),
+                        database_url=database_url)
+
+    assert result.returncode == 0, result.stderr
+    assert "replayed 2 message(s)" in result.stdout
+    assert "notice-im-first" in result.stdout
+    assert result.stdout.strip().endswith("outputs added 0, removed 1, retimed 0")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "x.yaml").write_text("name: x\nrules: [\n")
+    bad = engine_cli("rules", "backtest", "--candidate", str(broken), database_url=database_url)
+    assert bad.returncode == 1 and "x.yaml:" in bad.stdout + bad.stderr

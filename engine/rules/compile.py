@@ -181,6 +181,11 @@ class _Compiler:
             self.problem(f"contains needs a list fact; {cond.fact} is {spec.type}", *path)
         if spec.type == "list" and op not in ("contains", "is_set"):
             self.problem(f"{cond.fact} is a list: use contains", *path)
+        if op in ("equals", "not_equals", "in_", "not_in"):
+            # durable_rules would coerce "2" to 2 where Python would not: refuse the mix.
+            for item in value if isinstance(value, list) else [value]:
+                if not _fits(spec.type, item):
+                    self.problem(_MISFIT[spec.type].format(fact=cond.fact, value=item), *path)
         fact = cond.fact
         if op in _AFFIRM:
             return {(_NEGATE if negate else _AFFIRM)[op]: {fact: value}}
@@ -223,6 +228,24 @@ class _Compiler:
         pred = Predicate(name, f"{fact} is known",
                          lambda v, _d, _r, f=fact: v.get(f) is not None)
         return self._flip(self.predicate(pred), negate != (value is False))
+
+
+_MISFIT = {
+    "number": "{fact} is a number; {value!r} is not (remove the quotes)",
+    "text": "{fact} is text; {value!r} is not (put it in quotes)",
+    "boolean": "{fact} is true or false; {value!r} is neither",
+}
+
+
+def _fits(fact_type: str, value: Any) -> bool:
+    """Whether a literal in a rule has the fact's type (YAML reads 291 as a number)."""
+    if fact_type == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if fact_type == "text":
+        return isinstance(value, str)
+    if fact_type == "boolean":
+        return isinstance(value, bool)
+    return True
 
 
 def _lint_actions(c: _Compiler) -> None:

@@ -40,6 +40,16 @@ def due_time(due: Due, snap: Snapshot, fired_at: datetime, zone: ZoneInfo,
     start = anchor_time(due.after, snap, fired_at, zone)
     if start is None:
         return None
+    when = _from_anchor(due, start, zone, holidays)
+    for anchor in due.or_sooner or []:
+        sooner = anchor_time(anchor, snap, fired_at, zone)
+        if sooner is not None and sooner < when:
+            when = sooner.astimezone(UTC)
+    return when
+
+
+def _from_anchor(due: Due, start: datetime, zone: ZoneInfo, holidays: frozenset[date]
+                 ) -> datetime:
     if due.midnights is not None:
         day = start.astimezone(zone).date() + timedelta(days=due.midnights)
         return _local_midnight(day, zone)

@@ -60,7 +60,7 @@ class RulesetFile:
 
 def _lines(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
     out = {} if out is None else out
-    out[path] = node.start_mark.line + 1
+    out.setdefault(path, node.start_mark.line + 1)  # a key's own line beats its value's
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             out[(*path, key.value)] = key.start_mark.line + 1
@@ -96,6 +96,16 @@ def _pydantic_problems(path: Path, exc: ValidationError, lines: dict, data) -> l
     return problems
 
 
+def yaml_error(exc: yaml.MarkedYAMLError) -> tuple[int, None, str]:
+    """Line and message of a YAML error, naming where the unclosed thing began if elsewhere."""
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else 1
+    message = f"YAML error: {exc.problem}"
+    if exc.context and exc.context_mark and exc.context_mark.line + 1 != line:
+        message += f" ({exc.context} on line {exc.context_mark.line + 1})"
+    return line, None, message
+
+
 def load_file(path: Path) -> RulesetFile:
     try:
         raw = path.read_bytes()
@@ -108,9 +118,7 @@ def load_file(path: Path) -> RulesetFile:
     except UnicodeDecodeError as exc:
         raise RulesetError([Problem(path, 1, None, "not UTF-8 text")]) from exc
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        raise RulesetError([Problem(path, line, None, f"YAML error: {exc.problem}")]) from exc
+        raise RulesetError([Problem(path, *yaml_error(exc))]) from exc
     except yaml.YAMLError as exc:
         raise RulesetError([Problem(path, 1, None, f"YAML error: {exc}")]) from exc
     if not isinstance(data, dict) or node is None:

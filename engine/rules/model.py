@@ -169,6 +169,10 @@ class Due(_Strict):
         default=None, pattern=r"^\d{2}:\d{2}$",
         description="Local time of day for business_days (default 23:59).",
     )
+    or_sooner: list[Anchor] | None = Field(
+        default=None,
+        description="Due at the first of these moments if it comes before (e.g. release).",
+    )
 
     @model_validator(mode="after")
     def _one(self) -> Due:
