@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +45,14 @@ class Settings(BaseSettings):
         description="Bearer token every HTTP client must present (OAuth2 arrives with roles).",
     )
     max_body_bytes: int = 5_000_000
+
+    @field_validator("rulesets", mode="before")
+    @classmethod
+    def _rules_off(cls, value):
+        """ENGINE_RULESETS='' (or 'off') runs the engine without rules."""
+        if isinstance(value, str) and value.strip().lower() in ("", "off", "none"):
+            return None
+        return value
 
 
 @lru_cache(maxsize=1)
