@@ -44,11 +44,19 @@ def _pg_schema_url(schema: str) -> str:
     return f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+BOTH_STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BOTH_STORES)
 def database_url(request, tmp_path) -> Iterator[str]:
     """A fresh, empty database: a SQLite file, or a PostgreSQL schema dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'engine.db'}"
+    yield from fresh_database(request.param, tmp_path)
+
+
+def fresh_database(kind: str, folder: Path) -> Iterator[str]:
+    """Yield the URL of an empty store of this kind; PostgreSQL schemas are dropped after."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'engine.db'}"
         return
     if not PG_URL:
         if REQUIRE_PG:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -21,19 +20,16 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient as FhirPatient
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import OperationOutcome as FhirpyOutcome
-from sqlalchemy import create_engine, select
-from sqlalchemy.schema import CreateSchema, DropSchema
+from sqlalchemy import select
 
 from engine.fhir import vocabulary as v
 from engine.runtime import Runtime
-from engine.storage.db import normalise_url
 from engine.storage.models import Encounter, InboundMessage, Patient, PatientIdentifier
 from tests.conftest import (
-    PG_URL,
-    REQUIRE_PG,
+    BOTH_STORES,
     TOKEN,
     ServerProcess,
-    _pg_schema_url,
+    fresh_database,
     make_settings,
     start_server,
 )
@@ -109,32 +105,9 @@ STATE = [
 
 
 # -- one database and one server per module ----------------------------------------------------
-@pytest.fixture(scope="module",
-                params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=BOTH_STORES)
 def db_url(request, tmp_path_factory) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('fhir') / 'engine.db'}"
-        return
-    if not PG_URL:
-        if REQUIRE_PG:
-            pytest.fail("ENGINE_TEST_REQUIRE_POSTGRES=1 but ENGINE_TEST_POSTGRES_URL is not set")
-        pytest.skip("ENGINE_TEST_POSTGRES_URL not set")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalise_url(PG_URL))
-    try:
-        with admin.begin() as conn:
-            conn.execute(CreateSchema(schema))
-    except Exception as exc:
-        admin.dispose()
-        if REQUIRE_PG:
-            pytest.fail(f"PostgreSQL required but unreachable: {exc}")
-        pytest.skip(f"PostgreSQL unreachable: {exc}")
-    try:
-        yield _pg_schema_url(schema)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(DropSchema(schema, cascade=True))
-        admin.dispose()
+    yield from fresh_database(request.param, tmp_path_factory.mktemp("fhir"))
 
 
 @pytest.fixture(scope="module")
