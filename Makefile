@@ -24,5 +24,10 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+# Rules-engine soak: a million evaluations, RSS sampled every 50,000; fails unless flat.
+.PHONY: soak
+soak: $(STAMP)
+	$(BIN)/python bench/soak_rules.py
+
 clean:
 	rm -rf $(VENV) demo.db demo.db-wal demo.db-shm

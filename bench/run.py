@@ -1,6 +1,9 @@
 """Run every benchmark and write bench/RESULTS.md (median of several runs, machine, date).
 
 Usage: python bench/run.py [--runs N] [--messages N] [--skip-postgres]
+                           [--rules-runs N] [--skip-ingest] [--skip-rules]
+
+--skip-ingest (or --skip-rules) keeps that part of the existing RESULTS.md as it was.
 """
 
 from __future__ import annotations
@@ -28,6 +31,71 @@ def ingest(store: str, connections: int, messages: int, env: dict[str, str] | No
         capture_output=True, text=True, check=True, env={**os.environ, **(env or {})}, cwd=ROOT,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def rules(runs: int, seconds: float = 2.0) -> dict:
+    """bench/rules.py in its own process (it pins itself to one core)."""
+    out = subprocess.run(
+        [sys.executable, str(HERE / "rules.py"), "--runs", str(runs), "--seconds", str(seconds)],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+RULES_HEADING = "## Rules engine"
+
+
+def rules_section(r: dict, runs: int) -> list[str]:
+    met = r["evaluations_per_s"] >= 10_000 and r["ratio"] >= 0.5
+    return [
+        f"{RULES_HEADING}: encounter evaluations on one core (shipped rulesets)",
+        "",
+        f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Machine: {machine()}.",
+        f"Command: `python bench/rules.py --runs {runs}` (via bench/run.py), pinned to CPU "
+        f"{r['cpu']}; "
+        f"{r['encounters']} synthetic encounters, {r['runs']} alternating runs of "
+        f"{r['seconds_per_run']:g} s each, medians.",
+        "",
+        "| evaluations/s | bare durable_rules/s | ratio | rules | layers | facts asserted "
+        "per evaluation | firings per evaluation | native engine alone/s |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| {r['evaluations_per_s']:.0f} | {r['bare_per_s']:.0f} | {r['ratio']:.2f} "
+        f"| {r['rules']} | {r['layers']} ({'+'.join(map(str, r['layer_sizes']))}) "
+        f"| {r['facts_asserted_per_evaluation']:g} | {r['firings_per_evaluation']:.2f} "
+        f"| {r['native_per_s']:.0f} |",
+        "",
+        f"Targets (at least 10,000 evaluations/s and half the bare rate): "
+        f"{'met' if met else '**not met**'}. Runs: evaluations/s "
+        f"{r['evaluations_per_s_runs']}, bare/s {r['bare_per_s_runs']}, ratio "
+        f"{r['ratio_runs']}. Facts left in durable_rules afterwards: "
+        f"{r['facts_left_in_engine']}.",
+        "",
+        "- *evaluations/s*: per encounter, derive the facts, `Evaluator.evaluate` (one fact "
+        "asserted and retracted per layer) and `desired_outputs`; no database.",
+        "- *bare durable_rules/s*: the same compiled definitions in a stock durable_rules "
+        "`Host` (without its timer threads) with do-nothing actions, asserting and retracting "
+        "the very fact dicts the Evaluator asserted (recorded beforehand; the bench checks "
+        "both fire the same rules), per encounter.",
+        "- *ratio*: median of the per-run ratios evaluations/s ÷ bare/s.",
+        "- *native engine alone*: durable_rules' native calls on pre-encoded JSON, no Python "
+        "host at all: the floor under both.",
+        "- Memory: `make soak` (bench/soak_rules.py) runs a million evaluations and samples "
+        "RSS every 50,000.",
+        "",
+    ]
+
+
+def kept_part(rules_part: bool) -> list[str]:
+    """The ingest part (or the rules part) of the existing RESULTS.md, to keep as it was."""
+    path = HERE / "RESULTS.md"
+    if not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8").rstrip("\n").splitlines()
+    at = next((i for i, line in enumerate(text) if line.startswith(RULES_HEADING)), len(text))
+    part = text[at:] if rules_part else text[:at]
+    while part and not part[-1].strip():
+        part.pop()
+    return [*part, ""] if part else []
 
 
 def median_of(runs: list[dict]) -> dict:
@@ -77,12 +145,32 @@ def machine() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--rules-runs", type=int, default=5)
+    parser.add_argument("--skip-ingest", action="store_true",
+                        help="only the rules benchmark; keep the ingest figures in RESULTS.md")
+    parser.add_argument("--skip-rules", action="store_true",
+                        help="only ingest; keep the rules figures in RESULTS.md")
     args = parser.parse_args()
 
+    lines = ingest_part(args) if not args.skip_ingest else kept_part(rules_part=False)
+    if not lines:
+        lines = ["# Benchmark results", ""]
+    if args.skip_rules:
+        lines += kept_part(rules_part=True)
+    else:
+        result = rules(args.rules_runs)
+        print("rules", json.dumps(result), flush=True)
+        lines += rules_section(result, args.rules_runs)
+    (HERE / "RESULTS.md").write_text("\n".join(lines), encoding="utf-8")
+    print(f"wrote {HERE / 'RESULTS.md'}")
+
+
+def ingest_part(args: argparse.Namespace) -> list[str]:
     configs = [
         ("SQLite (synchronous=FULL, default)", "sqlite", 1, {}),
         ("SQLite (synchronous=NORMAL)", "sqlite", 1, {"ENGINE_SQLITE_SYNCHRONOUS": "NORMAL"}),
@@ -129,8 +217,7 @@ def main() -> None:
         f"- hl7apy `parse_message`: {parse['hl7apy_ms']:.2f} ms",
         "",
     ]
-    (HERE / "RESULTS.md").write_text("\n".join(lines), encoding="utf-8")
-    print(f"wrote {HERE / 'RESULTS.md'}")
+    return lines
 
 
 if __name__ == "__main__":

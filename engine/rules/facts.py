@@ -93,7 +93,7 @@ CATALOGUE: tuple[FactSpec, ...] = (
     _f("prior_admissions_12m", "number", "Other inpatient stays in the 365 days before."),
     _f("ed_visits_6m", "number", "Emergency visits in the 182 days before this admission."),
     _f("days_since_last_discharge", "number",
-       "Days from the last discharge of another stay to this admission (readmission)."),
+       "Local calendar days from the last discharge of another stay to this admission."),
     _f("charlson_index", "number", "Charlson comorbidity index (Quan 2005 ICD-10 coding)."),
     _f("charlson_conditions", "list", "Charlson conditions found in the diagnoses."),
     _f("lace_score", "number", "LACE index 0-19 (van Walraven 2010); high risk at 10+.",
@@ -109,6 +109,7 @@ CATALOGUE: tuple[FactSpec, ...] = (
 FACTS: dict[str, FactSpec] = {f.name: f for f in CATALOGUE}
 
 # Which care-status clock drives each hourly fact (None: the fact's own anchor, see derive).
+_HOSPITAL_CARE = frozenset({"emergency", "observation", "inpatient"})
 _STATUS_HOURS = {"hours_in_emergency": "emergency", "hours_in_observation": "observation",
                  "hours_in_inpatient": "inpatient"}
 
@@ -124,7 +125,10 @@ class Derived:
 
 def _hours(a: datetime, b: datetime) -> float:
     # In UTC: aware datetimes sharing a zone subtract as wall-clock times across DST.
-    return max((b.astimezone(UTC) - a.astimezone(UTC)).total_seconds() / 3600.0, 0.0)
+    # Four decimals (a third of a second) keep floats out of exponent notation, which
+    # durable_rules' JSON reader refuses.
+    return round(max((b.astimezone(UTC) - a.astimezone(UTC)).total_seconds() / 3600.0, 0.0),
+                 4)
 
 
 def _midnights(start: datetime, end: datetime, zone: ZoneInfo) -> int:
@@ -201,8 +205,11 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
         v[f"midnights_in_{status}"] = midnights.get(status, 0)
         if running and current == status:
             hourly.add(fact)
-    if first is not None:
-        v["midnights_in_hospital"] = _midnights(first, until, zone)
+    # The two-midnight clock starts with hospital care, not with a pre-admit registration.
+    arrived = min((p.start for p in snap.status_periods if p.value in _HOSPITAL_CARE),
+                  default=None)
+    if arrived is not None:
+        v["midnights_in_hospital"] = _midnights(arrived, until, zone)
     if discharged and snap.discharge_time is not None:
         v["hours_since_discharge"] = _hours(snap.discharge_time, now)
         hourly.add("hours_since_discharge")
@@ -231,8 +238,9 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
                                 and admitted - s.admit_time <= timedelta(days=182))
         last = max((s.discharge_time for s in inpatient if s.discharge_time
                     and s.discharge_time <= admitted), default=None)
-        if last is not None:
-            v["days_since_last_discharge"] = (admitted - last).total_seconds() / 86400.0
+        if last is not None:  # calendar days, as HRRP counts them
+            v["days_since_last_discharge"] = (admitted.astimezone(zone).date()
+                                              - last.astimezone(zone).date()).days
 
     index, conditions = charlson(codes, ref.charlson)
     v["charlson_index"] = index

@@ -11,17 +11,54 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from engine.rules.reference import CharlsonCondition
+from engine.rules.reference import CharlsonCondition, normalise_code
+
+# Charlson tables indexed by prefix, keyed by the table's identity (a few at most: one per
+# loaded reference version; older ones are dropped).
+_CHARLSON_INDEX: dict[int, tuple[tuple[CharlsonCondition, ...], dict[str, tuple[int, ...]],
+                                 tuple[int, ...]]] = {}
 
 
-def charlson(codes: Iterable[str], table: tuple[CharlsonCondition, ...]) -> tuple[int, list[str]]:
-    """The Charlson index and the conditions found; severe forms replace their mild ones."""
-    codes = list(codes)
-    found = {c.name: c for c in table if any(c.codes.matches(code) for code in codes)}
-    for cond in list(found.values()):
-        if cond.supersedes and cond.supersedes in found:
-            del found[cond.supersedes]
-    return sum(c.weight for c in found.values()), sorted(found)
+def _charlson_index(table: tuple[CharlsonCondition, ...]
+                    ) -> tuple[dict[str, tuple[int, ...]], tuple[int, ...]]:
+    """Prefix -> positions of the conditions listing it, and the prefix lengths in use."""
+    entry = _CHARLSON_INDEX.get(id(table))
+    if entry is None or entry[0] is not table:
+        by_prefix: dict[str, list[int]] = {}
+        for i, cond in enumerate(table):
+            for prefix in cond.codes.prefixes:
+                by_prefix.setdefault(prefix, []).append(i)
+        entry = (table, {p: tuple(v) for p, v in by_prefix.items()},
+                 tuple(sorted({len(p) for p in by_prefix})))
+        while len(_CHARLSON_INDEX) >= 4:
+            del _CHARLSON_INDEX[next(iter(_CHARLSON_INDEX))]
+        _CHARLSON_INDEX[id(table)] = entry
+    return entry[1], entry[2]
+
+
+def charlson(codes: Iterable[str], table: tuple[CharlsonCondition, ...]
+             ) -> tuple[int, list[str]]:
+    """The Charlson index and the conditions found; severe forms replace their mild ones.
+
+    Each code's prefixes (of the lengths the table uses) are looked up in an index rather
+    than testing every prefix of the table against every code: it was most of derive's time.
+    """
+    index, lengths = _charlson_index(table)
+    hit: set[int] = set()
+    for code in codes:
+        code = normalise_code(code)
+        for k in lengths:
+            if k > len(code):
+                break
+            found = index.get(code[:k])
+            if found is not None:
+                hit.update(found)
+    conditions = {table[i].name: table[i] for i in sorted(hit)}
+    for cond in list(conditions.values()):
+        if cond.supersedes and cond.supersedes in conditions:
+            del conditions[cond.supersedes]
+    return sum(c.weight for c in conditions.values()), sorted(conditions)
+
 
 
 @dataclass(frozen=True)
