@@ -171,12 +171,17 @@ def main() -> None:
 
 
 def ingest_part(args: argparse.Namespace) -> list[str]:
+    off = {"ENGINE_RULESETS": "off"}
     configs = [
-        ("SQLite (synchronous=FULL, default)", "sqlite", 1, {}),
-        ("SQLite (synchronous=NORMAL)", "sqlite", 1, {"ENGINE_SQLITE_SYNCHRONOUS": "NORMAL"}),
+        ("SQLite (default: FULL sync, rules on)", "sqlite", 1, {}),
+        ("SQLite, rules off", "sqlite", 1, off),
+        ("SQLite (synchronous=NORMAL), rules off", "sqlite", 1,
+         {"ENGINE_SQLITE_SYNCHRONOUS": "NORMAL", **off}),
     ]
     if not args.skip_postgres:
-        configs += [("PostgreSQL", "postgres", 1, {}), ("PostgreSQL", "postgres", 4, {})]
+        configs += [("PostgreSQL, rules on", "postgres", 1, {}),
+                    ("PostgreSQL, rules on", "postgres", 4, {}),
+                    ("PostgreSQL, rules off", "postgres", 4, off)]
     rows = []
     for label, store, conns, env in configs:
         runs = [ingest(store, conns, args.messages // conns, env) for _ in range(args.runs)]

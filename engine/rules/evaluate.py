@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import threading
 from dataclasses import dataclass
 from json.decoder import scanstring
@@ -28,6 +29,7 @@ from engine.rules.facts import Derived
 
 # json.dumps(fact, ensure_ascii=False), as durable's Ruleset.assert_fact encodes, without
 # building a new encoder on every call.
+log = logging.getLogger("engine.rules")
 _encode = json.JSONEncoder(ensure_ascii=False).encode
 
 
@@ -80,6 +82,11 @@ class Evaluator:
         # Everything evaluate() looks up per firing, computed once per book.
         self._layer_tests = [[(name, book.predicates[name].test) for name in names]
                              for names in self._layer_preds]
+        # Which rules read each named condition: to say whose condition failed.
+        self._users: dict[str, list[str]] = {}
+        for rule in book.rules:
+            for name in rule.predicates:
+                self._users.setdefault(name, []).append(rule.id)
         self._handles = [self._host.get_ruleset(book.layer_name(n))._handle
                          for n in range(len(book.layers))]
         self._rules: dict[str, tuple[CompiledRule, tuple[str, ...], tuple[str, ...]]] = {}
@@ -104,7 +111,12 @@ class Evaluator:
                 if value is not None and not isinstance(value, list):
                     fact[name] = _plain(value) if type(value) is float else value
             for name, test in self._layer_tests[n]:
-                result = test(values, diagnoses, raised)
+                try:
+                    result = test(values, diagnoses, raised)
+                except Exception as exc:  # noqa: BLE001 - one rule's defect stays its own
+                    log.error("rule(s) %s: condition %s failed (%s); treated as unknown",
+                              ", ".join(self._users[name]), name, type(exc).__name__)
+                    result = None
                 if result is not None:
                     fact[name] = result
             for rule_id in self._assert(n, fact):

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from engine.rules.reference import Reference
-from engine.rules.scores import charlson, lace
+from engine.rules.scores import charlson, hospital, lace
 from engine.rules.snapshot import Period, Snapshot
 
 FactType = Literal["number", "text", "boolean", "list"]
@@ -102,6 +102,11 @@ CATALOGUE: tuple[FactSpec, ...] = (
     _f("lace_a", "number", "LACE: acuity points (3 for an acute admission)."),
     _f("lace_c", "number", "LACE: comorbidity points (Charlson, 4+ scores 5)."),
     _f("lace_e", "number", "LACE: ED visits in 6 months (4+ scores 4)."),
+    _f("hemoglobin", "number", "Latest hemoglobin on file.", "g/dL"),
+    _f("sodium", "number", "Latest sodium on file.", "mmol/L"),
+    _f("hospital_score", "number",
+       "HOSPITAL score 0-13 (Donze 2013), when hemoglobin and sodium are on file; high at 7+. "
+       "A procedure counts only when one is on file.", "points", "daily"),
     _f("open_task_types", "list", "Types of this encounter's tasks still open."),
     _f("completed_task_types", "list",
        "Types of this encounter's completed tasks (notices delivered, reviews done)."),
@@ -249,6 +254,15 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
         score = lace(v["los_days"], v["acute_admission"], index, v["ed_visits_6m"])
         v.update(lace_score=score.total, lace_l=score.l, lace_a=score.a, lace_c=score.c,
                  lace_e=score.e)
+    hgb, sodium = snap.labs.get("hemoglobin"), snap.labs.get("sodium")
+    if hgb is not None:
+        v["hemoglobin"] = hgb
+    if sodium is not None:
+        v["sodium"] = sodium
+    if hgb is not None and sodium is not None and "los_days" in v:
+        v["hospital_score"] = hospital(
+            hgb, snap.hospital_service == "ONC", sodium, bool(snap.had_procedure),
+            v["acute_admission"], v.get("prior_admissions_12m", 0), v["los_days"]).total
     v["open_task_types"] = list(snap.open_task_types)
     v["completed_task_types"] = list(snap.completed_task_types)
     daily = running or discharged

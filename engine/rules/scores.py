@@ -90,3 +90,42 @@ def lace(los_days: int, acute: bool, charlson_index: int, ed_visits_6m: int) -> 
         c=charlson_index if charlson_index <= 3 else 5,
         e=min(ed_visits_6m, 4),
     )
+
+
+@dataclass(frozen=True)
+class Hospital:
+    """HOSPITAL score parts (Donzé J et al. JAMA Intern Med 2013;173(8):632-638)."""
+
+    hemoglobin: int
+    oncology: int
+    sodium: int
+    procedure: int
+    index_type: int
+    admissions: int
+    length_of_stay: int
+
+    @property
+    def total(self) -> int:
+        return (self.hemoglobin + self.oncology + self.sodium + self.procedure
+                + self.index_type + self.admissions + self.length_of_stay)
+
+
+def hospital(hemoglobin_g_dl: float, oncology_discharge: bool, sodium_mmol_l: float,
+             procedure: bool, urgent_admission: bool, admissions_12m: int,
+             los_days: int) -> Hospital:
+    """0-13; 7 or more is high risk of potentially avoidable 30-day readmission."""
+    if admissions_12m <= 1:
+        admissions = 0
+    elif admissions_12m <= 5:
+        admissions = 2
+    else:
+        admissions = 5
+    return Hospital(
+        hemoglobin=1 if hemoglobin_g_dl < 12 else 0,
+        oncology=2 if oncology_discharge else 0,
+        sodium=1 if sodium_mmol_l < 135 else 0,
+        procedure=1 if procedure else 0,
+        index_type=1 if urgent_admission else 0,
+        admissions=admissions,
+        length_of_stay=2 if los_days >= 5 else 0,
+    )

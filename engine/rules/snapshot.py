@@ -57,6 +57,10 @@ class Snapshot:
     past_stays: list[PastStay] = field(default_factory=list)
     open_task_types: list[str] = field(default_factory=list)
     completed_task_types: list[str] = field(default_factory=list)
+    # Latest lab values by name (hemoglobin g/dL, sodium mmol/L) and whether a procedure
+    # was done: the HOSPITAL score's inputs. Filled once lab and procedure intake exists.
+    labs: dict[str, float] = field(default_factory=dict)
+    had_procedure: bool | None = None
 
 
 def load(session: Session, enc: Encounter, outputs: list[RuleOutput]) -> Snapshot:
