@@ -164,6 +164,61 @@ def ingest(
 
 
 @app.command()
+def simulate(
+    beds: Annotated[int, typer.Option(min=1, help="Staffed beds.")] = 100,
+    days: Annotated[int, typer.Option(min=1, help="Days of feed.")] = 7,
+    seed: Annotated[int, typer.Option(help="Same seed, same stream.")] = 1,
+    mess: Annotated[float, typer.Option(
+        min=0, max=1, help="Rate of duplicates, late updates, cancels and merges.")] = 0.02,
+    out_file: Annotated[Path | None, typer.Option(
+        "--out", help="Write the stream here (and the truth to FILE.truth.json).")] = None,
+    mllp: Annotated[str | None, typer.Option(
+        help="Send the stream to HOST:PORT over MLLP, waiting for each ACK.")] = None,
+) -> None:
+    """Generate a synthetic hospital's ADT stream (no real patients) and its truth."""
+    import json
+    import socket
+
+    from engine.hl7.framing import END, frame
+    from engine.simulate import simulate as run_simulation
+    from engine.site import load_site_profile
+
+    if (out_file is None) == (mllp is None):
+        raise CliError("give exactly one of --out FILE or --mllp HOST:PORT")
+    sim = run_simulation(beds, days, seed, load_site_profile(get_settings().site_profile),
+                         mess=mess)
+    summary = ", ".join(f"{k} {v}" for k, v in sim.counts.items())
+    if out_file is not None:
+        out_file.write_bytes(b"\n".join(sim.messages))
+        truth = out_file.with_name(out_file.name + ".truth.json")
+        truth.write_text(json.dumps({v: t.as_dict() for v, t in sim.truth.items()}, indent=1))
+        out.print(f"{len(sim.messages)} messages for {len(sim.truth)} visits -> {out_file} "
+                  f"(truth: {truth}); {summary}", highlight=False)
+        return
+    host, _, port = (mllp or "").rpartition(":")
+    if not host or not port.isdigit():
+        raise CliError(f"--mllp must be HOST:PORT, not {mllp!r}")
+    counts: Counter[str] = Counter()
+    with socket.create_connection((host, int(port)), timeout=30) as sock, Progress(
+            TextColumn("send"), BarColumn(), MofNCompleteColumn(), console=err,
+            transient=True) as progress:
+        task = progress.add_task("send", total=len(sim.messages))
+        for raw in sim.messages:
+            sock.sendall(frame(raw))
+            buf = b""
+            while END not in buf:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise CliError("the listener closed the connection")
+                buf += chunk
+            ack = buf[1:buf.index(END)]
+            counts[ack.split(b"MSA|", 1)[1][:2].decode() if b"MSA|" in ack else "??"] += 1
+            progress.advance(task)
+    out.print(f"sent {len(sim.messages)} messages to {mllp}: "
+              + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), highlight=False)
+
+
+@app.command()
 def tick(
     at: Annotated[str | None, typer.Option(
         help="Evaluate at this instant (ISO 8601; local hospital time unless it has an "
@@ -279,11 +334,22 @@ def demo(
     settings = get_settings()
     runtime = _runtime(settings)
     counts: Counter[str] = Counter()
+    from datetime import date, timedelta
+
     from engine.hl7.framing import split_file
+    from engine.simulate import simulate as run_simulation
 
     for path in _hl7_files([DEMO_FIXTURES]):
         for raw in split_file(path.read_bytes()):
             counts[runtime.intake.hl7(raw, channel="file").outcome] += 1
+    # A 60-bed hospital over the last week, so today's census and worklists look live.
+    hospital = run_simulation(60, 7, 1, runtime.site, start=date.today() - timedelta(days=7))
+    with Progress(TextColumn("demo hospital"), BarColumn(), MofNCompleteColumn(), console=err,
+                  transient=True) as progress:
+        task = progress.add_task("load", total=len(hospital.messages))
+        for raw in hospital.messages:
+            counts[runtime.intake.hl7(raw, channel="file").outcome] += 1
+            progress.advance(task)
     runtime.close()
     print(f"demo data loaded: {', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}")
     print(f"API token: {token}   (send as 'Authorization: Bearer <token>')")
