@@ -19,6 +19,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check engine tests bench
 
 test: lint
+	$(BIN)/engine rules check rulesets
+	$(BIN)/engine rules test rulesets
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: $(STAMP)

@@ -69,7 +69,7 @@ def test_check_passes_the_shipped_rulesets_with_a_summary():
     result = rules_cli("check", "rulesets")
     assert result.returncode == 0, result.stdout + result.stderr
     summary = result.stdout.strip()
-    assert summary.startswith("ok: 2 file(s), 10 rules (10 enabled), 2 layer(s), version ")
+    assert summary.startswith("ok: 4 file(s), 23 rules (23 enabled), 2 layer(s), version ")
     assert "utilization_review 2026.11-1" in summary and "complex_patient 2026.11-1" in summary
 
 
@@ -198,7 +198,7 @@ def test_the_shipped_cases_pass():
     result = rules_cli("test", "rulesets")
     assert result.returncode == 0, result.stdout + result.stderr
     summary = result.stdout.strip().splitlines()[-1]
-    assert " 0 failed" in summary and "case(s) in 2 file(s)" in summary
+    assert " 0 failed" in summary and "case(s) in 4 file(s)" in summary
 
 
 def test_a_failing_case_reports_the_differing_outputs_and_fails_the_run(tmp_path):
@@ -232,7 +232,8 @@ cases:
         "     task status-review: queue expected physician_advisor, got ur_nurse",
         "     expected task im-notice: not raised",
         "     unexpected task moon-notice (raised by rule notice-moon)",
-        "     active outputs: score lace, task moon-notice, task status-review",
+        "     active outputs: proposal home, score lace, task confirm-transition-home, "
+        "task moon-notice, task status-review",
         "PASS rulesets/tests/story.yaml:11: Given facts - commercial inpatient",
     ]
     assert lines[-1] == "2 case(s) in 1 file(s): 1 passed, 1 failed"

@@ -210,7 +210,8 @@ def test_one_midnight_short_the_status_review_says_which_condition_failed_and_th
     texts = {leaf.text: (leaf.truth, leaf.actual) for leaf in leaves(e.tree)}
     assert texts["midnights_in_hospital at least 2"] == (False, "1 midnights")
     assert texts["payer_class is one of [medicare, medicare_advantage]"] == (True, "medicare")
-    assert e.line == SHIPPED.files[1].rule_line("ur-two-midnight-observation")
+    ur = next(f for f in SHIPPED.files if f.model.name == "utilization_review")
+    assert e.line == ur.rule_line("ur-two-midnight-observation")
 
 
 def test_an_unknown_fact_is_unknown_and_so_is_its_negation(tmp_path):
@@ -314,7 +315,7 @@ def test_explain_shows_a_ur_nurse_why_the_status_review_fired_and_writes_nothing
 
     with rt.sessions() as s:  # the explanation wrote no outputs: only intake's remain
         assert "status-review" not in set(s.scalars(select(RuleOutput.code)))
-        assert s.scalar(select(func.count()).select_from(RuleOutput)) == 1  # LACE score
+        assert s.scalar(select(func.count()).select_from(RuleOutput)) == 3  # LACE, home, task
 
 
 def test_explain_json_and_the_one_line_errors(runtime_factory, database_url):

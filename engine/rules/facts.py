@@ -81,6 +81,10 @@ CATALOGUE: tuple[FactSpec, ...] = (
     _f("days_until_expected_discharge", "number",
        "Local calendar days from today to the expected discharge date (PV2-9); negative when "
        "past.", "days", "daily"),
+    _f("expected_inpatient_days", "number",
+       "Local calendar days from the first inpatient day to the expected discharge day: the "
+       "PV2-9 date, or today when that date has passed or when only a pending discharge (A16) "
+       "is open. Unknown after discharge.", "days", "daily"),
     _f("business_days_since_discharge", "number",
        "Business days (no weekends, no holidays) after the discharge date, up to today.",
        "days", "daily"),
@@ -225,6 +229,12 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
         hourly.add("hours_since_pending_discharge")
     if snap.expected_discharge_date is not None:
         v["days_until_expected_discharge"] = (snap.expected_discharge_date - today).days
+    inpatient_start = min((p.start for p in snap.status_periods if p.value == "inpatient"),
+                          default=None)
+    expected_end = snap.expected_discharge_date or (today if v["is_pending_discharge"] else None)
+    if inpatient_start is not None and expected_end is not None and not discharged:
+        v["expected_inpatient_days"] = (max(expected_end, today)
+                                        - inpatient_start.astimezone(zone).date()).days
 
     v["icu_stays"] = sum(1 for p in snap.locations if p.value in icu_units)
     v["transfers"] = max(len(snap.locations) - 1, 0)

@@ -1,0 +1,56 @@
+"""expected_inpatient_days: from the first inpatient day to the expected discharge day."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from engine.rules.facts import FACTS, derive
+from engine.rules.reference import load_reference
+from engine.rules.snapshot import Period, Snapshot
+
+REF = load_reference(Path(__file__).parent.parent / "rulesets" / "reference")
+ZONE = ZoneInfo("America/Chicago")
+
+
+def _snap(**kw) -> Snapshot:
+    # Observation from Sunday 20:00 local, inpatient from Tuesday 02:00 local (08:00 UTC).
+    periods = [Period("observation", datetime(2026, 3, 2, 2, tzinfo=UTC),
+                      datetime(2026, 3, 3, 8, tzinfo=UTC)),
+               Period("inpatient", datetime(2026, 3, 3, 8, tzinfo=UTC), None)]
+    return Snapshot(status_periods=periods, **kw)
+
+
+def test_catalogued():
+    assert FACTS["expected_inpatient_days"].varies == "daily"
+
+
+def test_counts_from_the_local_inpatient_day_to_pv2_9():
+    now = datetime(2026, 3, 4, 15, tzinfo=UTC)
+    v = derive(_snap(expected_discharge_date=date(2026, 3, 6)), now, ZONE, REF).values
+    assert v["expected_inpatient_days"] == 3  # Tue 3 Mar -> Fri 6 Mar, observation excluded
+
+
+def test_utc_date_is_not_the_local_date():
+    # 2026-03-03 04:00 UTC is still 2 March (22:00) in Chicago.
+    snap = Snapshot(status_periods=[Period("inpatient", datetime(2026, 3, 3, 4, tzinfo=UTC),
+                                           None)], expected_discharge_date=date(2026, 3, 4))
+    v = derive(snap, datetime(2026, 3, 3, 15, tzinfo=UTC), ZONE, REF).values
+    assert v["expected_inpatient_days"] == 2
+
+
+def test_pending_discharge_without_date_and_past_date_use_today():
+    now = datetime(2026, 3, 7, 15, tzinfo=UTC)
+    pending = _snap(pending_discharge_time=datetime(2026, 3, 7, 14, tzinfo=UTC))
+    assert derive(pending, now, ZONE, REF).values["expected_inpatient_days"] == 4
+    past = _snap(expected_discharge_date=date(2026, 3, 5))
+    assert derive(past, now, ZONE, REF).values["expected_inpatient_days"] == 4
+
+
+def test_unknown_without_expectation_or_after_discharge():
+    now = datetime(2026, 3, 7, 15, tzinfo=UTC)
+    assert "expected_inpatient_days" not in derive(_snap(), now, ZONE, REF).values
+    gone = _snap(expected_discharge_date=date(2026, 3, 6),
+                 discharge_time=datetime(2026, 3, 6, 16, tzinfo=UTC))
+    assert "expected_inpatient_days" not in derive(gone, now, ZONE, REF).values
