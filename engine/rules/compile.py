@@ -54,6 +54,8 @@ class CompiledRule:
     facts: set[str] = field(default_factory=set)
     predicates: set[str] = field(default_factory=set)
     definition: dict[str, Any] = field(default_factory=dict)
+    # What each action raises, built once (engine.rules.outputs): key, fields, due, score.
+    templates: list[tuple[str, dict[str, Any], Any, Any]] | None = None
 
     @property
     def id(self) -> str:
@@ -161,9 +163,13 @@ class _Compiler:
                                                 if match.value_set else "")
         name = "dx__" + hashlib.sha1(f"{codeset.prefixes}{sorted(types)}".encode()).hexdigest()[:10]
 
+        prefixes = codeset.prefixes
+
         def test(_v, diagnoses, _raised) -> bool:
-            return any(codeset.matches(code) and (not types or t in types)
-                       for code, t in diagnoses)
+            # str.startswith with a tuple of prefixes runs in C: value sets are long.
+            return any((not types or t in types)
+                       and code.replace(".", "").strip().upper().startswith(prefixes)
+                       for code, t in diagnoses) if prefixes else False
 
         return Predicate(name, f"a diagnosis matches {label}"
                          + (f" (types {','.join(sorted(types))})" if types else ""), test)

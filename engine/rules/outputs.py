@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from engine.rules.compile import Book
+from engine.rules.compile import Book, CompiledRule
 from engine.rules.due import due_time
 from engine.rules.evaluate import Firing
 from engine.rules.snapshot import Snapshot
@@ -45,10 +45,10 @@ class Desired:
     facts: dict[str, Any]
 
 
-def desired_outputs(book: Book, firings: list[Firing], values: dict[str, Any]) -> list[Desired]:
-    out = []
-    for firing in firings:
-        rule = firing.rule
+def _templates(rule: CompiledRule) -> list[tuple[str, dict[str, Any], Any, Any]]:
+    """The static part of every output a rule raises, computed once per compiled book."""
+    if rule.templates is None:
+        templates = []
         for action in rule.rule.then:
             kind = _KIND.get(action.kind, action.kind)
             body = action.body
@@ -58,16 +58,11 @@ def desired_outputs(book: Book, firings: list[Firing], values: dict[str, Any]) -
                 "priority": None, "queue": None, "value": None,
                 "detail": {"citation": rule.rule.citation},
             }
-            due = None
+            due = score = None
             if kind == "flag":
                 fields.update(severity=body.severity, title=body.text)
             elif kind == "score":
-                value = values.get(body.fact)
-                fields["value"] = float(value) if isinstance(value, int | float) else None
-                fields["detail"].update(
-                    components={c: values.get(c) for c in body.components},
-                    high=body.high_at is not None and fields["value"] is not None
-                    and fields["value"] >= body.high_at, high_at=body.high_at)
+                score = body
             elif kind == "proposal":
                 fields["detail"].update(reasons=list(body.reasons), confidence=body.confidence)
                 fields["title"] = f"Propose {body.transition.replace('_', ' ')}"
@@ -75,8 +70,25 @@ def desired_outputs(book: Book, firings: list[Firing], values: dict[str, Any]) -
                 fields.update(title=body.title, priority=body.priority, queue=body.queue)
                 fields["detail"]["instructions"] = body.instructions
                 due = body.due
-            out.append(Desired(f"{rule.id}/{kind}/{action.code}", fields, due,
-                               {k: _json(v) for k, v in firing.facts.items()}))
+            templates.append((f"{rule.id}/{kind}/{action.code}", fields, due, score))
+        rule.templates = templates
+    return rule.templates
+
+
+def desired_outputs(book: Book, firings: list[Firing], values: dict[str, Any]) -> list[Desired]:
+    out = []
+    for firing in firings:
+        facts = {k: _json(v) for k, v in firing.facts.items()}
+        for key, template, due, score in _templates(firing.rule):
+            fields = {**template, "detail": dict(template["detail"])}
+            if score is not None:
+                value = values.get(score.fact)
+                fields["value"] = float(value) if isinstance(value, int | float) else None
+                fields["detail"].update(
+                    components={c: values.get(c) for c in score.components},
+                    high=score.high_at is not None and fields["value"] is not None
+                    and fields["value"] >= score.high_at, high_at=score.high_at)
+            out.append(Desired(key, fields, due, facts))
     return out
 
 

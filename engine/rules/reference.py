@@ -29,8 +29,7 @@ class CodeSet:
         return cls(tuple(sorted({normalise_code(c) for c in codes if c.strip()})))
 
     def matches(self, code: str) -> bool:
-        code = normalise_code(code)
-        return any(code.startswith(p) for p in self.prefixes)
+        return normalise_code(code).startswith(self.prefixes)
 
 
 @dataclass(frozen=True)
