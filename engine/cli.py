@@ -179,7 +179,7 @@ def simulate(
     import json
     import socket
 
-    from engine.hl7.framing import END, frame
+    from engine.hl7.framing import exchange
     from engine.simulate import simulate as run_simulation
     from engine.site import load_site_profile
 
@@ -204,14 +204,10 @@ def simulate(
             transient=True) as progress:
         task = progress.add_task("send", total=len(sim.messages))
         for raw in sim.messages:
-            sock.sendall(frame(raw))
-            buf = b""
-            while END not in buf:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise CliError("the listener closed the connection")
-                buf += chunk
-            ack = buf[1:buf.index(END)]
+            try:
+                ack = exchange(sock, raw)
+            except OSError as exc:
+                raise CliError(f"MLLP exchange with {mllp} failed: {exc}") from exc
             counts[ack.split(b"MSA|", 1)[1][:2].decode() if b"MSA|" in ack else "??"] += 1
             progress.advance(task)
     out.print(f"sent {len(sim.messages)} messages to {mllp}: "

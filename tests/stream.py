@@ -8,7 +8,7 @@ import socket
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.hl7.framing import END, frame
+from engine.hl7.framing import exchange
 from engine.storage.models import Encounter
 from tests.hl7build import adt
 
@@ -51,12 +51,4 @@ def snapshot(session: Session) -> dict[str, tuple]:
 
 def send(sock: socket.socket, message: bytes, timeout: float = 10) -> bytes:
     """Send one framed message and wait for its framed ACK."""
-    sock.settimeout(timeout)
-    sock.sendall(frame(message))
-    buf = b""
-    while END not in buf:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("connection closed before the ACK")
-        buf += chunk
-    return buf[1 : buf.index(END)]
+    return exchange(sock, message, timeout)

@@ -136,3 +136,19 @@ def split_file(data: bytes) -> list[bytes]:
         if chunk:
             chunks.append(chunk)
     return chunks
+
+
+def exchange(sock, message: bytes, timeout: float = 30.0) -> bytes:
+    """Send one framed message on a connected socket and return its ACK (unframed).
+
+    A sender waits for each ACK before the next message, as MLLP peers do.
+    """
+    sock.settimeout(timeout)
+    sock.sendall(frame(message))
+    buf = b""
+    while END not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the listener closed the connection before the ACK")
+        buf += chunk
+    return buf[buf.index(SB) + 1 if SB in buf else 0 : buf.index(END)]
