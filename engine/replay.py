@@ -12,8 +12,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from engine.clock import FixedClock
-from engine.hl7.adt import event_time, header_of
-from engine.hl7.message import Hl7ParseError, decode, parse
+from engine.hl7.adt import Hl7Refusal, event_time
+from engine.hl7.message import decode, parse
 from engine.intake import Intake, Receipt
 from engine.rules.tick import tick
 from engine.site import SiteProfile
@@ -23,10 +23,8 @@ from engine.storage.models import Encounter
 def event_time_of(raw: bytes, site: SiteProfile) -> datetime | None:
     """The message's own event time, or None if it has none we can read."""
     try:
-        msg = parse(decode(raw))
-        header_of(msg)
-        return event_time(msg, site)
-    except (Hl7ParseError, ValueError, Exception):  # noqa: BLE001 - intake will say why
+        return event_time(parse(decode(raw)), site)
+    except (ValueError, Hl7Refusal):  # unreadable or no usable time: intake will say why
         return None
 
 

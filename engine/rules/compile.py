@@ -163,13 +163,9 @@ class _Compiler:
                                                 if match.value_set else "")
         name = "dx__" + hashlib.sha1(f"{codeset.prefixes}{sorted(types)}".encode()).hexdigest()[:10]
 
-        prefixes = codeset.prefixes
-
         def test(_v, diagnoses, _raised) -> bool:
-            # str.startswith with a tuple of prefixes runs in C: value sets are long.
-            return any((not types or t in types)
-                       and code.replace(".", "").strip().upper().startswith(prefixes)
-                       for code, t in diagnoses) if prefixes else False
+            return any((not types or t in types) and codeset.matches(code)
+                       for code, t in diagnoses)
 
         return Predicate(name, f"a diagnosis matches {label}"
                          + (f" (types {','.join(sorted(types))})" if types else ""), test)

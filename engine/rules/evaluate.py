@@ -40,23 +40,14 @@ def _plain(value: float) -> float | int:
 
 
 class _SyncHost(Host):
-    """A Host whose actions only record which rule fired. It compiles and owns the native
-    rulesets; Evaluator._assert drives them directly, the way these actions would run."""
-
-    def __init__(self) -> None:
-        self.fired: list[str] = []
-        super().__init__()
+    """Compiles and owns the native rulesets; Evaluator._assert drives them directly and
+    reads each fired rule's name from the action message, so actions themselves do nothing."""
 
     def _run(self) -> None:  # no dispatcher or timer threads: all calls are synchronous
         return None
 
     def get_action(self, action_name: str):
-        fired = self.fired
-
-        def record(_closure) -> None:
-            fired.append(action_name)
-
-        return record
+        return lambda _closure: None
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,6 @@ class Evaluation:
     derived: Derived
     firings: list[Firing]
     changes: Changes
-    next_at: datetime | None
 
 
 class Rulebook:
@@ -68,7 +67,6 @@ class Rulebook:
         firings = [] if enc.status == "cancelled" else self.evaluator.evaluate(
             derived, snap.diagnoses)
         changes = Changes()
-        next_at = self.next_boundary(snap, derived, now, existing)
         if write:
             reason = ("encounter cancelled" if enc.status == "cancelled"
                       else "conditions no longer hold")
@@ -78,7 +76,7 @@ class Rulebook:
             enc.evaluated_at = now
             enc.next_evaluation_at = self.next_boundary(
                 snap, derived, now, [*existing, *changes.created])
-        return Evaluation(snap, derived, firings, changes, next_at)
+        return Evaluation(snap, derived, firings, changes)
 
     def next_boundary(self, snap: snapshots.Snapshot, derived: Derived, now: datetime,
                       outputs: list[RuleOutput]) -> datetime | None:
