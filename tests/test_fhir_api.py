@@ -267,7 +267,12 @@ def test_unknown_ids_types_and_interactions_answer_with_outcomes(http):
         response = http.get(path)
         assert response.status_code == 404, path
         assert diagnostics(response)
-    assert "entry" not in http.get("/Encounter", params={"_id": "99999999999999"}).json()
+    for params in ({"status": "unknown"}, {"class": "NOPE"}):
+        refused = http.get("/Encounter", params=params)  # a typo must not look like "nobody"
+        assert refused.status_code == 400, params
+        assert diagnostics(refused)
+    none = http.get("/Encounter", params={"_id": "99999999999999"})
+    assert none.status_code == 200 and none.json()["total"] == 0 and "entry" not in none.json()
     response = http.delete("/Encounter/1")
     assert response.status_code == 405
     assert "metadata" in diagnostics(response)

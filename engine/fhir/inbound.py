@@ -19,6 +19,7 @@ Decisions, in one place:
 from __future__ import annotations
 
 import logging
+import traceback
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
@@ -82,7 +83,10 @@ def read(raw: bytes, site: SiteProfile) -> Mapping:
     except EventError:
         raise
     except Exception as exc:  # a mapping bug must not lose the input: refuse it, keep it
-        log.exception("internal error mapping a FHIR input")
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        # The exception's text may quote patient data: log its type and place only.
+        log.error("internal error %s mapping a FHIR input at %s:%s", type(exc).__name__,
+                  where.filename, where.lineno)
         raise EventError(f"internal error mapping the input ({type(exc).__name__}); kept for "
                          "replay") from exc
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import traceback
+
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 FHIR_JSON = "application/fhir+json"
+log = logging.getLogger("engine.fhir")
 
 _ISSUE_CODE = {
     400: "invalid",
@@ -15,6 +19,7 @@ _ISSUE_CODE = {
     403: "forbidden",
     404: "not-found",
     405: "not-supported",
+    406: "not-supported",
     409: "conflict",
     410: "deleted",
     412: "conflict",
@@ -70,6 +75,14 @@ def install_handlers(app) -> None:
         where = ".".join(str(p) for p in first.get("loc", ()))
         return outcome_response(400, f"invalid request {where}: {first.get('msg', 'invalid')}")
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception):
-        return outcome_response(500, f"internal error ({type(exc).__name__})")
+    @app.middleware("http")
+    async def _unexpected(request: Request, call_next):
+        # A middleware, not an exception handler: Starlette re-raises after handlers, and
+        # the server would then log the exception's text, which may quote patient data.
+        try:
+            return await call_next(request)
+        except Exception as exc:  # noqa: BLE001 - every error leaves as an OperationOutcome
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            log.error("internal error %s at %s:%s", type(exc).__name__, where.filename,
+                      where.lineno)
+            return outcome_response(500, f"internal error ({type(exc).__name__})")

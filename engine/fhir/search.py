@@ -241,17 +241,19 @@ def _patient_ref(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]
 
 
 def _status(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]:
-    if text not in v.FHIR_ENCOUNTER_STATUSES:
-        raise FhirError(400, f"status={text!r} is not an Encounter status: use "
-                             f"{', '.join(v.FHIR_ENCOUNTER_STATUSES)}")
-    return Encounter.status == text
+    stored = v.STATUS_IN.get(text)  # FHIR's finer states fold the way input folds them
+    if stored is None:
+        raise FhirError(400, f"status={text!r} is not an Encounter status this server keeps: "
+                             f"use {', '.join(v.STATUS_IN)}")
+    return Encounter.status == stored
 
 
 def _class(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]:
     system, code = _token(text)
     care_status = v.CARE_STATUS_BY_CLASS.get(code)
     if care_status is None or system not in (None, v.V3_ACT_CODE):
-        return false()
+        raise FhirError(400, f"class={text!r} is not a v3 ActCode class this server keeps: "
+                             f"use {', '.join(sorted(v.CARE_STATUS_BY_CLASS))}")
     return Encounter.care_status == care_status
 
 
