@@ -223,7 +223,6 @@ def tick(
         help="Only encounters whose next time boundary has passed.")] = False,
 ) -> None:
     """Evaluate all open encounters (or only the due ones) at a given instant."""
-    from engine.clock import FixedClock
     from engine.rules.tick import count_due
     from engine.rules.tick import tick as run_tick
     from engine.runtime import Runtime
@@ -231,7 +230,6 @@ def tick(
     settings = get_settings()
     runtime = Runtime.open(settings)
     instant = _instant(at, runtime.site.zone) if at else datetime.now(UTC)
-    runtime.clock = FixedClock(instant)
     if runtime.intake.rulebook is None:
         raise CliError(f"no rulesets found in {settings.rulesets}")
     total = count_due(runtime.sessions, instant, all_open=not due_only)
@@ -261,7 +259,7 @@ def quarantine(limit: Annotated[int, typer.Option(help="Rows to show.")] = 50) -
     from engine.storage.models import InboundMessage
 
     runtime = _runtime()
-    with runtime.sessions() as session:
+    with runtime.readers() as session:
         total = session.scalar(
             select(func.count()).where(InboundMessage.outcome.in_(QUARANTINED))
         )
@@ -291,16 +289,16 @@ def replay(
     """Run quarantined inputs through the path again, after a fix."""
     from sqlalchemy import select
 
-    from engine.intake import QUARANTINED
+    from engine.intake import REPLAYABLE
     from engine.storage.models import InboundMessage
 
     if not ids and not all_:
         raise CliError("name message ids to replay, or --all")
     runtime = _runtime()
     if all_:
-        with runtime.sessions() as session:
+        with runtime.readers() as session:
             ids = list(session.scalars(
-                select(InboundMessage.id).where(InboundMessage.outcome.in_(QUARANTINED))
+                select(InboundMessage.id).where(InboundMessage.outcome.in_(REPLAYABLE))
                 .order_by(InboundMessage.event_time, InboundMessage.id)
             ))
     counts: Counter[str] = Counter()

@@ -14,7 +14,7 @@ PATIENT_ONLY = frozenset({"A28", "A31", "A40"})
 # Triggers the engine applies; others are acknowledged and recorded as ignored.
 SUPPORTED = frozenset(
     "A01 A02 A03 A04 A05 A06 A07 A08 A11 A12 A13 A14 A16 A21 A22 A25 A28 A31 A40".split()
-) | {"FHIR"}
+)
 
 
 @dataclass(slots=True)

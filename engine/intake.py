@@ -29,7 +29,8 @@ from engine.storage.models import InboundMessage
 
 log = logging.getLogger("engine.intake")
 
-QUARANTINED = ("error", "rejected")
+QUARANTINED = ("error", "rejected", "partial")
+REPLAYABLE = ("error", "rejected")  # "partial" bytes (a cut frame, a 4 KB head) never re-run
 FhirMapper = Callable[[bytes], list[AdtEvent]]
 
 
@@ -87,10 +88,12 @@ class Intake:
         for attempt in range(3):
             try:
                 return self._hl7_once(raw, channel, msg, header, failure, now)
-            except IntegrityError:
-                if attempt == 2:
-                    raise
-                continue  # a concurrent twin won the insert: answer as a duplicate
+            except IntegrityError as exc:
+                if attempt < 2:
+                    continue  # a concurrent twin won the insert: answer as a duplicate
+                log.error("message refused by a store constraint: %s", type(exc).__name__)
+                error = AckError(205, "the message conflicts with stored data; kept for review")
+                return self.refuse_raw(raw, channel, error, code="AE", header=header)
             except DataError as exc:
                 # A value the store cannot hold: keep the bytes, refuse the message (AE).
                 log.error("message refused by the store: %s", type(exc).__name__)
@@ -288,8 +291,13 @@ class Intake:
         )
 
     def refuse_raw(self, raw: bytes, channel: str, error: AckError, *, code: str = "AR",
-                   header: Header | None = None) -> Receipt:
-        """Keep input that could not take the normal path (oversize, stray bytes) and refuse it."""
+                   header: Header | None = None, partial: bool = False) -> Receipt:
+        """Keep input that could not take the normal path (oversize, stray bytes) and refuse it.
+
+        `partial` bytes are not the whole input (a cut frame, the head of an oversize one):
+        they are listed in the quarantine but never replayed, since applying them would apply
+        half a message.
+        """
         now = self.clock.now()
         header = header or _salvage_header(decode(raw))
         ack = self._ack(code, header, now, error)
@@ -297,7 +305,8 @@ class Intake:
             with self.sessions() as session, session.begin():
                 row = InboundMessage(
                     channel=channel, sender=None, control_id=None, received_at=now, raw=raw,
-                    outcome="rejected" if code == "AR" else "error", reason=error.text, ack=ack,
+                    outcome="partial" if partial else "rejected" if code == "AR" else "error",
+                    reason=error.text, ack=ack,
                     duplicates=0, attempts=1,
                 )
                 session.add(row)
@@ -316,7 +325,7 @@ class Intake:
                 row = session.get(InboundMessage, message_id, with_for_update=True)
                 if row is None:
                     raise LookupError(f"no inbound message with id {message_id}")
-                if row.outcome not in QUARANTINED:
+                if row.outcome not in REPLAYABLE:
                     return self._receipt(row)
                 row.attempts += 1
                 if row.channel == "fhir":

@@ -103,10 +103,11 @@ def merge(
         raise EventError("A40 names no prior patient (MRG-1 is empty)")
     session.flush()
     merged: list[Patient] = []
+    added: dict[tuple[str, str], Patient] = {}  # unknown prior ids given to the survivor
     for ident in prior:
         other = find(session, ident)
         if other is None:
-            _add_identifiers(session, survivor, [ident], None, {})
+            _add_identifiers(session, survivor, [ident], None, added)
             continue
         if other.id == survivor.id:
             continue

@@ -248,3 +248,24 @@ def test_explicit_null_erases_the_expected_discharge_date(runtime):
     runtime.intake.hl7(adt("A01", "202603021015", expected_discharge="20260305"))
     runtime.intake.hl7(adt("A08", "202603031015", expected_discharge='""'))
     assert encounter(runtime).expected_discharge_date is None
+
+
+def test_merge_naming_one_unknown_prior_id_twice_is_applied_once(runtime):
+    runtime.intake.hl7(adt("A28", "202603010900", mrn="123456", visit="X"))
+    raw = merge("202603021100", mrn="123456", prior_mrn="999999").replace(
+        b"MRG|999999^^^GENHOSP^MR", b"MRG|999999^^^GENHOSP^MR~999999^^^GENHOSP^MR")
+    assert runtime.intake.hl7(raw).outcome == "accepted"
+
+
+def test_a_trigger_named_like_the_fhir_pseudo_trigger_is_ignored(runtime):
+    receipt = runtime.intake.hl7(adt("FHIR", "202603021015"))
+    assert receipt.outcome == "ignored"
+    with runtime.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Encounter)) == 0
+
+
+def test_empty_attending_erases_name_and_id(runtime):
+    runtime.intake.hl7(adt("A01", "202603021015"))
+    runtime.intake.hl7(adt("A08", "202603031015", attending='""'))
+    enc = encounter(runtime)
+    assert enc.attending_id is None and enc.attending_name is None

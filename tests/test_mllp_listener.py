@@ -145,7 +145,8 @@ def test_a_sender_gets_every_message_acknowledged_in_order(server, database_url)
         assert [r.control_id for r in inbound] == [
             control_id(m) for m in (admit, update, split, *burst)] + [None, None,
                                                                       control_id(after_noise)]
-        assert [r.outcome for r in inbound] == ["accepted"] * 6 + ["rejected"] * 2 + [
+        # garbage in a frame is a whole (if unreadable) input; stray bytes are only a part
+        assert [r.outcome for r in inbound] == ["accepted"] * 6 + ["rejected", "partial"] + [
             "accepted"]
         assert bytes(inbound[0].raw) == admit and inbound[0].duplicates == 2
         assert bytes(inbound[6].raw) == garbage
@@ -247,7 +248,7 @@ def test_limits_protect_the_listener_without_dropping_good_messages(database_url
             assert 2.5 < closed_by_peer(sock, within=10) < 5
 
         with stored(database_url) as session:
-            refused = [r for r in rows(session) if r.outcome == "rejected"]
+            refused = [r for r in rows(session) if r.outcome == "partial"]
             reasons = [r.reason or "" for r in refused]
             assert sum("exceeds the 4096-byte limit" in r for r in reasons) == 2
             assert all(len(r.raw) <= 4096 for r in refused)  # only the head of oversize

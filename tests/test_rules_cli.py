@@ -233,7 +233,7 @@ cases:
     assert lines[:7] == [
         "FAIL rulesets/tests/story.yaml:2: Medicare observation patient past the second "
         "midnight",
-        "     task status-review: due expected 2026-03-03 06:00 CST, got 2026-03-03 00:30 CST",
+        "     task status-review: due expected 2026-03-03 06:00 CST, got 2026-03-03 00:00 CST",
         "     task status-review: queue expected physician_advisor, got ur_nurse",
         "     expected task im-notice: not raised",
         "     unexpected task moon-notice (raised by rule notice-moon)",

@@ -42,3 +42,21 @@ def test_lace_points(los, acute, cci, ed, points):
     score = lace(los, acute, cci, ed)
     assert (score.l, score.a, score.c, score.e) == points
     assert score.total == sum(points)
+
+
+def test_a_bed_move_inside_the_icu_is_not_a_second_icu_stay():
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from engine.rules.facts import derive
+    from engine.rules.snapshot import Period, Snapshot
+
+    zone = ZoneInfo("America/Chicago")
+    t = [datetime(2026, 3, 1, h, tzinfo=zone) for h in (8, 10, 12, 14)]
+    ward_icu_icu = [Period("4WEST", t[0], t[1]), Period("ICU", t[1], t[2]),
+                    Period("ICU", t[2], None)]
+    snap = Snapshot(locations=ward_icu_icu)
+    ref = load_reference(Path(__file__).parent.parent / "rulesets" / "reference")
+    assert derive(snap, t[3], zone, ref).values["icu_stays"] == 1
+    snap.locations = [*ward_icu_icu[:2], Period("4WEST", t[2], t[3]), Period("ICU", t[3], None)]
+    assert derive(snap, t[3], zone, ref).values["icu_stays"] == 2

@@ -310,6 +310,7 @@ def _visit(msg: Message, trigger: str, site: SiteProfile, zone: ZoneInfo) -> Vis
     # HL7 '""' means "erase this value", unlike an empty field ("not sent").
     nulled = {
         "attending_id": pv1.raw(7) == '""',
+        "attending_name": pv1.raw(7) == '""',
         "hospital_service": pv1.raw(10) == '""',
         "admit_source": pv1.raw(14) == '""',
         "discharge_disposition": pv1.raw(36) == '""',

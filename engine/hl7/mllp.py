@@ -155,11 +155,12 @@ class MllpServer:
 
     def _oversize(self, head: bytes) -> str:
         error = AckError(207, f"message exceeds the {self.max_bytes}-byte limit; first 4 KB kept")
-        return self.intake.refuse_raw(head, "mllp", error).ack
+        return self.intake.refuse_raw(head, "mllp", error, partial=True).ack
 
     def _incomplete(self, data: bytes, why: str) -> None:
-        self.intake.refuse_raw(data, "mllp", AckError(100, f"incomplete MLLP frame: {why}"))
+        self.intake.refuse_raw(data, "mllp", AckError(100, f"incomplete MLLP frame: {why}"),
+                               partial=True)
 
     def _stray(self, data: bytes) -> None:
         error = AckError(100, "bytes outside an MLLP frame (no 0x0B start block)")
-        self.intake.refuse_raw(data, "mllp", error)
+        self.intake.refuse_raw(data, "mllp", error, partial=True)

@@ -59,14 +59,15 @@ def stored_history(sessions, since: datetime | None) -> list[bytes]:
         return [bytes(raw) for raw in session.scalars(query)]
 
 
-def _outputs(sessions) -> dict[tuple[str, str], tuple[str, datetime | None]]:
-    """(visit, key) -> (status, due) for every output the replay produced."""
+def _outputs(sessions) -> dict[tuple[str, str, str], datetime | None]:
+    """(visit system, visit number, key) -> due, for every output the replay left standing."""
     with sessions() as session:
         rows = session.execute(
-            select(Encounter.visit_number, RuleOutput.key, RuleOutput.status, RuleOutput.due_at)
+            select(Encounter.visit_system, Encounter.visit_number, RuleOutput.key,
+                   RuleOutput.due_at)
             .join(Encounter, Encounter.id == RuleOutput.encounter_id)
             .where(RuleOutput.status != "cancelled"))
-        return {(visit, key): (status, due) for visit, key, status, due in rows}
+        return {(system, visit, key): due for system, visit, key, due in rows}
 
 
 def _replay(folder: Path, name: str, site, rulebook: Rulebook, messages: list[bytes],
@@ -98,16 +99,16 @@ def backtest(live_sessions, site, active: Rulebook, candidate: Rulebook, *,
         folder = Path(tmp)
         before = _replay(folder, "active", site, active, messages, end, progress)
         after = _replay(folder, "candidate", site, candidate, messages, end, progress)
-    report = Report(len(messages), len({visit for visit, _ in before | after}),
+    report = Report(len(messages), len({key[:2] for key in before | after}),
                     active.version, candidate.version)
     for key in before.keys() | after.keys():
-        rule = key[1].split("/", 1)[0]
+        rule = key[2].split("/", 1)[0]
         delta = report.per_rule.setdefault(rule, RuleDelta())
         if key not in before:
             delta.added += 1
         elif key not in after:
             delta.removed += 1
-        elif before[key][1] != after[key][1]:
+        elif before[key] != after[key]:
             delta.retimed += 1
     report.per_rule = dict(sorted(report.per_rule.items()))
     return report

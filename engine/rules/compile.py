@@ -214,13 +214,13 @@ class _Compiler:
             except re.error as exc:
                 self.problem(f"bad regular expression {value!r}: {exc}", *path, "matches")
                 return {"unknown": True}
-            name = "re__" + hashlib.sha1(f"{fact}{value}".encode()).hexdigest()[:10]
+            name = "re__" + hashlib.sha1(f"{fact}\0{value!r}".encode()).hexdigest()[:10]
             pred = Predicate(name, f"{fact} matches /{value}/",
                              lambda v, _d, _r, f=fact, p=pattern: None if v.get(f) is None
                              else bool(p.search(str(v[f]))))
             return self._flip(self.predicate(pred), negate)
         if op == "contains":
-            name = "has__" + hashlib.sha1(f"{fact}{value}".encode()).hexdigest()[:10]
+            name = "has__" + hashlib.sha1(f"{fact}\0{value!r}".encode()).hexdigest()[:10]
             pred = Predicate(name, f"{fact} contains {value!r}",
                              lambda v, _d, _r, f=fact, x=value: None if v.get(f) is None
                              else x in v[f])
@@ -251,7 +251,13 @@ def _fits(fact_type: str, value: Any) -> bool:
 
 
 def _lint_actions(c: _Compiler) -> None:
+    seen: set[tuple[str, str]] = set()
     for i, action in enumerate(c.rule.then):
+        if (action.kind, action.code) in seen:
+            c.problem(f"two {action.kind} actions with code {action.code!r}: outputs are "
+                      "keyed by rule, kind and code, so one would overwrite the other",
+                      "then", i)
+        seen.add((action.kind, action.code))
         if action.kind == "task":
             task = action.task
             assert task is not None

@@ -236,7 +236,9 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
         v["expected_inpatient_days"] = (max(expected_end, today)
                                         - inpatient_start.astimezone(zone).date()).days
 
-    v["icu_stays"] = sum(1 for p in snap.locations if p.value in icu_units)
+    # A stay is an entry into intensive care: bed moves inside the ICU do not count again.
+    v["icu_stays"] = sum(1 for i, p in enumerate(snap.locations) if p.value in icu_units
+                         and (i == 0 or snap.locations[i - 1].value not in icu_units))
     v["transfers"] = max(len(snap.locations) - 1, 0)
     codes = [code for code, _type in snap.diagnoses]
     v["diagnosis_codes"] = codes

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.rules.loader import RulesetError, ruleset_paths
+from engine.rules.reference import ReferenceError
 from engine.rules.rulebook import Rulebook
 
 log = logging.getLogger("engine.rules.reload")
@@ -67,9 +68,10 @@ class Reloader:
             previous = current.version if current is not None else None
             try:
                 fresh = Rulebook.load(self.folder, self.runtime.site)
-            except RulesetError as exc:
-                result = Reload("rejected", previous or "", previous, changed,
-                                [str(p) for p in exc.problems])
+            except (RulesetError, ReferenceError) as exc:
+                problems = [str(p) for p in exc.problems] if isinstance(exc, RulesetError) \
+                    else [str(exc)]
+                result = Reload("rejected", previous or "", previous, changed, problems)
                 log.error("ruleset reload by %s rejected; keeping version %s: %s", who,
                           previous, "; ".join(result.problems))
                 self._remember(who, result)

@@ -61,7 +61,8 @@ class Rulebook:
         """Facts -> rules -> reconciled outputs and the next time to look again."""
         now = now.astimezone(UTC)
         existing = [] if enc.id is None else list(session.scalars(
-            select(RuleOutput).where(RuleOutput.encounter_id == enc.id)))
+            select(RuleOutput).where(RuleOutput.encounter_id == enc.id,
+                                     RuleOutput.status.in_(("active", "completed")))))
         snap = snapshots.load(session, enc, existing)
         derived = self.facts(snap, now)
         firings = [] if enc.status == "cancelled" else self.evaluator.evaluate(

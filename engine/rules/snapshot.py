@@ -101,9 +101,11 @@ def load(session: Session, enc: Encounter, outputs: list[RuleOutput]) -> Snapsho
         pending_discharge_time=enc.pending_discharge_time,
         expected_discharge_date=enc.expected_discharge_date,
         last_event_time=enc.as_of,
-        status_periods=[Period(p.care_status, p.start, p.end) for p in enc.status_periods
-                        if not p.cancelled],
-        locations=[Period(s.unit, s.start, s.end) for s in enc.locations if not s.cancelled],
+        # Sorted here: a late message appends its period to the in-session list out of order.
+        status_periods=sorted((Period(p.care_status, p.start, p.end) for p in enc.status_periods
+                               if not p.cancelled), key=lambda p: p.start),
+        locations=sorted((Period(s.unit, s.start, s.end) for s in enc.locations
+                          if not s.cancelled), key=lambda p: p.start),
         diagnoses=[(d.code, d.diagnosis_type) for d in enc.diagnoses],
         past_stays=[PastStay(a, d, frozenset(s)) for a, d, s in past.values()],
         open_task_types=sorted({o.code for o in outputs if o.kind == "task"
