@@ -238,6 +238,7 @@ class RuleOutput(Base):
     __table_args__ = (
         Index("ix_rule_output_encounter_key", "encounter_id", "key"),
         Index("ix_rule_output_open", "status", "kind", "due_at"),
+        Index("ix_rule_output_owner", "owner", "task_status", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -264,6 +265,105 @@ class RuleOutput(Base):
     ended_at: Mapped[datetime | None]
     end_reason: Mapped[str | None] = mapped_column(String(300))
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # Work on a task (kind == "task"), as FHIR Task.status: ready | in-progress | on-hold |
+    # completed | cancelled | failed. `status` above stays the rule engine's view.
+    task_status: Mapped[str | None] = mapped_column(String(12))
+    owner: Mapped[str | None] = mapped_column(String(100))  # user name; None = the queue
+    outcome: Mapped[str | None] = mapped_column(String(500))  # completion outcome / reason
+    started_at: Mapped[datetime | None]
+    escalated_at: Mapped[datetime | None]
 
     encounter: Mapped[Encounter] = relationship()
     patient: Mapped[Patient] = relationship()
+
+
+class TaskEvent(Base):
+    """One step in a task's history: who did what, when, from which status to which."""
+
+    __tablename__ = "task_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    output_id: Mapped[int] = mapped_column(ForeignKey("rule_output.id"), index=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(100))  # user or client name, or "engine"
+    action: Mapped[str] = mapped_column(String(20))  # created | assigned | started | ...
+    from_status: Mapped[str | None] = mapped_column(String(12))
+    to_status: Mapped[str | None] = mapped_column(String(12))
+    text: Mapped[str | None] = mapped_column(Text)  # note, outcome or reason
+    detail: Mapped[dict[str, Any] | None]
+
+
+class CaseAssignment(Base):
+    """Who looks after an encounter in a role; kept across transfers until reassigned."""
+
+    __tablename__ = "case_assignment"
+    __table_args__ = (
+        UniqueConstraint("encounter_id", "role", name="uq_case_assignment_role"),
+        Index("ix_case_assignment_user", "user_name", "role"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    encounter_id: Mapped[int] = mapped_column(ForeignKey("encounter.id"))
+    role: Mapped[str] = mapped_column(String(20))  # case_manager | ur_nurse
+    user_name: Mapped[str] = mapped_column(String(100))
+    assigned_at: Mapped[datetime]
+    assigned_by: Mapped[str] = mapped_column(String(100))
+
+
+class UserAccount(Base):
+    """A person who signs in: one role, a KDF password hash, never a plain password."""
+
+    __tablename__ = "user_account"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(300))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # bumped to revoke every token and session issued before
+    token_version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ApiClient(Base):
+    """A system (the EHR, an interface engine) using the client-credentials grant."""
+
+    __tablename__ = "api_client"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(20))
+    scopes: Mapped[str] = mapped_column(String(1000))  # space-separated, as OAuth2 sends them
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    token_version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class AuditRecord(Base):
+    """Every read or change of patient data and every sign-in: served as FHIR AuditEvent."""
+
+    __tablename__ = "audit_record"
+    __table_args__ = (
+        Index("ix_audit_record_at", "at"),
+        Index("ix_audit_record_actor", "actor", "at"),
+        Index("ix_audit_record_patient", "patient_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(100))
+    actor_kind: Mapped[str] = mapped_column(String(10))  # user | client | anonymous
+    role: Mapped[str | None] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(10))  # C R U D E (FHIR AuditEvent.action)
+    operation: Mapped[str] = mapped_column(String(40))  # read | search | update | login ...
+    resource_type: Mapped[str | None] = mapped_column(String(40))
+    resource_id: Mapped[str | None] = mapped_column(String(100))
+    patient_id: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(2))  # 0 success, 4 minor, 8 serious failure
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str | None] = mapped_column(String(100))  # client address
+    path: Mapped[str | None] = mapped_column(String(300))  # path only, never the query
