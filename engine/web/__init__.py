@@ -1,0 +1,1 @@
+"""The web worklist: server-rendered pages for the people who do the work."""
