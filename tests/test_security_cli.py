@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from fastapi.testclient import TestClient
 
 from engine.app import create_app
+from engine.security import passwords
 from tests.test_cli import engine_cli
 
 
@@ -91,3 +93,9 @@ def test_the_ehr_client_gets_a_secret_once_and_uses_it(database_url, runtime_fac
         assert engine_cli("clients", "disable", "epic-prod",
                           database_url=database_url).returncode == 0
         assert app.post("/auth/token", data={**form, "client_secret": fresh}).status_code == 401
+
+
+def test_an_empty_or_blank_password_is_refused_before_hashing():
+    for blank, said in (("", "empty"), ("            ", "empty"), ("short", "shorter than 12")):
+        with pytest.raises(passwords.WeakPassword, match=said):
+            passwords.check_strength(blank)
