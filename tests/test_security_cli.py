@@ -9,7 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from engine.app import create_app
-from engine.security import passwords
+from engine.cli import _demo_accounts
+from engine.security import passwords, users
+from engine.security.roles import ROLES
 from tests.test_cli import engine_cli
 
 
@@ -99,3 +101,18 @@ def test_an_empty_or_blank_password_is_refused_before_hashing():
     for blank, said in (("", "empty"), ("            ", "empty"), ("short", "shorter than 12")):
         with pytest.raises(passwords.WeakPassword, match=said):
             passwords.check_strength(blank)
+
+
+def test_the_demo_signs_in_one_person_per_role_and_the_ehr_afresh_on_each_start(
+        runtime_factory):
+    runtime = runtime_factory(rulesets="")
+    password, secret = _demo_accounts(runtime)
+    people = {a.name: a.role for a in users.accounts(runtime.sessions, "user")}
+    assert sorted(people.values()) == sorted(set(ROLES) - {"integration"})
+    assert users.check_secret(runtime.sessions, "client", "ehr.demo", secret) is not None
+
+    again, fresh = _demo_accounts(runtime)
+    assert again != password and fresh != secret
+    assert users.check_secret(runtime.sessions, "user", "cm.demo", password) is None
+    assert users.check_secret(runtime.sessions, "user", "cm.demo", again) is not None
+    assert users.check_secret(runtime.sessions, "client", "ehr.demo", secret) is None
