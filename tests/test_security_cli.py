@@ -116,3 +116,10 @@ def test_the_demo_signs_in_one_person_per_role_and_the_ehr_afresh_on_each_start(
     assert users.check_secret(runtime.sessions, "user", "cm.demo", password) is None
     assert users.check_secret(runtime.sessions, "user", "cm.demo", again) is not None
     assert users.check_secret(runtime.sessions, "client", "ehr.demo", secret) is None
+
+
+def test_a_short_signing_key_stops_the_server_with_one_line(database_url):
+    result = engine_cli("serve", "--port", "0", "--no-mllp", database_url=database_url,
+                        env={"ENGINE_JWT_SECRET": "too-short", "ENGINE_RULESETS": ""})
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: ENGINE_JWT_SECRET must be at least 32 characters"
