@@ -1,5 +1,6 @@
 """FHIR R4 endpoints under /fhir: metadata, Patient and Encounter read and search,
-Encounter create and update, and transaction Bundles.
+Encounter create and update, transaction Bundles, and what the rules raised: Task (read,
+search, update, patch), Flag, RiskAssessment and ServiceRequest (read, search).
 
 Handlers that touch the database are plain `def` (FastAPI runs them in its threadpool);
 only body reading is async. Every answer is application/fhir+json; every error an
@@ -13,18 +14,28 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from engine.auth import require_token
-from engine.fhir import resources, search
+from engine.fhir import (
+    flags,
+    includes,
+    proposals,
+    resources,
+    risk,
+    rule_outputs,
+    search,
+    task_update,
+    tasks,
+)
 from engine.fhir.body import Submitted, fhir_body
 from engine.fhir.capability import capability_statement
 from engine.fhir.outcome import FHIR_JSON, FhirError
 from engine.fhir.submission import ENCOUNTER_LOAD, Answer, submit
 from engine.storage.models import Encounter, Patient
 
-SUPPORTED = ("Patient", "Encounter")
+OUTPUTS = (tasks.TASK, flags.FLAG, risk.RISK, proposals.PROPOSAL)
+SUPPORTED = ("Patient", "Encounter", *(r.name for r in OUTPUTS))
 Body = Annotated[Submitted, Depends(fhir_body)]
 
 
@@ -70,7 +81,7 @@ def build_router() -> APIRouter:
         query = search.parse("Patient", request.query_params.multi_items(), runtime.site.zone)
         with runtime.readers() as session:
             page = search.run(session, query, selectinload(Patient.identifiers))
-            merged = _replaced(session, [p.id for p in page.rows])
+            merged = includes.replaced(session, [p.id for p in page.rows])
             entries = [resources.patient(p, merged.get(p.id)) for p in page.rows]
         return _json(search.bundle(query, page, _base(request), entries))
 
@@ -82,7 +93,7 @@ def build_router() -> APIRouter:
                               options=[selectinload(Patient.identifiers)])
             if row is None:
                 raise FhirError(404, f"Patient/{pid} is not known here")
-            body = resources.patient(row, _replaced(session, [row.id]).get(row.id))
+            body = resources.patient(row, includes.replaced(session, [row.id]).get(row.id))
         return _versioned(body, row.version, row.updated_at)
 
     @router.get("/Encounter", dependencies=authed)
@@ -123,6 +134,10 @@ def build_router() -> APIRouter:
         runtime = request.app.state.runtime
         return _answer(submit(runtime, body, "transaction", _base(request)))
 
+    for output in OUTPUTS:
+        rule_outputs.add_routes(router, output)
+    task_update.add_routes(router)
+
     @router.api_route("/{resource_type}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                       dependencies=authed, include_in_schema=False)
     @router.api_route("/{resource_type}/{rest:path}",
@@ -137,14 +152,3 @@ def build_router() -> APIRouter:
 
     return router
 
-
-def _replaced(session, ids: list[int]) -> dict[int, list[int]]:
-    """survivor id -> ids of patients merged into it (for Patient.link type replaces)."""
-    if not ids:
-        return {}
-    out: dict[int, list[int]] = {}
-    rows = session.execute(select(Patient.merged_into_id, Patient.id)
-                           .where(Patient.merged_into_id.in_(ids)).order_by(Patient.id))
-    for survivor, merged in rows:
-        out.setdefault(survivor, []).append(merged)
-    return out
