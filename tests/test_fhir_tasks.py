@@ -277,3 +277,28 @@ def test_fhirpy_finds_a_case_managers_work_and_completes_it(http, store):
     assert client.reference("Task", other.id).to_resource()["status"] == "in-progress"
     with store.readers() as s:
         assert s.get(RuleOutput, int(task.id)).status == "completed"
+
+
+def test_sorted_pages_link_back_to_the_page_before(http):
+    first = http.get("/Task", params={"owner": "cm.baker", "_sort": "-priority,due",
+                                      "_count": 2}).json()
+    links = {link["relation"]: link["url"] for link in first["link"]}
+    assert "previous" not in links
+    second = http.get(links["next"]).json()
+    back = {link["relation"]: link["url"] for link in second["link"]}["previous"]
+    again = http.get(back).json()
+    assert [e["resource"]["id"] for e in again["entry"]] == [
+        e["resource"]["id"] for e in first["entry"]]
+
+
+def test_the_worklist_as_json(http, store):
+    api = str(http.base_url).removesuffix("/fhir/").removesuffix("/fhir") + "/api/worklist"
+    page = http.get(api, params={"owner": "cm.alvarez"}).json()
+    open_tasks = [t for t in tasks_of(store, "cm.alvarez")
+                  if t.task_status in ("ready", "in-progress", "on-hold")]
+    assert page["total"] == len(open_tasks) and page["owner"] == "cm.alvarez"
+    assert {i["task_id"] for i in page["items"]} == {t.id for t in open_tasks}
+    assert page["items"][0]["visit_number"].startswith("VT")
+    refused = http.get(api, params={"status": "done"})
+    assert refused.status_code == 400
+    assert refused.json()["resourceType"] == "OperationOutcome"

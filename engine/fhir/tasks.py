@@ -34,7 +34,7 @@ from engine.fhir.search import Param
 from engine.storage.models import RuleOutput, TaskEvent
 from engine.tasks.history import notes
 from engine.tasks.lifecycle import READY, STATUSES
-from engine.tasks.staffing import current
+from engine.tasks.staffing import Staffing, current
 from engine.worklist.query import PRIORITY_RANK
 
 TASK_TYPE_SYSTEM = "urn:engine:task-type"
@@ -43,8 +43,8 @@ INPUT_SYSTEM = "urn:engine:task-input"
 PRIORITIES = tuple(PRIORITY_RANK)
 
 
-def owner_ref(name: str) -> dict:
-    person = current().person(name)
+def owner_ref(name: str, staffing: Staffing) -> dict:
+    person = staffing.person(name)
     return {"type": "Practitioner", "identifier": {"system": USER_SYSTEM, "value": name},
             "display": person.display if person is not None and person.display else name}
 
@@ -77,7 +77,7 @@ def _input(name: str, value: Any) -> dict:
     return out
 
 
-def task(row: RuleOutput, row_notes: list[TaskEvent]) -> dict:
+def task(row: RuleOutput, row_notes: list[TaskEvent], staffing: Staffing | None = None) -> dict:
     status = row.task_status or READY
     detail = row.detail or {}
     out: dict = {
@@ -105,7 +105,7 @@ def task(row: RuleOutput, row_notes: list[TaskEvent]) -> dict:
     out["authoredOn"] = resources.instant(row.fired_at)
     out["lastModified"] = resources.instant(row.updated_at)
     if row.owner:
-        out["owner"] = owner_ref(row.owner)
+        out["owner"] = owner_ref(row.owner, staffing or current())
     out["reasonCode"] = reason_code(row)
     if row_notes:
         out["note"] = [{"authorString": n.actor, "time": resources.instant(n.at),
@@ -124,7 +124,8 @@ def task(row: RuleOutput, row_notes: list[TaskEvent]) -> dict:
 
 def render(session: Session, rows: list[RuleOutput]) -> list[dict]:
     by_task = notes(session, [r.id for r in rows])
-    return [task(r, by_task.get(r.id, [])) for r in rows]
+    staffing = current()
+    return [task(r, by_task.get(r.id, []), staffing) for r in rows]
 
 
 def _choice(column: Any, allowed: tuple[str, ...], what: str) -> search.Build:
