@@ -48,6 +48,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     from engine.fhir.router import build_router
 
     app.include_router(build_router(), prefix="/fhir")
+    from engine.worklist.api import build_router as worklist_router
+
+    app.include_router(worklist_router(), prefix="/api")
     from engine.admin import build_router as admin_router
 
     app.include_router(admin_router(), prefix="/admin")

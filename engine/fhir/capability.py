@@ -6,8 +6,17 @@ from __future__ import annotations
 from datetime import datetime
 
 from engine import __version__
-from engine.fhir import audit_event  # noqa: F401 - registers the AuditEvent search parameters
+from engine.fhir import (
+    audit_event,  # noqa: F401 - registers the AuditEvent search parameters
+    flags,
+    proposals,
+    risk,
+    tasks,
+)
+from engine.fhir.rule_outputs import OutputResource
 from engine.fhir.search import PARAMS, Param
+
+OUTPUTS: tuple[OutputResource, ...] = (tasks.TASK, flags.FLAG, risk.RISK, proposals.PROPOSAL)
 
 _INTERACTIONS = {
     "Patient": ("read", "search-type"),
@@ -31,22 +40,30 @@ def _search_param(param: Param) -> dict:
     return {"name": param.name, "type": param.type, "documentation": param.doc}
 
 
+def _resource(name: str, doc: str, interactions: tuple[str, ...]) -> dict:
+    return {
+        "type": name,
+        "profile": f"http://hl7.org/fhir/StructureDefinition/{name}",
+        "documentation": doc,
+        "interaction": [{"code": code} for code in interactions],
+        "versioning": "versioned",
+        "readHistory": False,
+        "updateCreate": False,
+        "conditionalCreate": False,
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+        "searchParam": [_search_param(p) for p in PARAMS[name].values()],
+    }
+
+
 def capability_statement(published: datetime, base_url: str) -> dict:
-    resources = []
-    for name, interactions in _INTERACTIONS.items():
-        resources.append({
-            "type": name,
-            "profile": f"http://hl7.org/fhir/StructureDefinition/{name}",
-            "documentation": _DOCS[name],
-            "interaction": [{"code": code} for code in interactions],
-            "versioning": "versioned",
-            "readHistory": False,
-            "updateCreate": False,
-            "conditionalCreate": False,
-            "conditionalUpdate": False,
-            "conditionalDelete": "not-supported",
-            "searchParam": [_search_param(p) for p in PARAMS[name].values()],
-        })
+    resources = [_resource(name, _DOCS[name], interactions)
+                 for name, interactions in _INTERACTIONS.items()]
+    for output in OUTPUTS:
+        entry = _resource(output.name, output.doc, output.interactions)
+        if output.includes:
+            entry["searchInclude"] = list(output.includes)
+        resources.append(entry)
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",

@@ -1,5 +1,6 @@
 """FHIR R4 endpoints under /fhir: metadata, Patient and Encounter read and search,
-Encounter create and update, and transaction Bundles.
+Encounter create and update, transaction Bundles, and what the rules raised: Task (read,
+search, update, patch), Flag, RiskAssessment and ServiceRequest (read, search).
 
 Handlers that touch the database are plain `def` (FastAPI runs them in its threadpool);
 only body reading is async. Every answer is application/fhir+json; every error an
@@ -13,11 +14,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from engine.auth import require, require_token
-from engine.fhir import audit_event, resources, search
+from engine.fhir import (
+    audit_event,
+    flags,
+    includes,
+    proposals,
+    resources,
+    risk,
+    rule_outputs,
+    search,
+    task_update,
+    tasks,
+)
 from engine.fhir.body import Submitted, fhir_body
 from engine.fhir.capability import capability_statement
 from engine.fhir.outcome import FHIR_JSON, FhirError
@@ -26,7 +37,8 @@ from engine.security import audit
 from engine.security.roles import Permission
 from engine.storage.models import Encounter, Patient
 
-SUPPORTED = ("Patient", "Encounter")
+OUTPUTS = (tasks.TASK, flags.FLAG, risk.RISK, proposals.PROPOSAL)
+SUPPORTED = ("Patient", "Encounter", *(r.name for r in OUTPUTS))
 Body = Annotated[Submitted, Depends(fhir_body)]
 
 
@@ -106,7 +118,7 @@ def build_router() -> APIRouter:
         query = search.parse("Patient", request.query_params.multi_items(), runtime.site.zone)
         with runtime.readers() as session:
             page = search.run(session, query, selectinload(Patient.identifiers))
-            merged = _replaced(session, [p.id for p in page.rows])
+            merged = includes.replaced(session, [p.id for p in page.rows])
             entries = [resources.patient(p, merged.get(p.id)) for p in page.rows]
         _searched(request, "Patient", page.rows, lambda p: p.id)
         return _json(search.bundle(query, page, _base(request), entries))
@@ -120,7 +132,7 @@ def build_router() -> APIRouter:
             if row is None:
                 audit.note(request, "read", "Patient", pid)
                 raise FhirError(404, f"Patient/{pid} is not known here")
-            body = resources.patient(row, _replaced(session, [row.id]).get(row.id))
+            body = resources.patient(row, includes.replaced(session, [row.id]).get(row.id))
         audit.note(request, "read", "Patient", pid, row.id)
         return _versioned(body, row.version, row.updated_at)
 
@@ -171,6 +183,10 @@ def build_router() -> APIRouter:
 
     router.include_router(audit_event.build_router(_json, _base))
 
+    for output in OUTPUTS:
+        rule_outputs.add_routes(router, output)
+    task_update.add_routes(router)
+
     @router.api_route("/{resource_type}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                       dependencies=authed, include_in_schema=False)
     @router.api_route("/{resource_type}/{rest:path}",
@@ -185,14 +201,3 @@ def build_router() -> APIRouter:
 
     return router
 
-
-def _replaced(session, ids: list[int]) -> dict[int, list[int]]:
-    """survivor id -> ids of patients merged into it (for Patient.link type replaces)."""
-    if not ids:
-        return {}
-    out: dict[int, list[int]] = {}
-    rows = session.execute(select(Patient.merged_into_id, Patient.id)
-                           .where(Patient.merged_into_id.in_(ids)).order_by(Patient.id))
-    for survivor, merged in rows:
-        out.setdefault(survivor, []).append(merged)
-    return out

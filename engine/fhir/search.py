@@ -5,7 +5,9 @@ supported ones, because a silently ignored filter returns a worklist of the wron
 
 Paging is keyset on the resource id (`_cursor=a<id>` after, `b<id>` before), taken from the
 `next`/`previous` links: pages stay correct while new encounters arrive, and a page costs the
-same at the end of the list as at the start.
+same at the end of the list as at the start. Resources registered with sort keys accept
+`_sort` (comma-separated, `-` for descending; missing values sort last ascending); the
+cursor still names a row id, and the page continues after that row's sort values.
 
 Dates (Encounter `date`, the period admit..discharge, open-ended while in hospital; Patient
 `birthdate`): a value is a range at its precision; without an offset it is the hospital's
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from urllib.parse import urlencode
@@ -55,6 +57,8 @@ class Query:
     cursor: tuple[str, int] | None
     params: list[tuple[str, str]]  # the filters as understood, for links
     with_total: bool
+    sort: list[tuple[Any, bool]] = field(default_factory=list)  # (expression, descending)
+    include: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -126,7 +130,9 @@ def _date_range(name: str, text: str, zone: ZoneInfo) -> tuple[str, datetime, da
     return prefix, low, high
 
 
-def _period(start: Any, end: Any) -> Build:
+def period(start: Any, end: Any) -> Build:
+    """A date parameter over a period (start, end); an open end means ongoing."""
+
     def build(text: str, _modifier: str | None, zone: ZoneInfo) -> ColumnElement[bool]:
         prefix, low, high = _date_range("date", text, zone)
         has_start, ongoing = start.isnot(None), end.is_(None)
@@ -170,12 +176,17 @@ def _id_of(text: str, resource: str) -> int | None:
     return row_id(text.rstrip("/").rpartition(f"{resource}/")[2] if "/" in text else text)
 
 
-def _by_id(model: Any, resource: str) -> Build:
+def reference(column: Any, resource: str) -> Build:
+    """A reference parameter on a row-id column: `Resource/<id>` or `<id>`."""
     def build(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]:
         ident = _id_of(text, resource)
-        return model.id == ident if ident is not None else false()
+        return column == ident if ident is not None else false()
 
     return build
+
+
+def _by_id(model: Any, resource: str) -> Build:
+    return reference(model.id, resource)
 
 
 def _token(text: str) -> tuple[str | None, str]:
@@ -235,9 +246,7 @@ def _encounter_identifier(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElem
     return cond
 
 
-def _patient_ref(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]:
-    ident = _id_of(text, "Patient")
-    return Encounter.patient_id == ident if ident is not None else false()
+_patient_ref = reference(Encounter.patient_id, "Patient")
 
 
 def _status(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]:
@@ -277,12 +286,27 @@ ENCOUNTER_PARAMS: dict[str, Param] = {p.name: p for p in (
           "in at any time during the encounter", _location),
     Param("date", "date", "The period (admission to discharge), with prefixes eq ne gt ge lt "
           "le sa eb; open-ended while in hospital",
-          _period(Encounter.admit_time, Encounter.discharge_time)),
+          period(Encounter.admit_time, Encounter.discharge_time)),
 )}
 
 PARAMS = {"Patient": PATIENT_PARAMS, "Encounter": ENCOUNTER_PARAMS}
 MODELS: dict[str, Any] = {"Patient": Patient, "Encounter": Encounter}
+SORTS: dict[str, dict[str, Any]] = {}  # resource -> _sort name -> SQL expression
+INCLUDES: dict[str, tuple[str, ...]] = {}  # resource -> _include values it serves
+BASE: dict[str, ColumnElement[bool]] = {}  # a condition every search of the resource has
 RESULT_PARAMS = ("_count", "_cursor", "_total", "_summary", "_format", "_totalMethod")
+
+
+def register(resource: str, model: Any, params: dict[str, Param], *,
+             base: ColumnElement[bool] | None = None, sorts: dict[str, Any] | None = None,
+             includes: tuple[str, ...] = ()) -> None:
+    """Make a resource searchable: its table, parameters, sort keys and includes."""
+    PARAMS[resource] = params
+    MODELS[resource] = model
+    SORTS[resource] = dict(sorts or {})
+    INCLUDES[resource] = includes
+    if base is not None:
+        BASE[resource] = base
 
 
 # -- query ---------------------------------------------------------------------------------------
@@ -290,10 +314,15 @@ def parse(resource: str, items: list[tuple[str, str]], zone: ZoneInfo) -> Query:
     """Read the query string; repeated parameters AND, comma-separated values OR."""
     params = PARAMS[resource]
     query = Query(resource, [], DEFAULT_COUNT, None, [], True)
+    if resource in BASE:
+        query.conditions.append(BASE[resource])
     for key, value in items:
         if "\x00" in key or "\x00" in value:
             raise FhirError(400, "search parameters may not contain NUL")
         name, _, modifier = key.partition(":")
+        if name in ("_sort", "_include") and resource in SORTS:
+            _shaping_param(query, name, value)
+            continue
         if name in RESULT_PARAMS:
             _result_param(query, name, value)
             continue
@@ -309,6 +338,26 @@ def parse(resource: str, items: list[tuple[str, str]], zone: ZoneInfo) -> Query:
         query.conditions.append(or_(*(param.build(x, modifier or None, zone) for x in values)))
         query.params.append((key, value))
     return query
+
+
+def _shaping_param(query: Query, name: str, value: str) -> None:
+    """`_sort` (keys from SORTS) and `_include` (values from INCLUDES); links repeat them."""
+    if name == "_sort":
+        keys = SORTS.get(query.resource, {})
+        if query.sort:
+            raise FhirError(400, "give _sort once, with comma-separated keys")
+        for item in (x.strip() for x in value.split(",")):
+            if item.lstrip("-") not in keys:
+                raise FhirError(400, f"_sort={item!r} is not supported for {query.resource}; "
+                                     f"sort keys: {', '.join(keys) or 'none'}")
+            query.sort.append((keys[item.lstrip("-")], item.startswith("-")))
+    else:
+        served = INCLUDES.get(query.resource, ())
+        if value not in served:
+            raise FhirError(400, f"_include={value!r} is not supported for {query.resource}; "
+                                 f"supported: {', '.join(served) or 'none'}")
+        query.include.append(value)
+    query.params.append((name, value))
 
 
 def _result_param(query: Query, name: str, value: str) -> None:
@@ -339,7 +388,8 @@ def _exists(session: Session, model: Any, conditions: list, clause: Any) -> bool
 
 
 def run(session: Session, query: Query, *options: Any) -> Page:
-    """One page of matches in id order, the total, and cursors for the neighbouring pages."""
+    """One page of matches in sort order (id by default), the total, and cursors for the
+    neighbouring pages."""
     model = MODELS[query.resource]
     conds = query.conditions
     total = None
@@ -347,6 +397,8 @@ def run(session: Session, query: Query, *options: Any) -> Page:
         total = session.scalar(select(func.count()).select_from(model).where(*conds))
     if query.count == 0:
         return Page([], total, None, None)
+    if query.sort:
+        return _run_sorted(session, query, model, total, options)
     direction, anchor = query.cursor or ("a", 0)
     stmt = select(model).where(*conds).options(*options).limit(query.count + 1)
     if direction == "a":
@@ -371,8 +423,61 @@ def run(session: Session, query: Query, *options: Any) -> Page:
     return Page([], total, None, None)
 
 
-def bundle(query: Query, page: Page, base: str, entries: list[dict]) -> dict:
-    """A searchset Bundle with self/first/previous/next links; `base` is the /fhir URL."""
+def _beyond(keys: list[tuple[Any, bool]], values: Any, forward: bool) -> ColumnElement[bool]:
+    """Rows after (forward) or before the row with these sort values; missing values sort
+    as the largest, on both databases."""
+    terms, equal = [], []
+    for (expr, desc), value in zip(keys, values, strict=True):
+        if forward != desc:  # larger than value
+            step = false() if value is None else or_(expr > value, expr.is_(None))
+        else:  # smaller than value
+            step = expr.isnot(None) if value is None else expr < value
+        terms.append(and_(*equal, step))
+        equal.append(expr.is_(None) if value is None else expr == value)
+    return or_(*terms)
+
+
+def _ordering(keys: list[tuple[Any, bool]], forward: bool) -> list[Any]:
+    out = []
+    for expr, desc in keys:
+        ascending = desc != forward
+        out.append(expr.asc().nulls_last() if ascending else expr.desc().nulls_first())
+    return out
+
+
+def _run_sorted(session: Session, query: Query, model: Any, total: int | None,
+                options: tuple) -> Page:
+    keys = [*query.sort, (model.id, False)]
+    exprs = [k for k, _ in keys]
+    conds = query.conditions
+    direction, anchor = query.cursor or ("a", 0)
+    stmt = select(model, *exprs).where(*conds).options(*options).limit(query.count + 1)
+    if query.cursor is not None:
+        values = session.execute(select(*exprs).where(model.id == anchor)).first()
+        if values is None:
+            raise FhirError(400, "invalid _cursor: follow the Bundle's next/previous links")
+        stmt = stmt.where(_beyond(keys, values, direction == "a"))
+    found = list(session.execute(stmt.order_by(*_ordering(keys, direction == "a"))))
+    more = len(found) > query.count
+    found = found[: query.count]
+    if direction == "b":
+        found.reverse()
+    if not found:
+        return Page([], total, None, None)
+    first, last = found[0], found[-1]
+    has_prev = more if direction == "b" else (
+        query.cursor is not None and _exists(session, model, conds,
+                                             _beyond(keys, first[1:], False)))
+    has_next = more if direction == "a" else _exists(session, model, conds,
+                                                     _beyond(keys, last[1:], True))
+    return Page([row[0] for row in found], total, f"b{first[0].id}" if has_prev else None,
+                f"a{last[0].id}" if has_next else None)
+
+
+def bundle(query: Query, page: Page, base: str, entries: list[dict],
+           included: list[dict] | None = None) -> dict:
+    """A searchset Bundle with self/first/previous/next links; `base` is the /fhir URL;
+    `included` resources (from _include) follow the matches."""
     url = f"{base}/{query.resource}"
 
     def link(relation: str, cursor: str | None) -> dict:
@@ -391,7 +496,10 @@ def bundle(query: Query, page: Page, base: str, entries: list[dict]) -> dict:
     if page.total is not None:
         out["total"] = page.total
     out["link"] = links
-    if entries:  # FHIR JSON has no empty arrays
-        out["entry"] = [{"fullUrl": f"{url}/{e['id']}", "resource": e,
-                         "search": {"mode": "match"}} for e in entries]
+    found = [{"fullUrl": f"{url}/{e['id']}", "resource": e, "search": {"mode": "match"}}
+             for e in entries]
+    found += [{"fullUrl": f"{base}/{e['resourceType']}/{e['id']}", "resource": e,
+               "search": {"mode": "include"}} for e in included or ()]
+    if found:  # FHIR JSON has no empty arrays
+        out["entry"] = found
     return out

@@ -239,6 +239,7 @@ class RuleOutput(Base):
         Index("ix_rule_output_encounter_key", "encounter_id", "key"),
         Index("ix_rule_output_open", "status", "kind", "due_at"),
         Index("ix_rule_output_owner", "owner", "task_status", "due_at"),
+        Index("ix_rule_output_owner_id", "owner", "kind", "id"),  # a person's work by id
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
