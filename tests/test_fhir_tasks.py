@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from engine.runtime import Runtime
 from engine.storage.models import RuleOutput, TaskEvent
-from tests.conftest import BOTH_STORES, TOKEN, fresh_database, make_settings
+from tests.conftest import BOTH_STORES, fresh_database, make_settings
 from tests.conftest import start_server as start
 from tests.hl7build import adt
 
@@ -233,7 +233,7 @@ def test_json_patch_adds_a_note_and_completes(http, store):
     assert body["status"] == "completed" and body["output"][0]["valueString"] == (
         "Reviewed with the family")
     assert [n["text"] for n in body["note"]] == ["Daughter is the contact"]
-    assert body["note"][0]["authorString"] == "api-client"
+    assert body["note"][0]["authorString"] == "test.integration"
     failing = http.patch(f"/Task/{target.id}", json=[
         {"op": "test", "path": "/status", "value": "ready"}], headers=JSON_PATCH)
     assert failing.status_code == 422
@@ -259,7 +259,8 @@ def test_the_capability_statement_lists_the_work_resources(http):
 
 
 def test_fhirpy_finds_a_case_managers_work_and_completes_it(http, store):
-    client = SyncFHIRClient(str(http.base_url).rstrip("/"), authorization=f"Bearer {TOKEN}")
+    client = SyncFHIRClient(str(http.base_url).rstrip("/"),
+                            authorization=http.headers["Authorization"])
     mine = client.resources("Task").search(owner="cm.alvarez", status="ready").sort(
         "due").limit(10).fetch()
     assert mine and all(t["owner"]["identifier"]["value"] == "cm.alvarez" for t in mine)

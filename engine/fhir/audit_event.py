@@ -137,9 +137,9 @@ def _entity_type(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]
 
 PARAMS: dict[str, search.Param] = {p.name: p for p in (
     search.Param("_id", "token", "Logical id of the audit event",
-                 search._by_id(AuditRecord, "AuditEvent")),
+                 search.by_id(AuditRecord, "AuditEvent")),
     search.Param("date", "date", "When it was recorded, with prefixes eq ne gt ge lt le sa eb",
-                 search._period(AuditRecord.at, AuditRecord.at)),
+                 search.period(AuditRecord.at, AuditRecord.at)),
     search.Param("agent", "reference", "Who: the user or client name", _agent_param),
     search.Param("patient", "reference", "The patient whose data was read or changed: "
                  "Patient/<id> or <id>", _patient_param),
@@ -150,8 +150,7 @@ PARAMS: dict[str, search.Param] = {p.name: p for p in (
     search.Param("outcome", "token", "0 success, 4 minor failure (refused), 8 serious failure",
                  _choice("outcome", AuditRecord.outcome, OUTCOMES)),
 )}
-search.PARAMS["AuditEvent"] = PARAMS
-search.MODELS["AuditEvent"] = AuditRecord
+search.register("AuditEvent", AuditRecord, PARAMS)
 
 
 def build_router(answer: Callable[..., JSONResponse],

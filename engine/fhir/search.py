@@ -185,7 +185,7 @@ def reference(column: Any, resource: str) -> Build:
     return build
 
 
-def _by_id(model: Any, resource: str) -> Build:
+def by_id(model: Any, resource: str) -> Build:
     return reference(model.id, resource)
 
 
@@ -222,7 +222,7 @@ def _gender(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]:
 
 
 PATIENT_PARAMS: dict[str, Param] = {p.name: p for p in (
-    Param("_id", "token", "Logical id of the patient", _by_id(Patient, "Patient")),
+    Param("_id", "token", "Logical id of the patient", by_id(Patient, "Patient")),
     Param("identifier", "token", "An identifier, [system|]value; the MRN system is "
           "urn:engine:id:<assigning authority>", _patient_identifier),
     Param("name", "string", "Family, given or middle name (starts with, any case)",
@@ -273,7 +273,7 @@ def _location(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]:
 
 
 ENCOUNTER_PARAMS: dict[str, Param] = {p.name: p for p in (
-    Param("_id", "token", "Logical id of the encounter", _by_id(Encounter, "Encounter")),
+    Param("_id", "token", "Logical id of the encounter", by_id(Encounter, "Encounter")),
     Param("identifier", "token", "Visit number, [system|]value (system "
           "urn:engine:id:<assigning authority>)", _encounter_identifier),
     Param("patient", "reference", "The patient: Patient/<id> or <id>", _patient_ref),
