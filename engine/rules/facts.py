@@ -54,6 +54,13 @@ CATALOGUE: tuple[FactSpec, ...] = (
     _f("payer_plan", "text", "IN1-2 plan code as sent."),
     _f("has_authorization", "boolean", "An authorization is on file (IN1-14)."),
     _f("working_drg", "text", "Working MS-DRG (DRG-1)."),
+    _f("gmlos_days", "number",
+       "Geometric mean length of stay of the working MS-DRG (CMS IPPS Table 5, "
+       "rulesets/reference/ms_drg_table5.csv); unknown without a DRG or for a DRG not in the "
+       "table.", "days"),
+    _f("excess_days", "number",
+       "Inpatient days (local midnights as an inpatient, as Medicare counts days) minus "
+       "gmlos_days: negative below the norm, above 0 past it.", "days", "daily"),
     _f("discharge_disposition", "text", "PV1-36 discharge disposition code."),
     _f("is_discharged", "boolean", "The encounter has a discharge."),
     _f("is_pending_discharge", "boolean", "A pending discharge (A16) is open."),
@@ -235,6 +242,12 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
     if inpatient_start is not None and expected_end is not None and not discharged:
         v["expected_inpatient_days"] = (max(expected_end, today)
                                         - inpatient_start.astimezone(zone).date()).days
+
+    norm = ref.drg(snap.working_drg)
+    if norm is not None:
+        v["gmlos_days"] = norm.gmlos
+        if inpatient_start is not None:
+            v["excess_days"] = round(v["midnights_in_inpatient"] - norm.gmlos, 4)
 
     # A stay is an entry into intensive care: bed moves inside the ICU do not count again.
     v["icu_stays"] = sum(1 for i, p in enumerate(snap.locations) if p.value in icu_units
