@@ -121,6 +121,8 @@ CATALOGUE: tuple[FactSpec, ...] = (
     _f("open_task_types", "list", "Types of this encounter's tasks still open."),
     _f("completed_task_types", "list",
        "Types of this encounter's completed tasks (notices delivered, reviews done)."),
+    _f("overdue_task_types", "list",
+       "Types of this encounter's open tasks past their due time (strictly after it)."),
 )
 FACTS: dict[str, FactSpec] = {f.name: f for f in CATALOGUE}
 
@@ -290,5 +292,7 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
             v["acute_admission"], v.get("prior_admissions_12m", 0), v["los_days"]).total
     v["open_task_types"] = list(snap.open_task_types)
     v["completed_task_types"] = list(snap.completed_task_types)
+    v["overdue_task_types"] = sorted(code for code, due in snap.open_task_due.items()
+                                     if due < now)
     daily = running or discharged
     return Derived(values=v, hourly=hourly, daily=daily)
