@@ -8,6 +8,7 @@ scheduler knows when an encounter next needs a look (see `Derived.hourly` and `d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -52,6 +53,9 @@ CATALOGUE: tuple[FactSpec, ...] = (
     _f("payer_class", "text",
        "medicare, medicare_advantage, medicaid, commercial, self_pay or other."),
     _f("payer_plan", "text", "IN1-2 plan code as sent."),
+    _f("ur_review_interval_days", "number",
+       "Days between continued-stay UR reviews for this payer class (site profile "
+       "`ur_review_days`).", "days"),
     _f("has_authorization", "boolean", "An authorization is on file (IN1-14)."),
     _f("working_drg", "text", "Working MS-DRG (DRG-1)."),
     _f("gmlos_days", "number",
@@ -179,7 +183,8 @@ def _status_totals(periods: list[Period], until: datetime, zone: ZoneInfo):
 
 
 def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
-           icu_units: frozenset[str] = frozenset({"ICU"})) -> Derived:
+           icu_units: frozenset[str] = frozenset({"ICU"}),
+           review_days: Callable[[str | None], float | None] | None = None) -> Derived:
     """All catalogue facts for this snapshot at `now` (unknown facts are left out)."""
     v: dict[str, Any] = {}
     discharged = snap.discharge_time is not None and snap.discharge_time <= now
@@ -202,6 +207,9 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
                         ("discharge_disposition", snap.discharge_disposition)):
         if value is not None:
             v[name] = value
+    interval = review_days(snap.payer_class) if review_days is not None else None
+    if interval is not None:
+        v["ur_review_interval_days"] = interval
     v["has_authorization"] = bool(snap.authorization)
     v["is_discharged"] = discharged
     v["is_pending_discharge"] = snap.pending_discharge_time is not None and not discharged
