@@ -611,8 +611,28 @@ def _ts(when: datetime, zone: ZoneInfo) -> str:
 _IMPLIED_STATUS = {"A01": "inpatient", "A06": "inpatient", "A05": "preadmit"}
 
 
+def _results(event: StoryEvent, ts: str, site: SiteProfile, control_id: str, pid: str) -> bytes:
+    """An ORU^R01 with one OBX per lab (LOINC codes and units from engine.labs)."""
+    from engine.labs import LOINC
+
+    codes = {name: (code, unit) for code, (name, unit) in LOINC.items()}
+    segments = [
+        f"MSH|^~\\&|LAB|{site.receiving_facility}|{site.receiving_application}|"
+        f"{site.receiving_facility}|{ts}||ORU^R01|{control_id}|P|2.5.1",
+        pid,
+        f"PV1|1||||||||||||||||||{event.visit}^^^{site.visit_number_authority}^VN",
+        f"OBR|1|||CHEM^Chemistry||{ts}|{ts}",
+    ]
+    for n, (name, value) in enumerate((event.labs or {}).items(), 1):
+        if name not in codes:
+            raise StoryError(f"lab {name!r} is not one the engine reads ({', '.join(codes)})")
+        code, unit = codes[name]
+        segments.append(f"OBX|{n}|NM|{code}^{name}^LN||{value:g}|{unit}|||||F|||{ts}")
+    return ("\r".join(segments) + "\r").encode()
+
+
 def hl7_message(event: StoryEvent, when: datetime, site: SiteProfile, control_id: str) -> bytes:
-    """One synthetic ADT message for a story step, in the site's own dialect."""
+    """One synthetic ADT (or ORU^R01) message for a story step, in the site's own dialect."""
     zone = site.zone
     ts = _ts(when, zone)
     trigger = event.event
@@ -623,11 +643,14 @@ def hl7_message(event: StoryEvent, when: datetime, site: SiteProfile, control_id
         patient_class, patient_type = _status_codes(status, site)
     mrn = site.mrn
     pid3 = f"{event.mrn}^^^{mrn.assigning_authority}^{mrn.identifier_type or ''}"
+    pid = f"PID|1||{pid3}||STORY^CASE||{event.birth_date:%Y%m%d}|{event.sex}"
+    if trigger == "R01":
+        return _results(event, ts, site, control_id, pid)
     segments = [
         f"MSH|^~\\&|CASES|{site.receiving_facility}|{site.receiving_application}|"
         f"{site.receiving_facility}|{ts}||ADT^{trigger}|{control_id}|P|2.5.1",
         f"EVN|{trigger}|{ts}|||||{ts}",
-        f"PID|1||{pid3}||STORY^CASE||{event.birth_date:%Y%m%d}|{event.sex}",
+        pid,
     ]
     if trigger == "A40":
         if not event.prior_mrn:
