@@ -60,6 +60,7 @@ def record(session: Session, patient: Patient, event: AdtEvent, now: datetime,
         if lab.status in WITHDRAWN:
             if row is not None:
                 session.delete(row)
+                session.flush()
                 withdrawn += 1
             continue
         if lab.status in NO_RESULT:
@@ -72,6 +73,9 @@ def record(session: Session, patient: Patient, event: AdtEvent, now: datetime,
         row.visit_number = vn.value if vn is not None else None
         row.recorded_at = now
         row.message_id = message.id if message is not None else None
+        # Sessions do not autoflush: the next result for the same test and time, and the
+        # evaluation that follows, must see this row.
+        session.flush()
         kept += 1
     summary = f"{kept} lab result(s) stored" + (f", {withdrawn} withdrawn" if withdrawn else "")
     return encounter, summary if event.labs else "no lab results the engine uses"
