@@ -127,3 +127,84 @@ def test_results_over_a_real_mllp_socket(server):
         assert b"MSA|AA" in ack
         bad = send(sock, oru("202603070600", "718-7|10.9|mg/dL", mrn="100777", visit="V7771"))
         assert b"MSA|AE" in bad and b"ERR|" in bad
+
+
+# -- FHIR Observation --------------------------------------------------------------------------
+MRN_SYSTEM = "urn:engine:id:GENHOSP"
+LOINC = "http://loinc.org"
+
+
+def observation(code: str, value: float | None, unit: str, *, mrn: str = "100777",
+                when: str = "2026-03-07T06:00:00-06:00", status: str = "final",
+                encounter: str | None = None) -> dict:
+    obs: dict = {"resourceType": "Observation", "status": status,
+                 "code": {"coding": [{"system": LOINC, "code": code}]},
+                 "subject": {"identifier": {"system": MRN_SYSTEM, "value": mrn}},
+                 "effectiveDateTime": when}
+    if value is not None:
+        obs["valueQuantity"] = {"value": value, "unit": unit,
+                                "system": "http://unitsofmeasure.org", "code": unit}
+    if encounter:
+        obs["encounter"] = {"reference": encounter}
+    return obs
+
+
+def test_observations_map_to_lab_results_like_obx():
+    import json
+
+    from engine.fhir.inbound import read
+    from engine.site import load_site_profile
+    from tests.conftest import FIXTURES
+
+    site = load_site_profile(FIXTURES / "site_profile.yaml")
+    [event] = read(json.dumps(observation("718-7", 124, "g/L")).encode(), site).events
+    assert event.trigger == "R01" and event.visit is None
+    assert [(lab.name, lab.value, lab.unit) for lab in event.labs] == [
+        ("hemoglobin", 12.4, "g/dL")]
+    try:
+        read(json.dumps(observation("2951-2", 131, "mg/dL")).encode(), site)
+    except Exception as exc:  # noqa: BLE001 - the reason is what matters
+        assert "unit 'mg/dL'" in str(exc)
+    else:
+        raise AssertionError("a sodium in mg/dL must be refused")
+
+
+def test_results_over_http_fhir_and_a_real_mllp_socket(server):
+    with socket.create_connection(("127.0.0.1", server.mllp_port), timeout=10) as sock:
+        assert b"MSA|AA" in send(sock, adt("A01", "202603021000", mrn="100777", visit="V7771"))
+    with server.client() as http:
+        headers = {"Content-Type": "application/fhir+json"}
+        created = http.post("/Observation", headers=headers,
+                            json=observation("718-7", 10.9, "g/dL"))
+        assert created.status_code == 201, created.text
+        assert "/Observation/" in created.headers["Location"]
+        other = http.post("/Observation", headers=headers,
+                          json=observation("2345-7", 250, "mg/dL"))  # glucose: not kept
+        assert other.status_code == 422 and "718-7" in other.json()["issue"][0]["diagnostics"]
+        refused = http.post("/Observation", headers=headers,
+                            json=observation("2951-2", 131, "mg/dL"))
+        assert refused.status_code == 422
+        assert "unit" in refused.json()["issue"][0]["diagnostics"]
+        enc_id = http.get("/Encounter", params={"identifier": "V7771"}).json()["entry"][0][
+            "resource"]["id"]
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": observation("2951-2", 131, "mmol/L", encounter=f"Encounter/{enc_id}"),
+             "request": {"method": "POST", "url": "Observation"}}]}
+        answer = http.post("", headers=headers, json=bundle)
+        assert answer.status_code == 200, answer.text
+        assert "lab result" in answer.json()["entry"][0]["response"]["outcome"]["issue"][0][
+            "diagnostics"]
+        meta = http.get("/metadata").json()
+        assert any(r["type"] == "Observation" for r in meta["rest"][0]["resource"])
+    from engine.runtime import Runtime
+    from tests.conftest import make_settings
+    rt = Runtime.open(make_settings(server.database_url))
+    try:
+        assert labs(rt) == [("hemoglobin", 10.9, "g/dL"), ("sodium", 131.0, "mmol/L")]
+        assert score(rt) is not None  # both labs on file: the HOSPITAL score is computed
+        with rt.sessions() as s:
+            kept = s.scalars(select(InboundMessage.outcome).where(
+                InboundMessage.channel == "fhir")).all()
+        assert kept.count("rejected") + kept.count("error") == 2  # glucose, mg/dL sodium
+    finally:
+        rt.close()

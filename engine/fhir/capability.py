@@ -11,6 +11,7 @@ from engine.fhir.search import PARAMS, Param
 _INTERACTIONS = {
     "Patient": ("read", "search-type"),
     "Encounter": ("read", "search-type", "create", "update"),
+    "Observation": ("create",),
 }
 _DOCS = {
     "Patient": "Patients known from ADT feeds and FHIR transactions. Merged patients "
@@ -19,6 +20,10 @@ _DOCS = {
                  "the visit number (identifier) is required and identifies the encounter; "
                  "updates merge (absent elements keep their value); diagnoses are contained "
                  "Conditions.",
+    "Observation": "Lab results for the readmission scores: LOINC 718-7 hemoglobin (g/dL or "
+                   "g/L) and 2951-2 sodium (mmol/L or mEq/L) as valueQuantity, with "
+                   "effective[x]; other codes are acknowledged and not kept. The same path "
+                   "as HL7 ORU^R01; entered-in-error withdraws a result.",
 }
 
 
@@ -40,7 +45,7 @@ def capability_statement(published: datetime, base_url: str) -> dict:
             "conditionalCreate": False,
             "conditionalUpdate": False,
             "conditionalDelete": "not-supported",
-            "searchParam": [_search_param(p) for p in PARAMS[name].values()],
+            "searchParam": [_search_param(p) for p in PARAMS.get(name, {}).values()],
         })
     return {
         "resourceType": "CapabilityStatement",
@@ -60,7 +65,7 @@ def capability_statement(published: datetime, base_url: str) -> dict:
             "documentation": "Search is strict: unknown parameters are refused (400). Pages "
                              "default to 50 entries (_count, at most 500) and link to the "
                              "next/previous page. Transaction Bundles may carry Patient, "
-                             "Encounter, Condition and Coverage entries.",
+                             "Encounter, Condition, Coverage and Observation entries.",
             "security": {
                 "cors": False,
                 "description": "Every interaction except this statement needs "
@@ -68,8 +73,9 @@ def capability_statement(published: datetime, base_url: str) -> dict:
             },
             "resource": resources,
             "interaction": [{"code": "transaction",
-                             "documentation": "Patient, Encounter, Condition and Coverage "
-                                              "entries, linked by urn:uuid fullUrls; applied "
+                             "documentation": "Patient, Encounter, Condition, Coverage and "
+                                              "Observation entries, linked by urn:uuid "
+                                              "fullUrls; applied "
                                               "all or nothing."}],
         }],
     }

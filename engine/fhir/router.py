@@ -24,7 +24,7 @@ from engine.fhir.outcome import FHIR_JSON, FhirError
 from engine.fhir.submission import ENCOUNTER_LOAD, Answer, submit
 from engine.storage.models import Encounter, Patient
 
-SUPPORTED = ("Patient", "Encounter")
+SUPPORTED = ("Patient", "Encounter", "Observation")
 Body = Annotated[Submitted, Depends(fhir_body)]
 
 
@@ -110,6 +110,11 @@ def build_router() -> APIRouter:
                          body: Body) -> JSONResponse:
         runtime = request.app.state.runtime
         return _answer(submit(runtime, body, "create", _base(request)))
+
+    @router.post("/Observation")
+    def create_observation(request: Request, body: Body) -> JSONResponse:
+        runtime = request.app.state.runtime
+        return _answer(submit(runtime, body, "create", _base(request), resource="Observation"))
 
     @router.put("/Encounter/{eid}")
     def update_encounter(eid: str, request: Request,
