@@ -497,8 +497,8 @@ BAD_INPUT = [
     ("/Encounter", FHIR_JSON, json.dumps(patient_json("1")).encode(), 400,
      "expected Encounter"),
     ("", FHIR_JSON, json.dumps(transaction(("urn:uuid:x", {
-        "resourceType": "Observation", "status": "final", "code": {"text": "x"}}))).encode(),
-     400, "is a Observation"),
+        "resourceType": "MedicationRequest", "status": "active", "intent": "order"}))).encode(),
+     400, "is a MedicationRequest"),
     ("/Encounter", FHIR_JSON, json.dumps(_invalid_period()).encode(), 400,
      "Encounter.period.start"),
     ("/Encounter", FHIR_JSON, b"[" * 50_000 + b"]" * 50_000, 400, "nested too deeply"),

@@ -208,3 +208,24 @@ def test_results_over_http_fhir_and_a_real_mllp_socket(server):
         assert kept.count("rejected") + kept.count("error") == 2  # glucose, mg/dL sodium
     finally:
         rt.close()
+
+
+def test_an_observation_in_a_bundle_belongs_to_the_bundles_encounter():
+    import json
+
+    from engine.fhir.inbound import read
+    from engine.site import load_site_profile
+    from tests.conftest import FIXTURES
+    from tests.test_fhir_inbound import ENC, PAT, observation_bundle
+
+    site = load_site_profile(FIXTURES / "site_profile.yaml")
+    bundle = observation_bundle(mrn="100777", visit="VB1")
+    obs = observation("2951-2", 131, "mmol/L", encounter=ENC)
+    obs["subject"] = {"reference": PAT}
+    bundle["entry"].append({"fullUrl": "urn:uuid:00000000-0000-4000-8000-000000000009",
+                            "resource": obs, "request": {"method": "POST", "url": "Observation"}})
+    mapping = read(json.dumps(bundle).encode(), site)
+    assert [e.trigger for e in mapping.events] == ["FHIR", "R01"]  # results after the visit
+    result = mapping.events[-1]
+    assert result.visit is not None and result.visit.visit_number.value == "VB1"
+    assert mapping.entries[-1].visit.value == "VB1"
