@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from engine.events import AdtEvent, EventError, LabData
+from engine.events import AdtEvent, EventError
 from engine.storage.models import Encounter, InboundMessage, LabResult, Patient
 
 # LOINC code -> (name the facts use, the engine's unit).
@@ -101,5 +101,3 @@ def latest(session: Session, enc: Encounter) -> dict[str, float]:
         values.setdefault(name, value)
     return values
 
-
-__all__ = ["LOINC", "LabData", "latest", "reading", "record"]

@@ -88,7 +88,7 @@ class SiteProfile(BaseModel):
 
     def review_interval_days(self, payer_class: str | None) -> float | None:
         """The continued-stay review cadence for a payer class (the default class if none)."""
-        return self.ur_review_days.get(payer_class or self.default_payer_class)  # type: ignore[call-overload]
+        return self.ur_review_days.get(payer_class or self.default_payer_class)  # type: ignore[arg-type]
 
     def accepts_receiver(self, application: str) -> bool:
         allowed = self.accepted_receiving_applications
