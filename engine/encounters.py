@@ -13,8 +13,8 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from engine import patients, timeline
-from engine.events import PATIENT_ONLY, AdtEvent, DiagnosisData, EventError, VisitData
+from engine import labs, patients, timeline
+from engine.events import PATIENT_ONLY, RESULTS, AdtEvent, DiagnosisData, EventError, VisitData
 from engine.storage import locks
 from engine.storage.models import (
     Diagnosis,
@@ -84,6 +84,9 @@ def apply(
     """Apply one event inside the caller's transaction; raise EventError to refuse it."""
     locks.lock(session, *lock_names(event))
     patient = patients.upsert(session, event.patient, event.event_time, now)
+    if event.trigger == RESULTS:
+        found, summary = labs.record(session, patient, event, now, message)
+        return Applied(patient, found, summary)
     if event.trigger == "A40":
         merged = patients.merge(
             session, patient, event.prior_patient, event.event_time, now,
@@ -107,6 +110,8 @@ def apply(
     )
     if not late:
         encounter.as_of = event.event_time
+    if event.labs:
+        labs.record(session, patient, event, now, message, encounter)
     encounter.version += 1
     encounter.updated_at = now
     return Applied(patient, encounter, summary)

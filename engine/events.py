@@ -13,8 +13,10 @@ from datetime import date, datetime
 PATIENT_ONLY = frozenset({"A28", "A31", "A40"})
 # Triggers the engine applies; others are acknowledged and recorded as ignored.
 SUPPORTED = frozenset(
-    "A01 A02 A03 A04 A05 A06 A07 A08 A11 A12 A13 A14 A16 A21 A22 A25 A28 A31 A40".split()
+    "A01 A02 A03 A04 A05 A06 A07 A08 A11 A12 A13 A14 A16 A21 A22 A25 A28 A31 A40 R01".split()
 )
+# Lab results (ORU^R01, FHIR Observation): they change no visit state, only add results.
+RESULTS = "R01"
 
 
 @dataclass(slots=True)
@@ -88,6 +90,18 @@ class CoverageData:
 
 
 @dataclass(slots=True)
+class LabData:
+    """One result the engine uses, already in its unit (see engine.labs)."""
+
+    name: str  # hemoglobin | sodium
+    code: str  # LOINC
+    value: float
+    unit: str
+    effective_at: datetime
+    status: str | None = None
+
+
+@dataclass(slots=True)
 class AdtEvent:
     trigger: str
     event_time: datetime
@@ -98,6 +112,7 @@ class AdtEvent:
     coverage: CoverageData | None = None
     prior_patient: list[Identifier] = field(default_factory=list)
     prior_visit: Identifier | None = None
+    labs: list[LabData] | None = None
 
 
 class EventError(ValueError):

@@ -53,6 +53,14 @@ class SiteProfile(BaseModel):
     icu_units: list[str] = Field(default_factory=lambda: ["ICU"],
                                  description="Units counted as intensive care.")
     default_payer_class: PayerClass = "other"
+    # Days between continued-stay UR reviews by payer class (the hospital's UR plan, 42 CFR
+    # 482.30(d): schedules may differ by class of case). Defaults, not regulation: Medicare
+    # every 3 days; plans that authorize days concurrently (Medicare Advantage, commercial)
+    # daily; Medicaid every 2 days; self-pay every 3; anything else every 2.
+    ur_review_days: dict[PayerClass, float] = Field(
+        default_factory=lambda: {"medicare": 3, "medicare_advantage": 1, "medicaid": 2,
+                                 "commercial": 1, "self_pay": 3, "other": 2},
+        description="Days between continued-stay reviews, by payer class.")
 
     @field_validator("timezone")
     @classmethod
@@ -77,6 +85,10 @@ class SiteProfile(BaseModel):
         if not plan_code:
             return None
         return self.payers.get(plan_code, self.default_payer_class)
+
+    def review_interval_days(self, payer_class: str | None) -> float | None:
+        """The continued-stay review cadence for a payer class (the default class if none)."""
+        return self.ur_review_days.get(payer_class or self.default_payer_class)  # type: ignore[arg-type]
 
     def accepts_receiver(self, application: str) -> bool:
         allowed = self.accepted_receiving_applications

@@ -263,7 +263,7 @@ def test_a_merged_patient_is_inactive_and_points_at_the_survivor(fhir, store):
 
 def test_unknown_ids_types_and_interactions_answer_with_outcomes(http):
     for path in ("/Patient/99999999", "/Patient/not-a-number", "/Encounter/0",
-                 "/Encounter/9223372036854775807", "/Observation?code=1234-5"):
+                 "/Encounter/9223372036854775807", "/MedicationRequest?code=1234-5"):
         response = http.get(path)
         assert response.status_code == 404, path
         assert diagnostics(response)
@@ -273,6 +273,7 @@ def test_unknown_ids_types_and_interactions_answer_with_outcomes(http):
         assert diagnostics(refused)
     none = http.get("/Encounter", params={"_id": "99999999999999"})
     assert none.status_code == 200 and none.json()["total"] == 0 and "entry" not in none.json()
+    assert http.get("/Observation", params={"code": "718-7"}).status_code == 405  # create only
     response = http.delete("/Encounter/1")
     assert response.status_code == 405
     assert "metadata" in diagnostics(response)
@@ -496,8 +497,8 @@ BAD_INPUT = [
     ("/Encounter", FHIR_JSON, json.dumps(patient_json("1")).encode(), 400,
      "expected Encounter"),
     ("", FHIR_JSON, json.dumps(transaction(("urn:uuid:x", {
-        "resourceType": "Observation", "status": "final", "code": {"text": "x"}}))).encode(),
-     400, "is a Observation"),
+        "resourceType": "MedicationRequest", "status": "active", "intent": "order"}))).encode(),
+     400, "is a MedicationRequest"),
     ("/Encounter", FHIR_JSON, json.dumps(_invalid_period()).encode(), 400,
      "Encounter.period.start"),
     ("/Encounter", FHIR_JSON, b"[" * 50_000 + b"]" * 50_000, 400, "nested too deeply"),

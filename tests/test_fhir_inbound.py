@@ -263,10 +263,10 @@ def test_fhir_validation_errors_name_the_element():
 
 def test_unaccepted_resource_types_and_codes_are_invalid():
     bundle = observation_bundle()
-    bundle["entry"].append({"resource": {"resourceType": "Observation", "status": "final",
-                                         "code": {"text": "x"}},
-                            "request": {"method": "POST", "url": "Observation"}})
-    with pytest.raises(InvalidFhir, match=r"entry\[4\] is a Observation"):
+    bundle["entry"].append({"resource": {"resourceType": "MedicationRequest",
+                                         "status": "active", "intent": "order"},
+                            "request": {"method": "POST", "url": "MedicationRequest"}})
+    with pytest.raises(InvalidFhir, match=r"entry\[4\] is a MedicationRequest"):
         map_raw(raw(bundle), SITE)
     bundle = observation_bundle()
     bundle["entry"][1]["resource"]["status"] = "walking"

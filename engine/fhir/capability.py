@@ -22,6 +22,7 @@ _INTERACTIONS = {
     "Patient": ("read", "search-type"),
     "Encounter": ("read", "search-type", "create", "update"),
     "AuditEvent": ("read", "search-type"),
+    "Observation": ("create",),
 }
 _DOCS = {
     "Patient": "Patients known from ADT feeds and FHIR transactions. Merged patients "
@@ -33,6 +34,10 @@ _DOCS = {
     "AuditEvent": "The audit trail: every read, search and change of patient data, every "
                   "refused request and every sign-in, with who, what, when and the outcome. "
                   "Administrators only.",
+    "Observation": "Lab results for the readmission scores: LOINC 718-7 hemoglobin (g/dL or "
+                   "g/L) and 2951-2 sodium (mmol/L or mEq/L) as valueQuantity, with "
+                   "effective[x]; other codes are acknowledged and not kept. The same path "
+                   "as HL7 ORU^R01; entered-in-error withdraws a result.",
 }
 
 
@@ -52,7 +57,7 @@ def _resource(name: str, doc: str, interactions: tuple[str, ...]) -> dict:
         "conditionalCreate": False,
         "conditionalUpdate": False,
         "conditionalDelete": "not-supported",
-        "searchParam": [_search_param(p) for p in PARAMS[name].values()],
+        "searchParam": [_search_param(p) for p in PARAMS.get(name, {}).values()],
     }
 
 
@@ -82,7 +87,7 @@ def capability_statement(published: datetime, base_url: str) -> dict:
             "documentation": "Search is strict: unknown parameters are refused (400). Pages "
                              "default to 50 entries (_count, at most 500) and link to the "
                              "next/previous page. Transaction Bundles may carry Patient, "
-                             "Encounter, Condition and Coverage entries.",
+                             "Encounter, Condition, Coverage and Observation entries.",
             "security": {
                 "cors": False,
                 "service": [{"coding": [{
@@ -95,8 +100,9 @@ def capability_statement(published: datetime, base_url: str) -> dict:
             },
             "resource": resources,
             "interaction": [{"code": "transaction",
-                             "documentation": "Patient, Encounter, Condition and Coverage "
-                                              "entries, linked by urn:uuid fullUrls; applied "
+                             "documentation": "Patient, Encounter, Condition, Coverage and "
+                                              "Observation entries, linked by urn:uuid "
+                                              "fullUrls; applied "
                                               "all or nothing."}],
         }],
     }

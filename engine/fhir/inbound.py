@@ -1,5 +1,6 @@
-"""FHIR input -> AdtEvents: Encounters, Patients, Conditions and Coverage become the same
-source-neutral events HL7 ADT becomes, so both doors share one path (engine.intake).
+"""FHIR input -> AdtEvents: Encounters, Patients, Conditions, Coverage and Observations
+become the same source-neutral events HL7 ADT (and ORU^R01) becomes, so both doors share
+one path (engine.intake).
 
 `map_raw` works from the stored bytes alone (replay): a FHIR write is stored as an envelope
 (engine.fhir.envelope) carrying the server references resolved at receipt.
@@ -14,6 +15,9 @@ Decisions, in one place:
   (`urn:engine:id:GENHOSP`, or `GENHOSP`, or `assigner.display`), with type MR or no type.
 * Conditions and Coverage are not resources here: they fold into their Encounter, so they
   must reference one (in the Bundle, contained, or an Encounter on this server).
+* Observations with a LOINC code the engine uses (engine.labs) become lab results, like
+  OBX segments: valueQuantity in a known unit, effective[x] as the result time; their
+  Encounter, when named, must be in the Bundle or on this server.
 """
 
 from __future__ import annotations
@@ -25,12 +29,15 @@ from datetime import date, datetime, time
 from typing import Any
 from urllib.parse import parse_qsl
 
+from engine import labs
 from engine.events import (
+    RESULTS,
     AdtEvent,
     CoverageData,
     DiagnosisData,
     EventError,
     Identifier,
+    LabData,
     Location,
     PatientData,
     VisitData,
@@ -75,6 +82,8 @@ def read(raw: bytes, site: SiteProfile) -> Mapping:
     if context is None:
         context = Context("transaction" if name == "Bundle" else "create")
     expected = "Bundle" if context.interaction == "transaction" else "Encounter"
+    if context.interaction == "create" and name == "Observation":
+        expected = name
     if name != expected:
         raise InvalidFhir(f"resourceType is {name!r}, expected {expected} at this endpoint")
     model = reading.validate(body)
@@ -162,6 +171,8 @@ class _Mapper:
         self.patients: dict[int, PatientData] = {}  # id(entry) -> data
         self.groups: dict[tuple[str, str], _Group] = {}
         self.group_of_entry: dict[int, _Group] = {}
+        self.results: list[AdtEvent] = []  # lab results, one event per Observation
+        self.result_of_entry: dict[int, EntryResult] = {}
 
     # -- driver ----------------------------------------------------------------------------
     def run(self, model: Any) -> Mapping:
@@ -172,7 +183,8 @@ class _Mapper:
         else:
             self._read_single(model)
         steps = (("Patient", self._remember_patient), ("Encounter", self._encounter),
-                 ("Condition", self._condition), ("Coverage", self._coverage))
+                 ("Condition", self._condition), ("Coverage", self._coverage),
+                 ("Observation", self._observation))
         for kind, step in steps:
             for entry in self.entries:
                 if entry.kind == kind:
@@ -182,8 +194,10 @@ class _Mapper:
                   for e in self.entries
                   if e.kind == "Patient" and self._key(self.patients[id(e)]) not in subjects]
         events += [self._event(group) for group in self.groups.values()]
+        events += self.results  # after the encounters they may belong to
         if not events:
-            raise EventError("nothing to apply: send a Patient or an Encounter")
+            raise EventError("nothing to apply: send a Patient, an Encounter or an "
+                             f"Observation the engine uses (LOINC {', '.join(labs.LOINC)})")
         return Mapping(events, [self._result(e) for e in self.entries], control_id)
 
     def _remember_patient(self, entry: _Entry) -> None:
@@ -222,7 +236,7 @@ class _Mapper:
                                   f"({wanted!r}); got {resource.id!r}")
             self._add(_Entry("Encounter", resource, "PUT", target))
         else:
-            self._add(_Entry("Encounter", resource))
+            self._add(_Entry(resource.get_resource_type(), resource))
 
     def _add(self, entry: _Entry) -> None:
         self.entries.append(entry)
@@ -552,22 +566,33 @@ class _Mapper:
         if not text:
             raise EventError(f"{entry.where} (Condition) is not linked to an Encounter: set "
                              "Condition.encounter or list it in Encounter.diagnosis")
+        number, group, mrn = self._referenced_visit(text, entry, where)
+        if group is not None:
+            return group
+        key = (number.system, number.value)
+        if key not in self.groups:
+            assert mrn is not None
+            self.groups[key] = _Group(PatientData([mrn], mrn), VisitData(visit_number=number),
+                                      self._time(entry.resource))
+        return self.groups[key]
+
+    def _referenced_visit(self, text: str, entry: _Entry, where: str
+                          ) -> tuple[Identifier, _Group | None, Identifier | None]:
+        """(visit number, its group in this input, or the MRN on file) of an Encounter
+        reference: in the Bundle or on this server."""
         target = self._local(text, entry)
         if target is not None:
             if target.kind != "Encounter" or id(target) not in self.group_of_entry:
                 raise EventError(f"{where} {text} is not an Encounter of this Bundle")
-            return self.group_of_entry[id(target)]
+            group = self.group_of_entry[id(target)]
+            assert group.visit.visit_number is not None
+            return group.visit.visit_number, group, None
         known = self.context.references.get(text) or {}
         visit, mrn = known.get("visit"), self._server_mrn(text)
         if not isinstance(visit, dict) or mrn is None:
             raise EventError(f"{where} {text} is neither in this Bundle nor an Encounter on "
                              "this server")
-        key = (str(visit.get("system")), str(visit.get("value")))
-        if key not in self.groups:
-            number = Identifier(key[0], key[1], "VN")
-            self.groups[key] = _Group(PatientData([mrn], mrn), VisitData(visit_number=number),
-                                      self._time(entry.resource))
-        return self.groups[key]
+        return Identifier(str(visit.get("system")), str(visit.get("value")), "VN"), None, mrn
 
     def _condition(self, entry: _Entry) -> None:
         if any(id(entry) in g.listed_conditions for g in self.groups.values()):
@@ -601,6 +626,39 @@ class _Mapper:
                 group.coverage = (order, data)
             self.group_of_entry[id(entry)] = group
 
+    def _observation(self, entry: _Entry) -> None:
+        obs, where = entry.resource, entry.where
+        patient = self._subject(obs.subject, f"{where}.subject", entry)
+        visit = None
+        if obs.encounter is not None and obs.encounter.reference:
+            visit, _group, _mrn = self._referenced_visit(obs.encounter.reference, entry,
+                                                         f"{where}.encounter")
+        self.result_of_entry[id(entry)] = EntryResult("Observation", patient.mrn, visit)
+        code = _code_in(obs.code, v.LOINC)
+        if code not in labs.LOINC:
+            return  # not a result the engine uses: acknowledged, not kept
+        taken = self._instant(obs.effectiveDateTime or obs.effectiveInstant or (
+            obs.effectivePeriod.start if obs.effectivePeriod is not None else None) or
+            obs.issued, f"{where}.effective[x]")
+        if taken is None:
+            raise EventError(f"{where}.effectiveDateTime (when the sample was taken) is required")
+        name = labs.LOINC[code][0]
+        if obs.status in labs.WITHDRAWN:
+            lab = LabData(name, code, 0.0, "", taken, obs.status)
+        else:
+            q = obs.valueQuantity
+            if q is None or q.value is None:
+                raise EventError(f"{where}.valueQuantity is required for LOINC {code} ({name})")
+            name, value, unit = labs.reading(code, float(q.value), q.code or q.unit,
+                                             f"{where}.valueQuantity")
+            lab = LabData(name, code, value, unit, taken, obs.status)
+        try:
+            when = self._time(obs)
+        except EventError:
+            when = taken  # nothing else dates it: the result time does
+        self.results.append(AdtEvent(RESULTS, when, patient, labs=[lab],
+                                     visit=VisitData(visit_number=visit) if visit else None))
+
     # -- results ---------------------------------------------------------------------------
     @staticmethod
     def _event(group: _Group) -> AdtEvent:
@@ -612,6 +670,8 @@ class _Mapper:
                         coverage=group.coverage[1] if group.coverage else None)
 
     def _result(self, entry: _Entry) -> EntryResult:
+        if entry.kind == "Observation":
+            return self.result_of_entry[id(entry)]
         if entry.kind == "Patient":
             return EntryResult("Patient", mrn=self.patients[id(entry)].mrn)
         group = self.group_of_entry.get(id(entry))

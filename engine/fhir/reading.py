@@ -17,7 +17,7 @@ from engine.events import EventError
 MAX_DEPTH = 64
 # What we take in; anything else in a Bundle entry or a contained list is refused by name,
 # before fhir.resources sees it (it fails on unknown resource types with a KeyError).
-ACCEPTED_TYPES = ("Patient", "Encounter", "Condition", "Coverage")
+ACCEPTED_TYPES = ("Patient", "Encounter", "Condition", "Coverage", "Observation")
 _MAX_ERRORS = 3
 
 

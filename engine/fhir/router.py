@@ -38,7 +38,7 @@ from engine.security.roles import Permission
 from engine.storage.models import Encounter, Patient
 
 OUTPUTS = (tasks.TASK, flags.FLAG, risk.RISK, proposals.PROPOSAL)
-SUPPORTED = ("Patient", "Encounter", *(r.name for r in OUTPUTS))
+SUPPORTED = ("Patient", "Encounter", "Observation", *(r.name for r in OUTPUTS))
 Body = Annotated[Submitted, Depends(fhir_body)]
 
 
@@ -55,12 +55,13 @@ def _answer(answer: Answer) -> JSONResponse:
     return _json(answer.body, answer.status, answer.headers)
 
 
-def _written(request: Request, interaction: str, target: str | None, run) -> JSONResponse:
+def _written(request: Request, interaction: str, target: str | None, run,
+             resource: str = "Encounter") -> JSONResponse:
     """Submit a write and note what it created or changed (or tried to, when refused)."""
     try:
         answer: Answer = run()
     except FhirError:
-        kind, _, rid = (target or ("Bundle" if interaction == "transaction" else "Encounter")
+        kind, _, rid = (target or ("Bundle" if interaction == "transaction" else resource)
                         ).partition("/")
         audit.note(request, interaction, kind, rid or None)
         raise
@@ -75,7 +76,7 @@ def _written(request: Request, interaction: str, target: str | None, run) -> JSO
         return _answer(answer)
     subject = answer.body.get("subject", {}).get("reference", "")
     patient = subject.removeprefix("Patient/")
-    audit.note(request, "create" if answer.status == 201 else "update", "Encounter",
+    audit.note(request, "create" if answer.status == 201 else "update", resource,
                answer.body.get("id"), int(patient) if patient.isdigit() else None)
     return _answer(answer)
 
@@ -165,6 +166,13 @@ def build_router() -> APIRouter:
         runtime = request.app.state.runtime
         return _written(request, "create", None,
                         lambda: submit(runtime, body, "create", _base(request)))
+
+    @router.post("/Observation", dependencies=writes)
+    def create_observation(request: Request, body: Body) -> JSONResponse:
+        runtime = request.app.state.runtime
+        return _written(request, "create", None,
+                        lambda: submit(runtime, body, "create", _base(request),
+                                       resource="Observation"), "Observation")
 
     @router.put("/Encounter/{eid}", dependencies=writes)
     def update_encounter(eid: str, request: Request,

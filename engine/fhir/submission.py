@@ -26,7 +26,7 @@ from engine.fhir.body import Submitted
 from engine.fhir.envelope import Context, wrap
 from engine.fhir.outcome import FhirError, outcome
 from engine.fhir.reading import InvalidFhir
-from engine.storage.models import Encounter, Patient
+from engine.storage.models import Encounter, LabResult, Patient
 
 log = logging.getLogger("engine.fhir")
 STORAGE_DOWN = "storage unavailable; nothing was stored, please retry"
@@ -65,7 +65,7 @@ def _refuse(runtime, raw: bytes, caller: str, error: FhirError) -> FhirError:
 
 
 def submit(runtime, body: Submitted, interaction: str, base: str,
-           target: str | None = None) -> Answer:
+           target: str | None = None, resource: str = "Encounter") -> Answer:
     """Store and apply one create, update or transaction; raise FhirError when refused."""
     now = runtime.clock.now()
     context = Context(interaction, target, resources.instant(now))
@@ -73,7 +73,7 @@ def submit(runtime, body: Submitted, interaction: str, base: str,
         raise _refuse(runtime, _stored_form(body.raw, context), body.caller, body.problem)
     try:
         doc = reading.parse_json(body.raw)
-        reading.expect_type(doc, "Bundle" if interaction == "transaction" else "Encounter")
+        reading.expect_type(doc, "Bundle" if interaction == "transaction" else resource)
     except InvalidFhir as exc:
         raise _refuse(runtime, body.raw, body.caller, FhirError(400, str(exc))) from exc
     try:
@@ -108,6 +108,8 @@ def submit(runtime, body: Submitted, interaction: str, base: str,
     with runtime.readers() as session:
         if interaction == "transaction":
             return Answer(200, _transaction_response(session, mapping, before, base))
+        if resource == "Observation":
+            return _observation_answer(session, receipt.message_id, base)
         return _encounter_answer(session, mapping, before, base, interaction)
 
 
@@ -165,8 +167,12 @@ def _transaction_response(session: Session, mapping: inbound.Mapping,
             entries.append({"fullUrl": f"{base}/{kind}/{row.id}", "response": response})
             continue
         folded = _encounter(session, result.visit, load=False) if result.visit else None
-        note = (f"stored as part of Encounter/{folded.id}" if folded is not None
-                else "not applied (inactive)")
+        if kind == "Observation":
+            note = "stored as a lab result" if folded is None else \
+                f"stored as a lab result of Encounter/{folded.id}"
+        else:
+            note = (f"stored as part of Encounter/{folded.id}" if folded is not None
+                    else "not applied (inactive)")
         entries.append({"response": {"status": "200 OK", "outcome": outcome(
             f"{kind} {note}", code="informational", severity="information")}})
     return {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
@@ -185,3 +191,17 @@ def _encounter_answer(session: Session, mapping: inbound.Mapping, before: set, b
         "Last-Modified": resources.http_date(row.updated_at),
     }
     return Answer(201 if created else 200, resources.encounter(row), headers)
+
+
+def _observation_answer(session: Session, message_id: int | None, base: str) -> Answer:
+    """201 with where the result was kept; a withdrawal (entered-in-error) keeps nothing and
+    is answered 200 with an informational OperationOutcome."""
+    row = session.scalars(select(LabResult).where(LabResult.message_id == message_id)
+                          .order_by(LabResult.id)).first() if message_id else None
+    if row is None:
+        return Answer(200, outcome("Observation received: a withdrawal, nothing stored",
+                                   code="informational", severity="information"))
+    return Answer(201, outcome(f"Observation stored as lab result {row.id} ({row.name} "
+                               f"{row.value:g} {row.unit})", code="informational",
+                               severity="information"),
+                  {"Location": f"{base}/Observation/{row.id}"})

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from engine import labs
 from engine.events import (
     PATIENT_ONLY,
+    RESULTS,
     AdtEvent,
     CoverageData,
     DiagnosisData,
     EventError,
     Identifier,
+    LabData,
     Location,
     PatientData,
     VisitData,
@@ -114,12 +118,12 @@ def check_envelope(msg: Message, header: Header, site: SiteProfile) -> None:
             ),
         )
     msg_type = msg.msh.value(9, 1)
-    if msg_type != "ADT":
+    if not (msg_type == "ADT" or (msg_type == "ORU" and header.trigger == RESULTS)):
         raise Hl7Refusal(
             "AR",
             AckError(
-                200, f"message type {msg_type or '(empty)'} is not accepted here (ADT only)",
-                "MSH", 9,
+                200, f"message type {msg_type or '(empty)'}^{header.trigger} is not accepted "
+                "here (ADT and ORU^R01 only)", "MSH", 9,
             ),
         )
     if not site.accepts_receiver(header.receiving_application):
@@ -384,6 +388,10 @@ def to_event(msg: Message, header: Header, site: SiteProfile) -> AdtEvent:
     except EventError as exc:
         raise Hl7Refusal("AE", AckError(101, str(exc), "EVN", 2)) from exc
     patient = _patient(msg, site)
+    results = _labs(msg, zone, when)
+    if trigger == RESULTS:
+        return AdtEvent(trigger=trigger, event_time=when, patient=patient,
+                        visit=_result_visit(msg, site), labs=results or [])
     visit = None if trigger in PATIENT_ONLY else _visit(msg, trigger, site, zone)
     drg = None
     drg_seg = msg.segment("DRG")
@@ -412,4 +420,45 @@ def to_event(msg: Message, header: Header, site: SiteProfile) -> AdtEvent:
         coverage=_coverage(msg, site),
         prior_patient=prior_patient,
         prior_visit=prior_visit,
+        labs=results,
     )
+
+
+def _result_visit(msg: Message, site: SiteProfile) -> VisitData | None:
+    """The visit a result belongs to (PV1-19), when sent: results change no visit state."""
+    pv1 = msg.segment("PV1")
+    ids = _identifiers(pv1, 19) if pv1 is not None else []
+    if not ids:
+        return None
+    ids[0].system = ids[0].system or site.visit_number_authority
+    return VisitData(visit_number=ids[0])
+
+
+def _labs(msg: Message, zone: ZoneInfo, when: datetime) -> list[LabData] | None:
+    """OBX results with a LOINC code the engine uses (others are not kept)."""
+    obr = msg.segment("OBR")
+    default = (_dtm(obr, 7, zone) if obr is not None else None) or when
+    out = []
+    for obx in msg.all("OBX"):
+        code = obx.value(3, 1)
+        if code not in labs.LOINC:
+            continue
+        status = _opt(obx.value(11)) or None
+        taken = _dtm(obx, 14, zone) or default
+        if status in labs.WITHDRAWN or status in labs.NO_RESULT:
+            out.append(LabData(labs.LOINC[code][0], code, 0.0, "", taken, status))
+            continue
+        text = obx.value(5)
+        try:
+            number = float(text)
+            if not math.isfinite(number):
+                raise ValueError(text)
+        except ValueError as exc:
+            raise Hl7Refusal("AE", AckError(
+                102, f"OBX-5 {text[:40]!r} for LOINC {code} is not a number", "OBX", 5)) from exc
+        try:
+            name, value, unit = labs.reading(code, number, obx.value(6, 1), "OBX-6")
+        except EventError as exc:
+            raise Hl7Refusal("AE", AckError(102, str(exc), "OBX", 6)) from exc
+        out.append(LabData(name, code, value, unit, taken, status))
+    return out or None

@@ -73,10 +73,16 @@ class _Strict(BaseModel):
 
 
 class StoryEvent(_Strict):
-    """One ADT message of a story, in clinical words; the site profile supplies the dialect."""
+    """One step of a story in clinical words: an ADT message (the site profile supplies the
+    dialect), a lab result message (R01), or a person completing a task."""
 
-    event: str = Field(pattern=r"^A\d\d$", description="ADT trigger: A01 admit, A04 register, "
-                       "A06 observation to inpatient, A03 discharge, A11 cancel admit...")
+    event: str | None = Field(default=None, pattern=r"^(A\d\d|R01)$", description="ADT "
+                              "trigger: A01 admit, A04 register, A06 observation to "
+                              "inpatient, A03 discharge, A11 cancel admit...; R01 lab results")
+    complete: str | None = Field(default=None, description="A task type the case manager "
+                                 "completes at this time (a notice delivered, a review done).")
+    labs: dict[str, float] | None = Field(default=None, description="With R01: results by "
+                                          "name (hemoglobin g/dL, sodium mmol/L).")
     at: Instant = Field(description="When it happened, local time unless it has an offset.")
     visit: str = Field(default="V1", description="Visit number (PV1-19).")
     mrn: str = Field(default="MRN1", description="Medical record number (PID-3).")
@@ -103,6 +109,10 @@ class StoryEvent(_Strict):
     @model_validator(mode="after")
     def _time(self) -> StoryEvent:
         _check_time(self.at)
+        if (self.event is None) == (self.complete is None):
+            raise ValueError("a story step is either an `event` or a `complete`")
+        if (self.event == "R01") != (self.labs is not None):
+            raise ValueError("lab results (`labs`) come with event R01, and R01 with labs")
         return self
 
 
@@ -522,6 +532,10 @@ class Runner:
                     when = local_time(event.at, self.zone)
                     arrived = max(arrived, when)  # late messages arrive now, dated then
                     advance(intake, clock, arrived)  # boundaries on the way, as in production
+                    if event.complete is not None:
+                        _complete(sessions, event, when)
+                        tick(sessions, self.rulebook, arrived, all_open=True)
+                        continue
                     raw = hl7_message(event, when, self.site, f"CASE{self._n:05d}{i:03d}")
                     receipt = intake.hl7(raw, channel="file")
                     if receipt.outcome != "accepted":
@@ -543,6 +557,25 @@ class Runner:
                 return [Output.of(r) for r in rows]
         finally:
             engine.dispose()
+
+
+def _complete(sessions, event: StoryEvent, when: datetime) -> None:
+    """A person completes the visit's open task of this type (as the worklist would)."""
+    from sqlalchemy import select
+
+    from engine.storage.models import Encounter, RuleOutput
+
+    with sessions() as session, session.begin():
+        rows = list(session.scalars(select(RuleOutput).join(Encounter).where(
+            Encounter.visit_number == event.visit, RuleOutput.kind == "task",
+            RuleOutput.code == event.complete, RuleOutput.status == "active")))
+        if not rows:
+            raise StoryError(f"no open task {event.complete!r} to complete at "
+                             f"{_when(when, ZoneInfo('UTC'))}")
+        for row in rows:
+            row.status = row.task_status = "completed"
+            row.ended_at = row.updated_at = when
+            row.version += 1
 
 
 class StoryError(Exception):
@@ -578,8 +611,28 @@ def _ts(when: datetime, zone: ZoneInfo) -> str:
 _IMPLIED_STATUS = {"A01": "inpatient", "A06": "inpatient", "A05": "preadmit"}
 
 
+def _results(event: StoryEvent, ts: str, site: SiteProfile, control_id: str, pid: str) -> bytes:
+    """An ORU^R01 with one OBX per lab (LOINC codes and units from engine.labs)."""
+    from engine.labs import LOINC
+
+    codes = {name: (code, unit) for code, (name, unit) in LOINC.items()}
+    segments = [
+        f"MSH|^~\\&|LAB|{site.receiving_facility}|{site.receiving_application}|"
+        f"{site.receiving_facility}|{ts}||ORU^R01|{control_id}|P|2.5.1",
+        pid,
+        f"PV1|1||||||||||||||||||{event.visit}^^^{site.visit_number_authority}^VN",
+        f"OBR|1|||CHEM^Chemistry||{ts}|{ts}",
+    ]
+    for n, (name, value) in enumerate((event.labs or {}).items(), 1):
+        if name not in codes:
+            raise StoryError(f"lab {name!r} is not one the engine reads ({', '.join(codes)})")
+        code, unit = codes[name]
+        segments.append(f"OBX|{n}|NM|{code}^{name}^LN||{value:g}|{unit}|||||F|||{ts}")
+    return ("\r".join(segments) + "\r").encode()
+
+
 def hl7_message(event: StoryEvent, when: datetime, site: SiteProfile, control_id: str) -> bytes:
-    """One synthetic ADT message for a story step, in the site's own dialect."""
+    """One synthetic ADT (or ORU^R01) message for a story step, in the site's own dialect."""
     zone = site.zone
     ts = _ts(when, zone)
     trigger = event.event
@@ -590,11 +643,14 @@ def hl7_message(event: StoryEvent, when: datetime, site: SiteProfile, control_id
         patient_class, patient_type = _status_codes(status, site)
     mrn = site.mrn
     pid3 = f"{event.mrn}^^^{mrn.assigning_authority}^{mrn.identifier_type or ''}"
+    pid = f"PID|1||{pid3}||STORY^CASE||{event.birth_date:%Y%m%d}|{event.sex}"
+    if trigger == "R01":
+        return _results(event, ts, site, control_id, pid)
     segments = [
         f"MSH|^~\\&|CASES|{site.receiving_facility}|{site.receiving_application}|"
         f"{site.receiving_facility}|{ts}||ADT^{trigger}|{control_id}|P|2.5.1",
         f"EVN|{trigger}|{ts}|||||{ts}",
-        f"PID|1||{pid3}||STORY^CASE||{event.birth_date:%Y%m%d}|{event.sex}",
+        pid,
     ]
     if trigger == "A40":
         if not event.prior_mrn:

@@ -55,7 +55,7 @@ class CompiledRule:
     predicates: set[str] = field(default_factory=set)
     definition: dict[str, Any] = field(default_factory=dict)
     # What each action raises, built once (engine.rules.outputs): key, fields, due, score.
-    templates: list[tuple[str, dict[str, Any], Any, Any]] | None = None
+    templates: list[tuple[str, dict[str, Any], Any, Any, Any]] | None = None
 
     @property
     def id(self) -> str:
@@ -266,6 +266,8 @@ def _lint_actions(c: _Compiler) -> None:
             if not task.queue:
                 c.problem(f"task {task.type!r} has no queue (who does the work?)",
                           "then", i, "task")
+            if task.repeat is not None:
+                _lint_repeat(c, task, i)
         if action.kind == "score":
             score = action.score
             assert score is not None
@@ -273,6 +275,17 @@ def _lint_actions(c: _Compiler) -> None:
                 if name not in FACTS:
                     c.problem(f"score {score.name!r} names unknown fact {name!r}",
                               "then", i, "score")
+
+
+def _lint_repeat(c: _Compiler, task, i: int) -> None:
+    repeat, due = task.repeat, task.due
+    if due is not None and (due.hours or due.midnights or due.business_days or due.or_sooner):
+        c.problem(f"recurring task {task.type!r}: its due names only `after` (the first one is "
+                  "due `every` days after it)", "then", i, "task", "due")
+    name = repeat.every_days_fact
+    if name is not None and (name not in FACTS or FACTS[name].type != "number"):
+        c.problem(f"recurring task {task.type!r}: every_days_fact {name!r} is not a number "
+                  "fact", "then", i, "task", "repeat")
 
 
 def _contradictions(c: _Compiler, cond, path: tuple) -> None:

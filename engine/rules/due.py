@@ -64,3 +64,17 @@ def _from_anchor(due: Due, start: datetime, zone: ZoneInfo, holidays: frozenset[
         return datetime.combine(day, time(hour, minute), tzinfo=zone)
     # Absolute hours, in UTC: a 36-hour deadline is 36 real hours across a DST change.
     return start.astimezone(UTC) + timedelta(hours=due.hours or 0)
+
+
+def recurring_due(due: Due, every_days: float, last_done: datetime | None, snap: Snapshot,
+                  fired_at: datetime, zone: ZoneInfo) -> datetime | None:
+    """The next occurrence of a recurring task: `every_days` after the last completion, or
+    after the anchor before the first; whole days keep the local clock time across DST."""
+    start = last_done or anchor_time(due.after, snap, fired_at, zone)
+    if start is None:
+        return None
+    if every_days != int(every_days):
+        return start.astimezone(UTC) + timedelta(days=every_days)
+    local = start.astimezone(zone)
+    day = local.date() + timedelta(days=int(every_days))
+    return datetime.combine(day, local.time(), tzinfo=zone).astimezone(UTC)

@@ -8,6 +8,7 @@ scheduler knows when an encounter next needs a look (see `Derived.hourly` and `d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -52,8 +53,18 @@ CATALOGUE: tuple[FactSpec, ...] = (
     _f("payer_class", "text",
        "medicare, medicare_advantage, medicaid, commercial, self_pay or other."),
     _f("payer_plan", "text", "IN1-2 plan code as sent."),
+    _f("ur_review_interval_days", "number",
+       "Days between continued-stay UR reviews for this payer class (site profile "
+       "`ur_review_days`).", "days"),
     _f("has_authorization", "boolean", "An authorization is on file (IN1-14)."),
     _f("working_drg", "text", "Working MS-DRG (DRG-1)."),
+    _f("gmlos_days", "number",
+       "Geometric mean length of stay of the working MS-DRG (CMS IPPS Table 5, "
+       "rulesets/reference/ms_drg_table5.csv); unknown without a DRG or for a DRG not in the "
+       "table.", "days"),
+    _f("excess_days", "number",
+       "Inpatient days (local midnights as an inpatient, as Medicare counts days) minus "
+       "gmlos_days: negative below the norm, above 0 past it.", "days", "daily"),
     _f("discharge_disposition", "text", "PV1-36 discharge disposition code."),
     _f("is_discharged", "boolean", "The encounter has a discharge."),
     _f("is_pending_discharge", "boolean", "A pending discharge (A16) is open."),
@@ -114,6 +125,8 @@ CATALOGUE: tuple[FactSpec, ...] = (
     _f("open_task_types", "list", "Types of this encounter's tasks still open."),
     _f("completed_task_types", "list",
        "Types of this encounter's completed tasks (notices delivered, reviews done)."),
+    _f("overdue_task_types", "list",
+       "Types of this encounter's open tasks past their due time (strictly after it)."),
 )
 FACTS: dict[str, FactSpec] = {f.name: f for f in CATALOGUE}
 
@@ -170,7 +183,8 @@ def _status_totals(periods: list[Period], until: datetime, zone: ZoneInfo):
 
 
 def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
-           icu_units: frozenset[str] = frozenset({"ICU"})) -> Derived:
+           icu_units: frozenset[str] = frozenset({"ICU"}),
+           review_days: Callable[[str | None], float | None] | None = None) -> Derived:
     """All catalogue facts for this snapshot at `now` (unknown facts are left out)."""
     v: dict[str, Any] = {}
     discharged = snap.discharge_time is not None and snap.discharge_time <= now
@@ -193,6 +207,9 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
                         ("discharge_disposition", snap.discharge_disposition)):
         if value is not None:
             v[name] = value
+    interval = review_days(snap.payer_class) if review_days is not None else None
+    if interval is not None:
+        v["ur_review_interval_days"] = interval
     v["has_authorization"] = bool(snap.authorization)
     v["is_discharged"] = discharged
     v["is_pending_discharge"] = snap.pending_discharge_time is not None and not discharged
@@ -236,6 +253,12 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
         v["expected_inpatient_days"] = (max(expected_end, today)
                                         - inpatient_start.astimezone(zone).date()).days
 
+    norm = ref.drg(snap.working_drg)
+    if norm is not None:
+        v["gmlos_days"] = norm.gmlos
+        if inpatient_start is not None:
+            v["excess_days"] = round(v["midnights_in_inpatient"] - norm.gmlos, 4)
+
     # A stay is an entry into intensive care: bed moves inside the ICU do not count again.
     v["icu_stays"] = sum(1 for i, p in enumerate(snap.locations) if p.value in icu_units
                          and (i == 0 or snap.locations[i - 1].value not in icu_units))
@@ -277,5 +300,7 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
             v["acute_admission"], v.get("prior_admissions_12m", 0), v["los_days"]).total
     v["open_task_types"] = list(snap.open_task_types)
     v["completed_task_types"] = list(snap.completed_task_types)
+    v["overdue_task_types"] = sorted(code for code, due in snap.open_task_due.items()
+                                     if due < now)
     daily = running or discharged
     return Derived(values=v, hourly=hourly, daily=daily)

@@ -206,12 +206,33 @@ class ProposeAction(_Strict):
     confidence: Literal["low", "moderate", "high"] = "moderate"
 
 
+class Repeat(_Strict):
+    """A recurring task (continued-stay reviews): once one is completed, the next one opens,
+    due `every` days after that completion; the first is due that long after `due.after`."""
+
+    every_days: float | None = Field(default=None, gt=0, description="A fixed interval.")
+    every_days_fact: str | None = Field(
+        default=None, description="A number fact holding the interval in days, e.g. "
+        "ur_review_interval_days (the site profile's cadence for the payer class).")
+    counts_from: list[str] = Field(
+        default_factory=list, description="Other task types whose completion also restarts "
+        "the interval (e.g. initial-ur-review).")
+
+    @model_validator(mode="after")
+    def _one(self) -> Repeat:
+        if (self.every_days is None) == (self.every_days_fact is None):
+            raise ValueError("repeat needs one of every_days, every_days_fact")
+        return self
+
+
 class TaskAction(_Strict):
     type: str
     title: str
     instructions: str = ""
     priority: Priority = "routine"
     due: Due | None = None
+    repeat: Repeat | None = Field(default=None, description="Raise the task again after each "
+                                  "completion (a review cadence).")
     queue: str | None = Field(default=None, description="Role or queue the task goes to.")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from engine.rules.compile import Book, CompiledRule
-from engine.rules.due import due_time
+from engine.rules.due import due_time, recurring_due
 from engine.rules.evaluate import Firing
 from engine.rules.snapshot import Snapshot
 from engine.storage.models import Encounter, RuleOutput
@@ -43,9 +43,11 @@ class Desired:
     fields: dict[str, Any]
     due: Any
     facts: dict[str, Any]
+    repeat: Any = None  # a recurring task's Repeat
+    every_days: float | None = None  # its interval, resolved from the facts
 
 
-def _templates(rule: CompiledRule) -> list[tuple[str, dict[str, Any], Any, Any]]:
+def _templates(rule: CompiledRule) -> list[tuple[str, dict[str, Any], Any, Any, Any]]:
     """The static part of every output a rule raises, computed once per compiled book."""
     if rule.templates is None:
         templates = []
@@ -70,7 +72,8 @@ def _templates(rule: CompiledRule) -> list[tuple[str, dict[str, Any], Any, Any]]
                 fields.update(title=body.title, priority=body.priority, queue=body.queue)
                 fields["detail"]["instructions"] = body.instructions
                 due = body.due
-            templates.append((f"{rule.id}/{kind}/{action.code}", fields, due, score))
+            templates.append((f"{rule.id}/{kind}/{action.code}", fields, due, score,
+                              body.repeat if kind == "task" else None))
         rule.templates = templates
     return rule.templates
 
@@ -79,7 +82,7 @@ def desired_outputs(book: Book, firings: list[Firing], values: dict[str, Any]) -
     out = []
     for firing in firings:
         facts = {k: _json(v) for k, v in firing.facts.items()}
-        for key, template, due, score in _templates(firing.rule):
+        for key, template, due, score, repeat in _templates(firing.rule):
             fields = {**template, "detail": dict(template["detail"])}
             if score is not None:
                 value = values.get(score.fact)
@@ -88,8 +91,30 @@ def desired_outputs(book: Book, firings: list[Firing], values: dict[str, Any]) -
                     components={c: values.get(c) for c in score.components},
                     high=score.high_at is not None and fields["value"] is not None
                     and fields["value"] >= score.high_at, high_at=score.high_at)
-            out.append(Desired(key, fields, due, facts))
+            every = None
+            if repeat is not None:
+                every = repeat.every_days or values.get(repeat.every_days_fact or "")
+                every = float(every) if isinstance(every, int | float) and every > 0 else None
+            out.append(Desired(key, fields, due, facts, repeat, every))
     return out
+
+
+def _occurrence(d: Desired, completed: set[str]) -> str:
+    """A recurring task's key: the rule's key, then #2, #3... after each completion."""
+    done = sum(1 for k in completed if k == d.key or k.startswith(d.key + "#"))
+    return f"{d.key}#{done + 1}" if done else d.key
+
+
+def _due_at(d: Desired, snap: Snapshot, fired_at: datetime, zone, holidays):
+    if d.due is None:
+        return None
+    if d.repeat is None:
+        return due_time(d.due, snap, fired_at, zone, holidays)
+    if d.every_days is None:
+        return None
+    types = [d.fields["code"], *d.repeat.counts_from]
+    last = max((snap.last_completed[t] for t in types if t in snap.last_completed), default=None)
+    return recurring_due(d.due, d.every_days, last, snap, fired_at, zone)
 
 
 _COMPARED = ("title", "severity", "priority", "queue", "value", "due_at", "detail")
@@ -101,17 +126,18 @@ def reconcile(session: Session, book: Book, enc: Encounter, snap: Snapshot,
     changes = Changes()
     active = {o.key: o for o in existing if o.status == "active"}
     completed = {o.key for o in existing if o.status == "completed"}
-    wanted = {d.key for d in desired}
+    wanted = set()
     for d in desired:
-        current = active.get(d.key)
-        if current is None and d.key in completed:
+        key = _occurrence(d, completed) if d.repeat is not None else d.key
+        wanted.add(key)
+        current = active.get(key)
+        if current is None and key in completed:
             continue
         fired_at = current.fired_at if current is not None else now
-        due_at = (due_time(d.due, snap, fired_at, zone, book.reference.holidays)
-                  if d.due is not None else None)
+        due_at = _due_at(d, snap, fired_at, zone, book.reference.holidays)
         values = {**d.fields, "due_at": due_at}
         if current is None:
-            row = RuleOutput(encounter=enc, patient=enc.patient, key=d.key,
+            row = RuleOutput(encounter=enc, patient=enc.patient, key=key,
                              status="active", ruleset_version=book.version, facts=d.facts,
                              fired_at=now, updated_at=now, version=1, **values)
             session.add(row)

@@ -1,4 +1,5 @@
-"""Reference tables beside the rulesets: value sets, the holiday calendar, Charlson weights."""
+"""Reference tables beside the rulesets: value sets, the holiday calendar, Charlson weights,
+the MS-DRG length-of-stay norms (CMS IPPS Table 5)."""
 
 from __future__ import annotations
 
@@ -40,12 +41,34 @@ class CharlsonCondition:
     codes: CodeSet
 
 
+@dataclass(frozen=True)
+class DrgNorm:
+    """One MS-DRG's row of IPPS Table 5: the length-of-stay norms UR compares a stay with."""
+
+    ms_drg: str
+    title: str
+    gmlos: float
+    amlos: float
+    weight: float
+    fiscal_year: str
+
+
+def drg_key(code: str) -> str:
+    """MS-DRGs are three digits: '291', '0291' and ' 64' name rows 291, 291 and 064."""
+    text = code.strip()
+    return text.lstrip("0").zfill(3) if text.isdigit() else text.upper()
+
+
 @dataclass
 class Reference:
     value_sets: dict[str, CodeSet] = field(default_factory=dict)
     holidays: frozenset[date] = frozenset()
     charlson: tuple[CharlsonCondition, ...] = ()
+    drgs: dict[str, DrgNorm] = field(default_factory=dict)
     digest: str = ""
+
+    def drg(self, code: str | None) -> DrgNorm | None:
+        return None if not code else self.drgs.get(drg_key(code))
 
 
 def _rows(path: Path, columns: set[str]) -> list[tuple[int, dict[str, str]]]:
@@ -96,5 +119,28 @@ def load_reference(folder: Path) -> Reference:
                                                 (row.get("supersedes") or "").strip() or None,
                                                 CodeSet.of(row["codes"].split())))
         ref.charlson = tuple(conditions)
+    drgs = folder / DRG_TABLE
+    if drgs.exists():
+        ref.drgs = _drg_norms(drgs)
     ref.digest = hasher.hexdigest()[:12]
     return ref
+
+
+DRG_TABLE = "ms_drg_table5.csv"
+
+
+def _drg_norms(path: Path) -> dict[str, DrgNorm]:
+    norms: dict[str, DrgNorm] = {}
+    columns = {"ms_drg", "title", "gmlos", "amlos", "weight", "fiscal_year"}
+    for line, row in _rows(path, columns):
+        key = drg_key(row["ms_drg"])
+        try:
+            gmlos, amlos, weight = (float(row[c]) for c in ("gmlos", "amlos", "weight"))
+        except ValueError as exc:
+            raise ReferenceError(f"{path}:{line}: gmlos, amlos and weight must be numbers") \
+                from exc
+        if key in norms:
+            raise ReferenceError(f"{path}:{line}: MS-DRG {key} is listed twice")
+        norms[key] = DrgNorm(key, row["title"].strip(), gmlos, amlos, weight,
+                             row["fiscal_year"].strip())
+    return norms

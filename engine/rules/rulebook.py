@@ -54,7 +54,8 @@ class Rulebook:
         return self.book.version
 
     def facts(self, snap: snapshots.Snapshot, now: datetime) -> Derived:
-        return derive(snap, now, self.zone, self.book.reference, self.icu_units)
+        return derive(snap, now, self.zone, self.book.reference, self.icu_units,
+                      self.site.review_interval_days)
 
     def evaluate_encounter(self, session: Session, enc: Encounter, now: datetime,
                            *, write: bool = True) -> Evaluation:

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine import labs
 from engine.storage.models import Encounter, Patient, RuleOutput, StatusPeriod
 
 
@@ -57,8 +58,12 @@ class Snapshot:
     past_stays: list[PastStay] = field(default_factory=list)
     open_task_types: list[str] = field(default_factory=list)
     completed_task_types: list[str] = field(default_factory=list)
-    # Latest lab values by name (hemoglobin g/dL, sodium mmol/L) and whether a procedure
-    # was done: the HOSPITAL score's inputs. Filled once lab and procedure intake exists.
+    # Open tasks' due times by type (the earliest when a type is open twice): overdue work.
+    open_task_due: dict[str, datetime] = field(default_factory=dict)
+    # When each task type was last completed: recurring reviews count from it.
+    last_completed: dict[str, datetime] = field(default_factory=dict)
+    # Latest lab values by name (hemoglobin g/dL, sodium mmol/L; engine.labs) and whether a
+    # procedure was done: the HOSPITAL score's inputs (procedures have no intake yet).
     labs: dict[str, float] = field(default_factory=dict)
     had_procedure: bool | None = None
 
@@ -112,4 +117,17 @@ def load(session: Session, enc: Encounter, outputs: list[RuleOutput]) -> Snapsho
                                 and o.status == "active"}),
         completed_task_types=sorted({o.code for o in outputs if o.kind == "task"
                                      and o.status == "completed"}),
+        labs=labs.latest(session, enc),
+        open_task_due=_by_code(((o.code, o.due_at) for o in outputs if o.kind == "task"
+                                 and o.status == "active" and o.due_at is not None), min),
+        last_completed=_by_code(((o.code, o.ended_at or o.updated_at) for o in outputs
+                                  if o.kind == "task" and o.status == "completed"), max),
     )
+
+
+def _by_code(pairs, pick) -> dict[str, datetime]:
+    """Per code, the `pick` (min or max) of its times."""
+    out: dict[str, datetime] = {}
+    for code, when in pairs:
+        out[code] = when if code not in out else pick(out[code], when)
+    return out

@@ -368,3 +368,31 @@ class AuditRecord(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     source: Mapped[str | None] = mapped_column(String(100))  # client address
     path: Mapped[str | None] = mapped_column(String(300))  # path only, never the query
+
+
+class LabResult(Base):
+    """A lab value the scores read (hemoglobin, sodium), from HL7 OBX or FHIR Observation.
+
+    One row per patient, test and effective time: a result sent again (a resend, a
+    correction) updates its row; the latest by effective time, not by arrival, is current.
+    """
+
+    __tablename__ = "lab_result"
+    __table_args__ = (
+        UniqueConstraint("patient_id", "code", "effective_at", name="uq_lab_result"),
+        Index("ix_lab_result_visit", "visit_system", "visit_number", "name", "effective_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
+    # The visit the result was ordered in (PV1-19, Observation.encounter), when sent.
+    visit_system: Mapped[str | None] = mapped_column(String(100))
+    visit_number: Mapped[str | None] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(30))  # hemoglobin | sodium
+    code: Mapped[str] = mapped_column(String(20))  # LOINC
+    value: Mapped[float]
+    unit: Mapped[str] = mapped_column(String(20))  # the engine's unit (g/dL, mmol/L)
+    status: Mapped[str | None] = mapped_column(String(20))  # OBX-11 or Observation.status
+    effective_at: Mapped[datetime]
+    recorded_at: Mapped[datetime]
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_message.id"))

@@ -3,14 +3,14 @@
 A person's tasks in id order (the FHIR Task search by owner, paged by id) read straight from
 this index instead of walking the primary key past everyone else's tasks.
 
-Revision ID: 0004_task_owner_keyset
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-23 13:55:00
 """
 
 from alembic import op
 
-revision = "0004_task_owner_keyset"
+revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
