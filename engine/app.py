@@ -1,4 +1,4 @@
-"""The HTTP application: FHIR R4 under /fhir, health for load balancers."""
+"""The HTTP application: FHIR R4 under /fhir, the web worklist, health for load balancers."""
 
 from __future__ import annotations
 
@@ -43,4 +43,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     from engine.admin import build_router as admin_router
 
     app.include_router(admin_router(), prefix="/admin")
+    from engine.web.router import install as install_web
+
+    install_web(app)
     return app
