@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SITE_PROFILE = ROOT / "fixtures" / "site_profile.yaml"
 DEFAULT_RULESETS = ROOT / "rulesets"
+DEFAULT_STAFFING = ROOT / "fixtures" / "staffing.yaml"
 
 
 class Settings(BaseSettings):
@@ -45,6 +46,12 @@ class Settings(BaseSettings):
         description="Bearer token every HTTP client must present (OAuth2 arrives with roles).",
     )
     max_body_bytes: int = 5_000_000
+    staffing_file: Path | None = Field(
+        default=DEFAULT_STAFFING, description="Who works which units, services and payers."
+    )
+    escalation_grace_minutes: float = Field(
+        default=60.0, description="Open tasks this long past due go to the supervisor."
+    )
 
     @field_validator("rulesets", mode="before")
     @classmethod

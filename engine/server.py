@@ -28,12 +28,14 @@ class _Uvicorn(uvicorn.Server):
 async def _clock(runtime: Runtime, stop: asyncio.Event) -> None:
     """Re-evaluate encounters whose time boundary passed, every clock_interval_s."""
     from engine.rules.tick import tick
+    from engine.tasks import escalation
 
     while not stop.is_set():
         rulebook = runtime.intake.rulebook
         if rulebook is not None:
             try:
                 await asyncio.to_thread(tick, runtime.sessions, rulebook, runtime.clock.now())
+                await asyncio.to_thread(escalation.on_clock, runtime)
             except Exception as exc:  # noqa: BLE001 - the clock retries; serving goes on
                 log.error("clock tick failed: %s", type(exc).__name__)
         with contextlib.suppress(TimeoutError):

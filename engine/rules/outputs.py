@@ -134,4 +134,8 @@ def reconcile(session: Session, book: Book, enc: Encounter, snap: Snapshot,
             row.updated_at = now
             row.version += 1
             changes.cancelled.append(row)
+    if changes.created or changes.cancelled:
+        from engine.tasks.raised import follow  # work on tasks builds on the rules
+
+        follow(session, enc, changes.created, changes.cancelled, now)
     return changes

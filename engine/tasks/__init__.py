@@ -1,0 +1,1 @@
+"""Work on tasks: lifecycle, history, staffing, assignment and escalation."""

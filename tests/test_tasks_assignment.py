@@ -1,0 +1,144 @@
+"""New work finds its person: by unit, service and payer from the staffing file, balanced by
+caseload, sticky across transfers, moved only by a supervisor; overdue work goes up."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from engine.clock import FixedClock
+from engine.security.roles import Principal
+from engine.storage.models import CaseAssignment, Encounter, RuleOutput
+from engine.tasks import assignment, escalation
+from engine.tasks.history import history
+from engine.tasks.lifecycle import Forbidden
+from engine.tasks.staffing import Person, Staffing, current, load_staffing
+from tests.conftest import FIXTURES
+from tests.hl7build import adt
+
+CHICAGO = ZoneInfo("America/Chicago")
+GARCIA = Principal(name="sup.garcia", kind="user", role="supervisor")
+ALVAREZ = Principal(name="cm.alvarez", kind="user", role="case_manager")
+
+
+def local(*args: int) -> datetime:
+    return datetime(*args, tzinfo=CHICAGO)
+
+
+def owners(rt, visit: str) -> dict[str, str | None]:
+    with rt.readers() as s:
+        rows = s.scalars(select(RuleOutput).join(Encounter, Encounter.id == RuleOutput.encounter_id)
+                         .where(Encounter.visit_number == visit, RuleOutput.kind == "task",
+                                RuleOutput.status == "active"))
+        return {r.code: r.owner for r in rows}
+
+
+def admit(rt, n: int, *, unit: str = "4WEST", plan: str = "MCR001") -> str:
+    visit = f"V{2000 + n}"
+    rt.intake.hl7(adt("A01", "202603021015", admit_time="202603021015", plan=plan,
+                      visit=visit, mrn=f"{300000 + n}", location=f"{unit}^4{n:02d}^A^GENHOSP"))
+    return visit
+
+
+def test_the_demo_staffing_file_covers_the_demo_hospital():
+    staffing = load_staffing(FIXTURES / "staffing.yaml")
+    units = {u for p in staffing.people for u in p.units}
+    assert {"4WEST", "5EAST", "3NORTH", "6SOUTH", "ICU", "OBS", "ED"} <= units
+    assert staffing.role_for_queue("ur_nurse") == "ur_nurse"
+    assert staffing.role_for_queue("physician_advisor") is None
+    assert staffing.supervisor_of("cm.chen") == "sup.garcia"
+    assert staffing.supervisor_of("ur.hughes") == "sup.okafor"
+
+
+def test_a_staffing_file_naming_an_unknown_supervisor_is_refused():
+    with pytest.raises(ValueError, match="not a supervisor"):
+        Staffing(people=[Person(name="cm.x", role="case_manager", supervisor="sup.nobody")])
+
+
+def test_new_work_goes_to_the_unit_case_manager_and_the_payer_ur_nurse(runtime_factory):
+    rt = runtime_factory(clock=FixedClock(local(2026, 3, 2, 10, 30)))
+    first = owners(rt, admit(rt, 1))
+    assert (first["im-notice"], first["initial-ur-review"]) == ("cm.alvarez", "ur.fischer")
+    assert first["confirm-transition-home"] == "cm.alvarez"  # one case manager per stay
+    commercial = owners(rt, admit(rt, 2, unit="3NORTH", plan="COM300"))
+    assert commercial["initial-ur-review"] == "ur.hughes"  # the UR nurse for any payer
+    assert commercial["authorization-request"] == "ur.hughes"  # same person for the stay
+
+
+def test_caseload_balances_between_colleagues_on_the_same_units(runtime_factory):
+    rt = runtime_factory(clock=FixedClock(local(2026, 3, 2, 10, 30)))
+    cms = [owners(rt, admit(rt, n, unit="5EAST"))["im-notice"] for n in range(4)]
+    assert cms == ["cm.alvarez", "cm.baker", "cm.alvarez", "cm.baker"]
+    with rt.readers() as s:
+        assert assignment.caseloads(s, "case_manager") == {"cm.alvarez": 2, "cm.baker": 2}
+        assert assignment.caseloads(s, "ur_nurse") == {"ur.fischer": 2, "ur.grant": 2}
+
+
+def test_no_one_covers_an_unknown_unit_so_the_work_waits_in_the_queue(runtime_factory):
+    rt = runtime_factory(clock=FixedClock(local(2026, 3, 2, 10, 30)))
+    assert owners(rt, admit(rt, 1, unit="9ZZZ"))["im-notice"] is None
+    with rt.readers() as s:
+        roles = set(s.scalars(select(CaseAssignment.role)))
+    assert roles == {"ur_nurse"}
+
+
+def test_the_patient_keeps_the_case_manager_across_a_transfer(runtime_factory):
+    clock = FixedClock(local(2026, 3, 2, 10, 30))
+    rt = runtime_factory(clock=clock)
+    visit = admit(rt, 1)
+    clock.set(local(2026, 3, 3, 9, 0))
+    rt.intake.hl7(adt("A02", "202603030900", visit=visit, mrn="300001",
+                      location="3NORTH^310^B^GENHOSP", prior_location="4WEST^401^A^GENHOSP"))
+    clock.set(local(2026, 3, 5, 9, 0))
+    rt.intake.hl7(adt("A08", "202603050900", visit=visit, mrn="300001",
+                      location="3NORTH^310^B^GENHOSP", expected_discharge="20260306"))
+    now = owners(rt, visit)
+    # raised on 3NORTH (Chen and Dubois' unit), still Alvarez's patient
+    assert now["im-follow-up-notice"] == "cm.alvarez"
+
+
+def test_a_supervisor_reassigns_the_stay_and_its_open_work(runtime_factory):
+    now = local(2026, 3, 2, 10, 30)
+    rt = runtime_factory(clock=FixedClock(now))
+    visit = admit(rt, 1)
+    with rt.sessions() as s, s.begin():
+        enc = s.scalars(select(Encounter).where(Encounter.visit_number == visit)).one()
+        with pytest.raises(Forbidden):
+            assignment.reassign_case(s, enc, "case_manager", "cm.baker", ALVAREZ, now=now)
+        moved = assignment.reassign_case(s, enc, "case_manager", "cm.baker", GARCIA, now=now,
+                                         reason="Alvarez on leave")
+        assert sorted(t.code for t in moved) == ["confirm-transition-home", "im-notice"]
+        assert [(e.action, e.text) for e in history(s, moved[0].id)][-1] == (
+            "assigned", "Alvarez on leave")
+    after = owners(rt, visit)
+    assert (after["im-notice"], after["initial-ur-review"]) == ("cm.baker", "ur.fischer")
+    with rt.readers() as s:
+        held = s.scalars(select(CaseAssignment).where(CaseAssignment.role == "case_manager")).one()
+        assert (held.user_name, held.assigned_by) == ("cm.baker", "sup.garcia")
+
+
+def test_overdue_work_goes_to_the_supervisor_once(runtime_factory):
+    rt = runtime_factory(clock=FixedClock(local(2026, 3, 2, 10, 30)))
+    admit(rt, 1)  # the initial UR review is due one business day after admission
+    with rt.readers() as s:
+        review = s.scalars(select(RuleOutput).where(RuleOutput.code == "initial-ur-review")).one()
+    grace = timedelta(minutes=60)
+
+    def escalated_at(when):
+        escalation.escalate_overdue(rt.sessions, when, grace, current())
+        with rt.readers() as s:
+            return s.get(RuleOutput, review.id).escalated_at
+
+    assert escalated_at(review.due_at + timedelta(minutes=59)) is None
+    after = review.due_at + timedelta(minutes=61)
+    assert escalated_at(after) == after
+    assert escalation.escalate_overdue(rt.sessions, after, grace, current()) == 0
+    with rt.readers() as s:
+        row = s.get(RuleOutput, review.id)
+        assert (row.owner, row.escalated_at, row.version) == ("sup.okafor", after, 2)
+        last = history(s, row.id)[-1]
+    assert (last.action, last.actor, last.detail) == (
+        "escalated", "engine", {"from": "ur.fischer", "to": "sup.okafor"})
