@@ -1,0 +1,1 @@
+"""Worklists: what each person should do next, in order, with counts."""
