@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 
@@ -11,6 +11,12 @@ def local(instant: datetime | None, zone: ZoneInfo, fmt: str = "%a %d %b %H:%M")
     if instant is None:
         return ""
     return instant.astimezone(zone).strftime(fmt)
+
+
+def end_of_day(now: datetime, zone: ZoneInfo) -> datetime:
+    """The next local midnight: "due today" means before it."""
+    tomorrow = now.astimezone(zone).date() + timedelta(days=1)
+    return datetime.combine(tomorrow, time(0), tzinfo=zone).astimezone(UTC)
 
 
 def span(delta: timedelta) -> str:
@@ -39,7 +45,7 @@ def due_text(due: datetime | None, now: datetime, zone: ZoneInfo) -> str:
         return f"due today {clock}"
     if days == 1:
         return f"due tomorrow {clock}"
-    return f"due {local(due, zone, '%a %d %b %H:%M')}"
+    return f"due in {days} days"
 
 
 def midnights(start: datetime | None, end: datetime, zone: ZoneInfo) -> int | None:

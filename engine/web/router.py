@@ -12,11 +12,13 @@ STATIC = Path(__file__).parent / "static"
 
 
 def install(app: FastAPI) -> None:
-    from engine.web import encounter_page, task_forms
+    from engine.web import encounter_page, supervisor_page, task_forms, worklist_page
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(encounter_page.router, include_in_schema=False)
     app.include_router(task_forms.router, include_in_schema=False)
+    app.include_router(worklist_page.router, include_in_schema=False)
+    app.include_router(supervisor_page.router, include_in_schema=False)
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:

@@ -1,0 +1,41 @@
+"""GET /supervisor: caseload and overdue work per person, escalations, unassigned queues."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from engine.security.audit import note
+from engine.security.roles import Permission
+from engine.tasks.staffing import current
+from engine.web import caseload, display, worklist_view
+from engine.web.access import Viewer
+from engine.web.flash import flash
+from engine.web.people import choices
+from engine.web.render import page
+from engine.worklist.query import MAX_PAGE_SIZE, Filters, worklist
+
+router = APIRouter()
+
+
+@router.get("/supervisor", response_class=HTMLResponse)
+def supervisor(request: Request, user: Viewer) -> HTMLResponse:
+    if not user.can(Permission.WORKLIST_ALL):
+        return page(request, "refused.html",
+                    {"reason": "The supervisor page is for supervisors."}, status_code=403)
+    runtime = request.app.state.runtime
+    zone, now = runtime.site.zone, runtime.clock.now()
+    with runtime.readers() as session:
+        loads = caseload.per_person(session, current(), now, zone)
+        mine = worklist(session, now, zone, Filters(owner=user.name), page_size=MAX_PAGE_SIZE)
+        waiting = worklist(session, now, zone, Filters(unassigned=True),
+                           page_size=MAX_PAGE_SIZE)
+        escalated = [r for r in worklist_view.rows(session, mine, zone) if r.escalated]
+        queued = worklist_view.rows(session, waiting, zone)
+    for patient_id in sorted({i.patient_id for i in (*mine.items, *waiting.items)}):
+        note(request, "search", "Task", None, patient_id)
+    return page(request, "supervisor.html", {
+        "loads": loads, "escalated": escalated, "queued": queued,
+        "queued_total": waiting.total, "people": choices(), "message": flash(request),
+        "as_of": display.local(now, zone, "%a %d %b %Y %H:%M"), "return_to": "/supervisor",
+    })
