@@ -20,8 +20,9 @@ def page_user(permission: Permission) -> Callable[[Request], Principal]:
     return require(permission)
 
 
-# The signed-in person who may use the web UI (pages ask for more where they need it).
-Viewer = Annotated[Principal, Depends(page_user(Permission.WEB_UI))]
+# The signed-in person who may read patient data in the web UI (every worklist page shows
+# some); actions ask the task lifecycle for task:work or task:assign.
+Viewer = Annotated[Principal, Depends(page_user(Permission.PATIENT_READ))]
 
 
 def csrf_input(request: Request) -> Markup:
