@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from engine.auth import require_token
+from engine.auth import require
 from engine.fhir.outcome import FhirError
+from engine.security.roles import Permission, Principal
+
+Reloader = Annotated[Principal, Depends(require(Permission.RULES_RELOAD))]
 
 
 def build_router() -> APIRouter:
-    router = APIRouter(dependencies=[Depends(require_token)])
+    router = APIRouter()
 
-    @router.get("/rulesets")
+    @router.get("/rulesets", dependencies=[Depends(require(Permission.RULES_READ))])
     def rulesets(request: Request) -> JSONResponse:
         runtime = request.app.state.runtime
         book = runtime.intake.rulebook
@@ -27,11 +32,11 @@ def build_router() -> APIRouter:
         })
 
     @router.post("/rulesets/reload")
-    def reload(request: Request, caller: str = Depends(require_token)) -> JSONResponse:
+    def reload(request: Request, caller: Reloader) -> JSONResponse:
         runtime = request.app.state.runtime
         if runtime.reloader is None:
             raise FhirError(409, "no ruleset folder is configured (ENGINE_RULESETS)")
-        result = runtime.reloader.reload(caller)
+        result = runtime.reloader.reload(caller.name)
         if result.outcome == "rejected":
             raise FhirError(422, "rulesets not reloaded; the running version stays. "
                                  + " | ".join(result.problems))

@@ -1,4 +1,8 @@
-"""The HTTP application: FHIR R4 under /fhir, the web worklist, health for load balancers."""
+"""The HTTP application: FHIR R4 under /fhir, sign-in and the web worklist, admin, health.
+
+Middleware, outermost first: audit (writes the trail before the answer leaves), session
+(CSRF and the session cookie), body limit, OperationOutcome for unexpected errors.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from engine import __version__
+from engine.auth import install as install_auth
 from engine.fhir.outcome import install_handlers, outcome_response
 from engine.runtime import Runtime
+from engine.security.audit import AuditMiddleware
+from engine.web.session import SessionMiddleware
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -19,6 +26,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     install_handlers(app)
+    install_auth(app)
 
     @app.middleware("http")
     async def _body_limit(request, call_next):
@@ -43,7 +51,14 @@ def create_app(runtime: Runtime) -> FastAPI:
     from engine.admin import build_router as admin_router
 
     app.include_router(admin_router(), prefix="/admin")
+    from engine.security.oauth import build_router as oauth_router
+    from engine.web.signin import build_router as signin_router
+
+    app.include_router(oauth_router(), prefix="/auth")
+    app.include_router(signin_router())
     from engine.web.router import install as install_web
 
     install_web(app)
+    app.add_middleware(SessionMiddleware)
+    app.add_middleware(AuditMiddleware)
     return app

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from engine.config import Settings, get_settings
 from engine.rules.cli import rules_app
+from engine.security.cli import clients_app, users_app
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False
@@ -29,6 +30,8 @@ hl7_app = typer.Typer(no_args_is_help=True, help="HL7 quarantine: list and repla
 app.add_typer(db_app, name="db")
 app.add_typer(hl7_app, name="hl7")
 app.add_typer(rules_app, name="rules")
+app.add_typer(users_app, name="users")
+app.add_typer(clients_app, name="clients")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -323,7 +326,6 @@ def demo(
 ) -> None:
     """Load the synthetic demo hospital into the embedded SQLite store and serve it."""
     os.environ.setdefault("ENGINE_DATABASE_URL", "sqlite:///demo.db")
-    token = os.environ.setdefault("ENGINE_API_TOKEN", secrets.token_urlsafe(24))
     get_settings.cache_clear()
     settings = get_settings()
     runtime = _runtime(settings)
@@ -344,10 +346,47 @@ def demo(
         for raw in hospital.messages:
             counts[runtime.intake.hl7(raw, channel="file").outcome] += 1
             progress.advance(task)
+    password, secret = _demo_accounts(runtime)
     runtime.close()
     print(f"demo data loaded: {', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}")
-    print(f"API token: {token}   (send as 'Authorization: Bearer <token>')")
+    base = f"http://{host}:{port}"
+    print(f"""
+DEMO ONLY: these accounts are for trying the engine on synthetic data; never keep them
+on a system with real patients (engine users disable NAME; engine clients disable NAME).
+  web sign-in  {base}/login
+  users        {', '.join(f'{n} ({r})' for n, r in DEMO_USERS)}
+  password     {password}   (the same for every demo user, new on each start)
+  EHR client   client_id {DEMO_CLIENT}  client_secret {secret}
+  a token      curl -u {DEMO_CLIENT}:{secret} -d grant_type=client_credentials {base}/auth/token
+""")
     _run_server(settings, host, port, mllp_port)
+
+
+DEMO_USERS = (("cm.demo", "case_manager"), ("ur.demo", "ur_nurse"), ("sup.demo", "supervisor"),
+              ("info.demo", "informaticist"), ("admin.demo", "admin"))
+DEMO_CLIENT = "ehr.demo"
+
+
+def _demo_accounts(runtime) -> tuple[str, str]:
+    """One demo user per role and an EHR client, with fresh credentials on every start."""
+    from engine.security import users
+    from engine.security.roles import ROLES
+
+    password = secrets.token_urlsafe(12)
+    for name, role in DEMO_USERS:
+        try:
+            users.add_user(runtime.sessions, name, role, password,
+                           display_name=f"Demo {role.replace('_', ' ')}")
+        except users.AccountError:  # kept from an earlier demo: new password, enabled
+            users.set_password(runtime.sessions, name, password)
+            users.set_active(runtime.sessions, "user", name, True)
+    scope = " ".join(sorted(p.value for p in ROLES["integration"]))
+    try:
+        _, secret = users.add_client(runtime.sessions, DEMO_CLIENT, scope)
+    except users.AccountError:
+        secret = users.new_secret(runtime.sessions, DEMO_CLIENT)
+        users.set_active(runtime.sessions, "client", DEMO_CLIENT, True)
+    return password, secret
 
 
 def main() -> None:
@@ -355,11 +394,12 @@ def main() -> None:
     from sqlalchemy.exc import OperationalError
 
     from engine.rules.loader import RulesetError
+    from engine.security.users import AccountError
     from engine.site import SiteProfileError
 
     try:
         app(standalone_mode=True)
-    except CliError as exc:
+    except (CliError, AccountError) as exc:
         err.print(f"error: {exc}", highlight=False)
         raise SystemExit(1) from None
     except SiteProfileError as exc:

@@ -41,10 +41,31 @@ class Settings(BaseSettings):
     mllp_frame_timeout_s: float = 30.0
     db_workers: int = 4
     log_level: str = "INFO"
-    api_token: SecretStr | None = Field(
+    jwt_secret: SecretStr | None = Field(
         default=None,
-        description="Bearer token every HTTP client must present (OAuth2 arrives with roles).",
+        description="Key signing access tokens and session cookies (at least 32 characters). "
+        "Set it in production, the same for every engine process; without it a key is "
+        "generated once into jwt_secret_file.",
     )
+    jwt_secret_file: Path = Field(
+        default=Path("engine-secret.key"),
+        description="Where the generated signing key is kept when ENGINE_JWT_SECRET is unset.",
+    )
+    token_ttl_s: int = Field(default=1800, ge=60, le=3600,
+                             description="Lifetime of an access token from POST /auth/token.")
+    session_idle_s: int = Field(default=1800, ge=60,
+                                description="A web session ends after this long unused.")
+    session_max_s: int = Field(default=43200, ge=300,
+                               description="A web session ends this long after sign-in.")
+    cookie_secure: bool | None = Field(
+        default=None,
+        description="Secure flag on the session cookie; unset follows the request scheme "
+        "(https: on, plain http demo: off).",
+    )
+    signin_failures: int = Field(default=5, ge=1,
+                                 description="Failed sign-ins per user or address ...")
+    signin_window_s: int = Field(default=300, ge=1,
+                                 description="... within this window before 429.")
     max_body_bytes: int = 5_000_000
     staffing_file: Path | None = Field(
         default=DEFAULT_STAFFING, description="Who works which units, services and payers."

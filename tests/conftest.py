@@ -27,14 +27,18 @@ from sqlalchemy.schema import CreateSchema, DropSchema
 from engine.clock import Clock, WallClock
 from engine.config import Settings
 from engine.runtime import Runtime
-from engine.storage.db import normalise_url
+from engine.security import users
+from engine.security.roles import ROLES
+from engine.storage.db import make_engine, normalise_url, session_factory
+from engine.storage.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 HL7 = FIXTURES / "hl7"
 PG_URL = os.environ.get("ENGINE_TEST_POSTGRES_URL")
 REQUIRE_PG = os.environ.get("ENGINE_TEST_REQUIRE_POSTGRES") == "1"
-TOKEN = "test-token-not-secret"
+JWT_SECRET = "test-signing-key-not-secret-0123456789abcdef"
+TEST_PASSWORD = "test-password-not-secret"
 
 
 def _pg_schema_url(schema: str) -> str:
@@ -81,7 +85,76 @@ def fresh_database(kind: str, folder: Path) -> Iterator[str]:
 
 
 def make_settings(database_url: str, **overrides) -> Settings:
-    return Settings(database_url=database_url, api_token=TOKEN, **overrides)
+    return Settings(database_url=database_url, jwt_secret=JWT_SECRET, **overrides)
+
+
+# -- signing in, as each role --------------------------------------------------------------------
+_secrets: dict[tuple[str, str], str] = {}  # (database url, account name) -> its secret
+_tokens: dict[tuple[str, str, str], tuple[float, str]] = {}  # (db, base, role) -> (when, token)
+
+
+def account_for(database_url: str, role: str = "integration") -> tuple[users.Kind, str, str]:
+    """(kind, name, secret) of a test account with this role, created on first use.
+
+    The integration role is a client holding every integration permission (as the EHR);
+    every other role is a person named test.<role> with TEST_PASSWORD.
+    """
+    assert role in ROLES, role
+    kind: users.Kind = "client" if role == "integration" else "user"
+    name = f"test.{role}".replace("_", "-")
+    if (database_url, name) in _secrets:
+        return kind, name, _secrets[(database_url, name)]
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine)
+        sessions = session_factory(engine)
+        with sessions() as session:
+            existing = users.current(session, kind, name)
+        if kind == "user":
+            if existing is None:
+                users.add_user(sessions, name, role, TEST_PASSWORD)
+            secret = TEST_PASSWORD
+        elif existing is None:
+            scope = " ".join(sorted(p.value for p in ROLES[role]))
+            secret = users.add_client(sessions, name, scope, role)[1]
+        else:
+            secret = users.new_secret(sessions, name)
+    finally:
+        engine.dispose()
+    _secrets[(database_url, name)] = secret
+    return kind, name, secret
+
+
+def token_form(database_url: str, role: str = "integration") -> dict[str, str]:
+    """The POST /auth/token form that signs in as a test account with this role."""
+    kind, name, secret = account_for(database_url, role)
+    if kind == "client":
+        return {"grant_type": "client_credentials", "client_id": name, "client_secret": secret}
+    return {"grant_type": "password", "username": name, "password": secret}
+
+
+def auth_headers(target: ServerProcess | httpx.Client, role: str = "integration",
+                 *, fresh: bool = False) -> dict[str, str]:
+    """{"Authorization": "Bearer ..."} for a test account of `role`, from POST /auth/token.
+
+    `target` is a running ServerProcess or an in-process client of the app (a Starlette
+    TestClient); tokens are cached per database and role until near their expiry.
+    """
+    if isinstance(target, ServerProcess):
+        database_url, base = target.database_url, target.base_url
+        post = httpx.post
+    else:
+        database_url, base = target.app.state.runtime.settings.database_url, ""
+        post = target.post
+    key = (database_url, base, role)
+    cached = _tokens.get(key)
+    if cached and not fresh and time.monotonic() - cached[0] < 600:
+        return {"Authorization": f"Bearer {cached[1]}"}
+    response = post(f"{base}/auth/token", data=token_form(database_url, role), timeout=30)
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    _tokens[key] = (time.monotonic(), token)
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
@@ -121,9 +194,9 @@ class ServerProcess:
     def fhir(self) -> str:
         return f"{self.base_url}/fhir"
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.fhir, headers={"Authorization": f"Bearer {TOKEN}"},
-                            timeout=30)
+    def client(self, role: str = "integration") -> httpx.Client:
+        """An httpx client for /fhir signed in with a test account of `role`."""
+        return httpx.Client(base_url=self.fhir, headers=auth_headers(self, role), timeout=30)
 
     def stop(self, timeout: float = 20) -> int:
         if self.proc.poll() is None:
@@ -144,7 +217,7 @@ def start_server(database_url: str, *, mllp: bool = True, http: bool = True,
     environ = {
         **os.environ,
         "ENGINE_DATABASE_URL": database_url,
-        "ENGINE_API_TOKEN": TOKEN,
+        "ENGINE_JWT_SECRET": JWT_SECRET,
         "ENGINE_LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
         **(env or {}),

@@ -27,8 +27,8 @@ from engine.runtime import Runtime
 from engine.storage.models import Encounter, InboundMessage, Patient, PatientIdentifier
 from tests.conftest import (
     BOTH_STORES,
-    TOKEN,
     ServerProcess,
+    auth_headers,
     fresh_database,
     make_settings,
     start_server,
@@ -136,7 +136,7 @@ def http(api) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def fhir(api) -> SyncFHIRClient:
-    return SyncFHIRClient(api.fhir, authorization=f"Bearer {TOKEN}")
+    return SyncFHIRClient(api.fhir, authorization=auth_headers(api)["Authorization"])
 
 
 def patient_id(store: Runtime, mrn: str) -> int:
@@ -407,7 +407,7 @@ def test_an_ehr_transaction_for_an_observation_patient_is_searchable_by_class_ob
                                                                   "MCR001")
     kept = last_inbound(store)
     assert (kept.channel, kept.outcome, kept.control_id, kept.sender) == (
-        "fhir", "accepted", "bundle-830001", "api-client")
+        "fhir", "accepted", "bundle-830001", "test.integration")
 
     # the same Bundle again (a retry after a lost answer): one effect, the same outcome
     again = post(http, "", bundle)

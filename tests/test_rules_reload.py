@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ROOT, TOKEN, start_server
+from tests.conftest import ROOT, auth_headers, start_server
 from tests.hl7build import adt
 from tests.stream import send
 
@@ -31,7 +31,7 @@ def test_hot_reload_keeps_the_old_version_on_a_bad_file_and_takes_a_good_one(dat
     server = start_server(database_url, env={"ENGINE_RULESETS": str(folder),
                                              "ENGINE_RULESETS_POLL_S": "0.2"})
     admin = httpx.Client(base_url=f"{server.base_url}/admin",
-                         headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+                         headers=auth_headers(server, "informaticist"), timeout=30)
     try:
         first = admin.get("/rulesets").json()
         assert first["rules"] >= 5

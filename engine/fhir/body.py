@@ -9,11 +9,13 @@ cannot outgrow it either (the app middleware only sees declared lengths).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import Depends, Request
 
-from engine.auth import require_token
+from engine.auth import require
 from engine.fhir.outcome import FhirError
+from engine.security.roles import Permission, Principal
 
 ACCEPTED_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 
@@ -40,8 +42,15 @@ def _content_problem(header: str | None) -> FhirError | None:
     return None
 
 
-async def fhir_body(request: Request, caller: str = Depends(require_token)) -> Submitted:
-    """The request body, read up to the configured limit (the rest is not read)."""
+Writer = Annotated[Principal, Depends(require(Permission.ENCOUNTER_WRITE))]
+
+
+async def fhir_body(request: Request, principal: Writer) -> Submitted:
+    """The request body, read up to the configured limit (the rest is not read).
+
+    Only after the caller proved it may write: anonymous input is never stored.
+    """
+    caller = principal.name
     limit = request.app.state.runtime.settings.max_body_bytes
     chunks: list[bytes] = []
     size = 0

@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from engine import __version__
+from engine.fhir import audit_event  # noqa: F401 - registers the AuditEvent search parameters
 from engine.fhir.search import PARAMS, Param
 
 _INTERACTIONS = {
     "Patient": ("read", "search-type"),
     "Encounter": ("read", "search-type", "create", "update"),
+    "AuditEvent": ("read", "search-type"),
 }
 _DOCS = {
     "Patient": "Patients known from ADT feeds and FHIR transactions. Merged patients "
@@ -19,6 +21,9 @@ _DOCS = {
                  "the visit number (identifier) is required and identifies the encounter; "
                  "updates merge (absent elements keep their value); diagnoses are contained "
                  "Conditions.",
+    "AuditEvent": "The audit trail: every read, search and change of patient data, every "
+                  "refused request and every sign-in, with who, what, when and the outcome. "
+                  "Administrators only.",
 }
 
 
@@ -63,8 +68,13 @@ def capability_statement(published: datetime, base_url: str) -> dict:
                              "Encounter, Condition and Coverage entries.",
             "security": {
                 "cors": False,
+                "service": [{"coding": [{
+                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                    "code": "OAuth", "display": "OAuth"}]}],
                 "description": "Every interaction except this statement needs "
-                               "Authorization: Bearer <token>.",
+                               "Authorization: Bearer <token>, from POST /auth/token "
+                               "(OAuth2 client credentials for systems, password for "
+                               "people). What a token may do follows its role and scope.",
             },
             "resource": resources,
             "interaction": [{"code": "transaction",

@@ -16,12 +16,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from engine.auth import require_token
-from engine.fhir import resources, search
+from engine.auth import require, require_token
+from engine.fhir import audit_event, resources, search
 from engine.fhir.body import Submitted, fhir_body
 from engine.fhir.capability import capability_statement
 from engine.fhir.outcome import FHIR_JSON, FhirError
 from engine.fhir.submission import ENCOUNTER_LOAD, Answer, submit
+from engine.security import audit
+from engine.security.roles import Permission
 from engine.storage.models import Encounter, Patient
 
 SUPPORTED = ("Patient", "Encounter")
@@ -41,6 +43,38 @@ def _answer(answer: Answer) -> JSONResponse:
     return _json(answer.body, answer.status, answer.headers)
 
 
+def _written(request: Request, interaction: str, target: str | None, run) -> JSONResponse:
+    """Submit a write and note what it created or changed (or tried to, when refused)."""
+    try:
+        answer: Answer = run()
+    except FhirError:
+        kind, _, rid = (target or ("Bundle" if interaction == "transaction" else "Encounter")
+                        ).partition("/")
+        audit.note(request, interaction, kind, rid or None)
+        raise
+    if interaction == "transaction":
+        for entry in answer.body.get("entry", ()):
+            kind, _, rid = entry.get("fullUrl", "").rpartition("/")
+            kind = kind.rpartition("/")[2]
+            if kind and rid:
+                created = entry["response"]["status"].startswith("201")
+                audit.note(request, "create" if created else "update", kind, rid,
+                           int(rid) if kind == "Patient" and rid.isdigit() else None)
+        return _answer(answer)
+    subject = answer.body.get("subject", {}).get("reference", "")
+    patient = subject.removeprefix("Patient/")
+    audit.note(request, "create" if answer.status == 201 else "update", "Encounter",
+               answer.body.get("id"), int(patient) if patient.isdigit() else None)
+    return _answer(answer)
+
+
+def _searched(request: Request, kind: str, rows: list, patient_of) -> None:
+    """One note for the search and one per resource on the page, with its patient."""
+    audit.note(request, "search", kind)
+    for row in rows:
+        audit.note(request, "search", kind, str(row.id), patient_of(row))
+
+
 def _base(request: Request) -> str:
     return str(request.url_for("metadata")).removesuffix("/metadata")
 
@@ -55,6 +89,8 @@ def _row_id(kind: str, text: str) -> int:
 def build_router() -> APIRouter:
     router = APIRouter()
     authed = [Depends(require_token)]
+    reads = [Depends(require(Permission.PATIENT_READ))]
+    writes = [Depends(require(Permission.ENCOUNTER_WRITE))]
     published: list[datetime] = []  # when this instance first described itself
 
     @router.get("/metadata", name="metadata")
@@ -64,7 +100,7 @@ def build_router() -> APIRouter:
             published.append(request.app.state.runtime.clock.now())
         return _json(capability_statement(published[0], _base(request)))
 
-    @router.get("/Patient", dependencies=authed)
+    @router.get("/Patient", dependencies=reads)
     def search_patients(request: Request) -> JSONResponse:
         runtime = request.app.state.runtime
         query = search.parse("Patient", request.query_params.multi_items(), runtime.site.zone)
@@ -72,20 +108,23 @@ def build_router() -> APIRouter:
             page = search.run(session, query, selectinload(Patient.identifiers))
             merged = _replaced(session, [p.id for p in page.rows])
             entries = [resources.patient(p, merged.get(p.id)) for p in page.rows]
+        _searched(request, "Patient", page.rows, lambda p: p.id)
         return _json(search.bundle(query, page, _base(request), entries))
 
-    @router.get("/Patient/{pid}", dependencies=authed)
+    @router.get("/Patient/{pid}", dependencies=reads)
     def read_patient(pid: str, request: Request) -> JSONResponse:
         runtime = request.app.state.runtime
         with runtime.readers() as session:
             row = session.get(Patient, _row_id("Patient", pid),
                               options=[selectinload(Patient.identifiers)])
             if row is None:
+                audit.note(request, "read", "Patient", pid)
                 raise FhirError(404, f"Patient/{pid} is not known here")
             body = resources.patient(row, _replaced(session, [row.id]).get(row.id))
+        audit.note(request, "read", "Patient", pid, row.id)
         return _versioned(body, row.version, row.updated_at)
 
-    @router.get("/Encounter", dependencies=authed)
+    @router.get("/Encounter", dependencies=reads)
     def search_encounters(request: Request) -> JSONResponse:
         runtime = request.app.state.runtime
         query = search.parse("Encounter", request.query_params.multi_items(),
@@ -93,35 +132,44 @@ def build_router() -> APIRouter:
         with runtime.readers() as session:
             page = search.run(session, query, *ENCOUNTER_LOAD)
             entries = [resources.encounter(e) for e in page.rows]
+        _searched(request, "Encounter", page.rows, lambda e: e.patient_id)
         return _json(search.bundle(query, page, _base(request), entries))
 
-    @router.get("/Encounter/{eid}", dependencies=authed)
+    @router.get("/Encounter/{eid}", dependencies=reads)
     def read_encounter(eid: str, request: Request) -> JSONResponse:
         runtime = request.app.state.runtime
         with runtime.readers() as session:
             row = session.get(Encounter, _row_id("Encounter", eid), options=list(ENCOUNTER_LOAD))
             if row is None:
+                audit.note(request, "read", "Encounter", eid)
                 raise FhirError(404, f"Encounter/{eid} is not known here")
             body = resources.encounter(row)
+        audit.note(request, "read", "Encounter", eid, row.patient_id)
         return _versioned(body, row.version, row.updated_at)
 
-    @router.post("/Encounter")
+    @router.post("/Encounter", dependencies=writes)
     def create_encounter(request: Request,
                          body: Body) -> JSONResponse:
         runtime = request.app.state.runtime
-        return _answer(submit(runtime, body, "create", _base(request)))
+        return _written(request, "create", None,
+                        lambda: submit(runtime, body, "create", _base(request)))
 
-    @router.put("/Encounter/{eid}")
+    @router.put("/Encounter/{eid}", dependencies=writes)
     def update_encounter(eid: str, request: Request,
                          body: Body) -> JSONResponse:
         runtime = request.app.state.runtime
-        return _answer(submit(runtime, body, "update", _base(request), f"Encounter/{eid}"))
+        target = f"Encounter/{eid}"
+        return _written(request, "update", target,
+                        lambda: submit(runtime, body, "update", _base(request), target))
 
-    @router.post("")
-    @router.post("/", include_in_schema=False)
+    @router.post("", dependencies=writes)
+    @router.post("/", include_in_schema=False, dependencies=writes)
     def transaction(request: Request, body: Body) -> JSONResponse:
         runtime = request.app.state.runtime
-        return _answer(submit(runtime, body, "transaction", _base(request)))
+        return _written(request, "transaction", None,
+                        lambda: submit(runtime, body, "transaction", _base(request)))
+
+    router.include_router(audit_event.build_router(_json, _base))
 
     @router.api_route("/{resource_type}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                       dependencies=authed, include_in_schema=False)

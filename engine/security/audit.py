@@ -1,15 +1,32 @@
-"""The audit trail: what each request read or changed, written after the response.
+"""The audit trail: what each request read or changed, written before the answer leaves.
 
 Handlers call `note()` for every patient-data resource they serve or change; the audit
 middleware turns the notes (or, for a refused request, the request itself) into
-AuditRecord rows with the caller, the outcome and the time.
+AuditRecord rows with the caller, the outcome and the time, in one short transaction of
+its own, as the response starts. If that write fails the caller gets a 503 instead of the
+data: nothing is disclosed unaudited. Only the path is kept, never the query string (a
+search by name or MRN would put patient data in the trail).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+import anyio
 from fastapi import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from engine.fhir.outcome import outcome_response
+from engine.storage.models import AuditRecord
+
+log = logging.getLogger("engine.audit")
+
+ACTIONS = {"read": "R", "vread": "R", "search": "E", "create": "C", "update": "U",
+           "patch": "U", "delete": "D", "transaction": "E", "login": "E", "logout": "E"}
+METHOD_ACTIONS = {"GET": "R", "HEAD": "R", "POST": "C", "PUT": "U", "PATCH": "U",
+                  "DELETE": "D"}
 
 
 @dataclass(frozen=True)
@@ -18,6 +35,7 @@ class Note:
     resource_type: str | None
     resource_id: str | None
     patient_id: int | None
+    outcome: str | None = None  # 0 4 8 12; None: from the HTTP status
 
 
 def note(
@@ -26,12 +44,101 @@ def note(
     resource_type: str | None,
     resource_id: str | None = None,
     patient_id: int | None = None,
+    *,
+    outcome: str | None = None,
 ) -> None:
     """Record that this request touched one resource (call once per resource served)."""
     notes: list[Note] = getattr(request.state, "audit_notes", None) or []
-    notes.append(Note(operation, resource_type, resource_id, patient_id))
+    notes.append(Note(operation, resource_type, resource_id, patient_id, outcome))
     request.state.audit_notes = notes
 
 
 def notes(request: Request) -> list[Note]:
     return list(getattr(request.state, "audit_notes", None) or [])
+
+
+def attempt(request: Request, name: str, kind: str) -> None:
+    """Name the would-be caller of a sign-in, who is not a principal (yet)."""
+    request.state.audit_actor = (name[:100], kind)
+
+
+def _outcome(status: int) -> str:
+    return "0" if status < 400 else "8" if status >= 500 else "4"
+
+
+def records(state: dict, scope: Scope, status: int, at: datetime) -> list[AuditRecord]:
+    """The rows this request leaves: one per note, or one for a refused request."""
+    principal = state.get("principal")
+    if principal is not None:
+        actor, kind, role = principal.name, principal.kind, principal.role
+    else:
+        named = state.get("audit_actor")
+        actor, kind = named if isinstance(named, tuple) else (named or "anonymous", "anonymous")
+        role = None
+    client = scope.get("client")
+    base = {"at": at, "actor": actor[:100], "actor_kind": kind, "role": role,
+            "status_code": status, "source": client[0][:100] if client else None,
+            "path": str(scope.get("path", ""))[:300]}
+    noted: list[Note] = state.get("audit_notes") or []
+    if not noted:
+        if status not in (401, 403):
+            return []
+        return [AuditRecord(**base, action=METHOD_ACTIONS.get(scope.get("method", "GET"), "E"),
+                            operation="access", resource_type=_resource_of(base["path"]),
+                            resource_id=None, patient_id=None, outcome=_outcome(status))]
+    return [AuditRecord(**base, action=ACTIONS.get(n.operation, "E"), operation=n.operation[:40],
+                        resource_type=n.resource_type, resource_id=n.resource_id,
+                        patient_id=n.patient_id, outcome=n.outcome or _outcome(status))
+            for n in noted]
+
+
+def _resource_of(path: str) -> str | None:
+    parts = path.strip("/").split("/")
+    if len(parts) >= 2 and parts[0] == "fhir" and parts[1][:1].isupper():
+        return parts[1][:40]
+    return None
+
+
+class AuditMiddleware:
+    """Writes the request's audit records when its response starts, before any byte leaves."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        runtime = scope["app"].state.runtime
+        swallowed = False
+
+        async def audited_send(message: Message) -> None:
+            nonlocal swallowed
+            if swallowed:
+                return
+            if message["type"] == "http.response.start":
+                rows = records(state, scope, message["status"], datetime.now(UTC))
+                if rows and not await _write(runtime, rows):
+                    swallowed = True
+                    refusal = outcome_response(503, "the audit trail is unavailable, so "
+                                                    "nothing is served: try again shortly")
+                    await refusal(scope, receive, send)
+                    return
+            await send(message)
+
+        await self.app(scope, receive, audited_send)
+
+
+async def _write(runtime, rows: list[AuditRecord]) -> bool:
+    def write() -> None:
+        with runtime.sessions() as session:
+            session.add_all(rows)
+            session.commit()
+
+    try:
+        await anyio.to_thread.run_sync(write)
+        return True
+    except Exception as exc:  # noqa: BLE001 - refuse the answer, log the kind of failure only
+        log.error("audit write failed: %s", type(exc).__name__)
+        return False

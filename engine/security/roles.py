@@ -65,13 +65,14 @@ class Principal:
     name: str
     kind: Literal["user", "client"]
     role: str
-    # a client's granted scopes narrow its role's permissions; users have none
+    # a token's granted scopes narrow its role's permissions (a client's always, a person's
+    # when they asked for less); empty: the whole role (web sessions)
     scopes: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def permissions(self) -> frozenset[Permission]:
         granted = ROLES.get(self.role, frozenset())
-        if self.kind == "client" and self.scopes:
+        if self.scopes:
             granted = frozenset(p for p in granted if p.value in self.scopes)
         return granted
 

@@ -1,20 +1,19 @@
-"""Templates and the filters they share: one Jinja2 environment for every page."""
+"""Rendering pages: the one Jinja2 environment (engine/web/layout.py) and the filters and
+values every worklist page uses."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 
 from engine.security.roles import Permission
 from engine.web import display
 from engine.web.access import csrf_input
+from engine.web.layout import templates as TEMPLATES
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 TEMPLATES.env.filters["words"] = display.words
 TEMPLATES.env.globals["Permission"] = Permission
 
