@@ -10,7 +10,7 @@ from typing import get_args
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import distinct, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.security.audit import note
@@ -67,7 +67,7 @@ def _subject(user: Principal, chosen: str) -> Subject:
 def _choosers(session: Session) -> list[dict[str, str]]:
     out = [{"value": "all", "label": "Everyone (all open tasks)"},
            {"value": "unassigned", "label": "Unassigned (all queues)"}]
-    queues = session.scalars(select(distinct(RuleOutput.queue)).where(
+    queues = session.scalars(select(RuleOutput.queue).distinct().where(
         RuleOutput.kind == "task", RuleOutput.task_status.in_(OPEN),
         RuleOutput.queue.is_not(None)))
     out += [{"value": f"queue:{q}", "label": f"Queue: {display.words(q)}"}
@@ -79,7 +79,7 @@ def _choosers(session: Session) -> list[dict[str, str]]:
 
 def _options(session: Session, column) -> list[str]:
     """The values a filter can take among open tasks (so no choice leads to nothing)."""
-    query = (select(distinct(column)).select_from(RuleOutput)
+    query = (select(column).distinct().select_from(RuleOutput)
              .join(Encounter, Encounter.id == RuleOutput.encounter_id)
              .where(RuleOutput.kind == "task", RuleOutput.task_status.in_(OPEN),
                     column.is_not(None)))
