@@ -28,7 +28,8 @@ from tests.conftest import ServerProcess, fresh_database, make_settings, start_s
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-REQUIRE = os.environ.get("ENGINE_TEST_REQUIRE_BROWSER") == "1"
+REQUIRE = (os.environ.get("ENGINE_TEST_REQUIRE_BROWSER") == "1"
+           or os.environ.get("CI", "").lower() == "true")
 PASSWORD = "correct horse battery staple"
 WIDTH, HEIGHT = 1366, 768
 

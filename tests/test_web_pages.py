@@ -126,6 +126,10 @@ def test_case_manager_sees_her_work_overdue_first_with_counts(web, rt):
     for label in ("Unit", "Task type", "Payer", "Status"):
         assert re.search(rf'<label for="f-[a-z]+">{label}</label>', html)
     assert 'scope="col"' in html and 'href="#main"' in html
+    with rt.readers() as s:  # one audit entry per patient shown
+        seen = {r.patient_id for r in s.scalars(select(AuditRecord).where(
+            AuditRecord.actor == "cm.alvarez", AuditRecord.operation == "search"))}
+    assert seen == {i.patient_id for i in query(rt).items}
 
 
 def test_filters_and_column_sorting(web, rt):
@@ -216,6 +220,22 @@ def test_decline_needs_a_reason_and_a_note_is_kept(web, rt):
     assert declined.status_code == 303
     with rt.readers() as s:
         assert s.get(RuleOutput, task_id).task_status == "failed"
+
+
+def test_a_change_made_since_the_page_was_read_is_not_overwritten(web, rt):
+    sign_in(web, "cm.alvarez")
+    task_id = mine(rt)[0]
+    with rt.readers() as s:
+        seen = s.get(RuleOutput, task_id).version
+    token = csrf(web.get("/worklist").text)
+    web.post(f"/tasks/{task_id}/note", data={"csrf_token": token, "text": "Paged the MD",
+                                              "version": str(seen)})
+    stale = web.post(f"/tasks/{task_id}/start", data={"csrf_token": token,
+                                                      "version": str(seen)})
+    assert stale.status_code == 412
+    assert "someone changed this task after you opened the page" in stale.text
+    with rt.readers() as s:
+        assert s.get(RuleOutput, task_id).task_status == "ready"
 
 
 def test_a_form_without_the_csrf_token_is_refused(web, rt):

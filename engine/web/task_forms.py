@@ -16,6 +16,7 @@ from engine.tasks import lifecycle
 from engine.web.access import Viewer
 from engine.web.encounter_page import render_encounter
 from engine.web.render import page
+from engine.web.signin import local_path
 
 router = APIRouter()
 
@@ -29,18 +30,12 @@ ACTIONS = {
 }
 
 
-def _safe_next(target: str, fallback: str) -> str:
-    """Only paths on this site: never an absolute or scheme-relative address."""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return fallback
-
-
 @router.post("/tasks/{task_id}/{action}", response_class=HTMLResponse)
 def act(request: Request, task_id: int, action: str, user: Viewer,
         outcome: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
         text: Annotated[str, Form()] = "", owner: Annotated[str, Form()] = "",
-        next_page: Annotated[str, Form(alias="next")] = "") -> Response:
+        next_page: Annotated[str, Form(alias="next")] = "",
+        version: Annotated[str, Form()] = "") -> Response:
     if action not in ACTIONS:
         return page(request, "missing.html", {"what": "action"}, status_code=404)
     step, done, field = ACTIONS[action]
@@ -53,19 +48,26 @@ def act(request: Request, task_id: int, action: str, user: Viewer,
             if task is None:
                 return page(request, "missing.html", {"what": "task"}, status_code=404)
             encounter_id, patient_id = task.encounter_id, task.patient_id
+            seen = int(version) if version.isdigit() else None  # the version on the page
             if action == "note":
-                lifecycle.add_note(session, task, text, user, now=now)
+                lifecycle.add_note(session, task, text, user, now=now, expected_version=seen)
             elif action == "reassign":
-                lifecycle.reassign(session, task, owner or None, user, now=now)
+                lifecycle.reassign(session, task, owner or None, user, now=now,
+                                   expected_version=seen)
             else:
                 lifecycle.transition(session, task, step, user, now=now, outcome=outcome,
-                                     reason=reason, rulebook=runtime.intake.rulebook)
+                                     reason=reason, expected_version=seen,
+                                     rulebook=runtime.intake.rulebook)
     except lifecycle.TaskError as exc:  # refused: nothing changed (the transaction rolled back)
         assert encounter_id is not None
-        return render_encounter(request, encounter_id, error=exc.message, error_for=task_id,
+        message = exc.message
+        if isinstance(exc, lifecycle.Conflict):
+            message = ("someone changed this task after you opened the page; it is shown "
+                       "below as it is now: check it and try again")
+        return render_encounter(request, encounter_id, error=message, error_for=task_id,
                                 error_field=field, status_code=exc.status)
     note(request, "update", "Task", str(task_id), patient_id)
-    back = _safe_next(next_page, f"/encounters/{encounter_id}")
+    back = local_path(next_page) if next_page else f"/encounters/{encounter_id}"
     sep = "&" if "?" in back else "?"
     anchor = f"#output-{task_id}" if back.startswith("/encounters/") else ""
     return RedirectResponse(f"{back}{sep}done={done}{anchor}", status_code=303)

@@ -28,6 +28,7 @@ class Score:
 @dataclass
 class Row:
     task_id: int
+    version: int
     encounter_id: int
     patient: str
     mrn: str | None
@@ -113,7 +114,7 @@ def rows(session: Session, worklist: Worklist, zone: ZoneInfo) -> list[Row]:
         stay = stays.get(item.encounter_id, _Stay(None, None, None))
         end = stay.discharge or now
         out.append(Row(
-            task_id=item.task_id, encounter_id=item.encounter_id,
+            task_id=item.task_id, version=item.version, encounter_id=item.encounter_id,
             patient=display.person_name(item.family, item.given), mrn=item.mrn,
             age=display.age(stay.birth, today), location=_location(item),
             unit=item.unit or "", care_status=item.care_status,
