@@ -369,9 +369,11 @@ DEMO_CLIENT = "ehr.demo"
 
 def _demo_accounts(runtime) -> tuple[str, str]:
     """One demo user per role and an EHR client, with fresh credentials on every start."""
-    from engine.security import users
+    from engine.security import passwords, users
     from engine.security.roles import ROLES
 
+    settings = runtime.settings
+    passwords.configure(settings.password_hash_time_cost, settings.password_hash_memory_kib)
     password = secrets.token_urlsafe(12)
     for name, role in DEMO_USERS:
         try:

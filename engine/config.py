@@ -62,6 +62,10 @@ class Settings(BaseSettings):
         description="Secure flag on the session cookie; unset follows the request scheme "
         "(https: on, plain http demo: off).",
     )
+    password_hash_time_cost: int = Field(default=3, ge=1,
+                                         description="argon2id passes per password hash.")
+    password_hash_memory_kib: int = Field(default=65536, ge=1024,
+                                          description="argon2id memory per hash (KiB).")
     signin_failures: int = Field(default=5, ge=1,
                                  description="Failed sign-ins per user or address ...")
     signin_window_s: int = Field(default=300, ge=1,

@@ -7,6 +7,7 @@ ENGINE_TEST_REQUIRE_POSTGRES=1 so a missing PostgreSQL fails instead of skipping
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import signal
@@ -15,7 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -27,7 +28,7 @@ from sqlalchemy.schema import CreateSchema, DropSchema
 from engine.clock import Clock, WallClock
 from engine.config import Settings
 from engine.runtime import Runtime
-from engine.security import users
+from engine.security import passwords, users
 from engine.security.roles import ROLES
 from engine.storage.db import make_engine, normalise_url, session_factory
 from engine.storage.migrate import upgrade
@@ -39,6 +40,11 @@ PG_URL = os.environ.get("ENGINE_TEST_POSTGRES_URL")
 REQUIRE_PG = os.environ.get("ENGINE_TEST_REQUIRE_POSTGRES") == "1"
 JWT_SECRET = "test-signing-key-not-secret-0123456789abcdef"
 TEST_PASSWORD = "test-password-not-secret"
+# Cheap argon2 for tests only (this process, servers and CLI runs it starts); production
+# keeps the RFC 9106 defaults (3 passes, 64 MiB).
+FAST_HASH = {"ENGINE_PASSWORD_HASH_TIME_COST": "1", "ENGINE_PASSWORD_HASH_MEMORY_KIB": "8192"}
+os.environ.update(FAST_HASH)
+passwords.configure(1, 8192)
 
 
 def _pg_schema_url(schema: str) -> str:
@@ -142,7 +148,7 @@ def auth_headers(target: ServerProcess | httpx.Client, role: str = "integration"
     """
     if isinstance(target, ServerProcess):
         database_url, base = target.database_url, target.base_url
-        post = httpx.post
+        post = functools.partial(httpx.post, timeout=30)
     else:
         database_url, base = target.app.state.runtime.settings.database_url, ""
         post = target.post
@@ -150,7 +156,7 @@ def auth_headers(target: ServerProcess | httpx.Client, role: str = "integration"
     cached = _tokens.get(key)
     if cached and not fresh and time.monotonic() - cached[0] < 600:
         return {"Authorization": f"Bearer {cached[1]}"}
-    response = post(f"{base}/auth/token", data=token_form(database_url, role), timeout=30)
+    response = post(f"{base}/auth/token", data=token_form(database_url, role))
     assert response.status_code == 200, response.text
     token = response.json()["access_token"]
     _tokens[key] = (time.monotonic(), token)
@@ -185,6 +191,7 @@ class ServerProcess:
     http_port: int | None
     mllp_port: int | None
     database_url: str
+    output: list[str] = field(default_factory=list)  # everything it printed and logged
 
     @property
     def base_url(self) -> str:
@@ -244,11 +251,26 @@ def start_server(database_url: str, *, mllp: bool = True, http: bool = True,
     else:
         proc.kill()
         raise RuntimeError("server did not become ready:\n" + "".join(lines))
-    # Drain output in the background so the pipe never blocks the server.
+    # Drain output in the background so the pipe never blocks the server; keep it for tests.
     import threading
 
-    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-    return ServerProcess(proc, ports.get("http"), ports.get("mllp"), database_url)
+    def drain() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+
+    threading.Thread(target=drain, daemon=True).start()
+    return ServerProcess(proc, ports.get("http"), ports.get("mllp"), database_url, lines)
+
+
+@pytest.fixture
+def app_client(runtime_factory) -> Iterator:
+    """The HTTP app in-process (Starlette TestClient, no rules) on the test database."""
+    from fastapi.testclient import TestClient
+
+    from engine.app import create_app
+
+    with TestClient(create_app(runtime_factory(rulesets="")), follow_redirects=False) as client:
+        yield client
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from engine.config import get_settings
-from engine.security import users
+from engine.security import passwords, users
 from engine.security.roles import ROLES
 
 users_app = typer.Typer(no_args_is_help=True, help="People who sign in (one role each).")
@@ -28,7 +28,9 @@ out = Console(soft_wrap=True)
 def _sessions():
     from engine.runtime import Runtime
 
-    runtime = Runtime.open(get_settings())
+    settings = get_settings()
+    passwords.configure(settings.password_hash_time_cost, settings.password_hash_memory_kib)
+    runtime = Runtime.open(settings)
     return runtime, runtime.sessions
 
 

@@ -16,6 +16,18 @@ MIN_PASSWORD_LENGTH = 12
 _hasher = PasswordHasher()  # argon2id, time 3, memory 64 MiB, parallelism 4
 
 
+def configure(time_cost: int, memory_kib: int) -> None:
+    """Set the cost of new hashes for this process (settings password_hash_*).
+
+    Existing hashes keep verifying (each names its own parameters) and are re-hashed at the
+    next successful sign-in when weaker than these.
+    """
+    global _hasher
+    if (time_cost, memory_kib) != (_hasher.time_cost, _hasher.memory_cost):
+        _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+        _dummy_hash.cache_clear()
+
+
 class WeakPassword(ValueError):
     """The password is refused before hashing (too short, blank)."""
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection
 
 from engine.config import Settings
+from engine.security import passwords
 from engine.security.throttle import Throttle
 from engine.security.tokens import signing_key
 
@@ -19,6 +20,7 @@ class SecurityState:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SecurityState:
+        passwords.configure(settings.password_hash_time_cost, settings.password_hash_memory_kib)
         return cls(signing_key(settings),
                    Throttle(settings.signin_failures, settings.signin_window_s), settings)
 

@@ -34,7 +34,9 @@ CSRF_HEADER = "x-csrf-token"
 REFRESH_AFTER_S = 60  # re-issue the cookie (sliding idle expiry) at most once a minute
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 API_PREFIXES = ("/fhir", "/admin", "/auth")
-CHECKED_BY_HANDLER = frozenset({"/login"})  # sign-in answers a stale form with a fresh one
+# Sign-in checks its own token (a stale form gets a fresh one); the token endpoint changes
+# nothing and answers only the caller, so a cross-site post there gains nothing.
+CSRF_EXEMPT = frozenset({"/login", "/auth/token"})
 _UNREAD = object()
 
 
@@ -186,7 +188,7 @@ class SessionMiddleware:
         request = Request(scope, receive)
         if (request.method in UNSAFE and COOKIE in request.cookies
                 and "authorization" not in request.headers
-                and request.url.path not in CHECKED_BY_HANDLER):
+                and request.url.path not in CSRF_EXEMPT):
             token, receive = await _submitted(request, receive)
             if not csrf_matches(request, token):
                 claims = current(request)
