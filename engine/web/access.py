@@ -24,3 +24,6 @@ def csrf_input(request: Request) -> Markup:
 # The signed-in person who may read patient data in the web UI (every worklist page shows
 # some); actions ask the task lifecycle for task:work or task:assign.
 Viewer = Annotated[Principal, Depends(require_page(Permission.PATIENT_READ))]
+
+# Supervisors: everyone's worklist and caseload.
+Supervisor = Annotated[Principal, Depends(require_page(Permission.WORKLIST_ALL))]

@@ -7,10 +7,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from engine.security.audit import note
-from engine.security.roles import Permission
 from engine.tasks.staffing import current
 from engine.web import caseload, display, worklist_view
-from engine.web.access import Viewer
+from engine.web.access import Supervisor
 from engine.web.flash import flash
 from engine.web.people import choices
 from engine.web.render import page
@@ -20,10 +19,7 @@ router = APIRouter()
 
 
 @router.get("/supervisor", response_class=HTMLResponse)
-def supervisor(request: Request, user: Viewer) -> HTMLResponse:
-    if not user.can(Permission.WORKLIST_ALL):
-        return page(request, "refused.html",
-                    {"reason": "The supervisor page is for supervisors."}, status_code=403)
+def supervisor(request: Request, user: Supervisor) -> HTMLResponse:
     runtime = request.app.state.runtime
     zone, now = runtime.site.zone, runtime.clock.now()
     with runtime.readers() as session:
