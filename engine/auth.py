@@ -9,6 +9,8 @@ version takes effect on the next request.
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable
 from urllib.parse import quote
 
@@ -23,6 +25,7 @@ from engine.security.tokens import TokenError, read_access
 from engine.web import session
 
 REALM = 'Bearer realm="engine"'
+log = logging.getLogger("engine.security")
 
 
 class Refused(FhirError):
@@ -143,6 +146,9 @@ def require_token(request: Request) -> str:
 def install(app: FastAPI) -> None:
     """Keep the signing key and throttle on the app; answer refusals in the right form."""
     app.state.security = SecurityState.from_settings(app.state.runtime.settings)
+    if os.environ.get("ENGINE_API_TOKEN"):
+        log.warning("ENGINE_API_TOKEN is no longer read: add a client (engine clients add) "
+                    "and get tokens from POST /auth/token")
 
     @app.exception_handler(Refused)
     async def _refused(_request: Request, exc: Refused) -> JSONResponse:

@@ -396,12 +396,13 @@ def main() -> None:
     from sqlalchemy.exc import OperationalError
 
     from engine.rules.loader import RulesetError
+    from engine.security.tokens import SigningKeyError
     from engine.security.users import AccountError
     from engine.site import SiteProfileError
 
     try:
         app(standalone_mode=True)
-    except (CliError, AccountError) as exc:
+    except (CliError, AccountError, SigningKeyError) as exc:
         err.print(f"error: {exc}", highlight=False)
         raise SystemExit(1) from None
     except SiteProfileError as exc:

@@ -67,9 +67,10 @@ class Settings(BaseSettings):
     password_hash_memory_kib: int = Field(default=65536, ge=1024,
                                           description="argon2id memory per hash (KiB).")
     signin_failures: int = Field(default=5, ge=1,
-                                 description="Failed sign-ins per user or address ...")
+                                 description="Failed sign-ins allowed per name or address "
+                                 "within signin_window_s; the next one is answered 429.")
     signin_window_s: int = Field(default=300, ge=1,
-                                 description="... within this window before 429.")
+                                 description="The sign-in throttle's window.")
     max_body_bytes: int = 5_000_000
     staffing_file: Path | None = Field(
         default=DEFAULT_STAFFING, description="Who works which units, services and payers."

@@ -163,6 +163,31 @@ def auth_headers(target: ServerProcess | httpx.Client, role: str = "integration"
     return {"Authorization": f"Bearer {token}"}
 
 
+def sign_in(client: httpx.Client, role: str, *, database_url: str | None = None,
+            next_path: str = "/worklist") -> httpx.Response:
+    """Sign a test person of `role` in through the /login form; the client keeps the cookie.
+
+    `client` is a TestClient of the app, or an httpx.Client whose base_url is a running
+    server's root (then pass `database_url=server.database_url`). Later form posts need
+    `csrf(client)` as their csrf_token field (or X-CSRF-Token header).
+    """
+    database_url = database_url or client.app.state.runtime.settings.database_url
+    _, name, secret = account_for(database_url, role)
+    answer = client.post("/login", data={"username": name, "password": secret,
+                                         "csrf_token": csrf(client), "next": next_path},
+                         follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    return answer
+
+
+def csrf(client: httpx.Client) -> str:
+    """The CSRF token of the client's session (starting one if needed), for form posts."""
+    page = client.get("/login", follow_redirects=False)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found, page.text
+    return found[1]
+
+
 @pytest.fixture
 def runtime_factory(database_url):
     """Open runtimes on the test database (closed at teardown)."""

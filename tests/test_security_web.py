@@ -4,7 +4,6 @@ when idle or when the account is disabled, and no redirects to other sites."""
 
 from __future__ import annotations
 
-import re
 import time
 from html.parser import HTMLParser
 
@@ -15,16 +14,12 @@ from engine.app import create_app
 from engine.security import users
 from engine.security.tokens import SessionClaims, issue_session
 from engine.web.signin import local_path
-from tests.conftest import TEST_PASSWORD, account_for, auth_headers
+from tests.conftest import TEST_PASSWORD, account_for, auth_headers, csrf
 
 PAGE = "/fhir/Patient"  # a resource the signed-in nurse may read with her session
 
 
-def csrf(client, path: str = "/login") -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)[1]
-
-
-def sign_in(client, name: str, *, password: str = TEST_PASSWORD, next_path: str = PAGE):
+def sign_in_as(client, name: str, *, password: str = TEST_PASSWORD, next_path: str = PAGE):
     return client.post("/login", data={"username": name, "password": password,
                                        "csrf_token": csrf(client), "next": next_path})
 
@@ -34,7 +29,7 @@ def nurse(app_client) -> TestClient:
     """A case manager signed in through the form."""
     _, name, _ = account_for(app_client.app.state.runtime.settings.database_url,
                              "case_manager")
-    assert sign_in(app_client, name).status_code == 303
+    assert sign_in_as(app_client, name).status_code == 303
     return app_client
 
 
@@ -84,8 +79,8 @@ def test_the_sign_in_page_is_a_plain_accessible_form(app_client):
 
 def test_a_wrong_password_says_so_without_saying_which_part(app_client):
     account_for(app_client.app.state.runtime.settings.database_url, "case_manager")
-    wrong = sign_in(app_client, "test.case-manager", password="not-my-password")
-    unknown = sign_in(app_client, "nobody.at.all", password="not-my-password")
+    wrong = sign_in_as(app_client, "test.case-manager", password="not-my-password")
+    unknown = sign_in_as(app_client, "nobody.at.all", password="not-my-password")
     for answer in (wrong, unknown):
         assert answer.status_code == 401
         assert 'role="alert"' in answer.text
@@ -97,7 +92,7 @@ def test_a_wrong_password_says_so_without_saying_which_part(app_client):
 def test_the_session_cookie_is_httponly_lax_and_secure_on_https(app_client):
     _, name, _ = account_for(app_client.app.state.runtime.settings.database_url,
                              "case_manager")
-    answer = sign_in(app_client, name)
+    answer = sign_in_as(app_client, name)
     cookie = answer.headers["set-cookie"]
     assert cookie.startswith("engine_session=")
     flags = {f.strip().lower() for f in cookie.split(";")[1:]}
@@ -108,7 +103,7 @@ def test_the_session_cookie_is_httponly_lax_and_secure_on_https(app_client):
 
     with TestClient(app_client.app, base_url="https://testserver",
                     follow_redirects=False) as tls:
-        cookie = sign_in(tls, name).headers["set-cookie"]
+        cookie = sign_in_as(tls, name).headers["set-cookie"]
     assert "secure" in {f.strip().lower() for f in cookie.split(";")[1:]}
 
 
@@ -127,9 +122,7 @@ def test_signing_in_leads_on_to_the_page_asked_for_and_only_on_this_site():
 
 def test_a_signed_in_nurse_reads_with_her_session_and_signs_out(nurse):
     assert nurse.get(PAGE).status_code == 200
-    page = nurse.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)[1]
-    out = nurse.post("/logout", data={"csrf_token": token})
+    out = nurse.post("/logout", data={"csrf_token": csrf(nurse)})
     assert out.status_code == 303
     assert out.headers["location"] == "/login"
     assert "Max-Age=0" in out.headers["set-cookie"]
@@ -202,9 +195,9 @@ def test_disabling_a_person_ends_her_sessions(nurse):
 def test_the_sign_in_page_is_throttled_like_the_token_endpoint(app_client):
     account_for(app_client.app.state.runtime.settings.database_url, "case_manager")
     for _ in range(5):
-        assert sign_in(app_client, "test.case-manager", password="wrong-password").status_code \
+        assert sign_in_as(app_client, "test.case-manager", password="wrong-password").status_code \
             == 401
-    locked = sign_in(app_client, "test.case-manager")
+    locked = sign_in_as(app_client, "test.case-manager")
     assert locked.status_code == 429
     assert int(locked.headers["retry-after"]) > 0
     assert "Too many failed sign-ins" in locked.text

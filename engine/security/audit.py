@@ -24,7 +24,10 @@ from engine.storage.models import AuditRecord
 log = logging.getLogger("engine.audit")
 
 ACTIONS = {"read": "R", "vread": "R", "search": "E", "create": "C", "update": "U",
-           "patch": "U", "delete": "D", "transaction": "E", "login": "E", "logout": "E"}
+           "patch": "U", "delete": "D", "transaction": "E", "login": "E", "logout": "E",
+           # task work (worklists): changes to an existing resource
+           "start": "U", "complete": "U", "decline": "U", "cancel": "U", "assign": "U",
+           "reassign": "U", "note": "U"}
 METHOD_ACTIONS = {"GET": "R", "HEAD": "R", "POST": "C", "PUT": "U", "PATCH": "U",
                   "DELETE": "D"}
 

@@ -30,7 +30,7 @@ def _sessions():
 
     settings = get_settings()
     passwords.configure(settings.password_hash_time_cost, settings.password_hash_memory_kib)
-    runtime = Runtime.open(settings)
+    runtime = Runtime.open(settings.model_copy(update={"rulesets": None}))  # no rules needed
     return runtime, runtime.sessions
 
 

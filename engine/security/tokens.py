@@ -32,6 +32,10 @@ MIN_KEY_LENGTH = 32
 Kind = Literal["user", "client"]
 
 
+class SigningKeyError(ValueError):
+    """The configured signing key cannot be used (too short, unreadable file)."""
+
+
 class TokenError(Exception):
     """The token is malformed, forged, expired or for another audience."""
 
@@ -65,7 +69,8 @@ def signing_key(settings: Settings) -> bytes:
     if settings.jwt_secret is not None:
         key = settings.jwt_secret.get_secret_value()
         if len(key) < MIN_KEY_LENGTH:
-            raise ValueError(f"ENGINE_JWT_SECRET must be at least {MIN_KEY_LENGTH} characters")
+            raise SigningKeyError(f"ENGINE_JWT_SECRET must be at least {MIN_KEY_LENGTH} "
+                                  "characters")
         return key.encode()
     return _key_file(settings.jwt_secret_file, settings.database_url)
 
@@ -76,8 +81,8 @@ def _key_file(path: Path, database_url: str) -> bytes:
     except FileExistsError:
         key = path.read_text().strip()
         if len(key) < MIN_KEY_LENGTH:
-            raise ValueError(f"signing key file {path} holds a key under {MIN_KEY_LENGTH} "
-                             "characters") from None
+            raise SigningKeyError(f"signing key file {path} holds a key under "
+                                  f"{MIN_KEY_LENGTH} characters") from None
         return key.encode()
     key = secrets.token_urlsafe(48)
     with os.fdopen(fd, "w") as handle:
