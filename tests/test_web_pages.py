@@ -195,6 +195,11 @@ def test_start_then_complete_with_an_outcome(web, rt):
     with rt.readers() as s:
         task = s.get(RuleOutput, first)
         assert (task.task_status, task.outcome) == ("completed", "Discussed with patient")
+        trail = [(r.operation, r.action, r.status_code) for r in s.scalars(
+            select(AuditRecord).where(AuditRecord.resource_type == "Task",
+                                      AuditRecord.resource_id == str(first))
+            .order_by(AuditRecord.id))]
+    assert trail == [("start", "U", 303), ("complete", "U", 422), ("complete", "U", 303)]
     html = web.get("/worklist?done=completed").text
     assert "Task completed." in html and first not in task_ids(html)
     # completing re-evaluates the stay, so the rules may move other due times: the page

@@ -41,13 +41,15 @@ def act(request: Request, task_id: int, action: str, user: Viewer,
     step, done, field = ACTIONS[action]
     runtime = request.app.state.runtime
     now = runtime.clock.now()
-    encounter_id = patient_id = None
+    encounter_id = None
     try:
         with runtime.sessions() as session, session.begin():
             task = lifecycle.load(session, task_id)
             if task is None:
                 return page(request, "missing.html", {"what": "task"}, status_code=404)
-            encounter_id, patient_id = task.encounter_id, task.patient_id
+            encounter_id = task.encounter_id
+            # recorded whatever the outcome: the audit trail keeps the answer's status too
+            note(request, action, "Task", str(task_id), task.patient_id)
             seen = int(version) if version.isdigit() else None  # the version on the page
             if action == "note":
                 lifecycle.add_note(session, task, text, user, now=now, expected_version=seen)
@@ -66,7 +68,6 @@ def act(request: Request, task_id: int, action: str, user: Viewer,
                        "below as it is now: check it and try again")
         return render_encounter(request, encounter_id, error=message, error_for=task_id,
                                 error_field=field, status_code=exc.status)
-    note(request, "update", "Task", str(task_id), patient_id)
     back = local_path(next_page) if next_page else f"/encounters/{encounter_id}"
     sep = "&" if "?" in back else "?"
     anchor = f"#output-{task_id}" if back.startswith("/encounters/") else ""
