@@ -1,4 +1,4 @@
-"""The HTTP application: FHIR R4 under /fhir, sign-in, admin, health for load balancers.
+"""The HTTP application: FHIR R4 under /fhir, sign-in and the web worklist, admin, health.
 
 Middleware, outermost first: audit (writes the trail before the answer leaves), session
 (CSRF and the session cookie), body limit, OperationOutcome for unexpected errors.
@@ -59,6 +59,9 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     app.include_router(oauth_router(), prefix="/auth")
     app.include_router(signin_router())
+    from engine.web.router import install as install_web
+
+    install_web(app)
     app.add_middleware(SessionMiddleware)
     app.add_middleware(AuditMiddleware)
     return app

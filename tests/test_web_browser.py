@@ -1,0 +1,272 @@
+"""The web worklist end to end: Debian's Chromium, driven by chromedriver, against a real
+`engine serve` holding a synthetic week of a 60-bed hospital (the demo's data).
+
+CI (ENGINE_TEST_REQUIRE_BROWSER=1, set by .ci/run) fails here when Chromium is missing;
+elsewhere the tests are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from engine.runtime import Runtime
+from engine.security.users import add_user
+from engine.simulate import simulate
+from engine.storage.models import RuleOutput
+from engine.tasks.staffing import current
+from tests.conftest import ServerProcess, fresh_database, make_settings, start_server
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+REQUIRE = (os.environ.get("ENGINE_TEST_REQUIRE_BROWSER") == "1"
+           or os.environ.get("CI", "").lower() == "true")
+PASSWORD = "correct horse battery staple"
+WIDTH, HEIGHT = 1366, 768
+
+
+def _need_browser() -> None:
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).is_file()]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("the selenium package")
+    if missing:
+        why = f"browser tests need {', '.join(missing)} (apt-get install chromium " \
+              "chromium-driver)"
+        if REQUIRE:
+            pytest.fail(why)
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def hospital(tmp_path_factory) -> Iterator[tuple[ServerProcess, str]]:
+    """A week of a 60-bed hospital through the one path, everyone in staffing signed up."""
+    _need_browser()
+    folder = tmp_path_factory.mktemp("web")
+    databases = fresh_database("sqlite", folder)
+    url = next(databases)
+    runtime = Runtime.open(make_settings(url))
+    week = simulate(60, 7, 1, runtime.site, start=date.today() - timedelta(days=7))
+    for raw in week.messages:
+        runtime.intake.hl7(raw, channel="file")
+    for person in current().people:
+        add_user(runtime.sessions, person.name, person.role, PASSWORD)
+    runtime.close()
+    # Escalation would move old overdue work to the supervisors as the server starts; this
+    # morning is about the case manager's own list, so it waits.
+    server = start_server(url, mllp=False, env={"ENGINE_ESCALATION_GRACE_MINUTES": "1000000"})
+    yield server, url
+    server.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    _need_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu",
+                "--disable-background-networking", f"--window-size={WIDTH},{HEIGHT}",
+                "--disable-dev-shm-usage"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(0)
+    yield driver
+    driver.quit()
+
+
+@dataclass
+class Visit:
+    driver: Any
+    base: str  # the server's address
+    database_url: str
+
+
+@pytest.fixture
+def web(browser, hospital) -> Visit:
+    """The browser, signed out, pointed at the server."""
+    server, url = hospital
+    browser.get(server.base_url + "/login")
+    browser.delete_all_cookies()
+    return Visit(browser, server.base_url, url)
+
+
+def busiest_case_manager(url: str) -> str:
+    """The case manager with the most overdue work this morning."""
+    runtime = Runtime.open(make_settings(url), migrate=False)
+    names = [p.name for p in current().people if p.role == "case_manager"]
+    now = datetime.now(UTC)
+    with runtime.readers() as s:
+        late = dict(s.execute(
+            select(RuleOutput.owner, func.count())
+            .where(RuleOutput.kind == "task", RuleOutput.owner.in_(names),
+                   RuleOutput.task_status.in_(("ready", "in-progress", "on-hold")),
+                   RuleOutput.due_at < now)
+            .group_by(RuleOutput.owner)).all())
+    runtime.close()
+    return max(names, key=lambda n: (late.get(n, 0), n))
+
+
+def by_css(driver, css: str):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, css)
+
+
+def all_css(driver, css: str):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_elements(By.CSS_SELECTOR, css)
+
+
+def sign_in(driver, base: str, name: str) -> None:
+    driver.get(base + "/login")
+    by_css(driver, "#username").send_keys(name)
+    by_css(driver, "#password").send_keys(PASSWORD)
+    by_css(driver, "form.signin button[type=submit]").click()
+    assert driver.current_url.endswith("/worklist"), driver.page_source[:2000]
+
+
+def counted(driver, what: str) -> int:
+    return int(by_css(driver, f"#count-{what} strong").text)
+
+
+def rows(driver) -> list[dict]:
+    return driver.execute_script("""
+        return [...document.querySelectorAll('#worklist tbody tr[data-task]')].map(tr => ({
+            task: tr.dataset.task, overdue: tr.classList.contains('overdue'),
+            location: tr.cells[1].innerText, due: tr.cells[6].innerText,
+            link: tr.querySelector('a') !== null}));""")
+
+
+def fits(driver) -> bool:
+    return driver.execute_script("return document.body.scrollWidth") <= WIDTH
+
+
+def test_keyboard_only_sign_in(web):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    driver, base = web.driver, web.base
+    driver.get(base + "/worklist")
+    assert "/login" in driver.current_url  # not signed in: sent to sign in first
+    keys = ActionChains(driver)
+    for _ in range(6):  # Tab until the user name field has the focus
+        if driver.switch_to.active_element.get_attribute("id") == "username":
+            break
+        keys.send_keys(Keys.TAB).perform()
+    assert driver.switch_to.active_element.get_attribute("id") == "username"
+    name = busiest_case_manager(web.database_url)
+    keys.send_keys(name).send_keys(Keys.TAB).send_keys(PASSWORD).send_keys(Keys.ENTER).perform()
+    assert driver.current_url.endswith("/worklist")
+    assert by_css(driver, "h1").text == "My worklist"
+    # from the top of the page the first Tab reaches the skip link, visibly focused
+    driver.get(base + "/worklist")
+    ActionChains(driver).send_keys(Keys.TAB).perform()
+    focused = driver.switch_to.active_element
+    assert focused.get_attribute("href").endswith("#main")
+    style = driver.execute_script(
+        "const s = getComputedStyle(document.activeElement);"
+        "return [s.outlineStyle, s.outlineWidth, s.top]", )
+    assert style[0] != "none" and style[1] != "0px"
+    ActionChains(driver).send_keys(Keys.ENTER).perform()
+    assert driver.switch_to.active_element.get_attribute("id") == "main"
+
+
+def test_a_case_managers_morning(web, tmp_path):
+    from selenium.webdriver.support.ui import Select
+
+    driver, base = web.driver, web.base
+    name = busiest_case_manager(web.database_url)
+    sign_in(driver, base, name)
+    listed = rows(driver)
+    assert listed, "the case manager has work"
+    flags = [r["overdue"] for r in listed]
+    assert flags == sorted(flags, reverse=True), "overdue work comes first"
+    assert counted(driver, "overdue") == sum(flags) >= 1
+    assert counted(driver, "open") == len(listed)
+    assert all("overdue by" in r["due"] for r in listed if r["overdue"])
+    assert fits(driver)
+    driver.save_screenshot(str(tmp_path / "worklist.png"))
+    assert (tmp_path / "worklist.png").stat().st_size > 10_000
+
+    # filter by one of her units
+    units = [o.get_attribute("value") for o in all_css(driver, "#f-unit option")][1:]
+    unit = max(units, key=lambda u: sum(r["location"].startswith(u) for r in listed))
+    Select(by_css(driver, "#f-unit")).select_by_value(unit)
+    by_css(driver, "form.filters button[type=submit]").click()
+    assert f"unit={unit}" in driver.current_url
+    narrowed = rows(driver)
+    assert narrowed and all(r["location"].startswith(unit) for r in narrowed)
+    assert counted(driver, "open") == len(narrowed)
+    assert Select(by_css(driver, "#f-unit")).first_selected_option.get_attribute(
+        "value") == unit
+
+    # open the first patient and do the first task
+    before = counted(driver, "open")
+    task = narrowed[0]["task"]
+    by_css(driver, f'tr[data-task="{task}"] a').click()
+    assert re.search(r"/encounters/\d+", driver.current_url)
+    card = f"#output-{task}"
+    assert "Why: rule" in by_css(driver, card).text
+    by_css(driver, f'{card} form[action$="/start"] button').click()
+    assert by_css(driver, ".flash").text == "Task started."
+    assert "In progress" in by_css(driver, f"{card} .status").text
+    by_css(driver, f'{card} form[action$="/complete"] button').click()  # no outcome yet
+    assert "needs an outcome" in by_css(driver, ".error[role=alert]").text
+    by_css(driver, f"#outcome-{task}").send_keys("Plan agreed with the patient and family")
+    by_css(driver, f'{card} form[action$="/complete"] button').click()
+    assert by_css(driver, ".flash").text == "Task completed."
+    assert "Completed" in by_css(driver, f"{card} .status").text
+    assert "Plan agreed with the patient and family" in by_css(driver, card).text
+    assert fits(driver)
+    driver.save_screenshot(str(tmp_path / "encounter.png"))
+
+    driver.get(f"{base}/worklist?unit={unit}")
+    assert task not in [r["task"] for r in rows(driver)]
+    assert counted(driver, "open") != before
+
+
+def test_a_supervisor_sees_caseloads_and_reassigns(web, tmp_path):
+    from selenium.webdriver.support.ui import Select
+
+    driver, base = web.driver, web.base
+    sign_in(driver, base, "sup.garcia")
+    driver.get(base + "/supervisor")
+    people = [tr.get_attribute("data-person") for tr in all_css(driver, "#caseload tbody tr")]
+    assert {"cm.alvarez", "cm.baker", "ur.fischer"} <= set(people)
+    assert fits(driver)
+    driver.save_screenshot(str(tmp_path / "supervisor.png"))
+    late = all_css(driver, "tr[data-task] select[id^=late-owner]")
+    assert late, "some work is overdue across the team"
+    select = late[0]
+    task = select.get_attribute("id").rsplit("-", 1)[1]
+    owner = Select(select).first_selected_option.get_attribute("value")
+    other = "cm.baker" if owner != "cm.baker" else "cm.alvarez"
+    Select(select).select_by_value(other)
+    by_css(driver, f'form[action="/tasks/{task}/reassign"] button').click()
+    assert by_css(driver, ".flash").text == "Task reassigned."
+    driver.get(f"{base}/worklist?for=person:{other}")
+    assert task in [r["task"] for r in rows(driver)]
+
+
+def test_the_printed_worklist(web):
+    driver, base = web.driver, web.base
+    sign_in(driver, base, busiest_case_manager(web.database_url))
+    driver.get(base + "/worklist/print")
+    assert not all_css(driver, "nav") and not all_css(driver, "form")
+    printed = rows(driver)
+    assert printed and not any(r["link"] for r in printed)
+    assert fits(driver)
