@@ -10,7 +10,6 @@ from collections.abc import Callable, Generator
 
 import uvicorn
 
-from engine.app import create_app
 from engine.hl7.mllp import MllpServer
 from engine.runtime import Runtime
 
@@ -118,6 +117,8 @@ async def serve(
     http = None
     http_task = None
     if port is not None:
+        from engine.app import create_app  # the MLLP-only role never loads the HTTP stack
+
         config = uvicorn.Config(
             create_app(runtime),
             host=host,
