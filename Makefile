@@ -26,10 +26,14 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
-# Rules-engine soak: a million evaluations, RSS sampled every 50,000; fails unless flat.
+# Soak (not in CI; hours): a million rule evaluations, then a million simulated messages
+# through one `engine serve` (server RSS sampled every 10%), then a long randomized fuzz of
+# the MLLP listener. Each fails unless memory stays flat / the listener survives.
 .PHONY: soak
 soak: $(STAMP)
 	$(BIN)/python bench/soak_rules.py
+	$(BIN)/python bench/soak_ingest.py --messages 1000000
+	ENGINE_FUZZ_EXAMPLES=5000 $(BIN)/pytest -q -p no:cacheprovider tests/test_hostile_hl7.py
 
 clean:
 	rm -rf $(VENV) demo.db demo.db-wal demo.db-shm

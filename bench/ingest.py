@@ -135,15 +135,28 @@ def core_floor(url: str, seconds: float = 3.0) -> float:
     return rate
 
 
-def run(url: str, connections: int, per_connection: int, warmup: int = 300) -> dict:
-    server = start_server(url, env={"ENGINE_LOG_LEVEL": "WARNING"})
+def start_servers(url: str, processes: int) -> list:
+    """One `engine serve`, or (scale-out) `processes` of them without the clock plus one
+    `engine worker`, all on one database."""
+    env = {"ENGINE_LOG_LEVEL": "WARNING"}
+    if processes == 1:
+        return [start_server(url, env=env)]
+    servers = [start_server(url, env=env, command=("serve", "--no-clock"))
+               for _ in range(processes)]
+    return [*servers, start_server(url, env=env, command=("worker",))]
+
+
+def run(url: str, connections: int, per_connection: int, warmup: int = 300,
+        processes: int = 1) -> dict:
+    servers = start_servers(url, processes)
+    ports = [s.mllp_port for s in servers if s.mllp_port]
     streams = [realistic_stream(per_connection + warmup, c + 1) for c in range(connections)]
     latencies: list[list[float]] = [[] for _ in range(connections)]
     errors: list[str] = []
     barrier = threading.Barrier(connections + 1)
 
     def sender(c: int) -> None:
-        sock = socket.create_connection(("127.0.0.1", server.mllp_port))
+        sock = socket.create_connection(("127.0.0.1", ports[c % len(ports)]))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for raw in streams[c][:warmup]:
             send(sock, raw)
@@ -164,11 +177,13 @@ def run(url: str, connections: int, per_connection: int, warmup: int = 300) -> d
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
-    server.stop()
+    for server in servers:
+        server.stop()
     flat = sorted(x for lat in latencies for x in lat)
     q = statistics.quantiles(flat, n=100)
     return {
         "connections": connections,
+        "processes": processes,
         "messages": len(flat),
         "rate": len(flat) / elapsed,
         "p50_ms": q[49] * 1000,
@@ -183,6 +198,8 @@ def main() -> None:
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--messages", type=int, default=3000, help="per connection")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="serving processes on one database (connections spread over them)")
     parser.add_argument("--postgres-url", default=os.environ.get(
         "ENGINE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
     args = parser.parse_args()
@@ -199,7 +216,7 @@ def main() -> None:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
         url = f"{args.postgres_url}?options=-csearch_path%3D{schema}"
         limit_url = url
-    result = run(url, args.connections, args.messages)
+    result = run(url, args.connections, args.messages, processes=args.processes)
     result["commit_limit"] = commit_limit(limit_url)
     result["core_floor"] = core_floor(limit_url)
     result["store"] = args.store

@@ -2,8 +2,11 @@
 
 Usage: python bench/run.py [--runs N] [--messages N] [--skip-postgres]
                            [--rules-runs N] [--skip-ingest] [--skip-rules]
+                           [--skip-backtest] [--backtest-beds N] [--backtest-days N]
 
---skip-ingest (or --skip-rules) keeps that part of the existing RESULTS.md as it was.
+--skip-ingest (or --skip-rules, --skip-backtest) keeps that part of the existing RESULTS.md
+as it was. bench/worklist.py, when present, is run too (its `run()` returns the lines of its
+section, or a dict shown as is).
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 
-def ingest(store: str, connections: int, messages: int, env: dict[str, str] | None = None) -> dict:
+def ingest(store: str, connections: int, messages: int, env: dict[str, str] | None = None,
+           processes: int = 1) -> dict:
     out = subprocess.run(
         [sys.executable, str(HERE / "ingest.py"), "--store", store, "--connections",
-         str(connections), "--messages", str(messages)],
+         str(connections), "--messages", str(messages), "--processes", str(processes)],
         capture_output=True, text=True, check=True, env={**os.environ, **(env or {})}, cwd=ROOT,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -43,6 +47,49 @@ def rules(runs: int, seconds: float = 2.0) -> dict:
 
 
 RULES_HEADING = "## Rules engine"
+BACKTEST_HEADING = "## Back-test"
+WORKLIST_HEADING = "## Worklist"
+PARTS = ("", RULES_HEADING, BACKTEST_HEADING, WORKLIST_HEADING)
+
+
+def backtest(beds: int, days: int) -> dict:
+    """bench/backtest.py in its own process."""
+    out = subprocess.run(
+        [sys.executable, str(HERE / "backtest.py"), "--beds", str(beds), "--days", str(days)],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def backtest_section(r: dict) -> list[str]:
+    return [
+        f"{BACKTEST_HEADING}: {r['days']}-day replay of a {r['beds']}-bed simulated hospital",
+        "",
+        f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Machine: {machine()}.",
+        f"Command: `python bench/backtest.py --beds {r['beds']} --days {r['days']}` (via "
+        "bench/run.py).",
+        "",
+        "| messages | visits | back-test (active + candidate replays, compare) | one replay "
+        "(reference) | messages/s per replay | goal | report |",
+        "|---|---|---|---|---|---|---|",
+        f"| {r['messages']} | {r['visits']} | {r['backtest_s']:.0f} s "
+        f"| {r['single_replay_s']:.0f} s | {r['messages_per_s_per_replay']} "
+        f"| ≤ {r['goal_s']} s: {'met' if r['met'] else '**not met**'} "
+        f"| {'changes' if r['changed'] else 'no change (same rulesets)'} |",
+        "",
+    ]
+
+
+def worklist_section() -> list[str]:
+    """The worklist benchmark (bench/worklist.py, written with the worklist), if present."""
+    if not (HERE / "worklist.py").exists():
+        return []
+    import importlib
+
+    result = importlib.import_module("bench.worklist").run()
+    if isinstance(result, list):
+        return [*result, ""]
+    return [f"{WORKLIST_HEADING}", "", f"`{json.dumps(result)}`", ""]
 
 
 def rules_section(r: dict, runs: int) -> list[str]:
@@ -85,14 +132,19 @@ def rules_section(r: dict, runs: int) -> list[str]:
     ]
 
 
-def kept_part(rules_part: bool) -> list[str]:
-    """The ingest part (or the rules part) of the existing RESULTS.md, to keep as it was."""
+def kept_part(heading: str) -> list[str]:
+    """One part of the existing RESULTS.md ("" for the ingest part), to keep as it was."""
     path = HERE / "RESULTS.md"
     if not path.exists():
         return []
     text = path.read_text(encoding="utf-8").rstrip("\n").splitlines()
-    at = next((i for i, line in enumerate(text) if line.startswith(RULES_HEADING)), len(text))
-    part = text[at:] if rules_part else text[:at]
+    starts = {h: next((i for i, line in enumerate(text) if line.startswith(h)), None)
+              for h in PARTS if h}
+    at = 0 if not heading else starts.get(heading)
+    if at is None:
+        return []
+    later = [i for i in starts.values() if i is not None and i > at]
+    part = text[at:min(later, default=len(text))]
     while part and not part[-1].strip():
         part.pop()
     return [*part, ""] if part else []
@@ -101,6 +153,7 @@ def kept_part(rules_part: bool) -> list[str]:
 def median_of(runs: list[dict]) -> dict:
     keys = ("rate", "p50_ms", "p99_ms", "commit_limit", "core_floor")
     result = {k: statistics.median(r[k] for r in runs) for k in keys}
+    result["processes"] = runs[0].get("processes", 1)
     result["errors"] = sum(r["errors"] for r in runs)
     result["runs"] = len(runs)
     return result
@@ -154,18 +207,29 @@ def main() -> None:
     parser.add_argument("--skip-ingest", action="store_true",
                         help="only the rules benchmark; keep the ingest figures in RESULTS.md")
     parser.add_argument("--skip-rules", action="store_true",
-                        help="only ingest; keep the rules figures in RESULTS.md")
+                        help="keep the rules figures in RESULTS.md")
+    parser.add_argument("--skip-backtest", action="store_true",
+                        help="keep the back-test figures in RESULTS.md")
+    parser.add_argument("--backtest-beds", type=int, default=500)
+    parser.add_argument("--backtest-days", type=int, default=30)
     args = parser.parse_args()
 
-    lines = ingest_part(args) if not args.skip_ingest else kept_part(rules_part=False)
+    lines = ingest_part(args) if not args.skip_ingest else kept_part("")
     if not lines:
         lines = ["# Benchmark results", ""]
     if args.skip_rules:
-        lines += kept_part(rules_part=True)
+        lines += kept_part(RULES_HEADING)
     else:
         result = rules(args.rules_runs)
         print("rules", json.dumps(result), flush=True)
         lines += rules_section(result, args.rules_runs)
+    if args.skip_backtest:
+        lines += kept_part(BACKTEST_HEADING)
+    else:
+        result = backtest(args.backtest_beds, args.backtest_days)
+        print("backtest", json.dumps(result), flush=True)
+        lines += backtest_section(result)
+    lines += worklist_section() or kept_part(WORKLIST_HEADING)
     (HERE / "RESULTS.md").write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {HERE / 'RESULTS.md'}")
 
@@ -181,13 +245,20 @@ def ingest_part(args: argparse.Namespace) -> list[str]:
     if not args.skip_postgres:
         configs += [("PostgreSQL, rules on", "postgres", 1, {}),
                     ("PostgreSQL, rules on", "postgres", 4, {}),
-                    ("PostgreSQL, rules off", "postgres", 4, off)]
+                    ("PostgreSQL, rules off", "postgres", 4, off),
+                    # Scale-out, beside its one-process reference with the same senders.
+                    ("PostgreSQL, rules on", "postgres", 6, {}),
+                    ("PostgreSQL, rules on, scale-out (+ `engine worker`)", "postgres", 6,
+                     {"processes": "3"})]
     rows = []
     for label, store, conns, env in configs:
-        runs = [ingest(store, conns, args.messages // conns, env) for _ in range(args.runs)]
+        env = dict(env)
+        processes = int(env.pop("processes", "1"))
+        runs = [ingest(store, conns, args.messages // conns, env, processes)
+                for _ in range(args.runs)]
         result = median_of(runs)
         rows.append((label, conns, result))
-        print(label, conns, json.dumps(result), flush=True)
+        print(label, conns, processes, json.dumps(result), flush=True)
     parse = parse_costs()
 
     lines = [
@@ -199,13 +270,14 @@ def ingest_part(args: argparse.Namespace) -> list[str]:
         "",
         "## Ingest over MLLP (A01/A08/A02/A03 mix, senders wait for each ACK)",
         "",
-        "| store | connections | messages/s | ACK p50 ms | ACK p99 ms | commit limit/s "
-        "| Core floor/s | errors |",
-        "|---|---|---|---|---|---|---|---|",
+        "| store | processes | connections | messages/s | ACK p50 ms | ACK p99 ms "
+        "| commit limit/s | Core floor/s | errors |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for label, conns, r in rows:
         lines.append(
-            f"| {label} | {conns} | {r['rate']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
+            f"| {label} | {r['processes']} | {conns} | {r['rate']:.0f} | {r['p50_ms']:.2f} "
+            f"| {r['p99_ms']:.2f} "
             f"| {r['commit_limit']:.0f} | {r['core_floor']:.0f} | {r['errors']} |"
         )
     lines += [

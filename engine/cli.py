@@ -62,10 +62,12 @@ def serve(
     port: Annotated[int, typer.Option(help="HTTP port (0 picks a free one).")] = 8080,
     mllp_port: Annotated[int, typer.Option(help="MLLP port (0 picks a free one).")] = 2575,
     no_mllp: Annotated[bool, typer.Option(help="Run the HTTP API only.")] = False,
+    no_clock: Annotated[bool, typer.Option(
+        help="Leave the clock (time-based re-evaluation) to `engine worker` processes.")] = False,
 ) -> None:
     """Run the FHIR API and the MLLP listener in one process (upgrades the database first)."""
     settings = get_settings()
-    _run_server(settings, host, port, None if no_mllp else mllp_port)
+    _run_server(settings, host, port, None if no_mllp else mllp_port, clock=not no_clock)
 
 
 @app.command()
@@ -77,7 +79,26 @@ def mllp(
     _run_server(get_settings(), host, None, port)
 
 
-def _run_server(settings: Settings, host: str, port: int | None, mllp_port: int | None) -> None:
+@app.command()
+def worker() -> None:
+    """Run the background role alone: the clock and the ruleset watcher (beside
+    `engine serve --no-clock` processes sharing one PostgreSQL)."""
+    from engine.server import work
+
+    settings = get_settings()
+    _logging(settings)
+    runtime = _runtime(settings)
+
+    def announce(_bound: dict[str, int]) -> None:
+        out.print(f"worker on database {settings.database_url.split('@')[-1]}", highlight=False)
+        out.print("ready", highlight=False)
+        sys.stdout.flush()
+
+    asyncio.run(work(runtime, announce))
+
+
+def _run_server(settings: Settings, host: str, port: int | None, mllp_port: int | None,
+                *, clock: bool = True) -> None:
     from engine.server import serve as serve_forever
 
     _logging(settings)
@@ -93,7 +114,7 @@ def _run_server(settings: Settings, host: str, port: int | None, mllp_port: int 
         sys.stdout.flush()
 
     asyncio.run(serve_forever(runtime, host=host, port=port, mllp_port=mllp_port,
-                              announce=announce))
+                              announce=announce, clock=clock))
 
 
 @db_app.command("upgrade")

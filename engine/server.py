@@ -10,7 +10,6 @@ from collections.abc import Callable, Generator
 
 import uvicorn
 
-from engine.app import create_app
 from engine.hl7.mllp import MllpServer
 from engine.runtime import Runtime
 
@@ -53,6 +52,36 @@ async def _watch_rulesets(runtime: Runtime, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), timeout=runtime.settings.rulesets_poll_s)
 
 
+async def _cancel(tasks: list[asyncio.Task]) -> None:
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def work(runtime: Runtime, announce: Callable[[dict[str, int]], None]) -> None:
+    """The background role alone (`engine worker`): the clock and the ruleset watcher.
+
+    Runs beside any number of `engine serve --no-clock` processes on one PostgreSQL; each
+    due encounter is claimed by one worker (`FOR UPDATE SKIP LOCKED`), never twice.
+    """
+    stop = _stop_on_signals()
+    background = [asyncio.create_task(_clock(runtime, stop)),
+                  asyncio.create_task(_watch_rulesets(runtime, stop))]
+    announce({})
+    await stop.wait()
+    await _cancel(background)
+    runtime.close()
+
+
 def _db_workers(runtime: Runtime) -> int:
     # SQLite has one writer: more threads only queue on its lock.
     return 1 if runtime.engine.dialect.name == "sqlite" else runtime.settings.db_workers
@@ -65,13 +94,15 @@ async def serve(
     port: int | None,
     mllp_port: int | None,
     announce: Callable[[dict[str, int]], None],
+    clock: bool = True,
 ) -> None:
-    """Run until SIGTERM/SIGINT; then stop taking work, finish in-flight messages, exit."""
+    """Run until SIGTERM/SIGINT; then stop taking work, finish in-flight messages, exit.
+
+    `clock=False` leaves the clock to `engine worker` processes: with several serving
+    processes one or two workers are enough (claims never overlap, so more are harmless).
+    """
     settings = runtime.settings
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = _stop_on_signals()
 
     bound: dict[str, int] = {}
     mllp = None
@@ -88,6 +119,8 @@ async def serve(
     http = None
     http_task = None
     if port is not None:
+        from engine.app import create_app  # the MLLP-only role never loads the HTTP stack
+
         config = uvicorn.Config(
             create_app(runtime),
             host=host,
@@ -105,17 +138,15 @@ async def serve(
             await asyncio.sleep(0.02)
         bound["http"] = http.servers[0].sockets[0].getsockname()[1]
 
-    clock_task = asyncio.create_task(_clock(runtime, stop))
-    watch_task = asyncio.create_task(_watch_rulesets(runtime, stop))
+    background = [asyncio.create_task(_watch_rulesets(runtime, stop))]
+    if clock:
+        background.append(asyncio.create_task(_clock(runtime, stop)))
     announce(bound)
     waiters = [asyncio.create_task(stop.wait())]
     if http_task is not None:
         waiters.append(http_task)
     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    for task in (clock_task, watch_task):
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await _cancel(background)
     if mllp is not None:
         await mllp.stop()
     if http is not None and http_task is not None:

@@ -242,8 +242,12 @@ class ServerProcess:
 
 
 def start_server(database_url: str, *, mllp: bool = True, http: bool = True,
-                 env: dict[str, str] | None = None, timeout: float = 60) -> ServerProcess:
-    args = [sys.executable, "-m", "engine", "serve", "--port", "0", "--mllp-port", "0"]
+                 env: dict[str, str] | None = None, timeout: float = 60,
+                 command: tuple[str, ...] = ("serve",)) -> ServerProcess:
+    """Start `engine serve` (or `command`, e.g. ("worker",)) and wait for its "ready" line."""
+    args = [sys.executable, "-m", "engine", *command]
+    if command[0] == "serve":
+        args += ["--port", "0", "--mllp-port", "0"]
     if not mllp:
         args.append("--no-mllp")
     environ = {

@@ -8,6 +8,8 @@ import traceback
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 FHIR_JSON = "application/fhir+json"
@@ -81,6 +83,10 @@ def install_handlers(app) -> None:
         # the server would then log the exception's text, which may quote patient data.
         try:
             return await call_next(request)
+        except (OperationalError, PoolTimeout) as exc:
+            # The database is away or overloaded: transient, the client should retry.
+            log.error("storage unavailable: %s", type(exc).__name__)
+            return outcome_response(503, "storage unavailable; please retry")
         except Exception as exc:  # noqa: BLE001 - every error leaves as an OperationOutcome
             where = traceback.extract_tb(exc.__traceback__)[-1]
             log.error("internal error %s at %s:%s", type(exc).__name__, where.filename,

@@ -1,8 +1,10 @@
 """The clock: re-evaluate encounters whose next time boundary has passed.
 
-Each encounter is claimed in its own short transaction. On PostgreSQL the claim is a
-try-lock on the same advisory lock intake takes for the visit, so several workers never
-evaluate one encounter at once and never wait on each other (the SKIP LOCKED idea).
+Each encounter is claimed in its own short transaction. On PostgreSQL the claim is the
+encounter row taken `FOR UPDATE SKIP LOCKED` plus a try-lock on the advisory lock intake
+takes for the visit, so several workers (and serving processes) never evaluate one
+encounter at once and never wait on each other. SQLite has one writer, so there the
+transaction itself is the claim.
 """
 
 from __future__ import annotations
@@ -18,19 +20,25 @@ from engine.rules.rulebook import Rulebook
 from engine.storage.locks import try_lock
 from engine.storage.models import Encounter
 
-BATCH = 200
+
+def _due(now: datetime, all_open: bool):
+    return evaluable(now) if all_open else Encounter.next_evaluation_at <= now
 
 
-def _claim(session: Session, enc_id: int, now: datetime, all_open: bool) -> Encounter | None:
-    enc = session.get(Encounter, enc_id)
-    if enc is None:
-        return None
-    if not try_lock(session, f"visit:{enc.visit_system}|{enc.visit_number}"):
-        return None
-    session.refresh(enc)
-    if not all_open and (enc.next_evaluation_at is None or enc.next_evaluation_at > now):
-        return None  # someone else got there first
-    return enc
+def _claim(session: Session, after_id: int, now: datetime,
+           all_open: bool) -> Encounter | None:
+    """The next due encounter after `after_id` that no other worker holds, locked for us."""
+    while True:
+        enc = session.scalars(
+            select(Encounter).where(Encounter.id > after_id, _due(now, all_open))
+            .order_by(Encounter.id).limit(1)
+            .with_for_update(skip_locked=True)  # plain SELECT on SQLite
+        ).first()
+        if enc is None:
+            return None
+        if try_lock(session, f"visit:{enc.visit_system}|{enc.visit_number}"):
+            return enc
+        after_id = enc.id  # intake holds the visit and evaluates it as part of its work
 
 
 def tick(sessions: sessionmaker[Session], rulebook: Rulebook, now: datetime, *,
@@ -39,26 +47,17 @@ def tick(sessions: sessionmaker[Session], rulebook: Rulebook, now: datetime, *,
     done = 0
     last_id = 0
     while True:
-        with sessions() as session:
-            query = select(Encounter.id).where(Encounter.id > last_id)
-            if all_open:
-                query = query.where(evaluable(now))
-            else:
-                query = query.where(Encounter.next_evaluation_at <= now)
-            ids = list(session.scalars(query.order_by(Encounter.id).limit(BATCH)))
-        if not ids:
-            return done
-        for enc_id in ids:
-            with sessions() as session, session.begin():
-                enc = _claim(session, enc_id, now, all_open)
-                if enc is not None and evaluate(session, rulebook, enc, now):
-                    done += 1
-            if progress is not None:
-                progress(1)
-        last_id = ids[-1]
+        with sessions() as session, session.begin():
+            enc = _claim(session, last_id, now, all_open)
+            if enc is None:
+                return done
+            last_id = enc.id
+            if evaluate(session, rulebook, enc, now):
+                done += 1
+        if progress is not None:
+            progress(1)
 
 
 def count_due(sessions: sessionmaker[Session], now: datetime, all_open: bool = False) -> int:
     with sessions() as session:
-        cond = evaluable(now) if all_open else Encounter.next_evaluation_at <= now
-        return session.scalar(select(func.count()).where(cond)) or 0
+        return session.scalar(select(func.count()).where(_due(now, all_open))) or 0

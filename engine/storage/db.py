@@ -45,7 +45,14 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 
             conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True)
+    # A database that went away must fail fast (the MLLP sender then gets AE and resends),
+    # not hang the worker: bounded connects, keepalives to notice a dead peer, pre-ping to
+    # replace pooled connections the outage broke.
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True, pool_timeout=30,
+        connect_args={"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 30,
+                      "keepalives_interval": 10, "keepalives_count": 3},
+    )
 
 
 def session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 
@@ -16,9 +16,14 @@ def _key(text: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def lock(session: Session, *names: str) -> None:
+def _postgres(session: Session | Connection) -> bool:
+    bind = session if isinstance(session, Connection) else session.get_bind()
+    return bind.dialect.name == "postgresql"
+
+
+def lock(session: Session | Connection, *names: str) -> None:
     """Hold transaction-scoped locks on these names, in one round trip, in a fixed order."""
-    if not names or session.get_bind().dialect.name != "postgresql":
+    if not names or not _postgres(session):
         return
     keys = sorted({_key(n) for n in names})
     session.execute(select(*(func.pg_advisory_xact_lock(k) for k in keys)))
@@ -26,6 +31,6 @@ def lock(session: Session, *names: str) -> None:
 
 def try_lock(session: Session, name: str) -> bool:
     """Take the lock if free (True), or give up at once (False): for background work."""
-    if session.get_bind().dialect.name != "postgresql":
+    if not _postgres(session):
         return True
     return bool(session.scalar(select(func.pg_try_advisory_xact_lock(_key(name)))))
