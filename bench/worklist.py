@@ -46,7 +46,7 @@ from engine.storage.models import (  # noqa: E402
     PatientIdentifier,
     RuleOutput,
 )
-from tests.conftest import TOKEN, start_server  # noqa: E402
+from tests.conftest import auth_headers, start_server  # noqa: E402
 
 SCHEMA = "bench_worklist"
 UNITS = ["4WEST", "5EAST", "3NORTH", "6SOUTH", "ICU", "OBS", "7WEST", "2SOUTH"]
@@ -234,10 +234,9 @@ async def _client(http: httpx.AsyncClient, urls: list[str], make, stop_at: float
             await asyncio.sleep(think)
 
 
-async def scenario(bases: list[str], make, clients: int, seconds: float, think: float,
-                   warmup: float = 3.0) -> dict:
+async def scenario(bases: list[str], headers: dict[str, str], make, clients: int,
+                   seconds: float, think: float, warmup: float = 3.0) -> dict:
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    headers = {"Authorization": f"Bearer {TOKEN}"}
     async with httpx.AsyncClient(headers=headers, limits=limits, timeout=60) as http:
         latencies: list[float] = []
         errors: list[int] = []
@@ -306,9 +305,10 @@ def main() -> None:
     results: dict[str, dict] = {}
     try:
         bases = [s.base_url for s in servers]
+        headers = auth_headers(servers[0])  # an integration client, as the EHR would sign in
         for name, make in SCENARIOS.items():
-            one = asyncio.run(scenario(bases, make, 1, min(args.seconds, 5), 0, warmup=1))
-            loaded = asyncio.run(scenario(bases, make, args.clients, args.seconds,
+            one = asyncio.run(scenario(bases, headers, make, 1, min(args.seconds, 5), 0, warmup=1))
+            loaded = asyncio.run(scenario(bases, headers, make, args.clients, args.seconds,
                                           args.think_ms / 1000))
             results[name] = {"single_client": one, "concurrent": loaded}
             print(json.dumps({name: results[name]}), file=sys.stderr)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.conftest import TOKEN, fresh_database, start_server
+from tests.conftest import auth_headers, fresh_database, start_server
 from tests.outage import CuttableProxy
 from tests.recovery import Sender, assert_like_a_clean_run
 from tests.stream import hospital_stream
@@ -31,6 +31,7 @@ def test_postgres_outage_mid_stream_loses_nothing_and_acknowledges_nothing_unsto
     proxy = CuttableProxy(target.host or "127.0.0.1", target.port or 5432)
     proxied = make_url(pg_url).set(port=proxy.port).render_as_string(hide_password=False)
     server = start_server(proxied, env={"ENGINE_CLOCK_INTERVAL_S": "0.5"})
+    headers = auth_headers(server)  # signed in before the database goes away
     messages = hospital_stream(40, seed=21)
     window: dict[str, float] = {}
     reads_during_outage: list[int] = []
@@ -41,7 +42,7 @@ def test_postgres_outage_mid_stream_loses_nothing_and_acknowledges_nothing_unsto
         proxy.cut()
         window["cut"] = time.monotonic()
         with httpx.Client(base_url=server.fhir, timeout=10,
-                          headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+                          headers=headers) as http:
             reads_during_outage.append(http.get("/Encounter").status_code)
 
         def restore() -> None:
@@ -56,7 +57,7 @@ def test_postgres_outage_mid_stream_loses_nothing_and_acknowledges_nothing_unsto
         sender.deliver(messages, after_each=outage, deadline_s=90)
         assert server.proc.poll() is None, "the server died with its database"
         with httpx.Client(base_url=server.fhir, timeout=10,
-                          headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+                          headers=headers) as http:
             assert http.get("/Encounter").status_code == 200
     finally:
         server.stop()

@@ -16,9 +16,9 @@ from starlette.testclient import TestClient
 
 from engine.app import create_app
 from engine.runtime import Runtime
-from tests.conftest import TOKEN, make_settings, start_server
+from tests.conftest import auth_headers, make_settings, start_server
 
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+AUTH: dict[str, str] = {}  # an integration client's bearer token, set by the app fixture
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,9 @@ def app(tmp_path_factory) -> Iterator:
     folder = tmp_path_factory.mktemp("http")
     runtime = Runtime.open(make_settings(f"sqlite:///{folder / 'engine.db'}",
                                          max_body_bytes=200_000))
-    yield create_app(runtime)
+    app = create_app(runtime)
+    AUTH.update(auth_headers(TestClient(app)))
+    yield app
     runtime.close()
 
 
@@ -119,7 +121,8 @@ def test_a_real_server_refuses_oversize_bodies_declared_or_streamed(tmp_path):
     server = start_server(f"sqlite:///{tmp_path / 'engine.db'}", mllp=False,
                           env={"ENGINE_MAX_BODY_BYTES": "100000"})
     try:
-        with httpx.Client(base_url=server.base_url, headers=AUTH, timeout=30) as http:
+        with httpx.Client(base_url=server.base_url, headers=auth_headers(server),
+                          timeout=30) as http:
             big = b'{"resourceType": "Encounter", "x": "' + b"y" * 2_000_000 + b'"}'
             declared = http.post("/fhir/Encounter", content=big,
                                  headers={"Content-Type": "application/fhir+json"})
