@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 
 import anyio
 from fastapi import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from engine.fhir.outcome import outcome_response
+from engine.security.middleware import HttpMiddleware
 from engine.storage.models import AuditRecord
 
 log = logging.getLogger("engine.audit")
@@ -102,17 +103,11 @@ def _resource_of(path: str) -> str | None:
     return None
 
 
-class AuditMiddleware:
+class AuditMiddleware(HttpMiddleware):
     """Writes the request's audit records when its response starts, before any byte leaves."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        state = scope.setdefault("state", {})
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope["state"]
         runtime = scope["app"].state.runtime
         swallowed = False
 

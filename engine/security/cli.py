@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import getpass
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.orm import Session, sessionmaker
 
 from engine.config import get_settings
 from engine.security import passwords, users
@@ -25,13 +28,18 @@ clients_app = typer.Typer(no_args_is_help=True,
 out = Console(soft_wrap=True)
 
 
-def _sessions():
+@contextmanager
+def _accounts() -> Iterator[sessionmaker[Session]]:
+    """Sessions on the configured database (upgraded if needed; no rules loaded)."""
     from engine.runtime import Runtime
 
     settings = get_settings()
     passwords.configure(settings.password_hash_time_cost, settings.password_hash_memory_kib)
-    runtime = Runtime.open(settings.model_copy(update={"rulesets": None}))  # no rules needed
-    return runtime, runtime.sessions
+    runtime = Runtime.open(settings.model_copy(update={"rulesets": None}))
+    try:
+        yield runtime.sessions
+    finally:
+        runtime.close()
 
 
 def read_password(confirm: bool = True) -> str:
@@ -54,11 +62,8 @@ def add_user(
     if role not in ROLES:
         raise users.AccountError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
     password = read_password()
-    runtime, sessions = _sessions()
-    try:
+    with _accounts() as sessions:
         account = users.add_user(sessions, name, role, password, display_name)
-    finally:
-        runtime.close()
     out.print(f"added user {account.name} ({account.role})", highlight=False)
 
 
@@ -66,21 +71,15 @@ def add_user(
 def passwd(name: Annotated[str, typer.Argument()]) -> None:
     """Set a new password (read from standard input); signs the person out everywhere."""
     password = read_password()
-    runtime, sessions = _sessions()
-    try:
+    with _accounts() as sessions:
         users.set_password(sessions, name, password)
-    finally:
-        runtime.close()
     out.print(f"password changed for {name}; earlier tokens and sessions no longer work",
               highlight=False)
 
 
 def _set_active(kind: users.Kind, name: str, active: bool) -> None:
-    runtime, sessions = _sessions()
-    try:
+    with _accounts() as sessions:
         users.set_active(sessions, kind, name, active)
-    finally:
-        runtime.close()
     state = "enabled" if active else "disabled; its tokens and sessions no longer work"
     out.print(f"{kind} {name} {state}", highlight=False)
 
@@ -98,11 +97,8 @@ def enable_user(name: Annotated[str, typer.Argument()]) -> None:
 
 
 def _table(kind: users.Kind) -> None:
-    runtime, sessions = _sessions()
-    try:
+    with _accounts() as sessions:
         rows = users.accounts(sessions, kind)
-    finally:
-        runtime.close()
     table = Table("name", "role", "active",
                   "display name" if kind == "user" else "scope", "created")
     for a in rows:
@@ -127,11 +123,8 @@ def add_client(
     "integration",
 ) -> None:
     """Add a system; its secret is printed once (only a hash is kept)."""
-    runtime, sessions = _sessions()
-    try:
+    with _accounts() as sessions:
         account, secret = users.add_client(sessions, name, scope, role)
-    finally:
-        runtime.close()
     out.print(f"added client {account.name} ({account.role}; scope {' '.join(account.scopes)})",
               highlight=False)
     out.print(f"client_secret: {secret}", highlight=False)
@@ -141,11 +134,8 @@ def add_client(
 @clients_app.command("rotate")
 def rotate_client(name: Annotated[str, typer.Argument()]) -> None:
     """Give a client a new secret (printed once); tokens from the old one stop working."""
-    runtime, sessions = _sessions()
-    try:
+    with _accounts() as sessions:
         secret = users.new_secret(sessions, name)
-    finally:
-        runtime.close()
     out.print(f"client_secret: {secret}", highlight=False)
     out.print("store it now: it is not shown again", highlight=False)
 

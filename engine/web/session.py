@@ -22,9 +22,10 @@ from typing import Literal
 from markupsafe import Markup
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from engine.fhir.outcome import outcome_response
+from engine.security.middleware import HttpMiddleware
 from engine.security.state import security
 from engine.security.tokens import SessionClaims, TokenError, issue_session, read_session
 
@@ -174,17 +175,10 @@ def refusal(request: Request, reason: str) -> Response:
                                       status_code=403)
 
 
-class SessionMiddleware:
+class SessionMiddleware(HttpMiddleware):
     """Checks CSRF on unsafe cookie requests; writes the session cookie on the way out."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        scope.setdefault("state", {})
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         if (request.method in UNSAFE and COOKIE in request.cookies
                 and "authorization" not in request.headers
