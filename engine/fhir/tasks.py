@@ -83,7 +83,7 @@ def task(row: RuleOutput, row_notes: list[TaskEvent], staffing: Staffing | None 
     out: dict = {
         "resourceType": "Task", "id": str(row.id),
         "meta": resources.meta(row.version, row.updated_at),
-        "extension": [rule_extension(row)],
+        "extension": [rule_extension(row, with_facts=False)],
         "status": status,
     }
     if status in ("on-hold", "cancelled", "failed") and row.outcome:
