@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import io
 import json
+import os
 import random
 import statistics
 import sys
@@ -244,15 +245,7 @@ async def scenario(bases: list[str], headers: dict[str, str], make, clients: int
         await asyncio.gather(*(_client(http, bases, make, start + warmup + seconds,
                                        start + warmup, latencies, think, errors)
                                for _ in range(clients)))
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 1)
-
-    return {"requests": len(latencies), "errors": len(errors),
-            "per_s": round(len(latencies) / seconds, 1), "p50_ms": pct(0.50),
-            "p95_ms": pct(0.95), "p99_ms": pct(0.99),
-            "mean_ms": round(statistics.fmean(latencies) * 1000, 1)}
+    return summarise(latencies, seconds, len(errors))
 
 
 def worklist_path(rng: random.Random) -> str:
@@ -279,6 +272,68 @@ SCENARIOS = {
     "FHIR open tasks by owner, by due (status=ready,in-progress,on-hold&_sort=due)":
         fhir_open_path,
 }
+
+
+def direct(url: str, clients: int, seconds: float) -> dict[str, dict]:
+    """The same two reads without HTTP: `clients` threads calling worklist() and the FHIR
+    search (parse, run, render) on their own sessions, to separate the database and the
+    query code from the HTTP server."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from engine.config import Settings
+    from engine.fhir import search, tasks
+    from engine.runtime import Runtime
+    from engine.worklist.query import Filters, worklist
+
+    runtime = Runtime.open(Settings(database_url=schema_url(url), rulesets=None,
+                                    db_workers=clients), migrate=False)
+
+    def read_worklist(rng: random.Random) -> None:
+        with runtime.readers() as session:
+            worklist(session, runtime.clock.now(), runtime.site.zone,
+                     Filters(owner=f"cm{rng.randrange(2000):04d}"))
+
+    def read_fhir(rng: random.Random) -> None:
+        query = search.parse("Task", [("owner", f"cm{rng.randrange(2000):04d}"),
+                                      ("_count", "50")], runtime.site.zone)
+        with runtime.readers() as session:
+            page = search.run(session, query)
+            json.dumps(search.bundle(query, page, "http://bench/fhir",
+                                     tasks.TASK.render(session, page.rows)))
+
+    def loop(read, stop_at: float, out: list[float]) -> None:
+        rng = random.Random()
+        while time.perf_counter() < stop_at:
+            t0 = time.perf_counter()
+            read(rng)
+            out.append(time.perf_counter() - t0)
+
+    results = {}
+    try:
+        for name, read in (("worklist() in-process", read_worklist),
+                           ("FHIR Task search by owner in-process", read_fhir)):
+            latencies: list[float] = []
+            with ThreadPoolExecutor(clients) as pool:
+                stop_at = time.perf_counter() + seconds
+                running = [pool.submit(loop, read, stop_at, latencies) for _ in range(clients)]
+                for future in running:
+                    future.result()
+            results[name] = summarise(latencies, seconds, 0)
+    finally:
+        runtime.close()
+    return results
+
+
+def summarise(latencies: list[float], seconds: float, errors: int) -> dict:
+    latencies = sorted(latencies)
+
+    def pct(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 1)
+
+    return {"requests": len(latencies), "errors": errors,
+            "per_s": round(len(latencies) / seconds, 1), "p50_ms": pct(0.50),
+            "p95_ms": pct(0.95), "p99_ms": pct(0.99),
+            "mean_ms": round(statistics.fmean(latencies) * 1000, 1)}
 
 
 def main() -> None:
@@ -315,8 +370,12 @@ def main() -> None:
     finally:
         for server in servers:
             server.stop()
+    in_process = direct(args.url, args.clients, args.seconds)
+    print(json.dumps(in_process), file=sys.stderr)
     summary = {"sizes": sizes, "clients": args.clients, "servers": args.servers,
-               "think_ms": args.think_ms, "results": results}
+               "think_ms": args.think_ms, "results": results, "in_process": in_process,
+               "load_average": [round(x, 2) for x in os.getloadavg()],
+               "cpus": os.cpu_count()}
     if args.results:
         args.results.write_text(report(summary))
     print(json.dumps(summary))
@@ -340,6 +399,13 @@ def report(summary: dict) -> str:
         one, many = r["single_client"], r["concurrent"]
         lines.append(f"| {name} | {one['p50_ms']} / {one['p95_ms']} ms | {many['p50_ms']} ms | "
                      f"{many['p95_ms']} ms | {many['p99_ms']} ms | {many['per_s']} |")
+    lines += ["", f"Without HTTP ({summary['clients']} threads in one process, same database):",
+              "", "| read | p50 | p95 | p99 | reads/s |", "|---|---|---|---|---|"]
+    for name, r in summary["in_process"].items():
+        lines.append(f"| {name} | {r['p50_ms']} ms | {r['p95_ms']} ms | {r['p99_ms']} ms | "
+                     f"{r['per_s']} |")
+    lines += ["", f"Machine: {summary['cpus']} CPUs; load average at the end "
+              f"{summary['load_average']} (other jobs were running)."]
     return "\n".join(lines) + "\n"
 
 

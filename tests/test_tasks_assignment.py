@@ -142,3 +142,19 @@ def test_overdue_work_goes_to_the_supervisor_once(runtime_factory):
         last = history(s, row.id)[-1]
     assert (last.action, last.actor, last.detail) == (
         "escalated", "engine", {"from": "ur.fischer", "to": "sup.okafor"})
+
+
+def test_the_server_clock_escalates_with_the_configured_grace(runtime_factory):
+    clock = FixedClock(local(2026, 3, 2, 10, 30))
+    rt = runtime_factory(clock=clock, escalation_grace_minutes=30)
+    admit(rt, 1)
+    with rt.readers() as s:
+        review = s.scalars(select(RuleOutput).where(RuleOutput.code == "initial-ur-review")).one()
+    clock.set(review.due_at + timedelta(minutes=29))
+    escalation.on_clock(rt)
+    with rt.readers() as s:
+        assert s.get(RuleOutput, review.id).escalated_at is None
+    clock.set(review.due_at + timedelta(minutes=31))
+    escalation.on_clock(rt)
+    with rt.readers() as s:
+        assert s.get(RuleOutput, review.id).owner == "sup.okafor"

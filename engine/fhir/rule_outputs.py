@@ -47,14 +47,15 @@ def fact_text(value: Any) -> str:
     return "unknown" if value is None else str(value)
 
 
-def rule_extension(row: RuleOutput) -> dict:
-    """The rule, ruleset and version that raised this output, and the facts it compared."""
+def rule_extension(row: RuleOutput, with_facts: bool = True) -> dict:
+    """The rule, ruleset and version that raised this output, and the facts it compared
+    (a Task lists its facts as inputs instead)."""
     parts = [{"url": "rule", "valueString": row.rule_id},
              {"url": "ruleset", "valueString": row.ruleset},
              {"url": "version", "valueString": row.ruleset_version}]
     if row.detail and row.detail.get("citation"):
         parts.append({"url": "citation", "valueString": row.detail["citation"]})
-    if row.facts:
+    if with_facts and row.facts:
         parts.append({"url": "facts", "valueString": json.dumps(row.facts, sort_keys=True)})
     return {"url": RULE_EXTENSION, "extension": parts}
 

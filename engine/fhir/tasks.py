@@ -50,16 +50,19 @@ def owner_ref(name: str, staffing: Staffing) -> dict:
 
 
 def owner_name(ref: Any) -> str | None:
-    """The user name a Task.owner names (identifier or `Practitioner/<name>`)."""
+    """The user name a Task.owner names (identifier or `Practitioner/<name>`); None when it
+    names none, or two different people."""
     if not isinstance(ref, dict):
         return None
+    names = set()
     ident = ref.get("identifier")
-    if isinstance(ident, dict) and ident.get("system") in (None, USER_SYSTEM):
-        return ident.get("value")
+    if isinstance(ident, dict) and ident.get("system") in (None, USER_SYSTEM) and \
+            isinstance(ident.get("value"), str):
+        names.add(ident["value"])
     reference = ref.get("reference")
     if isinstance(reference, str) and reference.startswith("Practitioner/"):
-        return reference.removeprefix("Practitioner/")
-    return None
+        names.add(reference.removeprefix("Practitioner/"))
+    return names.pop() if len(names) == 1 else None
 
 
 def _input(name: str, value: Any) -> dict:
@@ -83,7 +86,7 @@ def task(row: RuleOutput, row_notes: list[TaskEvent], staffing: Staffing | None 
     out: dict = {
         "resourceType": "Task", "id": str(row.id),
         "meta": resources.meta(row.version, row.updated_at),
-        "extension": [rule_extension(row)],
+        "extension": [rule_extension(row, with_facts=False)],
         "status": status,
     }
     if status in ("on-hold", "cancelled", "failed") and row.outcome:

@@ -1,0 +1,48 @@
+"""What a FHIR client may send to change a Task, checked without a server: merge patches
+as fhirpy sends them, and the elements the rules own."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.fhir.outcome import FhirError
+from engine.fhir.task_update import diff, merge_patch
+
+CURRENT = {
+    "resourceType": "Task", "id": "7", "meta": {"versionId": "3"}, "status": "in-progress",
+    "intent": "order", "priority": "routine", "description": "Deliver the IM",
+    "for": {"reference": "Patient/1"}, "note": [{"text": "first"}],
+    "owner": {"identifier": {"system": "urn:engine:user", "value": "cm.alvarez"}},
+}
+
+
+def test_a_merge_patch_merges_objects_replaces_lists_and_null_removes():
+    patched = merge_patch(CURRENT, {"status": "completed", "owner": None,
+                                    "note": [{"text": "first"}, {"text": "second"}],
+                                    "meta": {"tag": None}})
+    assert patched["status"] == "completed" and "owner" not in patched
+    assert patched["note"][1] == {"text": "second"} and patched["meta"] == {"versionId": "3"}
+    assert CURRENT["status"] == "in-progress"  # the original is untouched
+
+
+def test_the_change_is_status_owner_and_new_notes_only():
+    change = diff(CURRENT, merge_patch(CURRENT, {
+        "status": "completed", "output": [{"type": {"text": "outcome"}, "valueString": "ok"}],
+        "note": [{"text": "first"}, {"text": "second"}],
+        "owner": {"identifier": {"value": "cm.baker"}}}))
+    assert (change.status, change.outcome, change.notes, change.owner) == (
+        "completed", "ok", ["second"], ("cm.baker",))
+    assert diff(CURRENT, dict(CURRENT, meta={"versionId": "9"})).empty
+
+
+@pytest.mark.parametrize("edit, words", [
+    ({"priority": "stat"}, "priority"),
+    ({"note": [{"text": "rewritten"}]}, "notes cannot be edited"),
+    ({"statusReason": {"text": "why"}}, "with the status change"),
+    ({"owner": {"display": "someone"}}, "must name a user"),
+    ({"owner": {**CURRENT["owner"], "reference": "Practitioner/cm.baker"}}, "must name a user"),
+    ({"id": "8"}, "Task.id must be 7"),
+])
+def test_anything_else_is_refused_with_the_reason(edit, words):
+    with pytest.raises(FhirError, match=words):
+        diff(CURRENT, dict(CURRENT, **edit))
