@@ -96,6 +96,11 @@ CATALOGUE: tuple[FactSpec, ...] = (
        "Local calendar days from the first inpatient day to the expected discharge day: the "
        "PV2-9 date, or today when that date has passed or when only a pending discharge (A16) "
        "is open. Unknown after discharge.", "days", "daily"),
+    _f("im_delivered_days_before_discharge", "number",
+       "Local calendar days from the day the IM task (im-notice) was completed to the "
+       "expected discharge day (as expected_inpatient_days counts it): 2 or less means the "
+       "first IM already falls within 2 days of discharge. Unknown until it is completed.",
+       "days", "daily"),
     _f("business_days_since_discharge", "number",
        "Business days (no weekends, no holidays) after the discharge date, up to today.",
        "days", "daily"),
@@ -252,6 +257,10 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
     if inpatient_start is not None and expected_end is not None and not discharged:
         v["expected_inpatient_days"] = (max(expected_end, today)
                                         - inpatient_start.astimezone(zone).date()).days
+    delivered = snap.last_completed.get("im-notice")
+    if delivered is not None and expected_end is not None and not discharged:
+        v["im_delivered_days_before_discharge"] = (max(expected_end, today)
+                                                   - delivered.astimezone(zone).date()).days
 
     norm = ref.drg(snap.working_drg)
     if norm is not None:
