@@ -81,13 +81,14 @@ class Reloader:
                 result = Reload("unchanged", previous or "", previous, changed)
                 self._remember(who, result)
                 return result
+            result = Reload("reloaded", fresh.version, previous, changed)
+            # History first: a reader that sees the new version also sees why it changed.
+            self._remember(who, result)
             self.runtime.intake.rulebook = fresh
             if current is not None:
                 current.evaluator.close()
-            result = Reload("reloaded", fresh.version, previous, changed)
             log.warning("rulesets reloaded by %s: version %s -> %s (changed: %s)", who,
                         previous, fresh.version, ", ".join(changed) or "-")
-            self._remember(who, result)
             return result
 
     def _remember(self, who: str, result: Reload) -> None:
