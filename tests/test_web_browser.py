@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -131,11 +131,24 @@ def all_css(driver, css: str):
     return driver.find_elements(By.CSS_SELECTOR, css)
 
 
+def navigating(driver, act: Callable[[], object]) -> None:
+    """Do what loads a new page (a click, a key), then wait until that page has loaded:
+    a click returns before the navigation it starts has finished."""
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = by_css(driver, "html")
+    act()
+    WebDriverWait(driver, 30).until(ec.staleness_of(old))
+    WebDriverWait(driver, 30).until(
+        lambda d: d.execute_script("return document.readyState") == "complete")
+
+
 def sign_in(driver, base: str, name: str) -> None:
     driver.get(base + "/login")
     by_css(driver, "#username").send_keys(name)
     by_css(driver, "#password").send_keys(PASSWORD)
-    by_css(driver, "form.signin button[type=submit]").click()
+    navigating(driver, by_css(driver, "form.signin button[type=submit]").click)
     assert driver.current_url.endswith("/worklist"), driver.page_source[:2000]
 
 
@@ -169,7 +182,8 @@ def test_keyboard_only_sign_in(web):
         keys.send_keys(Keys.TAB).perform()
     assert driver.switch_to.active_element.get_attribute("id") == "username"
     name = busiest_case_manager(web.database_url)
-    keys.send_keys(name).send_keys(Keys.TAB).send_keys(PASSWORD).send_keys(Keys.ENTER).perform()
+    keys.send_keys(name).send_keys(Keys.TAB).send_keys(PASSWORD).perform()
+    navigating(driver, ActionChains(driver).send_keys(Keys.ENTER).perform)
     assert driver.current_url.endswith("/worklist")
     assert by_css(driver, "h1").text == "My worklist"
     # from the top of the page the first Tab reaches the skip link, visibly focused
@@ -206,7 +220,7 @@ def test_a_case_managers_morning(web, tmp_path):
     units = [o.get_attribute("value") for o in all_css(driver, "#f-unit option")][1:]
     unit = max(units, key=lambda u: sum(r["location"].startswith(u) for r in listed))
     Select(by_css(driver, "#f-unit")).select_by_value(unit)
-    by_css(driver, "form.filters button[type=submit]").click()
+    navigating(driver, by_css(driver, "form.filters button[type=submit]").click)
     assert f"unit={unit}" in driver.current_url
     narrowed = rows(driver)
     assert narrowed and all(r["location"].startswith(unit) for r in narrowed)
@@ -217,17 +231,18 @@ def test_a_case_managers_morning(web, tmp_path):
     # open the first patient and do the first task
     before = counted(driver, "open")
     task = narrowed[0]["task"]
-    by_css(driver, f'tr[data-task="{task}"] a').click()
+    navigating(driver, by_css(driver, f'tr[data-task="{task}"] a').click)
     assert re.search(r"/encounters/\d+", driver.current_url)
     card = f"#output-{task}"
     assert "Why: rule" in by_css(driver, card).text
-    by_css(driver, f'{card} form[action$="/start"] button').click()
+    navigating(driver, by_css(driver, f'{card} form[action$="/start"] button').click)
     assert by_css(driver, ".flash").text == "Task started."
     assert "In progress" in by_css(driver, f"{card} .status").text
-    by_css(driver, f'{card} form[action$="/complete"] button').click()  # no outcome yet
+    # no outcome yet
+    navigating(driver, by_css(driver, f'{card} form[action$="/complete"] button').click)
     assert "needs an outcome" in by_css(driver, ".error[role=alert]").text
     by_css(driver, f"#outcome-{task}").send_keys("Plan agreed with the patient and family")
-    by_css(driver, f'{card} form[action$="/complete"] button').click()
+    navigating(driver, by_css(driver, f'{card} form[action$="/complete"] button').click)
     assert by_css(driver, ".flash").text == "Task completed."
     assert "Completed" in by_css(driver, f"{card} .status").text
     assert "Plan agreed with the patient and family" in by_css(driver, card).text
@@ -256,7 +271,7 @@ def test_a_supervisor_sees_caseloads_and_reassigns(web, tmp_path):
     owner = Select(select).first_selected_option.get_attribute("value")
     other = "cm.baker" if owner != "cm.baker" else "cm.alvarez"
     Select(select).select_by_value(other)
-    by_css(driver, f'form[action="/tasks/{task}/reassign"] button').click()
+    navigating(driver, by_css(driver, f'form[action="/tasks/{task}/reassign"] button').click)
     assert by_css(driver, ".flash").text == "Task reassigned."
     driver.get(f"{base}/worklist?for=person:{other}")
     assert task in [r["task"] for r in rows(driver)]
