@@ -36,7 +36,6 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO_FIXTURES = ROOT / "fixtures" / "hl7" / "stories"
 
 
 class CliError(Exception):
@@ -353,13 +352,12 @@ def demo(
     counts: Counter[str] = Counter()
     from datetime import date, timedelta
 
-    from engine.hl7.framing import split_file
     from engine.simulate import simulate as run_simulation
 
-    for path in _hl7_files([DEMO_FIXTURES]):
-        for raw in split_file(path.read_bytes()):
-            counts[runtime.intake.hl7(raw, channel="file").outcome] += 1
-    # A 60-bed hospital over the last week, so today's census and worklists look live.
+    # Only a simulated hospital (duplicates, late messages, cancels and merges included): the
+    # dated story files in fixtures/hl7/stories would be stays open for months by now
+    # (`engine ingest fixtures/hl7/stories` loads them). A 60-bed hospital over the last
+    # week, so today's census and worklists look live.
     hospital = run_simulation(60, 7, 1, runtime.site, start=date.today() - timedelta(days=7))
     with Progress(TextColumn("demo hospital"), BarColumn(), MofNCompleteColumn(), console=err,
                   transient=True) as progress:
@@ -375,7 +373,7 @@ def demo(
 DEMO ONLY: these accounts are for trying the engine on synthetic data; never keep them
 on a system with real patients (engine users disable NAME; engine clients disable NAME).
   web sign-in  {base}/login
-  users        {', '.join(f'{n} ({r})' for n, r in DEMO_USERS)}
+  users        {', '.join(f'{n} ({r})' for n, r, _ in demo_users(settings))}
   password     {password}   (the same for every demo user, new on each start)
   EHR client   client_id {DEMO_CLIENT}  client_secret {secret}
   a token      curl -u {DEMO_CLIENT}:{secret} -d grant_type=client_credentials {base}/auth/token
@@ -388,6 +386,21 @@ DEMO_USERS = (("cm.demo", "case_manager"), ("ur.demo", "ur_nurse"), ("sup.demo",
 DEMO_CLIENT = "ehr.demo"
 
 
+def demo_users(settings) -> list[tuple[str, str, str]]:
+    """(name, role, display) of the demo's people: for case manager, UR nurse and supervisor
+    the first such person of the staffing file, who has work assigned, so the worklist the
+    demo opens on is full; a generic `*.demo` account where the file names no one."""
+    from engine.tasks.staffing import current
+
+    people = current(settings.staffing_file).people
+    out = []
+    for name, role in DEMO_USERS:
+        staff = next((p for p in people if p.role == role), None)
+        out.append((staff.name, role, staff.display or staff.name) if staff
+                   else (name, role, f"Demo {role.replace('_', ' ')}"))
+    return out
+
+
 def _demo_accounts(runtime) -> tuple[str, str]:
     """One demo user per role and an EHR client, with fresh credentials on every start."""
     from engine.security import passwords, users
@@ -396,10 +409,9 @@ def _demo_accounts(runtime) -> tuple[str, str]:
     settings = runtime.settings
     passwords.configure(settings.password_hash_time_cost, settings.password_hash_memory_kib)
     password = secrets.token_urlsafe(12)
-    for name, role in DEMO_USERS:
+    for name, role, display in demo_users(settings):
         try:
-            users.add_user(runtime.sessions, name, role, password,
-                           display_name=f"Demo {role.replace('_', ' ')}")
+            users.add_user(runtime.sessions, name, role, password, display_name=display)
         except users.AccountError:  # kept from an earlier demo: new password, enabled
             users.set_password(runtime.sessions, name, password)
             users.set_active(runtime.sessions, "user", name, True)

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from engine.app import create_app
-from engine.cli import _demo_accounts
+from engine.cli import _demo_accounts, demo_users
 from engine.security import passwords, users
 from engine.security.roles import ROLES
 from tests.test_cli import engine_cli
@@ -113,8 +113,10 @@ def test_the_demo_signs_in_one_person_per_role_and_the_ehr_afresh_on_each_start(
 
     again, fresh = _demo_accounts(runtime)
     assert again != password and fresh != secret
-    assert users.check_secret(runtime.sessions, "user", "cm.demo", password) is None
-    assert users.check_secret(runtime.sessions, "user", "cm.demo", again) is not None
+    case_manager = next(n for n, r, _ in demo_users(runtime.settings) if r == "case_manager")
+    assert case_manager == "cm.alvarez"  # a staffing person with work, not an empty worklist
+    assert users.check_secret(runtime.sessions, "user", case_manager, password) is None
+    assert users.check_secret(runtime.sessions, "user", case_manager, again) is not None
     assert users.check_secret(runtime.sessions, "client", "ehr.demo", secret) is None
 
 
