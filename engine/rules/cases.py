@@ -393,7 +393,7 @@ def case_problems(case: Case, book: Book, zone: ZoneInfo) -> list[str]:
     for source in book.files:
         for rule in source.model.rules:
             for action in rule.then:
-                kind = {"propose": "proposal"}.get(action.kind, action.kind)
+                kind = action.output_kind
                 raisable.setdefault((kind, action.code), []).append(rule)
     for ref in [*case.expect, *case.not_]:
         rules = raisable.get((ref.kind, ref.code))

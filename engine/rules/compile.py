@@ -371,7 +371,7 @@ def compile_book(files: list[RulesetFile], ref: Reference) -> Book:
     for c in compilers:
         producers.setdefault(("rule", c.rule.id), []).append(c.rule.id)
         for action in c.rule.then:
-            kind = {"propose": "proposal"}.get(action.kind, action.kind)
+            kind = action.output_kind
             producers.setdefault((kind, action.code), []).append(c.rule.id)
     by_id = {c.rule.id: c for c in compilers}
     for c in compilers:

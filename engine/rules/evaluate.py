@@ -84,7 +84,7 @@ class Evaluator:
         for rule in book.rules:
             raised = [output_name("rule", rule.id)]
             for action in rule.rule.then:
-                kind = {"propose": "proposal"}.get(action.kind, action.kind)
+                kind = action.output_kind
                 raised.append(output_name(kind, action.code))
             self._rules.setdefault(rule.id, (rule, tuple(sorted(rule.facts | rule.predicates)),
                                              tuple(raised)))

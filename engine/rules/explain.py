@@ -230,7 +230,7 @@ def describe_action(action) -> str:
 def _raise(raised: dict[str, list[str]], rule: Rule) -> None:
     raised.setdefault(output_name("rule", rule.id), []).append(rule.id)
     for action in rule.then:
-        kind = {"propose": "proposal"}.get(action.kind, action.kind)
+        kind = action.output_kind
         raised.setdefault(output_name(kind, action.code), []).append(rule.id)
 
 

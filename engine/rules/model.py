@@ -254,6 +254,12 @@ class Action(_Strict):
         return next(k for k in ("flag", "score", "propose", "task") if getattr(self, k))
 
     @property
+    def output_kind(self) -> str:
+        """The stored output's kind (flag | score | proposal | task): a `propose` action
+        raises a proposal."""
+        return "proposal" if self.kind == "propose" else self.kind
+
+    @property
     def body(self):
         return getattr(self, self.kind)
 

@@ -19,8 +19,6 @@ from engine.rules.evaluate import Firing
 from engine.rules.snapshot import Snapshot
 from engine.storage.models import Encounter, RuleOutput
 
-_KIND = {"propose": "proposal"}
-
 
 @dataclass
 class Changes:
@@ -52,7 +50,7 @@ def _templates(rule: CompiledRule) -> list[tuple[str, dict[str, Any], Any, Any, 
     if rule.templates is None:
         templates = []
         for action in rule.rule.then:
-            kind = _KIND.get(action.kind, action.kind)
+            kind = action.output_kind
             body = action.body
             fields: dict[str, Any] = {
                 "kind": kind, "code": action.code, "rule_id": rule.id,
