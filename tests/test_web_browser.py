@@ -134,13 +134,23 @@ def all_css(driver, css: str):
 def navigating(driver, act: Callable[[], object]) -> None:
     """Do what loads a new page (a click, a key), then wait until that page has loaded:
     a click returns before the navigation it starts has finished."""
-    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
     old = by_css(driver, "html")
     act()
-    WebDriverWait(driver, 30).until(ec.staleness_of(old))
-    WebDriverWait(driver, 30).until(
+
+    def replaced(_driver) -> bool:
+        # Chromium reports a node of the page being left either as stale or, mid-navigation,
+        # as "does not belong to the document": both mean the old page is gone.
+        try:
+            old.is_enabled()
+            return False
+        except WebDriverException:
+            return True
+
+    WebDriverWait(driver, 30).until(replaced)
+    WebDriverWait(driver, 30, ignored_exceptions=(WebDriverException,)).until(
         lambda d: d.execute_script("return document.readyState") == "complete")
 
 
