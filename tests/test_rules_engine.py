@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -135,6 +135,37 @@ def test_observation_escalation_fires_just_after_the_48th_hour(runtime_factory):
     assert boundary == local(2026, 3, 3, 8, 0, 1)
     at(rt, clock, boundary)
     assert "task:observation-escalation" in outputs(rt)
+
+
+def test_a_discharged_stay_is_not_woken_at_midnights_no_rule_reads(runtime_factory):
+    """After discharge the stay's length is frozen: the clock waits for the next real change
+    (a due time, or the end of the post-discharge window), not for every midnight."""
+    clock = FixedClock(local(2026, 3, 1, 8, 0))
+    rt = runtime_factory(clock=clock)
+    rt.intake.hl7(adt("A01", "202603010800", admit_time="202603010800", plan="COM300"))
+    with rt.sessions() as s:
+        running = s.scalars(select(Encounter.next_evaluation_at)).one()
+    assert running.astimezone(CHICAGO) <= local(2026, 3, 2, 0, 0, 1)  # the stay's midnights
+    clock.set(local(2026, 3, 4, 10, 0))
+    rt.intake.hl7(adt("A03", "202603041000", admit_time="202603010800",
+                      discharge_time="202603041000", disposition="01", plan="COM300"))
+    with rt.sessions() as s:
+        after = s.scalars(select(Encounter.next_evaluation_at)).one()
+        due = s.scalars(select(func.min(RuleOutput.due_at)).where(
+            RuleOutput.status == "active", RuleOutput.due_at > clock.instant)).one()
+    assert after is not None and after.astimezone(CHICAGO) > local(2026, 3, 5, 0, 0, 1)
+    if due is not None:  # the next due time is the next look
+        assert after <= due.replace(tzinfo=after.tzinfo) + timedelta(seconds=1)
+
+
+def test_a_birthday_is_a_midnight_the_age_rules_see():
+    """Age changes at the local midnight that starts the birthday (29 February: 1 March)."""
+    snap = Snapshot(status="finished", birth_date=date(1940, 2, 29),
+                    discharge_time=local(2026, 2, 20, 10, 0))
+    eve = derive(snap, local(2026, 2, 28, 12, 0), CHICAGO, Reference())
+    plain = derive(snap, local(2026, 2, 20, 12, 0), CHICAGO, Reference())
+    assert "age" in eve.daily and "age" not in plain.daily
+    assert "los_days" not in eve.daily  # frozen at discharge
 
 
 def test_evaluation_error_is_isolated_and_retried(runtime_factory):

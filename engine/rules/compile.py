@@ -77,7 +77,8 @@ class Book:
     version: str
     # (fact, operator, threshold) for hourly facts: when a condition flips as time passes.
     thresholds: list[tuple[str, str, float]]
-    uses_daily: bool
+    # Facts the rules read that change at a local midnight (catalogue "daily", and age).
+    daily_facts: frozenset[str]
     files: list[RulesetFile]
 
     def definitions(self) -> dict[str, dict[str, Any]]:
@@ -405,11 +406,12 @@ def compile_book(files: list[RulesetFile], ref: Reference) -> Book:
     for r in rules:
         layers[r.layer].append(r)
     thresholds: list[tuple[str, str, float]] = []
-    uses_daily = False
+    daily_facts: set[str] = set()
     for r in rules:
         _thresholds(r.rule.when, thresholds)
-        uses_daily |= any(FACTS[f].varies == "daily" for f in r.facts)
+        daily_facts.update(f for f in r.facts if FACTS[f].varies == "daily" or f == "age")
     version = hashlib.sha256(
         ("|".join(f.digest for f in files) + ref.digest).encode()).hexdigest()[:12]
-    return Book(rules, layers, predicates, ref, version, sorted(set(thresholds)), uses_daily,
+    return Book(rules, layers, predicates, ref, version, sorted(set(thresholds)),
+                frozenset(daily_facts),
                 files)

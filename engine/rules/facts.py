@@ -147,7 +147,10 @@ class Derived:
 
     values: dict[str, Any]
     hourly: set[str] = field(default_factory=set)  # facts growing one per hour right now
-    daily: bool = False  # daily facts change at the next local midnight
+    # Facts whose value changes at the next local midnight: a discharged stay's length is
+    # frozen, so only its post-discharge day counts move, and the clock can skip the
+    # midnights no rule would see change.
+    daily: frozenset[str] = frozenset()
 
 
 def _hours(a: datetime, b: datetime) -> float:
@@ -187,6 +190,10 @@ def _status_totals(periods: list[Period], until: datetime, zone: ZoneInfo):
     return hours, midnights
 
 
+def _age(birth: date, day: date) -> int:
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
 def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
            icu_units: frozenset[str] = frozenset({"ICU"}),
            review_days: Callable[[str | None], float | None] | None = None) -> Derived:
@@ -199,9 +206,7 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
     running = snap.status in ("in-progress", "onleave") and not discharged
 
     if snap.birth_date:
-        years = today.year - snap.birth_date.year - (
-            (today.month, today.day) < (snap.birth_date.month, snap.birth_date.day))
-        v["age"] = years
+        v["age"] = _age(snap.birth_date, today)
     for name, value in (("sex", snap.sex), ("encounter_status", snap.status),
                         ("care_status", snap.care_status), ("patient_class", snap.patient_class),
                         ("patient_type", snap.patient_type), ("unit", snap.unit),
@@ -311,5 +316,22 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
     v["completed_task_types"] = list(snap.completed_task_types)
     v["overdue_task_types"] = sorted(code for code, due in snap.open_task_due.items()
                                      if due < now)
-    daily = running or discharged
-    return Derived(values=v, hourly=hourly, daily=daily)
+    return Derived(values=v, hourly=hourly,
+                   daily=_changing_at_midnight(snap, today, running, discharged))
+
+
+DAILY_FACTS = frozenset(f.name for f in CATALOGUE if f.varies == "daily")
+# After discharge, what still moves with the calendar (everything else is held at discharge).
+_AFTER_DISCHARGE = frozenset({"business_days_since_discharge"})
+
+
+def _changing_at_midnight(snap: Snapshot, today: date, running: bool,
+                          discharged: bool) -> frozenset[str]:
+    changing: set[str] = set(DAILY_FACTS if running else
+                             _AFTER_DISCHARGE if discharged else ())
+    if snap.expected_discharge_date is not None:
+        changing.add("days_until_expected_discharge")
+    if snap.birth_date is not None and (_age(snap.birth_date, today + timedelta(days=1))
+                                        != _age(snap.birth_date, today)):
+        changing.add("age")
+    return frozenset(changing)

@@ -101,7 +101,7 @@ class Rulebook:
                 hours += 1 / 3600  # strictly past the threshold
             if hours > 0:
                 candidates.append(now + timedelta(hours=hours))
-        if derived.daily and self.book.uses_daily:
+        if derived.daily & self.book.daily_facts:
             tomorrow = now.astimezone(self.zone).date() + timedelta(days=1)
             candidates.append(datetime.combine(tomorrow, time(0), tzinfo=self.zone)
                               + timedelta(seconds=1))
