@@ -1,7 +1,8 @@
 """The HTTP application: FHIR R4 under /fhir, sign-in and the web worklist, admin, health.
 
 Middleware, outermost first: audit (writes the trail before the answer leaves), session
-(CSRF and the session cookie), body limit, OperationOutcome for unexpected errors.
+(CSRF and the session cookie), body limit, unexpected errors (an OperationOutcome for the
+API, a plain page for people).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from engine.auth import install as install_auth
 from engine.fhir.outcome import install_handlers, outcome_response
 from engine.runtime import Runtime
 from engine.security.audit import AuditMiddleware
+from engine.unexpected import install as install_unexpected
 from engine.web.session import SessionMiddleware
 
 
@@ -26,6 +28,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     install_handlers(app)
+    install_unexpected(app)
     install_auth(app)
 
     @app.middleware("http")

@@ -17,6 +17,7 @@ from engine.rules.rulebook import Rulebook
 from engine.site import SiteProfile, load_site_profile
 from engine.storage.db import make_engine, session_factory
 from engine.storage.migrate import upgrade
+from engine.tasks.staffing import runtime_info
 
 
 @dataclass
@@ -62,11 +63,12 @@ class Runtime:
         )
         if migrate:
             upgrade(engine)
+        info = runtime_info(settings.staffing_file)
         return cls(
             settings=settings,
             engine=engine,
-            sessions=session_factory(engine),
-            readers=session_factory(engine, read_only=True),
+            sessions=session_factory(engine, info=info),
+            readers=session_factory(engine, read_only=True, info=info),
             site=load_site_profile(settings.site_profile),
             clock=clock or WallClock(),
         )

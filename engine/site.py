@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 CareStatus = Literal["inpatient", "observation", "emergency", "outpatient", "preadmit"]
+ProcessingId = Literal["P", "T", "D"]  # HL7 table 0103
 PayerClass = Literal[
     "medicare", "medicare_advantage", "medicaid", "commercial", "self_pay", "other"
 ]
@@ -46,6 +47,11 @@ class SiteProfile(BaseModel):
     receiving_application: str = "DCPLAN"
     receiving_facility: str = ""
     accepted_receiving_applications: list[str] | None = None
+    # MSH-11 processing ids applied to live state: P production; T training and D debugging
+    # feeds are refused (AR) unless a test engine lists them here.
+    accepted_processing_ids: list[ProcessingId] = Field(
+        default_factory=lambda: ["P"], min_length=1,
+        description="MSH-11 processing ids this engine applies (P, T, D).")
     mrn: MrnRule
     visit_number_authority: str = ""
     care_status: list[CareStatusRule] = Field(min_length=1)
@@ -89,6 +95,9 @@ class SiteProfile(BaseModel):
     def review_interval_days(self, payer_class: str | None) -> float | None:
         """The continued-stay review cadence for a payer class (the default class if none)."""
         return self.ur_review_days.get(payer_class or self.default_payer_class)  # type: ignore[arg-type]
+
+    def accepts_processing_id(self, processing_id: str) -> bool:
+        return processing_id in self.accepted_processing_ids
 
     def accepts_receiver(self, application: str) -> bool:
         allowed = self.accepted_receiving_applications

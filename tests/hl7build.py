@@ -27,6 +27,7 @@ def adt(
     expected_discharge: str = "",
     extra: list[str] | None = None,
     plan: str = "MCR001",
+    processing_id: str = "P",
 ) -> bytes:
     """One ADT message; `when` is EVN-2/EVN-6 (local time unless it carries an offset)."""
     ctrl = control_id or f"T{next(_ids):08d}"
@@ -46,7 +47,8 @@ def adt(
     pv1[44] = admit_time
     pv1[45] = discharge_time
     segments = [
-        f"MSH|^~\\&|ADTSYS|GENHOSP|DCPLAN|GENHOSP|{when}||ADT^{trigger}|{ctrl}|P|{version}",
+        f"MSH|^~\\&|ADTSYS|GENHOSP|DCPLAN|GENHOSP|{when}||ADT^{trigger}|{ctrl}|{processing_id}|"
+        f"{version}",
         f"EVN|{trigger}|{when}|||||{when}",
         f"PID|1||{mrn}^^^GENHOSP^MR||{name}||19450612|F|||100 TEST ST^^SPRINGFIELD^IL^62701",
         "|".join(pv1).rstrip("|"),

@@ -187,6 +187,24 @@ def test_unmapped_patient_class_is_quarantined_then_replayed_after_the_profile_i
     assert encounter(rt2).care_status == "inpatient"
 
 
+def test_a_training_message_is_refused_then_applied_by_an_engine_that_accepts_training(
+    runtime_factory, tmp_path: Path
+):
+    rt = runtime_factory()
+    receipt = rt.intake.hl7(adt("A01", "202603021015", processing_id="T"))
+    assert receipt.outcome == "rejected" and "MSA|AR|" in receipt.ack
+    with rt.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Encounter)) == 0
+
+    training = tmp_path / "site.yaml"
+    profile = (Path(__file__).parent.parent / "fixtures" / "site_profile.yaml").read_text()
+    training.write_text(profile.replace("accepted_processing_ids: [P]",
+                                        "accepted_processing_ids: [T]", 1))
+    rt2 = runtime_factory(site_profile=training)
+    assert rt2.intake.replay(receipt.message_id).outcome == "accepted"
+    assert encounter(rt2).status == "in-progress"
+    assert rt2.intake.hl7(adt("A08", "202603021115")).outcome == "rejected"  # P, not T
+
 def test_unknown_trigger_is_acknowledged_and_recorded_as_ignored(runtime):
     receipt = runtime.intake.hl7(adt("A60", "202603021015"))
     assert receipt.outcome == "ignored"

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from engine.hl7.framing import END, SB, frame
 from engine.hl7.message import parse
 from engine.storage.db import normalise_url
-from engine.storage.models import InboundMessage
+from engine.storage.models import Encounter, EncounterEvent, InboundMessage, Patient, RuleOutput
 from tests.conftest import ServerProcess, start_server
 from tests.hl7build import adt
 
@@ -257,6 +257,78 @@ def test_limits_protect_the_listener_without_dropping_good_messages(database_url
                                                                 b"MSH|^~\\&|STALL"]
             accepted = [r.control_id for r in rows(session) if r.outcome == "accepted"]
             assert accepted == [control_id(good), control_id(follow), control_id(last)]
+    finally:
+        server.kill()
+
+
+# -- what is not for live state ----------------------------------------------------------
+
+
+def err(ack: bytes) -> tuple[str, str, str]:
+    """(ERR-2 location, ERR-3 code, ERR-8 user message) of a 2.5.1 ACK."""
+    seg = parse(ack.decode().strip("\x0b\x1c\r")).segment("ERR")
+    assert seg is not None, ack
+    return seg.raw(2), seg.value(3, 1), seg.value(8)
+
+
+def live_state(session: Session) -> tuple:
+    """Everything a message could have changed: the encounters, their timelines, outputs."""
+    encounters = [(e.visit_number, e.status, e.unit, e.discharge_time, e.discharge_disposition)
+                  for e in session.scalars(select(Encounter).order_by(Encounter.id))]
+    count = lambda model: session.scalar(select(func.count()).select_from(model))  # noqa: E731
+    return encounters, count(Patient), count(EncounterEvent), count(RuleOutput)
+
+
+def test_training_debugging_and_unmarked_messages_are_refused_and_change_nothing(
+    database_url,
+):
+    """A test feed pointed at production by mistake: its discharge must not discharge the
+    real inpatient. MSH-11 T and D get AR 202, an empty MSH-11 AR 101; all are kept."""
+    server = start_server(database_url, http=False)
+    try:
+        admit = adt("A01", "20260306081500", mrn="760001", visit="V760001")
+        training_discharge = adt("A03", "20260306121500", mrn="760001", visit="V760001",
+                                 disposition="01", discharge_time="20260306121500",
+                                 processing_id="T")
+        debugging_transfer = adt("A02", "20260306111500", mrn="760001", visit="V760001",
+                                 location="ICU^1^A^GENHOSP", prior_location="4WEST^412^A",
+                                 processing_id="D")
+        training_admit = adt("A01", "20260306091500", mrn="760002", visit="V760002",
+                             processing_id="T")
+        unmarked_discharge = adt("A03", "20260306131500", mrn="760001", visit="V760001",
+                                 disposition="01", discharge_time="20260306131500",
+                                 processing_id="")
+        with socket.create_connection(("127.0.0.1", server.mllp_port), timeout=20) as sock:
+            assert msa(send(sock, admit)) == ("AA", control_id(admit))
+            with stored(database_url) as session:
+                before = live_state(session)
+
+            for message in (training_discharge, debugging_transfer, training_admit):
+                ack = send(sock, message)
+                assert msa(ack) == ("AR", control_id(message))
+                location, code, text = err(ack)
+                assert (location, code) == ("MSH^1^11", "202")
+                assert "MSH-11 is not accepted here" in text and "accepts P" in text
+                # The ACK mirrors the sender's processing id, as HL7 asks.
+                sent_id = parse(message.decode()).msh.value(11)
+                assert parse(ack.decode().strip("\x0b\x1c\r")).msh.value(11) == sent_id
+            ack = send(sock, unmarked_discharge)
+            assert msa(ack) == ("AR", control_id(unmarked_discharge))
+            assert err(ack)[:2] == ("MSH^1^11", "101")
+            # The same training message again: the same answer, still nothing applied.
+            assert msa(send(sock, training_discharge)) == ("AR", control_id(training_discharge))
+
+        with stored(database_url) as session:
+            assert live_state(session) == before
+            (encounter_row,) = before[0]
+            assert encounter_row[1:3] == ("in-progress", "4WEST")
+            refused = rows(session)[1:]
+            assert [r.outcome for r in refused] == ["rejected"] * 4
+            assert [bytes(r.raw) for r in refused] == [
+                training_discharge, debugging_transfer, training_admit, unmarked_discharge]
+            assert all("MSH-11" in (r.reason or "") for r in refused)
+            assert all(r.encounter_id is None for r in refused)
+            assert refused[0].duplicates == 1
     finally:
         server.kill()
 

@@ -10,6 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from engine.clock import FixedClock
+from engine.config import get_settings
+from engine.rules.tick import tick
 from engine.security.roles import Principal
 from engine.storage.models import CaseAssignment, Encounter, RuleOutput
 from engine.tasks import assignment, escalation
@@ -158,3 +160,37 @@ def test_the_server_clock_escalates_with_the_configured_grace(runtime_factory):
     escalation.on_clock(rt)
     with rt.readers() as s:
         assert s.get(RuleOutput, review.id).owner == "sup.okafor"
+
+
+NIGHT_SHIFT = """
+supervisor: sup.night
+people:
+  - {name: sup.night, role: supervisor}
+  - {name: cm.night, role: case_manager, supervisor: sup.night}
+  - {name: ur.night, role: ur_nurse, supervisor: sup.night}
+"""
+
+
+def test_a_server_started_with_its_own_staffing_file_assigns_by_that_file(
+    runtime_factory, tmp_path
+):
+    """The process-wide settings name the demo hospital's file; this engine was started with
+    a night-shift file (one case manager, one UR nurse for everyone). Work raised by a
+    message and work raised later by the clock both go to the night shift."""
+    night = tmp_path / "night.yaml"
+    night.write_text(NIGHT_SHIFT)
+    assert get_settings().staffing_file == FIXTURES / "staffing.yaml"
+    clock = FixedClock(local(2026, 3, 2, 10, 30))
+    rt = runtime_factory(clock=clock, staffing_file=night)
+
+    admitted = owners(rt, admit(rt, 1))  # 4WEST, Medicare: Alvarez and Fischer by day
+    assert (admitted["im-notice"], admitted["initial-ur-review"]) == ("cm.night", "ur.night")
+
+    rt.intake.hl7(adt("A04", "202603021015", patient_class="O", patient_type="OBS",
+                      visit="V2902", mrn="300902", location="OBS^2^A^GENHOSP"))
+    assert not {"moon-notice", "status-review"} & set(owners(rt, "V2902"))
+    later = local(2026, 3, 4, 1, 0)  # past 24 h in observation and past the 2nd midnight
+    clock.set(later)
+    tick(rt.sessions, rt.intake.rulebook, later)
+    observed = owners(rt, "V2902")
+    assert (observed["moon-notice"], observed["status-review"]) == ("cm.night", "ur.night")

@@ -7,6 +7,7 @@ browser would. The browser itself is in test_web_browser.py.
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -17,8 +18,11 @@ from sqlalchemy import select
 
 from engine.app import create_app
 from engine.clock import FixedClock
+from engine.fhir import router as fhir_router
 from engine.security.users import add_user
 from engine.storage.models import AuditRecord, RuleOutput
+from engine.web import worklist_page
+from engine.worklist import api as worklist_api
 from engine.worklist.query import Filters, worklist
 from tests.conftest import auth_headers
 from tests.hl7build import adt
@@ -300,3 +304,42 @@ def test_the_print_view_has_no_navigation_and_every_row(web, rt):
     assert "<nav" not in html and "<form" not in html
     assert "overdue" in html and "filtered: unit 4WEST" in html
     assert "@media print" in web.get("/static/web.css").text
+
+
+def test_a_failing_page_shows_a_plain_error_page_while_the_api_keeps_operation_outcomes(
+    web, rt, monkeypatch, caplog
+):
+    """A bug behind the worklist whose message quotes a patient: the case manager sees a
+    friendly page in the usual layout (no trace, no patient data, a reference to quote);
+    the EHR calling /fhir or /api still gets an OperationOutcome."""
+    sign_in(web, "cm.alvarez")
+    headers = auth_headers(web)
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("cannot list ABBOTT, MRN 500000")
+
+    monkeypatch.setattr(worklist_page, "worklist", broken)
+    monkeypatch.setattr(worklist_api, "worklist", broken)
+    monkeypatch.setattr(fhir_router, "capability_statement", broken)
+
+    with caplog.at_level(logging.ERROR, logger="engine"):
+        answer = web.get("/worklist")
+    assert answer.status_code == 500
+    assert answer.headers["content-type"].startswith("text/html")
+    assert answer.headers["cache-control"] == "no-store"
+    html = answer.text
+    assert "Something went wrong" in html and 'href="/worklist"' in html
+    assert "Signed in as <strong>cm.alvarez</strong>" in html  # the usual page layout
+    for leak in ("ABBOTT", "500000", "Traceback", "RuntimeError", ".py"):
+        assert leak not in html, leak
+    found = re.search(r'id="error-reference">([0-9a-f]{8})<', html)
+    assert found, html
+    assert found[1] in caplog.text and "ABBOTT" not in caplog.text
+
+    for path in ("/fhir/metadata", "/api/worklist"):
+        answer = web.get(path, headers=headers)
+        assert answer.status_code == 500, path
+        assert answer.headers["content-type"].startswith("application/fhir+json"), path
+        issue = answer.json()["issue"][0]
+        assert answer.json()["resourceType"] == "OperationOutcome"
+        assert issue["code"] == "exception" and "ABBOTT" not in issue["diagnostics"]

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-import traceback
-
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 FHIR_JSON = "application/fhir+json"
-log = logging.getLogger("engine.fhir")
 
 _ISSUE_CODE = {
     400: "invalid",
@@ -61,7 +55,8 @@ def outcome_response(status: int, diagnostics: str, code: str | None = None, hea
 
 
 def install_handlers(app) -> None:
-    """Every error, ours or the framework's, leaves as an OperationOutcome."""
+    """Every error ours or the framework's raises leaves as an OperationOutcome (unexpected
+    ones: engine/unexpected.py)."""
 
     @app.exception_handler(FhirError)
     async def _fhir_error(_request: Request, exc: FhirError):
@@ -76,19 +71,3 @@ def install_handlers(app) -> None:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
         return outcome_response(400, f"invalid request {where}: {first.get('msg', 'invalid')}")
-
-    @app.middleware("http")
-    async def _unexpected(request: Request, call_next):
-        # A middleware, not an exception handler: Starlette re-raises after handlers, and
-        # the server would then log the exception's text, which may quote patient data.
-        try:
-            return await call_next(request)
-        except (OperationalError, PoolTimeout) as exc:
-            # The database is away or overloaded: transient, the client should retry.
-            log.error("storage unavailable: %s", type(exc).__name__)
-            return outcome_response(503, "storage unavailable; please retry")
-        except Exception as exc:  # noqa: BLE001 - every error leaves as an OperationOutcome
-            where = traceback.extract_tb(exc.__traceback__)[-1]
-            log.error("internal error %s at %s:%s", type(exc).__name__, where.filename,
-                      where.lineno)
-            return outcome_response(500, f"internal error ({type(exc).__name__})")

@@ -96,8 +96,20 @@ def _evn_trigger(msg: Message) -> str:
     return evn.value(1) if evn else ""
 
 
+def _check_processing_id(processing_id: str, site: SiteProfile) -> None:
+    """Training (T) and debugging (D) feeds must not change live state: refuse (AR) them."""
+    accepted = ", ".join(site.accepted_processing_ids)
+    if not processing_id:
+        raise Hl7Refusal("AR", AckError(
+            101, f"MSH-11 processing id is empty (this engine accepts {accepted})", "MSH", 11))
+    if not site.accepts_processing_id(processing_id):
+        raise Hl7Refusal("AR", AckError(
+            202, f"processing id {processing_id[:20]!r} in MSH-11 is not accepted here "
+            f"(this engine accepts {accepted})", "MSH", 11))
+
+
 def check_envelope(msg: Message, header: Header, site: SiteProfile) -> None:
-    """Refuse (AR) what is not for us: wrong version, wrong type, wrong receiver, no id."""
+    """Refuse (AR) what is not for us: wrong version, processing id, type or receiver, no id."""
     if not header.control_id:
         raise Hl7Refusal("AR", AckError(101, "MSH-10 message control id is empty", "MSH", 10))
     msh = msg.msh
@@ -117,6 +129,7 @@ def check_envelope(msg: Message, header: Header, site: SiteProfile) -> None:
                 12,
             ),
         )
+    _check_processing_id(header.processing_id, site)
     msg_type = msg.msh.value(9, 1)
     if not (msg_type == "ADT" or (msg_type == "ORU" and header.trigger == RESULTS)):
         raise Hl7Refusal(

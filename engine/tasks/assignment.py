@@ -19,7 +19,7 @@ from engine.security.roles import Permission, Principal
 from engine.storage.models import CaseAssignment, Encounter, RuleOutput
 from engine.tasks import lifecycle
 from engine.tasks.history import ENGINE
-from engine.tasks.staffing import Staffing, current
+from engine.tasks.staffing import Staffing, of_session
 
 OPEN_ENCOUNTER = ("planned", "in-progress", "onleave")
 
@@ -72,8 +72,10 @@ def case_owner(session: Session, enc: Encounter, role: str, now: datetime,
 
 def assign_new(session: Session, enc: Encounter, tasks: list[RuleOutput], now: datetime,
                staffing: Staffing | None = None) -> None:
-    """Set the owner of tasks the rules just raised (the encounter has an id)."""
-    staffing = staffing or current()
+    """Set the owner of tasks the rules just raised (the encounter has an id).
+
+    Without `staffing`, the staffing of the runtime that opened `session`."""
+    staffing = staffing or of_session(session)
     chosen: dict[str, str | None] = {}
     for task in tasks:
         role = staffing.role_for_queue(task.queue)
@@ -90,7 +92,7 @@ def reassign_case(session: Session, enc: Encounter, role: str, user_name: str,
     Returns the tasks that moved. Raises lifecycle.Forbidden without task:assign.
     """
     lifecycle.permit(actor, Permission.TASK_ASSIGN)
-    staffing = staffing or current()
+    staffing = staffing or of_session(session)
     moved: list[RuleOutput] = []
     tasks = session.scalars(select(RuleOutput).where(
         RuleOutput.encounter_id == enc.id, RuleOutput.kind == "task",

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.storage.models import RuleOutput
 from engine.tasks.history import ENGINE, record
 from engine.tasks.lifecycle import OPEN
-from engine.tasks.staffing import Staffing, current
+from engine.tasks.staffing import Staffing, from_file, of_session
 
 BATCH = 500
 
@@ -43,14 +43,16 @@ def escalate(session: Session, task: RuleOutput, now: datetime, staffing: Staffi
 
 def escalate_overdue(sessions: sessionmaker[Session], now: datetime, grace: timedelta,
                      staffing: Staffing | None = None) -> int:
-    """Escalate every open task due before `now - grace` not yet escalated; return how many."""
-    staffing = staffing or current()
+    """Escalate every open task due before `now - grace` not yet escalated; return how many.
+
+    Without `staffing`, the staffing of the runtime that made `sessions`."""
     done = 0
     while True:
         with sessions() as session, session.begin():
             rows = list(session.scalars(_overdue(now, grace)))
+            people = staffing or of_session(session)
             for task in rows:
-                escalate(session, task, now, staffing)
+                escalate(session, task, now, people)
         done += len(rows)
         if len(rows) < BATCH:
             return done
@@ -60,4 +62,4 @@ def on_clock(runtime) -> int:
     """The server clock's call: escalate with the configured grace at the runtime's now."""
     grace = timedelta(minutes=runtime.settings.escalation_grace_minutes)
     return escalate_overdue(runtime.sessions, runtime.clock.now(), grace,
-                            current(runtime.settings.staffing_file))
+                            from_file(runtime.settings.staffing_file))

@@ -4,6 +4,9 @@ A hospital edits `fixtures/staffing.yaml` (or the file named by ENGINE_STAFFING_
 code. People have one role (case_manager, ur_nurse, supervisor); a person's lists narrow
 what they cover, and an empty list means "any". `queues` maps each rule queue (the `queue:`
 of a task action) to the role that works it; a queue mapped to nothing stays a shared queue.
+
+A runtime's sessions carry its settings' file (`of_session`): the rules reconcile deep below
+the runtime, and must assign by the file the server was started with.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.orm import Session
 
 Role = Literal["case_manager", "ur_nurse", "supervisor"]
+SESSION_KEY = "staffing_file"  # Session.info key: the runtime's staffing file
 WORKING_ROLES = ("case_manager", "ur_nurse")
 
 
@@ -101,12 +106,31 @@ def _cached(path: str, mtime: float) -> Staffing:
     return load_staffing(Path(path))
 
 
+def from_file(path: Path | None) -> Staffing:
+    """The staffing in `path`, re-read when the file changes; no path or no file: no one."""
+    if path is None or not Path(path).is_file():
+        return EMPTY
+    return _cached(str(path), Path(path).stat().st_mtime)
+
+
 def current(path: Path | None = None) -> Staffing:
-    """The configured staffing, re-read when the file changes; no file means no one."""
+    """The staffing in `path`, or in the global settings' file (ENGINE_STAFFING_FILE)."""
     if path is None:
         from engine.config import get_settings
 
         path = get_settings().staffing_file
-    if path is None or not Path(path).is_file():
-        return EMPTY
-    return _cached(str(path), Path(path).stat().st_mtime)
+    return from_file(path)
+
+
+def runtime_info(path: Path | None) -> dict[str, Path | None]:
+    """What a runtime puts in its sessions' `info`, so work done in them finds its staffing."""
+    return {SESSION_KEY: path}
+
+
+def of_session(session: Session) -> Staffing:
+    """The staffing of the runtime that opened this session (its settings' staffing_file,
+    whatever the process-wide settings say); the global settings' file for sessions opened
+    outside a runtime (ruleset test stories, back-tests)."""
+    if SESSION_KEY in session.info:
+        return from_file(session.info[SESSION_KEY])
+    return current()

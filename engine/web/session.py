@@ -34,7 +34,7 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 REFRESH_AFTER_S = 60  # re-issue the cookie (sliding idle expiry) at most once a minute
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-API_PREFIXES = ("/fhir", "/admin", "/auth")
+API_PREFIXES = ("/fhir", "/api", "/admin", "/auth")  # answered as JSON, never as pages
 # Sign-in checks its own token (a stale form gets a fresh one); the token endpoint changes
 # nothing and answers only the caller, so a cross-site post there gains nothing.
 CSRF_EXEMPT = frozenset({"/login", "/auth/token"})
