@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from engine.events import AdtEvent, EventError
@@ -86,18 +86,36 @@ def latest(session: Session, enc: Encounter) -> dict[str, float]:
     sent without a visit that fall inside the stay."""
     if enc.id is None:
         return {}
-    for_visit = (LabResult.visit_system == enc.visit_system) & \
-        (LabResult.visit_number == enc.visit_number)
-    in_stay = (LabResult.visit_number.is_(None)) & (LabResult.patient_id == enc.patient_id)
-    if enc.admit_time is not None:
-        in_stay &= LabResult.effective_at >= enc.admit_time
-    if enc.discharge_time is not None:
-        in_stay &= LabResult.effective_at <= enc.discharge_time
-    rows = session.execute(select(LabResult.name, LabResult.value)
-                           .where(or_(for_visit, in_stay))
-                           .order_by(LabResult.effective_at.desc(), LabResult.id.desc()))
+    return latest_of(enc, candidates(session, [enc]))
+
+
+def candidates(session: Session, encs: list[Encounter]) -> list[LabResult]:
+    """Every result that may belong to one of these stays, newest first (one query for a
+    batch; `latest_of` decides which belong to which)."""
+    visits = [(e.visit_system, e.visit_number) for e in encs if e.id is not None]
+    patients = {e.patient_id for e in encs if e.id is not None}
+    if not visits:
+        return []
+    return list(session.scalars(
+        select(LabResult)
+        .where(or_(tuple_(LabResult.visit_system, LabResult.visit_number).in_(visits),
+                   LabResult.visit_number.is_(None) & LabResult.patient_id.in_(patients)))
+        .order_by(LabResult.effective_at.desc(), LabResult.id.desc())))
+
+
+def latest_of(enc: Encounter, newest_first: list[LabResult]) -> dict[str, float]:
+    """Per test, the newest of the results that belong to this stay."""
     values: dict[str, float] = {}
-    for name, value in rows:
-        values.setdefault(name, value)
+    for row in newest_first:
+        if row.name in values:
+            continue
+        if row.visit_number is not None:
+            mine = (row.visit_system, row.visit_number) == (enc.visit_system, enc.visit_number)
+        else:
+            mine = row.patient_id == enc.patient_id and (
+                enc.admit_time is None or row.effective_at >= enc.admit_time) and (
+                enc.discharge_time is None or row.effective_at <= enc.discharge_time)
+        if mine:
+            values[row.name] = row.value
     return values
 

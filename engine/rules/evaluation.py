@@ -11,6 +11,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from engine.rules.prefetch import Prefetched
 from engine.rules.rulebook import POST_DISCHARGE_HORIZON, Rulebook
 from engine.storage.models import Encounter
 
@@ -19,13 +20,14 @@ OPEN = ("planned", "in-progress", "onleave")
 RETRY_AFTER_ERROR = timedelta(minutes=5)
 
 
-def evaluate(session: Session, rulebook: Rulebook, enc: Encounter, now: datetime) -> bool:
+def evaluate(session: Session, rulebook: Rulebook, enc: Encounter, now: datetime,
+             read: Prefetched | None = None) -> bool:
     """Evaluate one encounter; an error is logged and retried later, never raised.
 
     The triggering message is already applied: a bug in a rule or fact must not lose it.
     """
     try:
-        rulebook.evaluate_encounter(session, enc, now)
+        rulebook.evaluate_encounter(session, enc, now, read=read)
         return True
     except SQLAlchemyError:
         raise

@@ -16,6 +16,7 @@ from engine.rules.evaluate import Evaluator, Firing
 from engine.rules.facts import Derived, derive
 from engine.rules.loader import load_folder
 from engine.rules.outputs import Changes, desired_outputs, reconcile
+from engine.rules.prefetch import Prefetched
 from engine.rules.reference import load_reference
 from engine.site import SiteProfile
 from engine.storage.models import Encounter, RuleOutput
@@ -58,13 +59,22 @@ class Rulebook:
                       self.site.review_interval_days)
 
     def evaluate_encounter(self, session: Session, enc: Encounter, now: datetime,
-                           *, write: bool = True) -> Evaluation:
-        """Facts -> rules -> reconciled outputs and the next time to look again."""
+                           *, write: bool = True, read: Prefetched | None = None,
+                           ) -> Evaluation:
+        """Facts -> rules -> reconciled outputs and the next time to look again.
+
+        `read`: what a batch of evaluations fetched beforehand (engine.rules.prefetch).
+        """
         now = now.astimezone(UTC)
-        existing = [] if enc.id is None else list(session.scalars(
-            select(RuleOutput).where(RuleOutput.encounter_id == enc.id,
-                                     RuleOutput.status.in_(("active", "completed")))))
-        snap = snapshots.load(session, enc, existing)
+        if read is not None:
+            existing = read.outputs[enc.id]
+            snap = snapshots.load(session, enc, existing, read.history.get(enc.patient_id, []),
+                                  read.labs[enc.id])
+        else:
+            existing = [] if enc.id is None else list(session.scalars(
+                select(RuleOutput).where(RuleOutput.encounter_id == enc.id,
+                                         RuleOutput.status.in_(("active", "completed")))))
+            snap = snapshots.load(session, enc, existing)
         derived = self.facts(snap, now)
         firings = [] if enc.status == "cancelled" else self.evaluator.evaluate(
             derived, snap.diagnoses)

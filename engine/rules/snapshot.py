@@ -68,18 +68,32 @@ class Snapshot:
     had_procedure: bool | None = None
 
 
-def load(session: Session, enc: Encounter, outputs: list[RuleOutput]) -> Snapshot:
-    patient: Patient | None = enc.patient
-    past: dict[int, tuple[datetime | None, datetime | None, set[str]]] = {}
-    rows = [] if patient is None or patient.id is None else session.execute(
-        select(Encounter.id, Encounter.admit_time, Encounter.discharge_time,
-               StatusPeriod.care_status)
+def past_rows(session: Session, patient_ids: list[int]) -> list[tuple]:
+    """(patient id, encounter id, admit, discharge, care status) of these people's stays that
+    were not cancelled, one row per status period: the history facts' source."""
+    if not patient_ids:
+        return []
+    return list(session.execute(
+        select(Encounter.patient_id, Encounter.id, Encounter.admit_time,
+               Encounter.discharge_time, StatusPeriod.care_status)
         .outerjoin(StatusPeriod, (StatusPeriod.encounter_id == Encounter.id)
                    & (StatusPeriod.cancelled.is_(False)))
-        .where(Encounter.patient_id == patient.id, Encounter.id != (enc.id or -1),
-               Encounter.status != "cancelled")
-    )
-    for enc_id, admit, discharge, status in rows:
+        .where(Encounter.patient_id.in_(patient_ids), Encounter.status != "cancelled")))
+
+
+def load(session: Session, enc: Encounter, outputs: list[RuleOutput],
+         history: list[tuple] | None = None, lab_values: dict[str, float] | None = None,
+         ) -> Snapshot:
+    """The snapshot of `enc`; `history` (past_rows) and `lab_values` when read beforehand
+    for a batch of encounters, else read here."""
+    patient: Patient | None = enc.patient
+    if history is None:
+        history = [] if patient is None or patient.id is None else past_rows(session,
+                                                                            [patient.id])
+    past: dict[int, tuple[datetime | None, datetime | None, set[str]]] = {}
+    for _patient_id, enc_id, admit, discharge, status in history:
+        if enc_id == enc.id:
+            continue
         entry = past.setdefault(enc_id, (admit, discharge, set()))
         if status:
             entry[2].add(status)
@@ -117,7 +131,7 @@ def load(session: Session, enc: Encounter, outputs: list[RuleOutput]) -> Snapsho
                                 and o.status == "active"}),
         completed_task_types=sorted({o.code for o in outputs if o.kind == "task"
                                      and o.status == "completed"}),
-        labs=labs.latest(session, enc),
+        labs=labs.latest(session, enc) if lab_values is None else lab_values,
         open_task_due=_by_code(((o.code, o.due_at) for o in outputs if o.kind == "task"
                                  and o.status == "active" and o.due_at is not None), min),
         last_completed=_by_code(((o.code, o.ended_at or o.updated_at) for o in outputs
