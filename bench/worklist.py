@@ -405,7 +405,8 @@ def report(summary: dict) -> str:
         lines.append(f"| {name} | {r['p50_ms']} ms | {r['p95_ms']} ms | {r['p99_ms']} ms | "
                      f"{r['per_s']} |")
     lines += ["", f"Machine: {summary['cpus']} CPUs; load average at the end "
-              f"{summary['load_average']} (other jobs were running)."]
+              f"{summary['load_average']} (the clients, the servers and PostgreSQL share "
+              "the machine)."]
     return "\n".join(lines) + "\n"
 
 
