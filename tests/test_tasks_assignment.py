@@ -11,13 +11,15 @@ from sqlalchemy import select
 
 from engine.clock import FixedClock
 from engine.config import get_settings
+from engine.fhir.tasks import render
 from engine.rules.tick import tick
 from engine.security.roles import Principal
 from engine.storage.models import CaseAssignment, Encounter, RuleOutput
 from engine.tasks import assignment, escalation
 from engine.tasks.history import history
 from engine.tasks.lifecycle import Forbidden
-from engine.tasks.staffing import Person, Staffing, current, load_staffing
+from engine.tasks.staffing import Person, Staffing, current, load_staffing, of_session
+from engine.web.people import choices
 from tests.conftest import FIXTURES
 from tests.hl7build import adt
 
@@ -166,7 +168,7 @@ NIGHT_SHIFT = """
 supervisor: sup.night
 people:
   - {name: sup.night, role: supervisor}
-  - {name: cm.night, role: case_manager, supervisor: sup.night}
+  - {name: cm.night, role: case_manager, supervisor: sup.night, display: Night Case Manager}
   - {name: ur.night, role: ur_nurse, supervisor: sup.night}
 """
 
@@ -194,3 +196,10 @@ def test_a_server_started_with_its_own_staffing_file_assigns_by_that_file(
     tick(rt.sessions, rt.intake.rulebook, later)
     observed = owners(rt, "V2902")
     assert (observed["moon-notice"], observed["status-review"]) == ("cm.night", "ur.night")
+    # Reading the work back names people from the same file (FHIR Task.owner, the
+    # supervisor's list of people to assign to).
+    with rt.readers() as s:
+        moon = s.scalars(select(RuleOutput).where(RuleOutput.code == "moon-notice")).one()
+        assert render(s, [moon])[0]["owner"]["display"] == "Night Case Manager"
+        assert [c.name for c in choices(of_session(s))] == ["cm.night", "ur.night",
+                                                            "sup.night"]

@@ -37,6 +37,7 @@ from engine.security import audit
 from engine.security.roles import Permission, Principal
 from engine.tasks import lifecycle
 from engine.tasks.history import notes
+from engine.tasks.staffing import of_session
 
 SERVER_MANAGED = frozenset({"meta", "text", "lastModified", "executionPeriod", "businessStatus"})
 CHANGEABLE = frozenset({"status", "statusReason", "output", "owner", "note"})
@@ -169,7 +170,7 @@ def update(request: Request, tid: str, actor: Principal, expected: int | None,
         if expected is not None and expected != row.version:
             raise FhirError(412, f"Task/{tid} is at version {row.version}, not {expected}: "
                                  "read it again and retry")
-        current = task(row, notes(session, [row.id]).get(row.id, []))
+        current = task(row, notes(session, [row.id]).get(row.id, []), of_session(session))
         change = diff(current, _patched(current, body) if is_patch else body)
         try:
             if change.owner is not None:

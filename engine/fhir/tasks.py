@@ -34,7 +34,7 @@ from engine.fhir.search import Param
 from engine.storage.models import RuleOutput, TaskEvent
 from engine.tasks.history import notes
 from engine.tasks.lifecycle import READY, STATUSES
-from engine.tasks.staffing import Staffing, current
+from engine.tasks.staffing import Staffing, current, of_session
 from engine.worklist.query import PRIORITY_RANK
 
 TASK_TYPE_SYSTEM = "urn:engine:task-type"
@@ -127,7 +127,7 @@ def task(row: RuleOutput, row_notes: list[TaskEvent], staffing: Staffing | None 
 
 def render(session: Session, rows: list[RuleOutput]) -> list[dict]:
     by_task = notes(session, [r.id for r in rows])
-    staffing = current()
+    staffing = of_session(session)
     return [task(r, by_task.get(r.id, []), staffing) for r in rows]
 
 

@@ -7,6 +7,7 @@ from fastapi.responses import HTMLResponse
 
 from engine.security.audit import note
 from engine.security.roles import Permission, Principal
+from engine.tasks.staffing import of_session
 from engine.web import encounter_view
 from engine.web.access import Viewer
 from engine.web.flash import flash
@@ -25,11 +26,12 @@ def render_encounter(request: Request, encounter_id: int, *, error: str | None =
     with runtime.readers() as session:
         view = encounter_view.load(session, encounter_id, rulebook.book if rulebook else None,
                                    runtime.clock.now(), runtime.site.zone)
+        staffing = of_session(session)
     if view is None:
         return page(request, "missing.html", {"what": "stay"}, status_code=404)
     note(request, "read", "Encounter", str(encounter_id), view.header.patient_id)
     principal: Principal | None = getattr(request.state, "principal", None)
-    people = choices() if principal and principal.can(Permission.TASK_ASSIGN) else []
+    people = choices(staffing) if principal and principal.can(Permission.TASK_ASSIGN) else []
     return page(request, "encounter.html", {
         "page": view, "people": people, "message": None if error else flash(request),
         "error": error, "error_for": error_for, "error_field": error_field,

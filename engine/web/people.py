@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.tasks.staffing import current
+from engine.tasks.staffing import Staffing
 
 
 @dataclass(frozen=True)
@@ -14,8 +14,8 @@ class Choice:
     role: str
 
 
-def choices() -> list[Choice]:
+def choices(staffing: Staffing) -> list[Choice]:
     """Everyone in the staffing file, case managers and UR nurses first, by name."""
     order = {"case_manager": 0, "ur_nurse": 1, "supervisor": 2}
-    people = sorted(current().people, key=lambda p: (order.get(p.role, 3), p.name))
+    people = sorted(staffing.people, key=lambda p: (order.get(p.role, 3), p.name))
     return [Choice(p.name, f"{p.display or p.name} ({p.name})", p.role) for p in people]

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from engine.security.audit import note
-from engine.tasks.staffing import current
+from engine.tasks.staffing import of_session
 from engine.web import caseload, display, worklist_view
 from engine.web.access import Supervisor
 from engine.web.flash import flash
@@ -23,7 +23,8 @@ def supervisor(request: Request, user: Supervisor) -> HTMLResponse:
     runtime = request.app.state.runtime
     zone, now = runtime.site.zone, runtime.clock.now()
     with runtime.readers() as session:
-        loads = caseload.per_person(session, current(), now, zone)
+        staffing = of_session(session)
+        loads = caseload.per_person(session, staffing, now, zone)
         mine = worklist(session, now, zone, Filters(owner=user.name), page_size=MAX_PAGE_SIZE)
         waiting = worklist(session, now, zone, Filters(unassigned=True),
                            page_size=MAX_PAGE_SIZE)
@@ -39,6 +40,6 @@ def supervisor(request: Request, user: Supervisor) -> HTMLResponse:
     return page(request, "supervisor.html", {
         "loads": loads, "escalated": escalated, "queued": queued, "late": late,
         "late_total": everyone.overdue,
-        "queued_total": waiting.total, "people": choices(), "message": flash(request),
+        "queued_total": waiting.total, "people": choices(staffing), "message": flash(request),
         "as_of": display.local(now, zone, "%a %d %b %Y %H:%M"), "return_to": "/supervisor",
     })

@@ -18,7 +18,7 @@ from engine.security.roles import Permission, Principal
 from engine.site import PayerClass
 from engine.storage.models import Encounter, RuleOutput
 from engine.tasks.lifecycle import OPEN
-from engine.tasks.staffing import current
+from engine.tasks.staffing import Staffing, from_file, of_session
 from engine.web import display, worklist_view
 from engine.web.access import Viewer
 from engine.web.flash import flash
@@ -46,14 +46,14 @@ class NotAllowed(Exception):
     """Someone without worklist:all asked for another person's list."""
 
 
-def _subject(user: Principal, chosen: str) -> Subject:
+def _subject(user: Principal, chosen: str, staffing: Staffing) -> Subject:
     if not chosen or chosen == f"person:{user.name}":
         return Subject("My worklist", Filters(owner=user.name))
     if not user.can(Permission.WORKLIST_ALL):
         raise NotAllowed
     kind, _, name = chosen.partition(":")
     if kind == "person" and name:
-        person = current().person(name)
+        person = staffing.person(name)
         return Subject(f"Worklist of {person.display if person and person.display else name}",
                        Filters(owner=name))
     if kind == "queue" and name:
@@ -73,7 +73,7 @@ def _choosers(session: Session) -> list[dict[str, str]]:
     out += [{"value": f"queue:{q}", "label": f"Queue: {display.words(q)}"}
             for q in sorted(queues)]
     out += [{"value": f"person:{p.name}", "label": p.display or p.name}
-            for p in sorted(current().people, key=lambda p: (p.role, p.name))]
+            for p in sorted(of_session(session).people, key=lambda p: (p.role, p.name))]
     return out
 
 
@@ -108,7 +108,8 @@ def _render(request: Request, user: Principal, template: str) -> HTMLResponse:
     params = dict(request.query_params)
     params.pop("done", None)
     try:
-        subject = _subject(user, params.get("for", ""))
+        subject = _subject(user, params.get("for", ""),
+                           from_file(runtime.settings.staffing_file))
     except NotAllowed:
         return page(request, "refused.html",
                     {"reason": "Only supervisors can open another person's worklist."},
