@@ -48,18 +48,23 @@ def advance(intake: Intake, clock: FixedClock, until: datetime) -> int:
     """
     done = 0
     while intake.rulebook is not None:
-        with intake.sessions() as session:
-            earliest = session.scalar(select(func.min(Encounter.next_evaluation_at)))
+        earliest = _earliest(intake)
         if earliest is None or earliest > until:
             break
         clock.set(max(earliest, clock.instant))
-        evaluated = tick(intake.sessions, intake.rulebook, clock.instant)
-        if not evaluated:
-            break  # held by another worker: it will be evaluated there
-        done += evaluated
+        done += tick(intake.sessions, intake.rulebook, clock.instant)
+        after = _earliest(intake)
+        if after is not None and after <= clock.instant:
+            break  # still due, so held by another worker: it will be evaluated there
+        # (a failed evaluation moved its stay to a retry time: later boundaries still count)
     if until > clock.instant:
         clock.set(until)
     return done
+
+
+def _earliest(intake: Intake) -> datetime | None:
+    with intake.sessions() as session:
+        return session.scalar(select(func.min(Encounter.next_evaluation_at)))
 
 
 def finish(intake: Intake, clock: FixedClock, until: datetime) -> int:

@@ -220,3 +220,28 @@ def test_time_based_rules_fire_as_a_replayed_stream_passes_them(runtime_factory,
     assert review.fired_at == local(2026, 3, 3, 0, 0, 1)
     finish(rt.intake, clock, local(2026, 3, 4, 0, 0))
     assert "task:observation-escalation" in outputs(rt)
+
+
+def test_a_replay_keeps_its_boundaries_when_another_stay_fails_to_evaluate(runtime_factory):
+    """One stay whose evaluation fails (retried every 5 minutes) must not make the replay
+    skip another stay's boundary: the second midnight still fires at the second midnight."""
+    from engine.replay import finish, replay
+
+    clock = FixedClock(datetime(1900, 1, 1, tzinfo=UTC))
+    rt = runtime_factory(clock=clock)
+    book = rt.intake.rulebook
+
+    class FailsForOne(type(book)):  # a defect that only one stay's data reaches
+        def evaluate_encounter(self, session, enc, now, **kwargs):
+            if enc.visit_number == "V666":
+                raise ZeroDivisionError("a defect in a rule")
+            return super().evaluate_encounter(session, enc, now, **kwargs)
+
+    rt.intake.rulebook = FailsForOne(book.book, book.site)
+    replay(rt.intake, clock, [
+        adt("A01", "202603011900", visit="V666", mrn="300666", admit_time="202603011900"),
+        adt("A04", "202603012000", patient_class="O", patient_type="OBS",
+            admit_time="202603012000", plan="MCR001"),
+    ])
+    finish(rt.intake, clock, local(2026, 3, 3, 12, 0))
+    assert outputs(rt)["task:status-review"].fired_at == local(2026, 3, 3, 0, 0, 1)
