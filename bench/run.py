@@ -113,7 +113,7 @@ def worklist_loaded() -> bool:
 
     worklist = importlib.import_module("bench.worklist")
     try:
-        sizes = worklist.counts(worklist.schema_url("postgresql://postgres@127.0.0.1:5432/test"))
+        sizes = worklist.counts(worklist.schema_url(worklist.DEFAULT_URL))
     except Exception:  # noqa: BLE001 - no schema yet: load it
         return False
     return sizes.get("encounters", 0) >= 100_000

@@ -63,6 +63,9 @@ PER_CASE_MANAGER = 50
 PER_UR_NURSE = 200
 
 
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
 def schema_url(base: str) -> str:
     url = normalise_url(base)
     return f"{url}{'&' if '?' in url else '?'}options={quote(f'-csearch_path={SCHEMA}')}"
@@ -338,7 +341,7 @@ def summarise(latencies: list[float], seconds: float, errors: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--url", default=DEFAULT_URL)
     parser.add_argument("--encounters", type=int, default=100_000)
     parser.add_argument("--tasks-per-encounter", type=int, default=20)
     parser.add_argument("--clients", type=int, default=32)

@@ -47,14 +47,12 @@ def advance(intake: Intake, clock: FixedClock, until: datetime) -> int:
     hour), not at the time of the next message, so outputs carry the time they arose.
     """
     done = 0
-    while intake.rulebook is not None:
-        earliest = _earliest(intake)
-        if earliest is None or earliest > until:
-            break
+    earliest = _earliest(intake) if intake.rulebook is not None else None
+    while intake.rulebook is not None and earliest is not None and earliest <= until:
         clock.set(max(earliest, clock.instant))
         done += tick(intake.sessions, intake.rulebook, clock.instant)
-        after = _earliest(intake)
-        if after is not None and after <= clock.instant:
+        earliest = _earliest(intake)
+        if earliest is not None and earliest <= clock.instant:
             break  # still due, so held by another worker: it will be evaluated there
         # (a failed evaluation moved its stay to a retry time: later boundaries still count)
     if until > clock.instant:

@@ -205,6 +205,7 @@ def test_a_training_message_is_refused_then_applied_by_an_engine_that_accepts_tr
     assert encounter(rt2).status == "in-progress"
     assert rt2.intake.hl7(adt("A08", "202603021115")).outcome == "rejected"  # P, not T
 
+
 def test_unknown_trigger_is_acknowledged_and_recorded_as_ignored(runtime):
     receipt = runtime.intake.hl7(adt("A60", "202603021015"))
     assert receipt.outcome == "ignored"

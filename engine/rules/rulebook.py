@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.rules import snapshot as snapshots
@@ -16,7 +15,7 @@ from engine.rules.evaluate import Evaluator, Firing
 from engine.rules.facts import Derived, derive
 from engine.rules.loader import load_folder
 from engine.rules.outputs import Changes, desired_outputs, reconcile
-from engine.rules.prefetch import Prefetched
+from engine.rules.prefetch import Prefetched, prefetch
 from engine.rules.reference import load_reference
 from engine.site import SiteProfile
 from engine.storage.models import Encounter, RuleOutput
@@ -63,18 +62,13 @@ class Rulebook:
                            ) -> Evaluation:
         """Facts -> rules -> reconciled outputs and the next time to look again.
 
-        `read`: what a batch of evaluations fetched beforehand (engine.rules.prefetch).
+        `read`: what a batch of evaluations fetched beforehand (engine.rules.prefetch);
+        read here for this stay alone otherwise.
         """
         now = now.astimezone(UTC)
-        if read is not None:
-            existing = read.outputs[enc.id]
-            snap = snapshots.load(session, enc, existing, read.history.get(enc.patient_id, []),
-                                  read.labs[enc.id])
-        else:
-            existing = [] if enc.id is None else list(session.scalars(
-                select(RuleOutput).where(RuleOutput.encounter_id == enc.id,
-                                         RuleOutput.status.in_(("active", "completed")))))
-            snap = snapshots.load(session, enc, existing)
+        read = read or prefetch(session, [enc])
+        existing = read.outputs[enc.id]
+        snap = snapshots.load(enc, existing, read.history[enc.id], read.labs[enc.id])
         derived = self.facts(snap, now)
         firings = [] if enc.status == "cancelled" else self.evaluator.evaluate(
             derived, snap.diagnoses)

@@ -5,11 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from engine import labs
-from engine.storage.models import Encounter, Patient, RuleOutput, StatusPeriod
+from engine.storage.models import Encounter, Patient, RuleOutput
 
 
 @dataclass(frozen=True)
@@ -68,30 +64,13 @@ class Snapshot:
     had_procedure: bool | None = None
 
 
-def past_rows(session: Session, patient_ids: list[int]) -> list[tuple]:
-    """(patient id, encounter id, admit, discharge, care status) of these people's stays that
-    were not cancelled, one row per status period: the history facts' source."""
-    if not patient_ids:
-        return []
-    return list(session.execute(
-        select(Encounter.patient_id, Encounter.id, Encounter.admit_time,
-               Encounter.discharge_time, StatusPeriod.care_status)
-        .outerjoin(StatusPeriod, (StatusPeriod.encounter_id == Encounter.id)
-                   & (StatusPeriod.cancelled.is_(False)))
-        .where(Encounter.patient_id.in_(patient_ids), Encounter.status != "cancelled")))
-
-
-def load(session: Session, enc: Encounter, outputs: list[RuleOutput],
-         history: list[tuple] | None = None, lab_values: dict[str, float] | None = None,
-         ) -> Snapshot:
-    """The snapshot of `enc`; `history` (past_rows) and `lab_values` when read beforehand
-    for a batch of encounters, else read here."""
+def load(enc: Encounter, outputs: list[RuleOutput], history: list[tuple],
+         lab_values: dict[str, float]) -> Snapshot:
+    """The snapshot of `enc` from what engine.rules.prefetch read: its outputs, its patient's
+    stays (encounter id, admit, discharge, care status) and its latest lab values."""
     patient: Patient | None = enc.patient
-    if history is None:
-        history = [] if patient is None or patient.id is None else past_rows(session,
-                                                                            [patient.id])
     past: dict[int, tuple[datetime | None, datetime | None, set[str]]] = {}
-    for _patient_id, enc_id, admit, discharge, status in history:
+    for enc_id, admit, discharge, status in history:
         if enc_id == enc.id:
             continue
         entry = past.setdefault(enc_id, (admit, discharge, set()))
@@ -131,7 +110,7 @@ def load(session: Session, enc: Encounter, outputs: list[RuleOutput],
                                 and o.status == "active"}),
         completed_task_types=sorted({o.code for o in outputs if o.kind == "task"
                                      and o.status == "completed"}),
-        labs=labs.latest(session, enc) if lab_values is None else lab_values,
+        labs=lab_values,
         open_task_due=_by_code(((o.code, o.due_at) for o in outputs if o.kind == "task"
                                  and o.status == "active" and o.due_at is not None), min),
         last_completed=_by_code(((o.code, o.ended_at or o.updated_at) for o in outputs

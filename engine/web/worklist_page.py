@@ -18,7 +18,7 @@ from engine.security.roles import Permission, Principal
 from engine.site import PayerClass
 from engine.storage.models import Encounter, RuleOutput
 from engine.tasks.lifecycle import OPEN
-from engine.tasks.staffing import Staffing, from_file, of_session
+from engine.tasks.staffing import Staffing, from_file
 from engine.web import display, worklist_view
 from engine.web.access import Viewer
 from engine.web.flash import flash
@@ -64,7 +64,7 @@ def _subject(user: Principal, chosen: str, staffing: Staffing) -> Subject:
     return Subject("All open tasks", Filters())
 
 
-def _choosers(session: Session) -> list[dict[str, str]]:
+def _choosers(session: Session, staffing: Staffing) -> list[dict[str, str]]:
     out = [{"value": "all", "label": "Everyone (all open tasks)"},
            {"value": "unassigned", "label": "Unassigned (all queues)"}]
     queues = session.scalars(select(RuleOutput.queue).distinct().where(
@@ -73,7 +73,7 @@ def _choosers(session: Session) -> list[dict[str, str]]:
     out += [{"value": f"queue:{q}", "label": f"Queue: {display.words(q)}"}
             for q in sorted(queues)]
     out += [{"value": f"person:{p.name}", "label": p.display or p.name}
-            for p in sorted(of_session(session).people, key=lambda p: (p.role, p.name))]
+            for p in sorted(staffing.people, key=lambda p: (p.role, p.name))]
     return out
 
 
@@ -107,9 +107,9 @@ def _render(request: Request, user: Principal, template: str) -> HTMLResponse:
     runtime = request.app.state.runtime
     params = dict(request.query_params)
     params.pop("done", None)
+    staffing = from_file(runtime.settings.staffing_file)
     try:
-        subject = _subject(user, params.get("for", ""),
-                           from_file(runtime.settings.staffing_file))
+        subject = _subject(user, params.get("for", ""), staffing)
     except NotAllowed:
         return page(request, "refused.html",
                     {"reason": "Only supervisors can open another person's worklist."},
@@ -125,7 +125,7 @@ def _render(request: Request, user: Principal, template: str) -> HTMLResponse:
         result = worklist(session, runtime.clock.now(), zone, chosen, page=page_no,
                           page_size=MAX_PAGE_SIZE)
         table = worklist_view.rows(session, result, zone)
-        choosers = _choosers(session) if user.can(Permission.WORKLIST_ALL) else []
+        choosers = _choosers(session, staffing) if user.can(Permission.WORKLIST_ALL) else []
     for patient_id in sorted({item.patient_id for item in result.items}):
         note(request, "search", "Task", None, patient_id)
     sort_key = params.get("sort") if params.get("sort") in worklist_view.SORTS else None
