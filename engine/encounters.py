@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from engine import labs, patients, timeline
@@ -117,16 +117,17 @@ def apply(
     return Applied(patient, encounter, summary)
 
 
+# Built once: every visit message asks it.
+_BY_VISIT = select(Encounter).where(Encounter.visit_system == bindparam("system"),
+                                    Encounter.visit_number == bindparam("value"))
+
+
 def _find_or_create(
     session: Session, patient: Patient, visit: VisitData, event: AdtEvent, now: datetime
 ) -> Encounter:
     vn = visit.visit_number
     assert vn is not None
-    enc = session.scalars(
-        select(Encounter).where(
-            Encounter.visit_system == vn.system, Encounter.visit_number == vn.value
-        )
-    ).first()
+    enc = session.scalars(_BY_VISIT, {"system": vn.system, "value": vn.value}).first()
     if enc is None:
         enc = Encounter(
             patient=patient,

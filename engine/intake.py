@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,6 +32,9 @@ log = logging.getLogger("engine.intake")
 QUARANTINED = ("error", "rejected", "partial")
 REPLAYABLE = ("error", "rejected")  # "partial" bytes (a cut frame, a 4 KB head) never re-run
 FhirMapper = Callable[[bytes], list[AdtEvent]]
+# Built once: every input asks it, and building a statement costs more than running it.
+_TWIN = select(InboundMessage).where(InboundMessage.sender == bindparam("sender"),
+                                     InboundMessage.control_id == bindparam("control_id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,11 +154,7 @@ class Intake:
 
     @staticmethod
     def _twin(session: Session, sender: str, control_id: str) -> InboundMessage | None:
-        return session.scalars(
-            select(InboundMessage).where(
-                InboundMessage.sender == sender, InboundMessage.control_id == control_id
-            )
-        ).first()
+        return session.scalars(_TWIN, {"sender": sender, "control_id": control_id}).first()
 
     @staticmethod
     def _describe(row: InboundMessage, msg: Message | None, header: Header) -> None:

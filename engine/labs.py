@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, select, tuple_
+from sqlalchemy import Row, bindparam, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from engine.events import AdtEvent, EventError
@@ -89,21 +89,28 @@ def latest(session: Session, enc: Encounter) -> dict[str, float]:
     return latest_of(enc, candidates(session, [enc]))
 
 
-def candidates(session: Session, encs: list[Encounter]) -> list[LabResult]:
+# What `latest_of` reads of a result, built once (every evaluation runs it).
+_CANDIDATES = (
+    select(LabResult.name, LabResult.value, LabResult.visit_system, LabResult.visit_number,
+           LabResult.patient_id, LabResult.effective_at)
+    .where(or_(tuple_(LabResult.visit_system, LabResult.visit_number)
+               .in_(bindparam("visits", expanding=True)),
+               LabResult.visit_number.is_(None)
+               & LabResult.patient_id.in_(bindparam("patients", expanding=True))))
+    .order_by(LabResult.effective_at.desc(), LabResult.id.desc()))
+
+
+def candidates(session: Session, encs: list[Encounter]) -> list[Row]:
     """Every result that may belong to one of these stays, newest first (one query for a
     batch; `latest_of` decides which belong to which)."""
     visits = [(e.visit_system, e.visit_number) for e in encs if e.id is not None]
     patients = {e.patient_id for e in encs if e.id is not None}
     if not visits:
         return []
-    return list(session.scalars(
-        select(LabResult)
-        .where(or_(tuple_(LabResult.visit_system, LabResult.visit_number).in_(visits),
-                   LabResult.visit_number.is_(None) & LabResult.patient_id.in_(patients)))
-        .order_by(LabResult.effective_at.desc(), LabResult.id.desc())))
+    return list(session.execute(_CANDIDATES, {"visits": visits, "patients": list(patients)}))
 
 
-def latest_of(enc: Encounter, newest_first: list[LabResult]) -> dict[str, float]:
+def latest_of(enc: Encounter, newest_first: list[Row]) -> dict[str, float]:
     """Per test, the newest of the results that belong to this stay."""
     values: dict[str, float] = {}
     for row in newest_first:

@@ -4,25 +4,25 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.orm import Session
 
 from engine.events import EventError, Identifier, PatientData
 from engine.storage.models import Encounter, Patient, PatientIdentifier, PatientMerge
 
 _DEMOGRAPHICS = ("family", "given", "middle", "birth_date", "sex", "address")
+# Built once: every input asks it (statement building costs more than the query).
+_HOLDERS = (select(PatientIdentifier.system, PatientIdentifier.value, Patient)
+            .join(Patient, Patient.id == PatientIdentifier.patient_id)
+            .where(tuple_(PatientIdentifier.system, PatientIdentifier.value)
+                   .in_(bindparam("ids", expanding=True))))
 
 
 def _owners(session: Session, ids: list[Identifier]) -> dict[tuple[str, str], Patient]:
     """(system, value) -> holder, for identifiers already on file: one query, patients loaded."""
     if not ids:
         return {}
-    rows = session.execute(
-        select(PatientIdentifier.system, PatientIdentifier.value, Patient)
-        .join(Patient, Patient.id == PatientIdentifier.patient_id)
-        .where(or_(*(and_(PatientIdentifier.system == i.system,
-                          PatientIdentifier.value == i.value) for i in ids)))
-    )
+    rows = session.execute(_HOLDERS, {"ids": [(i.system, i.value) for i in ids]})
     return {(s, v): p for s, v, p in rows}
 
 

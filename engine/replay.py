@@ -60,9 +60,12 @@ def advance(intake: Intake, clock: FixedClock, until: datetime) -> int:
     return done
 
 
+_EARLIEST = select(func.min(Encounter.next_evaluation_at))
+
+
 def _earliest(intake: Intake) -> datetime | None:
     with intake.sessions() as session:
-        return session.scalar(select(func.min(Encounter.next_evaluation_at)))
+        return session.scalar(_EARLIEST)
 
 
 def finish(intake: Intake, clock: FixedClock, until: datetime) -> int:

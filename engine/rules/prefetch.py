@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, selectinload
 
 from engine import labs
@@ -19,6 +19,16 @@ from engine.storage.models import Encounter, RuleOutput, StatusPeriod
 # The relationships a snapshot reads, loaded with the encounters.
 LOAD_FOR_SNAPSHOT = (selectinload(Encounter.patient), selectinload(Encounter.status_periods),
                      selectinload(Encounter.locations), selectinload(Encounter.diagnoses))
+
+# Built once (every evaluation runs them; building a statement costs more than running it).
+_OUTPUTS = select(RuleOutput).where(RuleOutput.encounter_id.in_(bindparam("ids", expanding=True)),
+                                    RuleOutput.status.in_(("active", "completed")))
+_STAYS = (select(Encounter.patient_id, Encounter.id, Encounter.admit_time,
+                 Encounter.discharge_time, StatusPeriod.care_status)
+          .outerjoin(StatusPeriod, (StatusPeriod.encounter_id == Encounter.id)
+                     & (StatusPeriod.cancelled.is_(False)))
+          .where(Encounter.patient_id.in_(bindparam("patients", expanding=True)),
+                 Encounter.status != "cancelled"))
 
 
 @dataclass
@@ -37,19 +47,12 @@ def prefetch(session: Session, encs: list[Encounter]) -> Prefetched:
     ids = [e.id for e in encs if e.id is not None]
     out = Prefetched(outputs={e.id: [] for e in encs})
     if ids:
-        for row in session.scalars(select(RuleOutput).where(
-                RuleOutput.encounter_id.in_(ids),
-                RuleOutput.status.in_(("active", "completed")))):
+        for row in session.scalars(_OUTPUTS, {"ids": ids}):
             out.outputs[row.encounter_id].append(row)
     people = {e.id: e.patient.id if e.patient is not None else None for e in encs}
     stays: dict[int, list[tuple]] = {p: [] for p in people.values() if p is not None}
     if stays:
-        for patient_id, *row in session.execute(
-                select(Encounter.patient_id, Encounter.id, Encounter.admit_time,
-                       Encounter.discharge_time, StatusPeriod.care_status)
-                .outerjoin(StatusPeriod, (StatusPeriod.encounter_id == Encounter.id)
-                           & (StatusPeriod.cancelled.is_(False)))
-                .where(Encounter.patient_id.in_(stays), Encounter.status != "cancelled")):
+        for patient_id, *row in session.execute(_STAYS, {"patients": list(stays)}):
             stays[patient_id].append(tuple(row))
     out.history = {e: stays.get(p, []) if p is not None else [] for e, p in people.items()}
     found = labs.candidates(session, encs)

@@ -37,7 +37,8 @@ BATCH = 25
 def _claim(session: Session, after_id: int, now: datetime, all_open: bool,
            batch: int) -> tuple[list[Encounter], int | None]:
     """Up to `batch` due encounters after `after_id` that no other worker holds, locked for
-    us, with what their snapshots read; and the last id looked at (None: nothing left)."""
+    us, with what their snapshots read; and the last id looked at, None when no due
+    encounter is left after these (a short batch is the last one)."""
     rows = session.scalars(
         select(Encounter).where(Encounter.id > after_id, _due(now, all_open))
         .order_by(Encounter.id).limit(batch)
@@ -48,7 +49,7 @@ def _claim(session: Session, after_id: int, now: datetime, all_open: bool,
         return [], None
     mine = [enc for enc in rows
             if try_lock(session, f"visit:{enc.visit_system}|{enc.visit_number}")]
-    return mine, rows[-1].id
+    return mine, rows[-1].id if len(rows) == batch else None
 
 
 def tick(sessions: sessionmaker[Session], rulebook: Rulebook, now: datetime, *,
@@ -60,15 +61,15 @@ def tick(sessions: sessionmaker[Session], rulebook: Rulebook, now: datetime, *,
     while True:
         with sessions() as session, session.begin():
             encs, last = _claim(session, last_id, now, all_open, batch)
-            if last is None:
-                return done
-            last_id = last
             read = prefetch(session, encs) if encs else None
             for enc in encs:
                 if evaluate(session, rulebook, enc, now, read):
                     done += 1
         if progress is not None and encs:
             progress(len(encs))
+        if last is None:
+            return done
+        last_id = last
 
 
 def count_due(sessions: sessionmaker[Session], now: datetime, all_open: bool = False) -> int:

@@ -293,6 +293,9 @@ class TaskEvent(Base):
     text: Mapped[str | None] = mapped_column(Text)  # note, outcome or reason
     detail: Mapped[dict[str, Any] | None]
 
+    # Set instead of output_id so a step can be recorded before its new task is flushed.
+    output: Mapped[RuleOutput] = relationship()
+
 
 class CaseAssignment(Base):
     """Who looks after an encounter in a role; kept across transfers until reassigned."""
@@ -309,6 +312,9 @@ class CaseAssignment(Base):
     user_name: Mapped[str] = mapped_column(String(100))
     assigned_at: Mapped[datetime]
     assigned_by: Mapped[str] = mapped_column(String(100))
+
+    # Set instead of encounter_id so a new stay can be assigned before it is flushed.
+    encounter: Mapped[Encounter] = relationship()
 
 
 class UserAccount(Base):

@@ -55,7 +55,9 @@ def assignee(session: Session, enc: Encounter, role: str, staffing: Staffing) ->
 def case_owner(session: Session, enc: Encounter, role: str, now: datetime,
                staffing: Staffing) -> str | None:
     """The stay's person in `role`: kept if assigned before, else chosen and recorded."""
-    held = session.scalars(select(CaseAssignment).where(
+    if any(isinstance(obj, CaseAssignment) and obj.role == role for obj in session.new):
+        session.flush()  # this transaction's earlier choices count in caseloads and below
+    held = None if enc.id is None else session.scalars(select(CaseAssignment).where(
         CaseAssignment.encounter_id == enc.id, CaseAssignment.role == role)).first()
     if held is not None and (not staffing.people or staffing.person(held.user_name)):
         return held.user_name
@@ -63,16 +65,17 @@ def case_owner(session: Session, enc: Encounter, role: str, now: datetime,
     if name is None:
         return None
     if held is None:
-        session.add(CaseAssignment(encounter_id=enc.id, role=role, user_name=name,
+        session.add(CaseAssignment(encounter=enc, role=role, user_name=name,
                                    assigned_at=now, assigned_by=ENGINE))
     else:  # the person left the staffing file: the stay passes to a colleague
         held.user_name, held.assigned_at, held.assigned_by = name, now, ENGINE
+        session.flush()  # rare; later caseloads in this transaction must see the move
     return name
 
 
 def assign_new(session: Session, enc: Encounter, tasks: list[RuleOutput], now: datetime,
                staffing: Staffing | None = None) -> None:
-    """Set the owner of tasks the rules just raised (the encounter has an id).
+    """Set the owner of tasks the rules just raised (the encounter may not be flushed yet).
 
     Without `staffing`, the staffing of the runtime that opened `session`."""
     staffing = staffing or of_session(session)

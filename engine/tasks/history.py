@@ -17,12 +17,10 @@ ENGINE = "engine"  # the actor name of the rule engine and the clock
 def record(session: Session, task: RuleOutput, action: str, actor: str, now: datetime, *,
            from_status: str | None = None, to_status: str | None = None,
            text: str | None = None, detail: dict[str, Any] | None = None) -> TaskEvent:
-    """Append one step to the task's history (in the caller's transaction)."""
+    """Append one step to the task's history (in the caller's transaction; a new task needs
+    no flush first: the step names it by relationship)."""
     event = TaskEvent(at=now, actor=actor, action=action, from_status=from_status,
-                      to_status=to_status, text=text, detail=detail)
-    if task.id is None:
-        session.flush()
-    event.output_id = task.id
+                      to_status=to_status, text=text, detail=detail, output=task)
     session.add(event)
     return event
 

@@ -20,7 +20,6 @@ def follow(session: Session, enc: Encounter, created: list[RuleOutput],
     ended = [o for o in cancelled if o.kind == "task"]
     if not new and not ended:
         return
-    session.flush()  # ids for the history rows and the case assignment
     for task in new:
         task.task_status = READY
     assign_new(session, enc, new, now)
