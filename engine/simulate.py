@@ -76,8 +76,10 @@ def _poisson(rng: random.Random, mean: float) -> int:
 
 class _Hospital:
     def __init__(self, beds: int, days: int, seed: int, start: date, site: SiteProfile,
-                 mess: float) -> None:
+                 mess: float, discharge_at_end: bool = False) -> None:
         self.rng = random.Random(seed)
+        self.discharge_at_end = discharge_at_end
+        self.bases: dict[str, dict] = {}  # visit -> what its messages carry
         self.beds, self.days, self.start, self.site, self.mess = beds, days, start, site, mess
         self.zone = site.zone
         self.end = datetime.combine(start + timedelta(days=days), time(0), tzinfo=self.zone)
@@ -113,6 +115,11 @@ class _Hospital:
                                            tzinfo=self.zone)
                 patient += 1
                 self.stay(patient, arrival)
+        if self.discharge_at_end:  # the census closes: no stay is left open
+            last = self.end - timedelta(seconds=1)
+            for visit, truth in self.truth.items():
+                if truth.status == "in-progress":
+                    self.discharge(last, self.bases[visit], truth)
         return self.deliver()
 
     def stay(self, n: int, arrival: datetime) -> None:
@@ -133,6 +140,7 @@ class _Hospital:
         self.truth[visit] = truth
         base = dict(visit=visit, mrn=mrn, payer=payer, birth_date=born,
                     sex=rng.choice("FM"), diagnoses=dx, service=service)
+        self.bases[visit] = base
         path = _pick(rng, [("ed_obs", 25), ("ed_inpatient", 45), ("ed_obs_inpatient", 10),
                            ("elective", 20)])
         ward = rng.choice(WARDS)
@@ -248,6 +256,10 @@ class _Hospital:
 
 
 def simulate(beds: int, days: int, seed: int, site: SiteProfile, *,
-             start: date = date(2026, 3, 1), mess: float = 0.02) -> Simulation:
-    """A reproducible stream for a hospital of `beds` beds over `days` days."""
-    return _Hospital(beds, days, seed, start, site, mess).run()
+             start: date = date(2026, 3, 1), mess: float = 0.02,
+             discharge_at_end: bool = False) -> Simulation:
+    """A reproducible stream for a hospital of `beds` beds over `days` days.
+
+    `discharge_at_end` discharges every stay still open in the last second, so streams laid
+    end to end (a soak, month after month) keep a census of `beds`, not one that grows."""
+    return _Hospital(beds, days, seed, start, site, mess, discharge_at_end).run()

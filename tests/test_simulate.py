@@ -42,6 +42,18 @@ def test_the_engine_state_equals_the_truth_despite_the_mess(runtime):
     assert not wrong
 
 
+def test_a_stream_that_discharges_at_its_end_leaves_no_stay_open(runtime):
+    """Streams laid end to end (the soak) must keep a hospital's census, not pile it up."""
+    sim = simulate(30, 4, 5, runtime.site, mess=0.05, discharge_at_end=True)
+    assert all(t.status != "in-progress" for t in sim.truth.values())
+    outcomes = [runtime.intake.hl7(m, channel="file").outcome for m in sim.messages]
+    assert set(outcomes) <= {"accepted", "duplicate"}
+    state = engine_state(runtime)
+    assert {v: s["status"] for v, s in state.items()} == {
+        v: t.status for v, t in sim.truth.items()}
+    assert "in-progress" not in {s["status"] for s in state.values()}
+
+
 def test_simulated_feed_over_mllp_to_a_real_server_matches_the_truth(database_url, tmp_path):
     import json
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from engine.security.roles import Permission, Principal
@@ -24,15 +24,21 @@ from engine.tasks.staffing import Staffing, of_session
 OPEN_ENCOUNTER = ("planned", "in-progress", "onleave")
 
 
+# Driven from the open stays (the census, bounded by beds) to their assignments, never from
+# a person's assignments: those grow with every stay ever held, and a query that walked them
+# made each new task slower as the months went by.
+_CASELOADS = (select(CaseAssignment.user_name, func.count())
+              .select_from(Encounter)
+              .join(CaseAssignment, (CaseAssignment.encounter_id == Encounter.id)
+                    & (CaseAssignment.role == bindparam("role")))
+              .where(Encounter.status.in_(OPEN_ENCOUNTER))
+              .group_by(CaseAssignment.user_name))
+
+
 def caseloads(session: Session, role: str, names: list[str] | None = None) -> dict[str, int]:
     """User name -> open encounters assigned in `role` (all people, or just `names`)."""
-    query = (select(CaseAssignment.user_name, func.count())
-             .join(Encounter, Encounter.id == CaseAssignment.encounter_id)
-             .where(CaseAssignment.role == role, Encounter.status.in_(OPEN_ENCOUNTER))
-             .group_by(CaseAssignment.user_name))
-    if names is not None:
-        query = query.where(CaseAssignment.user_name.in_(names))
-    return {name: count for name, count in session.execute(query)}
+    loads = {name: count for name, count in session.execute(_CASELOADS, {"role": role})}
+    return loads if names is None else {n: c for n, c in loads.items() if n in names}
 
 
 def assignee(session: Session, enc: Encounter, role: str, staffing: Staffing) -> str | None:
