@@ -55,6 +55,12 @@ def feed(messages: int, beds: int = 500, days: int = 30) -> Iterator[bytes]:
         month += 1
 
 
+def _said(ack: bytes) -> str:
+    """The ACK's MSA and ERR segments: the code, the control id and the error's text."""
+    text = ack.strip(b"\x0b\x1c\r").decode(errors="replace")
+    return " | ".join(seg for seg in text.split("\r") if seg.startswith(("MSA", "ERR")))
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -68,6 +74,7 @@ def soak(messages: int, url: str, samples: int = 10, tolerance: float = 0.20) ->
     every = max(messages // samples, 1)
     series = [(0, rss_kib(pid))]
     codes: dict[str, int] = {}
+    refused: list[dict] = []  # what the server said about each message not accepted
     started = time.perf_counter()
     done = 0
     try:
@@ -76,6 +83,8 @@ def soak(messages: int, url: str, samples: int = 10, tolerance: float = 0.20) ->
                 ack = exchange(sock, raw, 60)
                 code = ack.split(b"MSA|", 1)[1][:2].decode() if b"MSA|" in ack else "??"
                 codes[code] = codes.get(code, 0) + 1
+                if code != "AA" and len(refused) < 20:
+                    refused.append({"message": done + 1, "ack": _said(ack)})
                 done += 1
                 if done % every == 0 or done == messages:
                     series.append((done, rss_kib(pid)))
@@ -84,13 +93,17 @@ def soak(messages: int, url: str, samples: int = 10, tolerance: float = 0.20) ->
                           f"{rate:6.0f}/s", file=sys.stderr, flush=True)
     finally:
         server.stop(60)
+    # The server's warnings and errors (its log carries no patient data): why it refused.
+    logged = [line.rstrip() for line in server.output
+              if " WARNING " in line or " ERROR " in line][:50]
     elapsed = time.perf_counter() - started
     warm = next((s for s in series if s[0] >= messages // 10), series[-1])
     growth = series[-1][1] - warm[1]
     flat = abs(growth) <= tolerance * warm[1]
     return {
         "messages": done, "seconds": round(elapsed), "messages_per_s": round(done / elapsed),
-        "acks": codes, "rss_kib": series, "rss_after_warmup_kib": warm[1],
+        "acks": codes, "refused": refused, "server_log": logged, "rss_kib": series,
+        "rss_after_warmup_kib": warm[1],
         "rss_final_kib": series[-1][1], "growth_after_warmup_kib": growth,
         "growth_bytes_per_message": round(growth * 1024 / max(series[-1][0] - warm[0], 1), 3),
         "flat": flat, "ok": flat and set(codes) == {"AA"},
