@@ -194,6 +194,8 @@ class _Hospital:
             moves.append((update, ""))
             day += timedelta(days=1)
         for when, unit in sorted(moves, key=lambda m: m[0]):
+            if unit == truth.unit:
+                continue  # already there: the way out of a transfer keyed in error and undone
             if unit:
                 if not self.add(when, StoryEvent(event="A02", at=when, status="inpatient",
                                                  unit=unit, **base), truth):

@@ -42,6 +42,16 @@ def test_the_engine_state_equals_the_truth_despite_the_mess(runtime):
     assert not wrong
 
 
+def test_a_transfer_undone_is_not_followed_by_a_move_to_where_the_patient_is(runtime):
+    """A transfer keyed in error and undone (A02, A12) must not be followed by the planned way
+    back to where the patient already is: the engine records no move for that A02, so a
+    second A12 had nothing to cancel (found by the million-message soak: one AE)."""
+    sim = simulate(200, 8, 1, runtime.site, mess=0.6)
+    refused = [r.reason for r in (runtime.intake.hl7(m, channel="file") for m in sim.messages)
+               if r.outcome not in ("accepted", "duplicate")]
+    assert refused == []
+
+
 def test_a_stream_that_discharges_at_its_end_leaves_no_stay_open(runtime):
     """Streams laid end to end (the soak) must keep a hospital's census, not pile it up."""
     sim = simulate(30, 4, 5, runtime.site, mess=0.05, discharge_at_end=True)
