@@ -81,14 +81,6 @@ def record(session: Session, patient: Patient, event: AdtEvent, now: datetime,
     return encounter, summary if event.labs else "no lab results the engine uses"
 
 
-def latest(session: Session, enc: Encounter) -> dict[str, float]:
-    """The latest value of each test for this stay: results sent for its visit, and results
-    sent without a visit that fall inside the stay."""
-    if enc.id is None:
-        return {}
-    return latest_of(enc, candidates(session, [enc]))
-
-
 # What `latest_of` reads of a result, built once (every evaluation runs it).
 _CANDIDATES = (
     select(LabResult.name, LabResult.value, LabResult.visit_system, LabResult.visit_number,

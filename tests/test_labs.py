@@ -84,10 +84,10 @@ def test_latest_by_result_time_not_by_arrival_and_units_converted(runtime):
     runtime.intake.hl7(oru("202603071300", "718-7|10.9|g/dL|F|202603070600",
                            "2951-2|131|mmol/L|F|202603070600"))  # older, arrived later
     with runtime.sessions() as s:
-        from engine import labs as lab_store
+        from engine.rules.prefetch import prefetch  # what an evaluation reads
         from engine.storage.models import Encounter
         enc = s.scalars(select(Encounter)).one()
-        assert lab_store.latest(s, enc) == {"hemoglobin": 12.4, "sodium": 138.0}
+        assert prefetch(s, [enc]).labs[enc.id] == {"hemoglobin": 12.4, "sodium": 138.0}
 
 
 def test_results_without_a_visit_count_for_the_stay_they_fall_in(runtime):
