@@ -17,6 +17,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine tests bench
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/engine rules check rulesets

@@ -21,16 +21,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.clock import FixedClock  # noqa: E402
-from engine.config import DEFAULT_RULESETS, DEFAULT_SITE_PROFILE  # noqa: E402
-from engine.intake import Intake  # noqa: E402
-from engine.replay import replay  # noqa: E402
-from engine.rules.backtest import START, backtest, stored_history  # noqa: E402
-from engine.rules.rulebook import Rulebook  # noqa: E402
-from engine.simulate import simulate  # noqa: E402
-from engine.site import load_site_profile  # noqa: E402
+from engine.core.clock import FixedClock  # noqa: E402
+from engine.core.config import (  # noqa: E402
+    DEFAULT_RULESETS,
+    DEFAULT_SITE_PROFILE,
+    DEFAULT_STAFFING,
+)
+from engine.core.site import load_site_profile  # noqa: E402
+from engine.intake.path import Intake  # noqa: E402
+from engine.intake.replay import replay  # noqa: E402
+from engine.planning.rulebook import Rulebook  # noqa: E402
 from engine.storage.db import make_engine, session_factory  # noqa: E402
 from engine.storage.migrate import upgrade  # noqa: E402
+from engine.tools.backtest import START, backtest, stored_history  # noqa: E402
+from engine.tools.simulate import simulate  # noqa: E402
 
 
 def run(beds: int, days: int) -> dict:
@@ -44,14 +48,14 @@ def run(beds: int, days: int) -> dict:
         for raw in sim.messages:
             intake.hl7(raw, channel="file")
         history = stored_history(sessions, None)
-        active = Rulebook.load(DEFAULT_RULESETS, site)
-        candidate = Rulebook.load(DEFAULT_RULESETS, site)
+        active = Rulebook.load(DEFAULT_RULESETS, site, DEFAULT_STAFFING)
+        candidate = Rulebook.load(DEFAULT_RULESETS, site, DEFAULT_STAFFING)
 
         single = make_engine(f"sqlite:///{tmp}/single.db", sqlite_synchronous="OFF")
         upgrade(single)
         clock = FixedClock(START)
         one = Intake(session_factory(single), site, clock)
-        one.rulebook = active
+        one.rules.current = active
         t0 = time.perf_counter()
         replay(one, clock, history)
         single_s = time.perf_counter() - t0

@@ -42,11 +42,11 @@ sys.path.insert(0, str(ROOT))
 import durable_rules_engine as dre  # noqa: E402
 from durable.engine import Host, MessageNotHandledException  # noqa: E402
 
-from engine.config import DEFAULT_RULESETS, DEFAULT_SITE_PROFILE  # noqa: E402
+from engine.core.config import DEFAULT_RULESETS, DEFAULT_SITE_PROFILE  # noqa: E402
+from engine.core.site import load_site_profile  # noqa: E402
+from engine.planning.rulebook import Rulebook  # noqa: E402
 from engine.rules.outputs import desired_outputs  # noqa: E402
-from engine.rules.rulebook import Rulebook  # noqa: E402
 from engine.rules.snapshot import PastStay, Period, Snapshot  # noqa: E402
-from engine.site import load_site_profile  # noqa: E402
 
 # A weekday afternoon in March 2026 (UTC); each encounter is evaluated near it.
 BASE_NOW = datetime(2026, 3, 11, 19, 30, tzinfo=UTC)

@@ -190,10 +190,10 @@ def parse_costs() -> dict[str, float]:
     """Per-message cost of reading an A01: our reader + event mapping vs hl7apy's full parse."""
     from hl7apy.parser import parse_message
 
-    from engine.config import DEFAULT_SITE_PROFILE
+    from engine.core.config import DEFAULT_SITE_PROFILE
+    from engine.core.site import load_site_profile
     from engine.hl7.adt import header_of, to_event
     from engine.hl7.message import parse
-    from engine.site import load_site_profile
     from tests.hl7build import adt
 
     site = load_site_profile(DEFAULT_SITE_PROFILE)

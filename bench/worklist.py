@@ -283,10 +283,10 @@ def direct(url: str, clients: int, seconds: float) -> dict[str, dict]:
     query code from the HTTP server."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from engine.config import Settings
-    from engine.fhir import search, tasks
-    from engine.runtime import Runtime
-    from engine.worklist.query import Filters, worklist
+    from engine.api.fhir import search, tasks
+    from engine.api.runtime import Runtime
+    from engine.core.config import Settings
+    from engine.work.worklist import Filters, worklist
 
     runtime = Runtime.open(Settings(database_url=schema_url(url), rulesets=None,
                                     db_workers=clients), migrate=False)
@@ -302,7 +302,7 @@ def direct(url: str, clients: int, seconds: float) -> dict[str, dict]:
         with runtime.readers() as session:
             page = search.run(session, query)
             json.dumps(search.bundle(query, page, "http://bench/fhir",
-                                     tasks.TASK.render(session, page.rows)))
+                                     tasks.TASK.render(session, page.rows, runtime.staffing)))
 
     def loop(read, stop_at: float, out: list[float]) -> None:
         rng = random.Random()

@@ -25,11 +25,11 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.schema import CreateSchema, DropSchema
 
-from engine.clock import Clock, WallClock
-from engine.config import Settings
-from engine.runtime import Runtime
+from engine.api.runtime import Runtime
+from engine.core.clock import Clock, WallClock
+from engine.core.config import Settings
+from engine.core.roles import ROLES
 from engine.security import passwords, users
-from engine.security.roles import ROLES
 from engine.storage.db import make_engine, normalise_url, session_factory
 from engine.storage.migrate import upgrade
 
@@ -296,7 +296,7 @@ def app_client(runtime_factory) -> Iterator:
     """The HTTP app in-process (Starlette TestClient, no rules) on the test database."""
     from fastapi.testclient import TestClient
 
-    from engine.app import create_app
+    from engine.api.app import create_app
 
     with TestClient(create_app(runtime_factory(rulesets="")), follow_redirects=False) as client:
         yield client

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from engine.runtime import Runtime
+from engine.api.runtime import Runtime
 from engine.storage.models import InboundMessage
 from tests.conftest import make_settings
 from tests.stream import send, snapshot

@@ -52,7 +52,7 @@ def test_quarantine_lists_refusals_and_replay_applies_them_after_a_fix(database_
     assert replay.returncode == 0, replay.stderr
     assert "replayed 1: accepted 1" in replay.stdout
 
-    from engine.runtime import Runtime
+    from engine.api.runtime import Runtime
 
     rt = Runtime.open(make_settings(database_url))
     try:
@@ -114,7 +114,7 @@ def test_ingest_in_event_time_then_tick_at_an_instant(database_url, tmp_path):
     assert tick.returncode == 0, tick.stderr
     assert "evaluated 1 encounter(s) at 2026-03-03T00:30:00-06:00" in tick.stdout
 
-    from engine.runtime import Runtime
+    from engine.api.runtime import Runtime
     from engine.storage.models import RuleOutput
 
     rt = Runtime.open(make_settings(database_url))

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from engine.config import DEFAULT_SITE_PROFILE
-from engine.runtime import Runtime
-from engine.simulate import simulate
-from engine.site import load_site_profile
+from engine.api.runtime import Runtime
+from engine.core.config import DEFAULT_SITE_PROFILE
+from engine.core.site import load_site_profile
+from engine.tools.simulate import simulate
 from tests.conftest import make_settings, start_server
 from tests.recovery import Sender, assert_like_a_clean_run
 from tests.test_simulate import engine_state

@@ -22,8 +22,8 @@ from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import OperationOutcome as FhirpyOutcome
 from sqlalchemy import select
 
+from engine.api.runtime import Runtime
 from engine.fhir import vocabulary as v
-from engine.runtime import Runtime
 from engine.storage.models import Encounter, InboundMessage, Patient, PatientIdentifier
 from tests.conftest import (
     BOTH_STORES,

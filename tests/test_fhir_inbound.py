@@ -13,12 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.events import EventError
-from engine.fhir import resources
+from engine.api.fhir import resources
+from engine.core.events import EventError
+from engine.core.site import load_site_profile
 from engine.fhir import vocabulary as v
 from engine.fhir.envelope import Context, wrap
 from engine.fhir.inbound import InvalidFhir, map_raw, read
-from engine.site import load_site_profile
 from engine.storage.models import Diagnosis, Encounter, LocationStay, StatusPeriod
 from tests.conftest import FIXTURES
 

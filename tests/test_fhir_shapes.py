@@ -17,11 +17,11 @@ from fhir.resources.R4B.patient import Patient as FhirPatient
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from engine.fhir import resources, search
-from engine.fhir.body import Submitted
-from engine.fhir.capability import capability_statement
+from engine.api.fhir import resources, search
+from engine.api.fhir.body import Submitted
+from engine.api.fhir.capability import capability_statement
+from engine.api.fhir.submission import ENCOUNTER_LOAD, submit
 from engine.fhir.outcome import outcome
-from engine.fhir.submission import ENCOUNTER_LOAD, submit
 from engine.hl7.framing import split_file
 from engine.storage.models import Encounter, Patient
 from tests.conftest import HL7

@@ -18,7 +18,7 @@ from fhir.resources.R4B.task import Task
 from fhirpy import SyncFHIRClient
 from sqlalchemy import select
 
-from engine.runtime import Runtime
+from engine.api.runtime import Runtime
 from engine.storage.models import RuleOutput, TaskEvent
 from tests.conftest import BOTH_STORES, fresh_database, make_settings
 from tests.conftest import start_server as start

@@ -14,8 +14,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from starlette.testclient import TestClient
 
-from engine.app import create_app
-from engine.runtime import Runtime
+from engine.api.app import create_app
+from engine.api.runtime import Runtime
 from tests.conftest import auth_headers, make_settings, start_server
 
 AUTH: dict[str, str] = {}  # an integration client's bearer token, set by the app fixture

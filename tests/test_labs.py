@@ -84,7 +84,7 @@ def test_latest_by_result_time_not_by_arrival_and_units_converted(runtime):
     runtime.intake.hl7(oru("202603071300", "718-7|10.9|g/dL|F|202603070600",
                            "2951-2|131|mmol/L|F|202603070600"))  # older, arrived later
     with runtime.sessions() as s:
-        from engine.rules.prefetch import prefetch  # what an evaluation reads
+        from engine.planning.prefetch import prefetch  # what an evaluation reads
         from engine.storage.models import Encounter
         enc = s.scalars(select(Encounter)).one()
         assert prefetch(s, [enc]).labs[enc.id] == {"hemoglobin": 12.4, "sodium": 138.0}
@@ -152,8 +152,8 @@ def observation(code: str, value: float | None, unit: str, *, mrn: str = "100777
 def test_observations_map_to_lab_results_like_obx():
     import json
 
+    from engine.core.site import load_site_profile
     from engine.fhir.inbound import read
-    from engine.site import load_site_profile
     from tests.conftest import FIXTURES
 
     site = load_site_profile(FIXTURES / "site_profile.yaml")
@@ -196,7 +196,7 @@ def test_results_over_http_fhir_and_a_real_mllp_socket(server):
             "diagnostics"]
         meta = http.get("/metadata").json()
         assert any(r["type"] == "Observation" for r in meta["rest"][0]["resource"])
-    from engine.runtime import Runtime
+    from engine.api.runtime import Runtime
     from tests.conftest import make_settings
     rt = Runtime.open(make_settings(server.database_url))
     try:
@@ -213,8 +213,8 @@ def test_results_over_http_fhir_and_a_real_mllp_socket(server):
 def test_an_observation_in_a_bundle_belongs_to_the_bundles_encounter():
     import json
 
+    from engine.core.site import load_site_profile
     from engine.fhir.inbound import read
-    from engine.site import load_site_profile
     from tests.conftest import FIXTURES
     from tests.test_fhir_inbound import ENC, PAT, observation_bundle
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from engine.rules.backtest import backtest
-from engine.rules.rulebook import Rulebook
+from engine.planning.rulebook import Rulebook
 from engine.storage.models import InboundMessage, RuleOutput
+from engine.tools.backtest import backtest
 from tests.conftest import ROOT
 from tests.hl7build import adt
 
@@ -34,8 +34,9 @@ def test_candidate_that_moves_the_moon_deadline_and_drops_initial_review(runtime
         live_outputs = s.scalar(select(func.count()).select_from(RuleOutput))
         live_inputs = s.scalar(select(func.count()).select_from(InboundMessage))
 
-    report = backtest(runtime.sessions, runtime.site, runtime.intake.rulebook,
-                      Rulebook.load(candidate, runtime.site))
+    report = backtest(runtime.sessions, runtime.site, runtime.rules.current,
+                      Rulebook.load(candidate, runtime.site,
+                                    runtime.settings.staffing_file))
 
     assert report.messages == 8
     assert report.active_version != report.candidate_version

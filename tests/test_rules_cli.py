@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.rules.cli import SCHEMA_FILE, schema_text
 from engine.rules.facts import CATALOGUE
+from engine.tools.rules_cli import SCHEMA_FILE, schema_text
 from tests.conftest import ROOT
 
 RULESETS = ROOT / "rulesets"

@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-from engine.clock import FixedClock
+from engine.core.clock import FixedClock
+from engine.planning.tick import tick
 from engine.rules.facts import derive
 from engine.rules.reference import Reference
 from engine.rules.snapshot import Period, Snapshot
-from engine.rules.tick import tick
 from engine.storage.models import Encounter, RuleOutput
 from tests.hl7build import adt
 
@@ -32,7 +32,7 @@ def outputs(rt, visit: str = "V1001", status: str = "active") -> dict[str, RuleO
 
 def at(rt, clock: FixedClock, when: datetime) -> None:
     clock.set(when)
-    tick(rt.sessions, rt.intake.rulebook, when)
+    tick(rt.sessions, rt.rules.current, when)
 
 
 def test_medicare_observation_story_moon_then_second_midnight_then_admission(runtime_factory):
@@ -116,7 +116,7 @@ def test_the_schedule_survives_a_restart(runtime_factory):
     first.close()
 
     restarted = runtime_factory(clock=FixedClock(local(2026, 3, 3, 9, 0)))
-    evaluated = tick(restarted.sessions, restarted.intake.rulebook, local(2026, 3, 3, 9, 0))
+    evaluated = tick(restarted.sessions, restarted.rules.current, local(2026, 3, 3, 9, 0))
 
     assert evaluated == 1
     assert {"task:moon-notice", "task:status-review", "task:observation-escalation"} - set(
@@ -171,20 +171,20 @@ def test_a_birthday_is_a_midnight_the_age_rules_see():
 def test_evaluation_error_is_isolated_and_retried(runtime_factory):
     clock = FixedClock(local(2026, 3, 2, 10, 30))
     rt = runtime_factory(clock=clock)
-    book = rt.intake.rulebook
+    book = rt.rules.current
 
     class Broken(type(book)):  # a defect in a fact or rule, as a bug would raise it
         def evaluate_encounter(self, *args, **kwargs):
             raise ZeroDivisionError("a defect in a rule")
 
-    rt.intake.rulebook = Broken(book.book, book.site)
+    rt.rules.current = Broken(book.book, book.site, book.staffing_file)
     receipt = rt.intake.hl7(adt("A01", "202603021015", plan="MCR001"))
 
     assert receipt.outcome == "accepted" and "MSA|AA|" in receipt.ack
     with rt.sessions() as s:
         enc = s.scalars(select(Encounter)).one()
         assert enc.next_evaluation_at == local(2026, 3, 2, 10, 35)
-    rt.intake.rulebook = book
+    rt.rules.current = book
     at(rt, clock, local(2026, 3, 2, 10, 36))
     assert "task:im-notice" in outputs(rt)
 
@@ -205,7 +205,7 @@ def test_midnights_are_local_calendar_midnights_across_daylight_saving():
 
 
 def test_time_based_rules_fire_as_a_replayed_stream_passes_them(runtime_factory, tmp_path: Path):
-    from engine.replay import finish, replay
+    from engine.intake.replay import finish, replay
 
     clock = FixedClock(datetime(1900, 1, 1, tzinfo=UTC))
     rt = runtime_factory(clock=clock)
@@ -225,11 +225,11 @@ def test_time_based_rules_fire_as_a_replayed_stream_passes_them(runtime_factory,
 def test_a_replay_keeps_its_boundaries_when_another_stay_fails_to_evaluate(runtime_factory):
     """One stay whose evaluation fails (retried every 5 minutes) must not make the replay
     skip another stay's boundary: the second midnight still fires at the second midnight."""
-    from engine.replay import finish, replay
+    from engine.intake.replay import finish, replay
 
     clock = FixedClock(datetime(1900, 1, 1, tzinfo=UTC))
     rt = runtime_factory(clock=clock)
-    book = rt.intake.rulebook
+    book = rt.rules.current
 
     class FailsForOne(type(book)):  # a defect that only one stay's data reaches
         def evaluate_encounter(self, session, enc, now, **kwargs):
@@ -237,7 +237,7 @@ def test_a_replay_keeps_its_boundaries_when_another_stay_fails_to_evaluate(runti
                 raise ZeroDivisionError("a defect in a rule")
             return super().evaluate_encounter(session, enc, now, **kwargs)
 
-    rt.intake.rulebook = FailsForOne(book.book, book.site)
+    rt.rules.current = FailsForOne(book.book, book.site, book.staffing_file)
     replay(rt.intake, clock, [
         adt("A01", "202603011900", visit="V666", mrn="300666", admit_time="202603011900"),
         adt("A04", "202603012000", patient_class="O", patient_type="OBS",

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from engine.clock import FixedClock
+from engine.core.clock import FixedClock
 from engine.rules.compile import Book, compile_book
 from engine.rules.evaluate import Evaluator
 from engine.rules.explain import Explanation, explain, fires

@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from engine.clock import FixedClock
-from engine.rules.tick import count_due, tick
-from engine.runtime import Runtime
+from engine.api.runtime import Runtime
+from engine.core.clock import FixedClock
+from engine.planning.tick import count_due, tick
 from engine.storage.models import Encounter, InboundMessage, RuleOutput
 from tests.conftest import fresh_database, make_settings, start_server
 from tests.hl7build import adt
@@ -200,7 +200,7 @@ def test_concurrent_clocks_claim_each_due_encounter_once(pg_url):
 
         def clock(rt: Runtime) -> None:
             start.wait()
-            counts.append(tick(rt.sessions, rt.intake.rulebook, later))
+            counts.append(tick(rt.sessions, rt.rules.current, later))
 
         threads = [threading.Thread(target=clock, args=(rt,)) for rt in runtimes]
         for t in threads:

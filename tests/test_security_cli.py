@@ -8,10 +8,10 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from engine.app import create_app
-from engine.cli import _demo_accounts, demo_users
+from engine.api.app import create_app
+from engine.core.roles import ROLES
 from engine.security import passwords, users
-from engine.security.roles import ROLES
+from engine.tools.cli import _demo_accounts, demo_users
 from tests.test_cli import engine_cli
 
 

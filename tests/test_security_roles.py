@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from fastapi import Depends
 
-from engine.auth import require_page
+from engine.api.auth import require_page
+from engine.core.roles import Permission
 from engine.security import users
-from engine.security.roles import Permission
 from tests.conftest import TEST_PASSWORD, auth_headers, csrf, sign_in
 
 OPERATIONS = {

@@ -10,10 +10,10 @@ from html.parser import HTMLParser
 import pytest
 from fastapi.testclient import TestClient
 
-from engine.app import create_app
+from engine.api.app import create_app
+from engine.api.web.signin import local_path
 from engine.security import users
 from engine.security.tokens import SessionClaims, issue_session
-from engine.web.signin import local_path
 from tests.conftest import TEST_PASSWORD, account_for, auth_headers, csrf
 
 PAGE = "/fhir/Patient"  # a resource the signed-in nurse may read with her session

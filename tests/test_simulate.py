@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from engine.simulate import simulate
 from engine.storage.models import Encounter, PatientIdentifier
+from engine.tools.simulate import simulate
 
 
 def engine_state(rt) -> dict[str, dict]:
@@ -66,7 +66,7 @@ def test_a_stream_that_discharges_at_its_end_leaves_no_stay_open(runtime):
 def test_simulated_feed_over_mllp_to_a_real_server_matches_the_truth(database_url, tmp_path):
     import json
 
-    from engine.runtime import Runtime
+    from engine.api.runtime import Runtime
     from tests.conftest import make_settings, start_server
     from tests.test_cli import engine_cli
 

@@ -9,17 +9,17 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from engine.clock import FixedClock
-from engine.config import get_settings
-from engine.fhir.tasks import render
-from engine.rules.tick import tick
-from engine.security.roles import Principal
+from engine.api.fhir.tasks import render
+from engine.api.web.people import choices
+from engine.core.clock import FixedClock
+from engine.core.config import get_settings
+from engine.core.roles import Principal
+from engine.planning.tick import tick
 from engine.storage.models import CaseAssignment, Encounter, RuleOutput
-from engine.tasks import assignment, escalation
-from engine.tasks.history import history
-from engine.tasks.lifecycle import Forbidden
-from engine.tasks.staffing import Person, Staffing, current, load_staffing, of_session
-from engine.web.people import choices
+from engine.work import assignment, escalation
+from engine.work.history import history
+from engine.work.lifecycle import Forbidden
+from engine.work.staffing import Person, Staffing, current, load_staffing
 from tests.conftest import FIXTURES
 from tests.hl7build import adt
 
@@ -111,9 +111,10 @@ def test_a_supervisor_reassigns_the_stay_and_its_open_work(runtime_factory):
     with rt.sessions() as s, s.begin():
         enc = s.scalars(select(Encounter).where(Encounter.visit_number == visit)).one()
         with pytest.raises(Forbidden):
-            assignment.reassign_case(s, enc, "case_manager", "cm.baker", ALVAREZ, now=now)
+            assignment.reassign_case(s, enc, "case_manager", "cm.baker", ALVAREZ, now=now,
+                                     staffing=rt.staffing)
         moved = assignment.reassign_case(s, enc, "case_manager", "cm.baker", GARCIA, now=now,
-                                         reason="Alvarez on leave")
+                                         reason="Alvarez on leave", staffing=rt.staffing)
         assert sorted(t.code for t in moved) == ["confirm-transition-home", "im-notice"]
         assert [(e.action, e.text) for e in history(s, moved[0].id)][-1] == (
             "assigned", "Alvarez on leave")
@@ -193,13 +194,13 @@ def test_a_server_started_with_its_own_staffing_file_assigns_by_that_file(
     assert not {"moon-notice", "status-review"} & set(owners(rt, "V2902"))
     later = local(2026, 3, 4, 1, 0)  # past 24 h in observation and past the 2nd midnight
     clock.set(later)
-    tick(rt.sessions, rt.intake.rulebook, later)
+    tick(rt.sessions, rt.rules.current, later)
     observed = owners(rt, "V2902")
     assert (observed["moon-notice"], observed["status-review"]) == ("cm.night", "ur.night")
     # Reading the work back names people from the same file (FHIR Task.owner, the
     # supervisor's list of people to assign to).
     with rt.readers() as s:
         moon = s.scalars(select(RuleOutput).where(RuleOutput.code == "moon-notice")).one()
-        assert render(s, [moon])[0]["owner"]["display"] == "Night Case Manager"
-        assert [c.name for c in choices(of_session(s))] == ["cm.night", "ur.night",
+        assert render(s, [moon], rt.staffing)[0]["owner"]["display"] == "Night Case Manager"
+        assert [c.name for c in choices(rt.staffing)] == ["cm.night", "ur.night",
                                                             "sup.night"]

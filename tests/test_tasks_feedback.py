@@ -10,10 +10,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from engine.clock import FixedClock
-from engine.security.roles import Principal
+from engine.core.clock import FixedClock
+from engine.core.roles import Principal
+from engine.planning import evaluation
 from engine.storage.models import Encounter, RuleOutput
-from engine.tasks import lifecycle
+from engine.work import lifecycle
 from tests.conftest import ROOT
 from tests.hl7build import adt
 
@@ -69,13 +70,13 @@ def test_completing_the_im_task_tells_the_rules_the_notice_was_delivered(runtime
 
     with rt.sessions() as s, s.begin():
         task = lifecycle.load(s, im.id)
-        lifecycle.transition(s, task, "complete", ALVAREZ, now=NOW, outcome="IM signed",
-                             rulebook=rt.intake.rulebook)
+        lifecycle.transition(s, task, "complete", ALVAREZ, now=NOW, outcome="IM signed")
+        evaluation.after_work(s, rt.rules.current, task, NOW)
         # the re-evaluation ran inside this transaction, before the commit
         s.flush()
         assert "im-follow-up-copy" in _codes(s)
         enc = s.scalars(select(Encounter)).one()
-        facts = rt.intake.rulebook.evaluate_encounter(s, enc, NOW, write=False).derived.values
+        facts = rt.rules.current.evaluate_encounter(s, enc, NOW, write=False).derived.values
         assert "im-notice" in facts["completed_task_types"]
         assert "im-notice" not in facts["open_task_types"]
 

@@ -9,12 +9,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from engine.clock import FixedClock
-from engine.security.roles import Principal
+from engine.core.clock import FixedClock
+from engine.core.roles import Principal
+from engine.planning import evaluation
 from engine.storage.models import RuleOutput
-from engine.tasks import lifecycle
-from engine.tasks.history import history
-from engine.tasks.lifecycle import STATUSES, TRANSITIONS, Conflict, Forbidden, Refused
+from engine.work import lifecycle
+from engine.work.history import history
+from engine.work.lifecycle import STATUSES, TRANSITIONS, Conflict, Forbidden, Refused
 from tests.hl7build import adt
 
 CHICAGO = ZoneInfo("America/Chicago")
@@ -84,8 +85,8 @@ def test_case_manager_starts_notes_and_completes_the_im(rt):
         row = lifecycle.load(s, task(s).id)
         lifecycle.transition(s, row, "start", ALVAREZ, now=NOW, expected_version=1)
         lifecycle.add_note(s, row, "Daughter will be present at 14:00", ALVAREZ, now=NOW)
-        lifecycle.transition(s, row, "complete", ALVAREZ, now=NOW, outcome="IM signed",
-                             rulebook=rt.intake.rulebook)
+        lifecycle.transition(s, row, "complete", ALVAREZ, now=NOW, outcome="IM signed")
+        evaluation.after_work(s, rt.rules.current, row, NOW)
     with rt.readers() as s:
         done = s.get(RuleOutput, row.id)
         assert (done.task_status, done.status, done.outcome) == ("completed", "completed",
@@ -123,8 +124,8 @@ def test_declined_work_is_closed_with_the_reason_and_raised_again_while_owed(rt)
     with rt.sessions() as s, s.begin():
         row = lifecycle.load(s, task(s).id)
         lifecycle.transition(s, row, "decline", ALVAREZ, now=NOW,
-                             reason="patient unable to sign, no representative yet",
-                             rulebook=rt.intake.rulebook)
+                             reason="patient unable to sign, no representative yet")
+        evaluation.after_work(s, rt.rules.current, row, NOW)
     with rt.readers() as s:
         closed = s.get(RuleOutput, row.id)
         assert (closed.task_status, closed.status) == ("failed", "cancelled")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from engine.api.fhir.task_update import diff, merge_patch
 from engine.fhir.outcome import FhirError
-from engine.fhir.task_update import diff, merge_patch
 
 CURRENT = {
     "resourceType": "Task", "id": "7", "meta": {"versionId": "3"}, "status": "in-progress",

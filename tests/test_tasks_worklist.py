@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from engine.clock import FixedClock
+from engine.core.clock import FixedClock
 from engine.storage.models import RuleOutput
-from engine.worklist.query import Filters, worklist
+from engine.work.worklist import Filters, worklist
 from tests.hl7build import adt
 
 CHICAGO = ZoneInfo("America/Chicago")

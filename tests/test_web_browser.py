@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from engine.runtime import Runtime
+from engine.api.runtime import Runtime
 from engine.security.users import add_user
-from engine.simulate import simulate
 from engine.storage.models import RuleOutput
-from engine.tasks.staffing import current
+from engine.tools.simulate import simulate
+from engine.work.staffing import current
 from tests.conftest import ServerProcess, fresh_database, make_settings, start_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

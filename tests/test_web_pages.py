@@ -16,14 +16,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from engine.app import create_app
-from engine.clock import FixedClock
-from engine.fhir import router as fhir_router
+from engine.api import worklist as worklist_api
+from engine.api.app import create_app
+from engine.api.fhir import router as fhir_router
+from engine.api.web import worklist_page
+from engine.core.clock import FixedClock
 from engine.security.users import add_user
 from engine.storage.models import AuditRecord, RuleOutput
-from engine.web import worklist_page
-from engine.worklist import api as worklist_api
-from engine.worklist.query import Filters, worklist
+from engine.work.worklist import Filters, worklist
 from tests.conftest import auth_headers
 from tests.hl7build import adt
 

@@ -1,6 +1,6 @@
 """FHIR input -> AdtEvents: Encounters, Patients, Conditions, Coverage and Observations
 become the same source-neutral events HL7 ADT (and ORU^R01) becomes, so both doors share
-one path (engine.intake).
+one path (engine.intake.path).
 
 `map_raw` works from the stored bytes alone (replay): a FHIR write is stored as an envelope
 (engine.fhir.envelope) carrying the server references resolved at receipt.
@@ -15,7 +15,7 @@ Decisions, in one place:
   (`urn:engine:id:GENHOSP`, or `GENHOSP`, or `assigner.display`), with type MR or no type.
 * Conditions and Coverage are not resources here: they fold into their Encounter, so they
   must reference one (in the Bundle, contained, or an Encounter on this server).
-* Observations with a LOINC code the engine uses (engine.labs) become lab results, like
+* Observations with a LOINC code the engine uses (engine.core.lab_codes) become lab results, like
   OBX segments: valueQuantity in a known unit, effective[x] as the result time; their
   Encounter, when named, must be in the Bundle or on this server.
 """
@@ -29,8 +29,8 @@ from datetime import date, datetime, time
 from typing import Any
 from urllib.parse import parse_qsl
 
-from engine import labs
-from engine.events import (
+from engine.core import lab_codes as labs
+from engine.core.events import (
     RESULTS,
     AdtEvent,
     CoverageData,
@@ -42,11 +42,11 @@ from engine.events import (
     PatientData,
     VisitData,
 )
+from engine.core.site import SiteProfile
 from engine.fhir import reading
 from engine.fhir import vocabulary as v
 from engine.fhir.envelope import Context, unwrap
 from engine.fhir.reading import InvalidFhir
-from engine.site import SiteProfile
 
 log = logging.getLogger("engine.fhir")
 __all__ = ["EntryResult", "InvalidFhir", "Mapping", "map_raw", "read"]

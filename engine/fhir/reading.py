@@ -12,7 +12,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
-from engine.events import EventError
+from engine.core.events import EventError
 
 MAX_DEPTH = 64
 # What we take in; anything else in a Bundle entry or a contained list is refused by name,

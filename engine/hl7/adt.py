@@ -6,8 +6,9 @@ import math
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from engine import labs
-from engine.events import (
+from engine.core import lab_codes as labs
+from engine.core import limits
+from engine.core.events import (
     PATIENT_ONLY,
     RESULTS,
     AdtEvent,
@@ -20,43 +21,37 @@ from engine.events import (
     PatientData,
     VisitData,
 )
+from engine.core.site import SiteProfile
 from engine.hl7.ack import SUPPORTED_VERSIONS, AckError, Header
 from engine.hl7.message import Message, Segment
 from engine.hl7.timestamps import Hl7TimestampError, parse_date, parse_dtm
-from engine.site import SiteProfile
-from engine.storage.models import Diagnosis, Encounter, InboundMessage, Patient, PatientIdentifier
-
-
-def _width(column) -> int:
-    return column.type.length
-
 
 # What the store can hold. A value that does not fit would fail its insert on every retry
 # ("storage unavailable"), stalling the sender's queue behind it; instead free text is cut
 # to fit and identifiers or codes that do not fit are refused (AE), kept for replay.
-CONTROL_ID_MAX = min(199, _width(InboundMessage.control_id))  # MSH-10 is ST(199) from 2.6
-SENDER_PART_MAX = (_width(InboundMessage.sender) - 1) // 2  # "application|facility"
-_ID_VALUE = min(_width(PatientIdentifier.value), _width(Encounter.visit_number))
-_ID_SYSTEM = min(_width(PatientIdentifier.system), _width(Encounter.visit_system))
-_ID_TYPE = _width(PatientIdentifier.type_code)
-_NAME = _width(Patient.family)
-_SEX = _width(Patient.sex)
-_PLACE = _width(Encounter.unit)
-_CLASS = _width(Encounter.patient_class)
-_TYPE = _width(Encounter.patient_type)
-_ATTENDING_ID = _width(Encounter.attending_id)
-_ATTENDING_NAME = _width(Encounter.attending_name)
-_SERVICE = _width(Encounter.hospital_service)
-_SHORT_CODE = _width(Encounter.admission_type)  # admission type, admit source, disposition
-_DX_CODE = _width(Diagnosis.code)
-_DX_SYSTEM = _width(Diagnosis.system)
-_DX_TYPE = _width(Diagnosis.diagnosis_type)
-_DX_TEXT = _width(Diagnosis.display)
-_DRG = _width(Encounter.working_drg)
-_DRG_TEXT = _width(Encounter.working_drg_text)
-_PLAN = _width(Encounter.payer_plan)
-_PAYER = _width(Encounter.payer_name)
-_AUTH = _width(Encounter.authorization)
+CONTROL_ID_MAX = min(199, limits.CONTROL_ID)  # MSH-10 is ST(199) from 2.6
+SENDER_PART_MAX = (limits.SENDER - 1) // 2  # "application|facility"
+_ID_VALUE = limits.ID_VALUE
+_ID_SYSTEM = limits.ID_SYSTEM
+_ID_TYPE = limits.ID_TYPE
+_NAME = limits.NAME
+_SEX = limits.SEX
+_PLACE = limits.PLACE
+_CLASS = limits.PATIENT_CLASS
+_TYPE = limits.PATIENT_TYPE
+_ATTENDING_ID = limits.ATTENDING_ID
+_ATTENDING_NAME = limits.ATTENDING_NAME
+_SERVICE = limits.SERVICE
+_SHORT_CODE = limits.SHORT_CODE  # admission type, admit source, disposition
+_DX_CODE = limits.DX_CODE
+_DX_SYSTEM = limits.DX_SYSTEM
+_DX_TYPE = limits.DX_TYPE
+_DX_TEXT = limits.DX_TEXT
+_DRG = limits.DRG
+_DRG_TEXT = limits.DRG_TEXT
+_PLAN = limits.PLAN
+_PAYER = limits.PAYER
+_AUTH = limits.AUTH
 
 
 class Hl7Refusal(Exception):

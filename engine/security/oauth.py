@@ -17,8 +17,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
+from engine.core.roles import ROLES
 from engine.security import signin, users
-from engine.security.roles import ROLES
 from engine.security.state import security
 from engine.security.tokens import issue_access
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from engine.core.roles import Principal
 from engine.security import audit, users
-from engine.security.roles import Principal
 from engine.security.state import security
 
 

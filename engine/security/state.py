@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
-from engine.config import Settings
+from engine.core.config import Settings
 from engine.security import passwords
 from engine.security.throttle import Throttle
 from engine.security.tokens import signing_key

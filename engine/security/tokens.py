@@ -20,7 +20,7 @@ from typing import Literal
 
 import jwt
 
-from engine.config import Settings
+from engine.core.config import Settings
 
 log = logging.getLogger("engine.security")
 

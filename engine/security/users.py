@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.core.roles import ROLES
 from engine.security import passwords
-from engine.security.roles import ROLES
 from engine.storage.models import ApiClient, UserAccount
 
 Kind = Literal["user", "client"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -57,14 +55,12 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 
     )
 
 
-def session_factory(engine: Engine, *, read_only: bool = False,
-                    info: dict[str, Any] | None = None) -> sessionmaker[Session]:
+def session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
     """Sessions for the one path (writers) or for reads that must not wait on writers.
 
     On SQLite, writers begin IMMEDIATE (take the write lock up front, no upgrade deadlocks)
     and read-only sessions begin DEFERRED, so WAL lets them read while a writer works.
-    `info` is copied into every session's `Session.info` (the runtime's configuration).
     """
     bind = engine.execution_options(read_only=True) if read_only else engine
     # One flush per input, at commit: queries inside the path never need an autoflush.
-    return sessionmaker(bind, expire_on_commit=False, autoflush=False, info=info)
+    return sessionmaker(bind, expire_on_commit=False, autoflush=False)

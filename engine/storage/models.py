@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from engine.core import limits
 from engine.storage.types import UtcDateTime
 
 
@@ -30,11 +31,11 @@ class Patient(Base):
     __tablename__ = "patient"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    family: Mapped[str | None] = mapped_column(String(200))
+    family: Mapped[str | None] = mapped_column(String(limits.NAME))
     given: Mapped[str | None] = mapped_column(String(200))
     middle: Mapped[str | None] = mapped_column(String(200))
     birth_date: Mapped[date | None] = mapped_column(Date)
-    sex: Mapped[str | None] = mapped_column(String(10))
+    sex: Mapped[str | None] = mapped_column(String(limits.SEX))
     address: Mapped[dict[str, Any] | None]
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"))
     as_of: Mapped[datetime | None]
@@ -52,9 +53,9 @@ class PatientIdentifier(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
-    system: Mapped[str] = mapped_column(String(100))
-    value: Mapped[str] = mapped_column(String(100))
-    type_code: Mapped[str | None] = mapped_column(String(20))
+    system: Mapped[str] = mapped_column(String(limits.ID_SYSTEM))
+    value: Mapped[str] = mapped_column(String(limits.ID_VALUE))
+    type_code: Mapped[str | None] = mapped_column(String(limits.ID_TYPE))
     is_mrn: Mapped[bool] = mapped_column(Boolean, default=False)
 
     patient: Mapped[Patient] = relationship(back_populates="identifiers")
@@ -69,33 +70,33 @@ class Encounter(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
-    visit_system: Mapped[str] = mapped_column(String(100))
-    visit_number: Mapped[str] = mapped_column(String(100))
+    visit_system: Mapped[str] = mapped_column(String(limits.ID_SYSTEM))
+    visit_number: Mapped[str] = mapped_column(String(limits.ID_VALUE))
     # planned | in-progress | onleave | finished | cancelled
     status: Mapped[str] = mapped_column(String(20))
     care_status: Mapped[str | None] = mapped_column(String(20))
-    patient_class: Mapped[str | None] = mapped_column(String(10))
-    patient_type: Mapped[str | None] = mapped_column(String(20))
+    patient_class: Mapped[str | None] = mapped_column(String(limits.PATIENT_CLASS))
+    patient_type: Mapped[str | None] = mapped_column(String(limits.PATIENT_TYPE))
     admit_time: Mapped[datetime | None]
     discharge_time: Mapped[datetime | None]
     pending_discharge_time: Mapped[datetime | None]
     expected_discharge_date: Mapped[date | None] = mapped_column(Date)
     facility: Mapped[str | None] = mapped_column(String(50))
-    unit: Mapped[str | None] = mapped_column(String(50))
+    unit: Mapped[str | None] = mapped_column(String(limits.PLACE))
     room: Mapped[str | None] = mapped_column(String(50))
     bed: Mapped[str | None] = mapped_column(String(50))
-    attending_id: Mapped[str | None] = mapped_column(String(50))
-    attending_name: Mapped[str | None] = mapped_column(String(200))
-    hospital_service: Mapped[str | None] = mapped_column(String(50))
-    admission_type: Mapped[str | None] = mapped_column(String(10))
-    admit_source: Mapped[str | None] = mapped_column(String(10))
-    discharge_disposition: Mapped[str | None] = mapped_column(String(10))
-    payer_plan: Mapped[str | None] = mapped_column(String(50))
-    payer_name: Mapped[str | None] = mapped_column(String(200))
+    attending_id: Mapped[str | None] = mapped_column(String(limits.ATTENDING_ID))
+    attending_name: Mapped[str | None] = mapped_column(String(limits.ATTENDING_NAME))
+    hospital_service: Mapped[str | None] = mapped_column(String(limits.SERVICE))
+    admission_type: Mapped[str | None] = mapped_column(String(limits.SHORT_CODE))
+    admit_source: Mapped[str | None] = mapped_column(String(limits.SHORT_CODE))
+    discharge_disposition: Mapped[str | None] = mapped_column(String(limits.SHORT_CODE))
+    payer_plan: Mapped[str | None] = mapped_column(String(limits.PLAN))
+    payer_name: Mapped[str | None] = mapped_column(String(limits.PAYER))
     payer_class: Mapped[str | None] = mapped_column(String(30))
-    authorization: Mapped[str | None] = mapped_column(String(100))
-    working_drg: Mapped[str | None] = mapped_column(String(20))
-    working_drg_text: Mapped[str | None] = mapped_column(String(200))
+    authorization: Mapped[str | None] = mapped_column(String(limits.AUTH))
+    working_drg: Mapped[str | None] = mapped_column(String(limits.DRG))
+    working_drg_text: Mapped[str | None] = mapped_column(String(limits.DRG_TEXT))
     diagnoses_digest: Mapped[str | None] = mapped_column(String(40))
     # The clock: when this encounter's facts next change enough to matter (rules issue).
     next_evaluation_at: Mapped[datetime | None] = mapped_column(index=True)
@@ -155,10 +156,10 @@ class Diagnosis(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     encounter_id: Mapped[int] = mapped_column(ForeignKey("encounter.id"), index=True)
     sequence: Mapped[int] = mapped_column(Integer)
-    code: Mapped[str] = mapped_column(String(20))
-    system: Mapped[str | None] = mapped_column(String(20))
-    display: Mapped[str | None] = mapped_column(String(300))
-    diagnosis_type: Mapped[str | None] = mapped_column(String(5))
+    code: Mapped[str] = mapped_column(String(limits.DX_CODE))
+    system: Mapped[str | None] = mapped_column(String(limits.DX_SYSTEM))
+    display: Mapped[str | None] = mapped_column(String(limits.DX_TEXT))
+    diagnosis_type: Mapped[str | None] = mapped_column(String(limits.DX_TYPE))
 
     encounter: Mapped[Encounter] = relationship(back_populates="diagnoses")
 
@@ -189,8 +190,8 @@ class InboundMessage(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(10))  # mllp | file | fhir
-    sender: Mapped[str | None] = mapped_column(String(200))
-    control_id: Mapped[str | None] = mapped_column(String(200))
+    sender: Mapped[str | None] = mapped_column(String(limits.SENDER))
+    control_id: Mapped[str | None] = mapped_column(String(limits.CONTROL_ID))
     message_type: Mapped[str | None] = mapped_column(String(20))
     trigger: Mapped[str | None] = mapped_column(String(20))
     version: Mapped[str | None] = mapped_column(String(20))

@@ -1,0 +1,211 @@
+"""FHIR R4 endpoints under /fhir: metadata, Patient and Encounter read and search,
+Encounter create and update, transaction Bundles, and what the rules raised: Task (read,
+search, update, patch), Flag, RiskAssessment and ServiceRequest (read, search).
+
+Handlers that touch the database are plain `def` (FastAPI runs them in its threadpool);
+only body reading is async. Every answer is application/fhir+json; every error an
+OperationOutcome (engine.fhir.outcome).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import selectinload
+
+from engine.api.auth import require, require_token
+from engine.api.fhir import (
+    audit_event,
+    flags,
+    includes,
+    proposals,
+    resources,
+    risk,
+    rule_outputs,
+    search,
+    task_update,
+    tasks,
+)
+from engine.api.fhir.body import Submitted, fhir_body
+from engine.api.fhir.capability import capability_statement
+from engine.api.fhir.submission import ENCOUNTER_LOAD, Answer, submit
+from engine.core.roles import Permission
+from engine.fhir.outcome import FHIR_JSON, FhirError
+from engine.security import audit
+from engine.storage.models import Encounter, Patient
+
+OUTPUTS = (tasks.TASK, flags.FLAG, risk.RISK, proposals.PROPOSAL)
+SUPPORTED = ("Patient", "Encounter", "Observation", *(r.name for r in OUTPUTS))
+Body = Annotated[Submitted, Depends(fhir_body)]
+
+
+def _json(body: dict, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
+def _versioned(body: dict, version: int, updated: datetime) -> JSONResponse:
+    return _json(body, headers={"ETag": resources.etag(version),
+                                "Last-Modified": resources.http_date(updated)})
+
+
+def _answer(answer: Answer) -> JSONResponse:
+    return _json(answer.body, answer.status, answer.headers)
+
+
+def _written(request: Request, interaction: str, target: str | None, run,
+             resource: str = "Encounter") -> JSONResponse:
+    """Submit a write and note what it created or changed (or tried to, when refused)."""
+    try:
+        answer: Answer = run()
+    except FhirError:
+        kind, _, rid = (target or ("Bundle" if interaction == "transaction" else resource)
+                        ).partition("/")
+        audit.note(request, interaction, kind, rid or None)
+        raise
+    if interaction == "transaction":
+        for entry in answer.body.get("entry", ()):
+            kind, _, rid = entry.get("fullUrl", "").rpartition("/")
+            kind = kind.rpartition("/")[2]
+            if kind and rid:
+                created = entry["response"]["status"].startswith("201")
+                audit.note(request, "create" if created else "update", kind, rid,
+                           int(rid) if kind == "Patient" and rid.isdigit() else None)
+        return _answer(answer)
+    subject = answer.body.get("subject", {}).get("reference", "")
+    patient = subject.removeprefix("Patient/")
+    audit.note(request, "create" if answer.status == 201 else "update", resource,
+               answer.body.get("id"), int(patient) if patient.isdigit() else None)
+    return _answer(answer)
+
+
+def _searched(request: Request, kind: str, rows: list, patient_of) -> None:
+    """One note for the search and one per resource on the page, with its patient."""
+    audit.note(request, "search", kind)
+    for row in rows:
+        audit.note(request, "search", kind, str(row.id), patient_of(row))
+
+
+def _base(request: Request) -> str:
+    return str(request.url_for("metadata")).removesuffix("/metadata")
+
+
+def _row_id(kind: str, text: str) -> int:
+    row = search.row_id(text)
+    if row is None:
+        raise FhirError(404, f"{kind}/{text} is not known here")
+    return row
+
+
+def build_router() -> APIRouter:
+    router = APIRouter()
+    authed = [Depends(require_token)]
+    reads = [Depends(require(Permission.PATIENT_READ))]
+    writes = [Depends(require(Permission.ENCOUNTER_WRITE))]
+    published: list[datetime] = []  # when this instance first described itself
+
+    @router.get("/metadata", name="metadata")
+    def metadata(request: Request) -> JSONResponse:
+        """The CapabilityStatement (public, as FHIR clients expect to read it first)."""
+        if not published:
+            published.append(request.app.state.runtime.clock.now())
+        return _json(capability_statement(published[0], _base(request)))
+
+    @router.get("/Patient", dependencies=reads)
+    def search_patients(request: Request) -> JSONResponse:
+        runtime = request.app.state.runtime
+        query = search.parse("Patient", request.query_params.multi_items(), runtime.site.zone)
+        with runtime.readers() as session:
+            page = search.run(session, query, selectinload(Patient.identifiers))
+            merged = includes.replaced(session, [p.id for p in page.rows])
+            entries = [resources.patient(p, merged.get(p.id)) for p in page.rows]
+        _searched(request, "Patient", page.rows, lambda p: p.id)
+        return _json(search.bundle(query, page, _base(request), entries))
+
+    @router.get("/Patient/{pid}", dependencies=reads)
+    def read_patient(pid: str, request: Request) -> JSONResponse:
+        runtime = request.app.state.runtime
+        with runtime.readers() as session:
+            row = session.get(Patient, _row_id("Patient", pid),
+                              options=[selectinload(Patient.identifiers)])
+            if row is None:
+                audit.note(request, "read", "Patient", pid)
+                raise FhirError(404, f"Patient/{pid} is not known here")
+            body = resources.patient(row, includes.replaced(session, [row.id]).get(row.id))
+        audit.note(request, "read", "Patient", pid, row.id)
+        return _versioned(body, row.version, row.updated_at)
+
+    @router.get("/Encounter", dependencies=reads)
+    def search_encounters(request: Request) -> JSONResponse:
+        runtime = request.app.state.runtime
+        query = search.parse("Encounter", request.query_params.multi_items(),
+                             runtime.site.zone)
+        with runtime.readers() as session:
+            page = search.run(session, query, *ENCOUNTER_LOAD)
+            entries = [resources.encounter(e) for e in page.rows]
+        _searched(request, "Encounter", page.rows, lambda e: e.patient_id)
+        return _json(search.bundle(query, page, _base(request), entries))
+
+    @router.get("/Encounter/{eid}", dependencies=reads)
+    def read_encounter(eid: str, request: Request) -> JSONResponse:
+        runtime = request.app.state.runtime
+        with runtime.readers() as session:
+            row = session.get(Encounter, _row_id("Encounter", eid), options=list(ENCOUNTER_LOAD))
+            if row is None:
+                audit.note(request, "read", "Encounter", eid)
+                raise FhirError(404, f"Encounter/{eid} is not known here")
+            body = resources.encounter(row)
+        audit.note(request, "read", "Encounter", eid, row.patient_id)
+        return _versioned(body, row.version, row.updated_at)
+
+    @router.post("/Encounter", dependencies=writes)
+    def create_encounter(request: Request,
+                         body: Body) -> JSONResponse:
+        runtime = request.app.state.runtime
+        return _written(request, "create", None,
+                        lambda: submit(runtime, body, "create", _base(request)))
+
+    @router.post("/Observation", dependencies=writes)
+    def create_observation(request: Request, body: Body) -> JSONResponse:
+        runtime = request.app.state.runtime
+        return _written(request, "create", None,
+                        lambda: submit(runtime, body, "create", _base(request),
+                                       resource="Observation"), "Observation")
+
+    @router.put("/Encounter/{eid}", dependencies=writes)
+    def update_encounter(eid: str, request: Request,
+                         body: Body) -> JSONResponse:
+        runtime = request.app.state.runtime
+        target = f"Encounter/{eid}"
+        return _written(request, "update", target,
+                        lambda: submit(runtime, body, "update", _base(request), target))
+
+    @router.post("", dependencies=writes)
+    @router.post("/", include_in_schema=False, dependencies=writes)
+    def transaction(request: Request, body: Body) -> JSONResponse:
+        runtime = request.app.state.runtime
+        return _written(request, "transaction", None,
+                        lambda: submit(runtime, body, "transaction", _base(request)))
+
+    router.include_router(audit_event.build_router(_json, _base))
+
+    for output in OUTPUTS:
+        rule_outputs.add_routes(router, output)
+    task_update.add_routes(router)
+
+    @router.api_route("/{resource_type}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                      dependencies=authed, include_in_schema=False)
+    @router.api_route("/{resource_type}/{rest:path}",
+                      methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                      dependencies=authed, include_in_schema=False)
+    def unsupported(resource_type: str, request: Request) -> JSONResponse:
+        if resource_type not in SUPPORTED:
+            raise FhirError(404, f"resource type {resource_type} is not served here "
+                                 f"(supported: {', '.join(SUPPORTED)}; see /fhir/metadata)")
+        raise FhirError(405, f"{request.method} {request.url.path} is not supported; see "
+                             "/fhir/metadata for the interactions this server offers")
+
+    return router
+

@@ -1,0 +1,208 @@
+"""A FHIR write, from HTTP body to committed events and the answer.
+
+Every body an authenticated client sends is stored: applied, or quarantined with the
+reason it was refused (400 not valid FHIR, 404 unknown target, 413/415 transport, 422 valid
+but not applicable), so it can be inspected and replayed. The answer goes out only after
+the commit (store, then acknowledge).
+
+POST Encounter is keyed by the visit number: a visit already on file is updated (200)
+rather than duplicated; a new one is created (201).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, selectinload
+
+from engine.api.fhir import references, resources
+from engine.api.fhir.body import Submitted
+from engine.core.events import EventError, Identifier
+from engine.fhir import inbound, reading
+from engine.fhir.envelope import Context, wrap
+from engine.fhir.outcome import FhirError, outcome
+from engine.fhir.reading import InvalidFhir
+from engine.intake import patients
+from engine.storage.models import Encounter, LabResult, Patient
+
+log = logging.getLogger("engine.fhir")
+STORAGE_DOWN = "storage unavailable; nothing was stored, please retry"
+ENCOUNTER_LOAD = (selectinload(Encounter.locations), selectinload(Encounter.status_periods),
+                  selectinload(Encounter.diagnoses))
+
+
+@dataclass(slots=True)
+class Answer:
+    status: int
+    body: dict
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _stored_form(raw: bytes, context: Context) -> bytes:
+    """The envelope when the body is JSON (so replay has its context), else the raw bytes."""
+    try:
+        reading.parse_json(raw)
+    except InvalidFhir:
+        return raw
+    return wrap(raw, context)
+
+
+def _keep(runtime, raw: bytes, caller: str, reason: str) -> None:
+    try:
+        runtime.intake.events(raw, channel="fhir", sender=caller, control_id=None, events=None,
+                              error=reason)
+    except SQLAlchemyError as exc:
+        log.error("storage unavailable; refused FHIR input not kept: %s", type(exc).__name__)
+        raise FhirError(503, STORAGE_DOWN) from exc
+
+
+def _refuse(runtime, raw: bytes, caller: str, error: FhirError) -> FhirError:
+    _keep(runtime, raw, caller, error.diagnostics)
+    return error
+
+
+def submit(runtime, body: Submitted, interaction: str, base: str,
+           target: str | None = None, resource: str = "Encounter") -> Answer:
+    """Store and apply one create, update or transaction; raise FhirError when refused."""
+    now = runtime.clock.now()
+    context = Context(interaction, target, resources.instant(now))
+    if body.problem is not None:
+        raise _refuse(runtime, _stored_form(body.raw, context), body.caller, body.problem)
+    try:
+        doc = reading.parse_json(body.raw)
+        reading.expect_type(doc, "Bundle" if interaction == "transaction" else resource)
+    except InvalidFhir as exc:
+        raise _refuse(runtime, body.raw, body.caller, FhirError(400, str(exc))) from exc
+    try:
+        with runtime.readers() as session:
+            resolved = references.resolve(session, references.literal_references(doc, target),
+                                          runtime.site)
+    except SQLAlchemyError as exc:
+        raise FhirError(503, STORAGE_DOWN) from exc
+    context = Context(interaction, target, context.received, resolved)
+    raw = wrap(body.raw, context)
+    if target is not None and target not in resolved:
+        raise _refuse(runtime, raw, body.caller, FhirError(404, f"{target} is not known here"))
+    try:
+        mapping = inbound.read(raw, runtime.site)
+    except InvalidFhir as exc:
+        raise _refuse(runtime, raw, body.caller, FhirError(400, str(exc))) from exc
+    except EventError as exc:
+        raise _refuse(runtime, raw, body.caller, FhirError(422, str(exc))) from exc
+    try:
+        with runtime.readers() as session:
+            before = _on_file(session, mapping)
+        receipt = runtime.intake.events(raw, channel="fhir", sender=body.caller,
+                                        control_id=mapping.control_id, events=mapping.events)
+    except SQLAlchemyError as exc:
+        log.error("storage unavailable; FHIR input not applied: %s", type(exc).__name__)
+        raise FhirError(503, STORAGE_DOWN) from exc
+    if receipt.outcome in ("error", "rejected", "unavailable") or receipt.reason:
+        status = 503 if receipt.outcome == "unavailable" else 422
+        raise FhirError(status, receipt.reason or f"input {receipt.outcome}")
+    if receipt.outcome == "duplicate":
+        before = _everything(mapping)  # the first copy created it; this one changes nothing
+    with runtime.readers() as session:
+        if interaction == "transaction":
+            return Answer(200, _transaction_response(session, mapping, before, base))
+        if resource == "Observation":
+            return _observation_answer(session, receipt.message_id, base)
+        return _encounter_answer(session, mapping, before, base, interaction)
+
+
+# -- what existed before, and what exists now ---------------------------------------------------
+def _key(kind: str, ident: Identifier | None) -> tuple[str, str, str] | None:
+    return (kind, ident.system, ident.value) if ident is not None else None
+
+
+def _on_file(session: Session, mapping: inbound.Mapping) -> set[tuple[str, str, str]]:
+    found = set()
+    for result in mapping.entries:
+        if result.resource_type == "Patient" and result.mrn is not None:
+            if patients.find(session, result.mrn) is not None:
+                found.add(_key("Patient", result.mrn))
+        elif result.resource_type == "Encounter" and result.visit is not None and \
+                _encounter(session, result.visit, load=False) is not None:
+            found.add(_key("Encounter", result.visit))
+    return found  # type: ignore[return-value]
+
+
+def _everything(mapping: inbound.Mapping) -> set[tuple[str, str, str]]:
+    keys = {_key("Patient", r.mrn) for r in mapping.entries}
+    keys |= {_key("Encounter", r.visit) for r in mapping.entries}
+    return {k for k in keys if k is not None}
+
+
+def _encounter(session: Session, visit: Identifier, load: bool = True) -> Encounter | None:
+    stmt = select(Encounter).where(Encounter.visit_system == visit.system,
+                                   Encounter.visit_number == visit.value)
+    if load:
+        stmt = stmt.options(*ENCOUNTER_LOAD)
+    return session.scalars(stmt).first()
+
+
+def _stamp(kind: str, rid: int, version: int, updated: datetime) -> dict[str, str]:
+    return {"location": f"{kind}/{rid}/_history/{version}", "etag": resources.etag(version),
+            "lastModified": resources.instant(updated)}
+
+
+def _transaction_response(session: Session, mapping: inbound.Mapping,
+                          before: set, base: str) -> dict:
+    entries = []
+    for result in mapping.entries:
+        kind = result.resource_type
+        if kind == "Patient" and result.mrn is not None:
+            row: Patient | Encounter | None = patients.find(session, result.mrn)
+        elif kind == "Encounter" and result.visit is not None:
+            row = _encounter(session, result.visit, load=False)
+        else:
+            row = None
+        if kind in ("Patient", "Encounter") and row is not None:
+            created = _key(kind, result.mrn if kind == "Patient" else result.visit) not in before
+            response = {"status": "201 Created" if created else "200 OK",
+                        **_stamp(kind, row.id, row.version, row.updated_at)}
+            entries.append({"fullUrl": f"{base}/{kind}/{row.id}", "response": response})
+            continue
+        folded = _encounter(session, result.visit, load=False) if result.visit else None
+        if kind == "Observation":
+            note = "stored as a lab result" if folded is None else \
+                f"stored as a lab result of Encounter/{folded.id}"
+        else:
+            note = (f"stored as part of Encounter/{folded.id}" if folded is not None
+                    else "not applied (inactive)")
+        entries.append({"response": {"status": "200 OK", "outcome": outcome(
+            f"{kind} {note}", code="informational", severity="information")}})
+    return {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
+
+
+def _encounter_answer(session: Session, mapping: inbound.Mapping, before: set, base: str,
+                      interaction: str) -> Answer:
+    visit = mapping.entries[0].visit
+    row = _encounter(session, visit) if visit is not None else None
+    if row is None:
+        raise FhirError(500, "the encounter was stored but cannot be read back")
+    created = interaction == "create" and _key("Encounter", visit) not in before
+    headers = {
+        "Location": f"{base}/Encounter/{row.id}/_history/{row.version}",
+        "ETag": resources.etag(row.version),
+        "Last-Modified": resources.http_date(row.updated_at),
+    }
+    return Answer(201 if created else 200, resources.encounter(row), headers)
+
+
+def _observation_answer(session: Session, message_id: int | None, base: str) -> Answer:
+    """201 with where the result was kept; a withdrawal (entered-in-error) keeps nothing and
+    is answered 200 with an informational OperationOutcome."""
+    row = session.scalars(select(LabResult).where(LabResult.message_id == message_id)
+                          .order_by(LabResult.id)).first() if message_id else None
+    if row is None:
+        return Answer(200, outcome("Observation received: a withdrawal, nothing stored",
+                                   code="informational", severity="information"))
+    return Answer(201, outcome(f"Observation stored as lab result {row.id} ({row.name} "
+                               f"{row.value:g} {row.unit})", code="informational",
+                               severity="information"),
+                  {"Location": f"{base}/Observation/{row.id}"})

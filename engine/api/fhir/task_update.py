@@ -1,0 +1,208 @@
+"""Changing a Task through FHIR: PUT (the whole resource) or PATCH (JSON Patch), both
+reduced to what the lifecycle allows.
+
+PATCH takes a JSON Patch (application/json-patch+json, a list of operations) or a JSON
+Merge Patch (a JSON object, as fhirpy's `save(fields=...)` sends). Either way the client
+ends up sending back the Task it read with some elements changed. Allowed: `status` (with
+`output[0].valueString` as a completion's outcome, `statusReason.text` as the reason of a
+hold, cancel or decline), `owner` (a reassignment: needs task:assign), and notes appended
+at the end of `note`. Server-managed elements (meta, lastModified, executionPeriod,
+businessStatus, text) are ignored. Any other difference is refused (422) naming the
+elements, so a client never believes it changed what it did not. `If-Match: W/"<version>"`
+must name the current version (412 otherwise).
+
+The change runs as one transaction: lifecycle steps, then the re-evaluation of the
+encounter (the one path), then the commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonpatch
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from fhir.resources.R4B.task import Task as FhirTask
+from pydantic import ValidationError
+
+from engine.api.auth import require
+from engine.api.fhir import search
+from engine.api.fhir.rule_outputs import json_response
+from engine.api.fhir.tasks import TASK, owner_name, task
+from engine.core.roles import Permission, Principal
+from engine.fhir.outcome import FhirError
+from engine.fhir.reading import InvalidFhir, describe, parse_json
+from engine.planning import evaluation
+from engine.security import audit
+from engine.work import lifecycle
+from engine.work.history import notes
+
+SERVER_MANAGED = frozenset({"meta", "text", "lastModified", "executionPeriod", "businessStatus"})
+CHANGEABLE = frozenset({"status", "statusReason", "output", "owner", "note"})
+JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
+PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json", *JSON_TYPES)
+
+
+@dataclass
+class Change:
+    status: str | None = None
+    outcome: str | None = None
+    reason: str | None = None
+    owner: tuple[str | None] | None = None  # (new owner,) when it changes
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return self.status is None and self.owner is None and not self.notes
+
+
+def _texts(items: Any) -> list[str | None]:
+    return [n.get("text") if isinstance(n, dict) else None for n in items or []]
+
+
+def diff(current: dict, wanted: Any) -> Change:
+    """What the client asks to change, or FhirError if it asks for anything else."""
+    if not isinstance(wanted, dict) or wanted.get("resourceType") != "Task":
+        raise FhirError(400, "send a Task resource")
+    try:
+        FhirTask.model_validate(wanted)
+    except ValidationError as exc:
+        raise FhirError(400, describe("Task", exc)) from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FhirError(400, f"Task is not valid FHIR R4: {exc}") from exc
+    if wanted.get("id") != current["id"]:
+        raise FhirError(400, f"Task.id must be {current['id']}, the id in the URL")
+    ignored = SERVER_MANAGED | CHANGEABLE | {"resourceType", "id"}
+    refused = sorted(k for k in set(current) | set(wanted)
+                     if k not in ignored and current.get(k) != wanted.get(k))
+    if refused:
+        raise FhirError(422, "these Task elements are set by the rules and cannot be changed: "
+                             + ", ".join(refused), code="business-rule")
+    change = Change()
+    before, after = _texts(current.get("note")), _texts(wanted.get("note"))
+    if after[:len(before)] != before:
+        raise FhirError(422, "notes cannot be edited or removed; append new ones at the end",
+                        code="business-rule")
+    change.notes = [t for t in after[len(before):] if t]
+    if current.get("owner") != wanted.get("owner"):
+        new_owner = owner_name(wanted["owner"]) if wanted.get("owner") else None
+        if wanted.get("owner") and not new_owner:
+            raise FhirError(422, "Task.owner must name a user: identifier "
+                                 "urn:engine:user|<user name> or Practitioner/<user name>")
+        if new_owner != owner_name(current.get("owner")):
+            change.owner = (new_owner,)
+    status_changed = wanted.get("status") != current.get("status")
+    texts_changed = (wanted.get("output") != current.get("output")
+                     or wanted.get("statusReason") != current.get("statusReason"))
+    if texts_changed and not status_changed:
+        raise FhirError(422, "an outcome (output) or reason (statusReason) is given with the "
+                             "status change it explains", code="business-rule")
+    if status_changed:
+        change.status = wanted.get("status")
+        outputs = wanted.get("output") or []
+        change.outcome = outputs[0].get("valueString") if outputs else None
+        change.reason = (wanted.get("statusReason") or {}).get("text")
+    return change
+
+
+def if_match(request: Request) -> int | None:
+    header = request.headers.get("if-match")
+    if header is None:
+        return None
+    text = header.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise FhirError(400, f"If-Match {header!r}: send the ETag you read, like W/\"3\"")
+    return int(text)
+
+
+async def _body(request: Request, accepted: tuple[str, ...]) -> Any:
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media not in accepted:
+        raise FhirError(415, f"Content-Type {media or '(none)'} is not accepted here: send "
+                             f"{' or '.join(accepted)}")
+    raw = await request.body()
+    if len(raw) > request.app.state.runtime.settings.max_body_bytes:
+        raise FhirError(413, "request body too large")
+    try:
+        return parse_json(raw)
+    except InvalidFhir as exc:
+        raise FhirError(400, str(exc)) from exc
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON Merge Patch: objects merge, null removes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
+def _patched(current: dict, patch: Any) -> Any:
+    """JSON Patch (a list of operations) or, as fhirpy sends, a JSON Merge Patch (an object)."""
+    if isinstance(patch, dict):
+        return merge_patch(current, patch)
+    if not isinstance(patch, list):
+        raise FhirError(400, "send a JSON Patch (a list of operations) or a merge patch")
+    try:
+        return jsonpatch.apply_patch(current, patch)
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+        raise FhirError(422, f"the patch does not apply: {exc}") from exc
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise FhirError(400, f"not a valid JSON Patch: {exc}") from exc
+
+
+def update(request: Request, tid: str, actor: Principal, expected: int | None,
+           body: Any, is_patch: bool) -> JSONResponse:
+    runtime = request.app.state.runtime
+    ident = search.row_id(tid)
+    now = runtime.clock.now()
+    with runtime.sessions() as session, session.begin():
+        row = lifecycle.load(session, ident) if ident is not None else None
+        if row is None:
+            raise FhirError(404, f"Task/{tid} is not known here")
+        if expected is not None and expected != row.version:
+            raise FhirError(412, f"Task/{tid} is at version {row.version}, not {expected}: "
+                                 "read it again and retry")
+        current = task(row, notes(session, [row.id]).get(row.id, []), runtime.staffing)
+        change = diff(current, _patched(current, body) if is_patch else body)
+        try:
+            if change.owner is not None:
+                lifecycle.reassign(session, row, change.owner[0], actor, now=now)
+            for text in change.notes:
+                lifecycle.add_note(session, row, text, actor, now=now)
+            if change.status is not None:
+                lifecycle.transition(session, row, change.status, actor, now=now,
+                                     outcome=change.outcome, reason=change.reason)
+                evaluation.after_work(session, runtime.rules.current, row, now)
+        except lifecycle.TaskError as exc:
+            raise FhirError(exc.status, exc.message,
+                            code="business-rule" if exc.status == 422 else None) from exc
+        session.flush()
+        body_out = TASK.render(session, [row], runtime.staffing)[0]
+    audit.note(request, "patch" if is_patch else "update", "Task", str(row.id),
+               row.patient_id)
+    return json_response(body_out, row=row)
+
+
+def add_routes(router: APIRouter) -> None:
+    worker = Depends(require(Permission.TASK_WORK))
+
+    async def put_task(tid: str, request: Request, actor: Principal = worker) -> JSONResponse:
+        body = await _body(request, JSON_TYPES)
+        return await run_in_threadpool(update, request, tid, actor, if_match(request), body,
+                                       False)
+
+    async def patch_task(tid: str, request: Request, actor: Principal = worker) -> JSONResponse:
+        body = await _body(request, PATCH_TYPES)
+        return await run_in_threadpool(update, request, tid, actor, if_match(request), body,
+                                       True)
+
+    router.add_api_route("/Task/{tid}", put_task, methods=["PUT"], name="update_Task")
+    router.add_api_route("/Task/{tid}", patch_task, methods=["PATCH"], name="patch_Task")

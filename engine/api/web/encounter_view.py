@@ -1,0 +1,174 @@
+"""Everything the encounter page shows, read in one session: header, work, timeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.api.web import display
+from engine.api.web.explanation import Explanation, explain_output, raised_by
+from engine.rules.compile import Book
+from engine.storage.models import (
+    CaseAssignment,
+    Encounter,
+    EncounterEvent,
+    PatientIdentifier,
+    RuleOutput,
+    TaskEvent,
+)
+
+OPEN_TASK = ("ready", "in-progress", "on-hold", None)
+
+
+@dataclass
+class Header:
+    encounter_id: int
+    patient_id: int
+    name: str
+    mrn: str
+    visit: str
+    age: int | None
+    sex: str
+    location: str
+    status: str
+    care_status: str
+    admitted: str
+    length_of_stay: str
+    midnights: int | None
+    payer: str
+    attending: str
+    drg: str
+    expected_discharge: str
+    assigned: list[str]
+
+
+@dataclass
+class OutputView:
+    output: RuleOutput
+    explanation: Explanation
+    due: str = ""
+    overdue: bool = False
+    history: list[TaskEvent] = field(default_factory=list)
+
+    @property
+    def is_open_task(self) -> bool:
+        o = self.output
+        return o.kind == "task" and o.status == "active" and o.task_status in OPEN_TASK
+
+
+@dataclass(frozen=True)
+class Moment:
+    """One line of the timeline."""
+
+    at: datetime
+    when: str
+    kind: str  # adt | flag | score | proposal | task | work
+    text: str
+    anchor: str | None = None  # the output card this line belongs to
+
+
+@dataclass
+class EncounterPage:
+    header: Header
+    tasks: list[OutputView]
+    findings: list[OutputView]  # flags, scores, proposals
+    timeline: list[Moment]
+
+
+def _location(enc: Encounter) -> str:
+    place = enc.unit or ""
+    bed = "-".join(p for p in (enc.room, enc.bed) if p)
+    return f"{place} {bed}".strip() or "unknown"
+
+
+def _header(session: Session, enc: Encounter, now: datetime, zone: ZoneInfo) -> Header:
+    patient = enc.patient
+    mrn = session.scalar(select(PatientIdentifier.value).where(
+        PatientIdentifier.patient_id == patient.id, PatientIdentifier.is_mrn.is_(True)))
+    end = enc.discharge_time or now
+    assigned = [f"{display.words(a.role)}: {a.user_name}" for a in session.scalars(
+        select(CaseAssignment).where(CaseAssignment.encounter_id == enc.id)
+        .order_by(CaseAssignment.role))]
+    payer = " ".join(p for p in (enc.payer_name or enc.payer_plan or "",
+                                 f"({display.words(enc.payer_class)})"
+                                 if enc.payer_class else "") if p)
+    return Header(
+        encounter_id=enc.id, patient_id=patient.id,
+        name=display.person_name(patient.family, patient.given), mrn=mrn or "",
+        visit=enc.visit_number, age=display.age(patient.birth_date, now.astimezone(zone).date()),
+        sex=patient.sex or "", location=_location(enc), status=enc.status,
+        care_status=display.words(enc.care_status) or "unknown",
+        admitted=display.local(enc.admit_time, zone),
+        length_of_stay=display.length_of_stay(enc.admit_time, end),
+        midnights=display.midnights(enc.admit_time, end, zone),
+        payer=payer or "none on file", attending=enc.attending_name or "",
+        drg=" ".join(p for p in (enc.working_drg or "", enc.working_drg_text or "") if p),
+        expected_discharge=enc.expected_discharge_date.strftime("%a %d %b")
+        if enc.expected_discharge_date else "", assigned=assigned,
+    )
+
+
+def load(session: Session, encounter_id: int, book: Book | None, now: datetime,
+         zone: ZoneInfo) -> EncounterPage | None:
+    enc = session.get(Encounter, encounter_id)
+    if enc is None:
+        return None
+    outputs = list(session.scalars(select(RuleOutput).where(
+        RuleOutput.encounter_id == enc.id).order_by(RuleOutput.fired_at, RuleOutput.id)))
+    history: dict[int, list[TaskEvent]] = {}
+    if outputs:
+        for ev in session.scalars(select(TaskEvent).where(
+                TaskEvent.output_id.in_([o.id for o in outputs]))
+                .order_by(TaskEvent.at, TaskEvent.id)):
+            history.setdefault(ev.output_id, []).append(ev)
+    diagnoses = [(d.code, d.diagnosis_type) for d in enc.diagnoses]
+    raised = raised_by(outputs)
+    views = []
+    for o in outputs:
+        view = OutputView(o, explain_output(o, book, diagnoses, raised),
+                          history=history.get(o.id, []))
+        if o.kind == "task" and o.due_at is not None:
+            if view.is_open_task:
+                view.due = display.due_text(o.due_at, now, zone)
+                view.overdue = o.due_at <= now
+            else:
+                view.due = f"was due {display.local(o.due_at, zone)}"
+        views.append(view)
+    tasks = [v for v in views if v.output.kind == "task"]
+    tasks.sort(key=lambda v: (not v.is_open_task, not v.overdue,
+                              v.output.due_at or now))
+    findings = [v for v in views if v.output.kind != "task" and v.output.status == "active"]
+    return EncounterPage(_header(session, enc, now, zone), tasks, findings,
+                         _timeline(session, enc, views, zone))
+
+
+def _timeline(session: Session, enc: Encounter, views: list[OutputView],
+              zone: ZoneInfo) -> list[Moment]:
+    moments: list[Moment] = []
+
+    def add(at: datetime, kind: str, text: str, anchor: str | None = None) -> None:
+        moments.append(Moment(at, display.local(at, zone), kind, text, anchor))
+
+    for ev in session.scalars(select(EncounterEvent).where(
+            EncounterEvent.encounter_id == enc.id).order_by(EncounterEvent.event_time)):
+        late = " (arrived late)" if ev.late else ""
+        add(ev.event_time, "adt", f"{ev.trigger} {ev.summary or ''}".strip() + late)
+    for v in views:
+        o = v.output
+        anchor = f"output-{o.id}"
+        add(o.fired_at, o.kind, f"{display.words(o.kind)} raised: {o.title or o.code} "
+                                f"(rule {o.rule_id})", anchor)
+        for ev in v.history:
+            if ev.action == "created":
+                continue
+            said = f": {ev.text}" if ev.text else ""
+            add(ev.at, "work", f"{o.title or o.code}: {ev.action} by {ev.actor}{said}", anchor)
+        if o.status == "cancelled" and o.ended_at is not None:
+            add(o.ended_at, o.kind, f"{display.words(o.kind)} withdrawn: {o.title or o.code}"
+                                    f" ({o.end_reason or 'no reason'})", anchor)
+    moments.sort(key=lambda m: m.at)
+    return moments

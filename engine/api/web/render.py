@@ -1,0 +1,42 @@
+"""Rendering pages: the one Jinja2 environment (engine/web/layout.py) and the filters and
+values every worklist page uses."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+
+from engine.api.web import display
+from engine.api.web.access import csrf_input
+from engine.api.web.layout import templates as TEMPLATES
+from engine.core.roles import Permission
+
+TEMPLATES.env.filters["words"] = display.words
+TEMPLATES.env.globals["Permission"] = Permission
+
+
+def query(params: dict[str, Any], **changes: Any) -> str:
+    """The current query string with some parameters changed (sort links, filters)."""
+    merged = {**params, **changes}
+    return "?" + urlencode({k: v for k, v in merged.items() if v not in (None, "")})
+
+
+TEMPLATES.env.globals["query"] = query
+
+
+def page(request: Request, template: str, context: dict[str, Any],
+         status_code: int = 200) -> HTMLResponse:
+    """Render a page; every page knows its user, its CSRF field and its flash message."""
+    principal = getattr(request.state, "principal", None)
+    zone = request.app.state.runtime.site.zone
+    return TEMPLATES.TemplateResponse(
+        request, template,
+        {"user": principal, "csrf": csrf_input(request),
+         "local": lambda instant, fmt="%a %d %b %H:%M": display.local(instant, zone, fmt),
+         **context},
+        status_code=status_code,
+        headers={"Cache-Control": "no-store"},
+    )

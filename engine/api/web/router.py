@@ -1,0 +1,25 @@
+"""The web worklist's routes and its static files, added to the HTTP application."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+STATIC = Path(__file__).parent / "static"
+
+
+def install(app: FastAPI) -> None:
+    from engine.api.web import encounter_page, supervisor_page, task_forms, worklist_page
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(encounter_page.router, include_in_schema=False)
+    app.include_router(task_forms.router, include_in_schema=False)
+    app.include_router(worklist_page.router, include_in_schema=False)
+    app.include_router(supervisor_page.router, include_in_schema=False)
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/worklist", status_code=303)

@@ -1,0 +1,376 @@
+"""The one path: store the raw input, apply its event, commit, and only then answer.
+
+HL7 over MLLP, HL7 files, FHIR resources and replays all come through here, each input in
+one transaction: the raw bytes, the outcome, the ACK and every effect commit together.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.core.clock import Clock
+from engine.core.events import SUPPORTED, AdtEvent, EventError
+from engine.core.site import SiteProfile
+from engine.hl7.ack import AckError, Header, build_ack
+from engine.hl7.adt import Hl7Refusal, check_envelope, header_of, to_event
+from engine.hl7.message import Hl7ParseError, Message, decode, parse
+from engine.intake import encounters
+from engine.planning import evaluation
+from engine.planning.active import ActiveRules
+from engine.storage.models import InboundMessage
+
+log = logging.getLogger("engine.intake")
+
+QUARANTINED = ("error", "rejected", "partial")
+REPLAYABLE = ("error", "rejected")  # "partial" bytes (a cut frame, a 4 KB head) never re-run
+FhirMapper = Callable[[bytes], list[AdtEvent]]
+# Built once: every input asks it, and building a statement costs more than running it.
+_TWIN = select(InboundMessage).where(InboundMessage.sender == bindparam("sender"),
+                                     InboundMessage.control_id == bindparam("control_id"))
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What became of one input. `ack` is the HL7 answer (empty for FHIR inputs)."""
+
+    outcome: str  # accepted | duplicate | ignored | error | rejected | unavailable
+    ack: str
+    message_id: int | None
+    reason: str | None = None
+    patient_id: int | None = None
+    encounter_id: int | None = None
+
+    @property
+    def ack_code(self) -> str:
+        return {"accepted": "AA", "ignored": "AA", "rejected": "AR"}.get(self.outcome, "AE")
+
+
+def _salvage_header(text: str) -> Header:
+    """Best effort MSH read from a message that failed to parse, so the AR can echo MSH-10."""
+    if not text.startswith("MSH") or len(text) < 4:
+        return Header()
+    first = text.replace("\n", "\r").split("\r", 1)[0]
+    fields = first.split(text[3])
+    get = lambda i: fields[i] if i < len(fields) else ""  # noqa: E731
+    return Header(get(2), get(3), get(4), get(5), get(9)[:200], get(11)[:20],
+                  get(8).split("^")[1] if "^" in get(8) else "", get(10) or "P")
+
+
+class Intake:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        site: SiteProfile,
+        clock: Clock,
+        fhir_mapper: FhirMapper | None = None,
+        max_bytes: int = 1_048_576,
+        rules: ActiveRules | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.site = site
+        self.clock = clock
+        self.fhir_mapper = fhir_mapper
+        self.max_bytes = max_bytes
+        # The rulesets in force (the runtime's holder; a fresh one without rules otherwise).
+        self.rules = rules if rules is not None else ActiveRules()
+
+    # -- HL7 ------------------------------------------------------------------------------
+    def hl7(self, raw: bytes, channel: str = "mllp") -> Receipt:
+        if len(raw) > self.max_bytes:
+            error = AckError(207, f"message exceeds the {self.max_bytes}-byte limit")
+            return self.refuse_raw(raw, channel, error)
+        now = self.clock.now()
+        msg, header, failure = self._read(raw)
+        for attempt in range(3):
+            try:
+                return self._hl7_once(raw, channel, msg, header, failure, now)
+            except IntegrityError as exc:
+                if attempt < 2:
+                    continue  # a concurrent twin won the insert: answer as a duplicate
+                log.error("message refused by a store constraint: %s", type(exc).__name__)
+                error = AckError(205, "the message conflicts with stored data; kept for review")
+                return self.refuse_raw(raw, channel, error, code="AE", header=header)
+            except DataError as exc:
+                # A value the store cannot hold: keep the bytes, refuse the message (AE).
+                log.error("message refused by the store: %s", type(exc).__name__)
+                error = AckError(102, "a value in this message does not fit the store "
+                                      "(too long or out of range); kept for review")
+                return self.refuse_raw(raw, channel, error, code="AE", header=header)
+            except SQLAlchemyError as exc:
+                log.error("storage unavailable; message not acknowledged: %s", type(exc).__name__)
+                error = AckError(207, "storage unavailable; message not stored, please resend")
+                return Receipt("unavailable", self._ack("AE", header, now, error), None,
+                               error.text)
+        raise AssertionError("unreachable")
+
+    def _hl7_once(self, raw, channel, msg, header, failure, now) -> Receipt:
+        # An unreadable message has no trustworthy MSH-10: its salvaged id is echoed in the
+        # AR but never used to recognise duplicates.
+        keyed = failure is None and bool(header.control_id)
+        sender = f"{header.sending_application}|{header.sending_facility}" if keyed else ""
+        try:
+            with self.sessions() as session, session.begin():
+                if keyed:
+                    twin = self._twin(session, sender, header.control_id)
+                    if twin is not None:
+                        twin.duplicates += 1
+                        return self._receipt(twin, outcome="duplicate")
+                row = self._new_row(raw, channel, header, sender, now)
+                session.add(row)
+                self._process_hl7(session, row, msg, header, failure, now)
+                session.flush()
+                return self._receipt(row)
+        except _Undo as undo:
+            # The event's effects were rolled back; keep the input and the refusal.
+            with self.sessions() as session, session.begin():
+                row = self._new_row(raw, channel, header, sender, now)
+                session.add(row)
+                self._describe(row, msg, header)
+                self._refuse(row, undo.code, undo.error)
+                row.ack = self._ack(undo.code, header, now, undo.error)
+                session.flush()
+                return self._receipt(row)
+
+    @staticmethod
+    def _new_row(raw: bytes, channel: str, header: Header, sender: str, now) -> InboundMessage:
+        keyed = bool(sender and header.control_id)
+        return InboundMessage(
+            channel=channel,
+            sender=sender if keyed else None,
+            control_id=header.control_id if keyed else None,
+            received_at=now,
+            raw=raw,
+            outcome="pending",
+            duplicates=0,
+            attempts=1,
+        )
+
+    @staticmethod
+    def _twin(session: Session, sender: str, control_id: str) -> InboundMessage | None:
+        return session.scalars(_TWIN, {"sender": sender, "control_id": control_id}).first()
+
+    @staticmethod
+    def _describe(row: InboundMessage, msg: Message | None, header: Header) -> None:
+        row.message_type = (msg.msh.value(9, 1)[:20] if msg else None) or None
+        row.trigger = header.trigger[:20] or None
+        row.version = header.version[:20] or None
+
+    def _process_hl7(self, session, row: InboundMessage, msg, header: Header, failure, now):
+        """Fill in the row's outcome and ACK; raise _Undo if applying failed half-way."""
+        self._describe(row, msg, header)
+        try:
+            if failure is not None:
+                raise failure
+            check_envelope(msg, header, self.site)
+            if header.trigger not in SUPPORTED:
+                row.outcome = "ignored"
+                row.reason = f"trigger {header.trigger or '(none)'} is not used by this engine"
+                row.ack = self._ack("AA", header, now)
+                return
+            event = to_event(msg, header, self.site)
+            row.event_time = event.event_time
+        except Hl7Refusal as refusal:
+            self._refuse(row, refusal.ack_code, refusal.error)
+            row.ack = self._ack(refusal.ack_code, header, now, refusal.error)
+            return
+        self._apply(session, row, [event])
+        row.ack = self._ack("AA", header, now)
+
+    def _ack(self, code: str, header: Header, now: datetime, error: AckError | None = None) -> str:
+        return build_ack(
+            code,
+            header,
+            our_application=self.site.receiving_application,
+            our_facility=self.site.receiving_facility,
+            now=now,
+            zone=self.site.zone,
+            error=error,
+        )
+
+    # -- FHIR and other pre-mapped inputs -------------------------------------------------
+    def events(
+        self,
+        raw: bytes,
+        *,
+        channel: str,
+        sender: str | None,
+        control_id: str | None,
+        events: list[AdtEvent] | None,
+        error: str | None = None,
+    ) -> Receipt:
+        """Store and apply events mapped from a FHIR input; `error` quarantines it instead."""
+        now = self.clock.now()
+        header = Header(control_id=control_id or "")
+
+        def new_row() -> InboundMessage:
+            row = self._new_row(raw, channel, header, sender or "", now)
+            row.message_type = channel.upper()
+            if events:
+                row.trigger = events[0].trigger
+                row.event_time = max(e.event_time for e in events)
+            return row
+
+        try:
+            with self.sessions() as session, session.begin():
+                if sender and control_id:
+                    twin = self._twin(session, sender, control_id)
+                    if twin is not None:
+                        twin.duplicates += 1
+                        return self._receipt(twin, outcome="duplicate")
+                row = new_row()
+                session.add(row)
+                if error is not None or events is None:
+                    self._refuse(row, "AR", AckError(102, error or "no events"))
+                else:
+                    self._apply(session, row, events)
+                session.flush()
+                return self._receipt(row)
+        except _Undo as undo:
+            with self.sessions() as session, session.begin():
+                row = new_row()
+                session.add(row)
+                self._refuse(row, undo.code, undo.error)
+                session.flush()
+                return self._receipt(row)
+
+    # -- shared ---------------------------------------------------------------------------
+    def _apply(self, session: Session, row: InboundMessage, events: list[AdtEvent]) -> None:
+        """Apply every event of one input, or raise _Undo so the transaction rolls back."""
+        now = self.clock.now()
+        try:
+            touched: list = []
+            for i, event in enumerate(events):
+                if i:
+                    session.flush()  # later events must see what earlier ones created
+                applied = encounters.apply(session, event, now, row)
+                row.patient = applied.patient
+                row.encounter = applied.encounter
+                touched.append(applied)
+            rulebook = self.rules.current
+            if rulebook is not None:
+                evaluation.after_events(session, rulebook, touched, now)
+        except Hl7Refusal as refusal:
+            raise _Undo(refusal.ack_code, refusal.error) from refusal
+        except EventError as exc:
+            raise _Undo("AE", AckError(207, str(exc))) from exc
+        except SQLAlchemyError:
+            raise
+        except Exception as exc:  # a bug must not lose the message: keep it for replay
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            # The exception's text may quote patient data: log its type and place only.
+            log.error("internal error %s at %s:%s; input kept for replay",
+                      type(exc).__name__, where.filename, where.lineno)
+            raise _Undo("AE", AckError(207, f"internal error ({type(exc).__name__}); kept for "
+                                            "replay")) from exc
+        row.outcome = "accepted"
+        row.reason = None
+
+    @staticmethod
+    def _refuse(row: InboundMessage, code: str, error: AckError) -> None:
+        row.outcome = "rejected" if code == "AR" else "error"
+        row.reason = error.text
+        row.patient = None
+        row.encounter = None
+
+    @staticmethod
+    def _receipt(row: InboundMessage, outcome: str | None = None) -> Receipt:
+        return Receipt(
+            outcome or row.outcome,
+            row.ack or "",
+            row.id,
+            row.reason,
+            row.patient_id,
+            row.encounter_id,
+        )
+
+    def refuse_raw(self, raw: bytes, channel: str, error: AckError, *, code: str = "AR",
+                   header: Header | None = None, partial: bool = False) -> Receipt:
+        """Keep input that could not take the normal path (oversize, stray bytes) and refuse it.
+
+        `partial` bytes are not the whole input (a cut frame, the head of an oversize one):
+        they are listed in the quarantine but never replayed, since applying them would apply
+        half a message.
+        """
+        now = self.clock.now()
+        header = header or _salvage_header(decode(raw))
+        ack = self._ack(code, header, now, error)
+        try:
+            with self.sessions() as session, session.begin():
+                row = InboundMessage(
+                    channel=channel, sender=None, control_id=None, received_at=now, raw=raw,
+                    outcome="partial" if partial else "rejected" if code == "AR" else "error",
+                    reason=error.text, ack=ack,
+                    duplicates=0, attempts=1,
+                )
+                session.add(row)
+                session.flush()
+                return self._receipt(row)
+        except SQLAlchemyError as exc:
+            log.error("storage unavailable; refused input not kept: %s", type(exc).__name__)
+            return Receipt("unavailable", ack, None, error.text)
+
+    # -- quarantine -----------------------------------------------------------------------
+    def replay(self, message_id: int) -> Receipt:
+        """Run a quarantined input through the path again (after a fix to data or profile)."""
+        now = self.clock.now()
+        try:
+            with self.sessions() as session, session.begin():
+                row = session.get(InboundMessage, message_id, with_for_update=True)
+                if row is None:
+                    raise LookupError(f"no inbound message with id {message_id}")
+                if row.outcome not in REPLAYABLE:
+                    return self._receipt(row)
+                row.attempts += 1
+                if row.channel == "fhir":
+                    self._replay_fhir(session, row)
+                else:
+                    msg, header, failure = self._read(row.raw)
+                    self._process_hl7(session, row, msg, header, failure, now)
+                session.flush()
+                return self._receipt(row)
+        except _Undo as undo:
+            with self.sessions() as session, session.begin():
+                row = session.get(InboundMessage, message_id, with_for_update=True)
+                assert row is not None
+                row.attempts += 1
+                self._refuse(row, undo.code, undo.error)
+                if row.channel != "fhir":
+                    _msg, header, _failure = self._read(row.raw)
+                    row.ack = self._ack(undo.code, header, now, undo.error)
+                return self._receipt(row)
+
+    def _replay_fhir(self, session: Session, row: InboundMessage) -> None:
+        if self.fhir_mapper is None:
+            raise RuntimeError("FHIR replay needs the FHIR mapper")
+        try:
+            events = self.fhir_mapper(row.raw)
+        except EventError as exc:
+            self._refuse(row, "AR", AckError(102, str(exc)))
+            return
+        self._apply(session, row, events)
+
+    @staticmethod
+    def _read(raw: bytes) -> tuple[Message | None, Header, Hl7Refusal | None]:
+        text = decode(raw)
+        try:
+            msg = parse(text)
+            return msg, header_of(msg), None
+        except Hl7ParseError as exc:
+            return None, _salvage_header(text), Hl7Refusal("AR", AckError(exc.code, str(exc)))
+
+
+class _Undo(Exception):
+    """Applying failed after effects began: roll the transaction back, keep the input."""
+
+    def __init__(self, code: str, error: AckError) -> None:
+        super().__init__(error.text)
+        self.code = code
+        self.error = error

@@ -1,0 +1,97 @@
+"""What an evaluation reads from the database, fetched for one stay or a whole batch.
+
+The clock finds many stays due at the same instant (every open stay at local midnight). One
+query per kind of data for the batch, instead of six or seven per stay, is most of what a
+midnight sweep costs. A single stay (after a message) goes through the same reads with a
+batch of one, so both evaluate exactly alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Row, bindparam, or_, select, tuple_
+from sqlalchemy.orm import Session, selectinload
+
+from engine.storage.models import Encounter, LabResult, RuleOutput, StatusPeriod
+
+# The relationships a snapshot reads, loaded with the encounters.
+LOAD_FOR_SNAPSHOT = (selectinload(Encounter.patient), selectinload(Encounter.status_periods),
+                     selectinload(Encounter.locations), selectinload(Encounter.diagnoses))
+
+# Built once (every evaluation runs them; building a statement costs more than running it).
+_OUTPUTS = select(RuleOutput).where(RuleOutput.encounter_id.in_(bindparam("ids", expanding=True)),
+                                    RuleOutput.status.in_(("active", "completed")))
+_STAYS = (select(Encounter.patient_id, Encounter.id, Encounter.admit_time,
+                 Encounter.discharge_time, StatusPeriod.care_status)
+          .outerjoin(StatusPeriod, (StatusPeriod.encounter_id == Encounter.id)
+                     & (StatusPeriod.cancelled.is_(False)))
+          .where(Encounter.patient_id.in_(bindparam("patients", expanding=True)),
+                 Encounter.status != "cancelled"))
+
+
+@dataclass
+class Prefetched:
+    """By encounter id (None for a stay not yet flushed)."""
+
+    outputs: dict[int | None, list[RuleOutput]] = field(default_factory=dict)
+    # (encounter id, admit, discharge, care status) of the patient's stays, one row per
+    # status period: the history facts' source (the stay itself included).
+    history: dict[int | None, list[tuple]] = field(default_factory=dict)
+    labs: dict[int | None, dict[str, float]] = field(default_factory=dict)
+
+
+def prefetch(session: Session, encs: list[Encounter]) -> Prefetched:
+    """Active and completed outputs, the patients' stays and the latest lab values of `encs`."""
+    ids = [e.id for e in encs if e.id is not None]
+    out = Prefetched(outputs={e.id: [] for e in encs})
+    if ids:
+        for row in session.scalars(_OUTPUTS, {"ids": ids}):
+            out.outputs[row.encounter_id].append(row)
+    people = {e.id: e.patient.id if e.patient is not None else None for e in encs}
+    stays: dict[int, list[tuple]] = {p: [] for p in people.values() if p is not None}
+    if stays:
+        for patient_id, *row in session.execute(_STAYS, {"patients": list(stays)}):
+            stays[patient_id].append(tuple(row))
+    out.history = {e: stays.get(p, []) if p is not None else [] for e, p in people.items()}
+    found = lab_candidates(session, encs)
+    out.labs = {e.id: latest_labs(e, found) for e in encs}
+    return out
+
+
+# What `latest_labs` reads of a result, built once (every evaluation runs it).
+_CANDIDATES = (
+    select(LabResult.name, LabResult.value, LabResult.visit_system, LabResult.visit_number,
+           LabResult.patient_id, LabResult.effective_at)
+    .where(or_(tuple_(LabResult.visit_system, LabResult.visit_number)
+               .in_(bindparam("visits", expanding=True)),
+               LabResult.visit_number.is_(None)
+               & LabResult.patient_id.in_(bindparam("patients", expanding=True))))
+    .order_by(LabResult.effective_at.desc(), LabResult.id.desc()))
+
+
+def lab_candidates(session: Session, encs: list[Encounter]) -> list[Row]:
+    """Every result that may belong to one of these stays, newest first (one query for a
+    batch; `latest_labs` decides which belong to which)."""
+    visits = [(e.visit_system, e.visit_number) for e in encs if e.id is not None]
+    patients = {e.patient_id for e in encs if e.id is not None}
+    if not visits:
+        return []
+    return list(session.execute(_CANDIDATES, {"visits": visits, "patients": list(patients)}))
+
+
+def latest_labs(enc: Encounter, newest_first: list[Row]) -> dict[str, float]:
+    """Per test, the newest of the results that belong to this stay."""
+    values: dict[str, float] = {}
+    for row in newest_first:
+        if row.name in values:
+            continue
+        if row.visit_number is not None:
+            mine = (row.visit_system, row.visit_number) == (enc.visit_system, enc.visit_number)
+        else:
+            mine = row.patient_id == enc.patient_id and (
+                enc.admit_time is None or row.effective_at >= enc.admit_time) and (
+                enc.discharge_time is None or row.effective_at <= enc.discharge_time)
+        if mine:
+            values[row.name] = row.value
+    return values

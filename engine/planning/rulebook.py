@@ -1,0 +1,130 @@
+"""The loaded rulesets at work: evaluate an encounter, reconcile its outputs, hand new and
+withdrawn tasks to the work layer with the engine's staffing, set the stay's clock."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from engine.core.site import SiteProfile
+from engine.planning import snapshots
+from engine.planning.prefetch import Prefetched, prefetch
+from engine.planning.reconcile import Changes, reconcile
+from engine.rules import snapshot as snapshot_data
+from engine.rules.compile import Book, compile_book
+from engine.rules.evaluate import Evaluator, Firing
+from engine.rules.facts import Derived, derive
+from engine.rules.loader import load_folder
+from engine.rules.outputs import desired_outputs
+from engine.rules.reference import load_reference
+from engine.storage.models import Encounter, RuleOutput
+from engine.work import raised
+from engine.work.staffing import Staffing, from_file
+
+log = logging.getLogger("engine.rules")
+
+# After discharge, time-based rules (follow-up calls, appointments) stop mattering.
+POST_DISCHARGE_HORIZON = timedelta(days=30)
+
+
+@dataclass
+class Evaluation:
+    snapshot: snapshot_data.Snapshot
+    derived: Derived
+    firings: list[Firing]
+    changes: Changes
+
+
+class Rulebook:
+    def __init__(self, book: Book, site: SiteProfile, staffing_file: Path | None = None) -> None:
+        self.book = book
+        self.site = site
+        # Who new work goes to: the file the engine was started with (None: no one, the
+        # tasks wait in their queues). Read through from_file, so edits are picked up.
+        self.staffing_file = staffing_file
+        self.zone = site.zone
+        self.evaluator = Evaluator(book)
+        self.icu_units = frozenset(site.icu_units)
+
+    @classmethod
+    def load(cls, folder: Path, site: SiteProfile, staffing_file: Path | None = None
+             ) -> Rulebook:
+        """Load and compile every ruleset in `folder`; raises RulesetError, never half-loads."""
+        files = load_folder(folder)
+        book = compile_book(files, load_reference(folder / "reference"))
+        return cls(book, site, staffing_file)
+
+    @property
+    def staffing(self) -> Staffing:
+        return from_file(self.staffing_file)
+
+    @property
+    def version(self) -> str:
+        return self.book.version
+
+    def facts(self, snap: snapshot_data.Snapshot, now: datetime) -> Derived:
+        return derive(snap, now, self.zone, self.book.reference, self.icu_units,
+                      self.site.review_interval_days)
+
+    def evaluate_encounter(self, session: Session, enc: Encounter, now: datetime,
+                           *, write: bool = True, read: Prefetched | None = None,
+                           ) -> Evaluation:
+        """Facts -> rules -> reconciled outputs and the next time to look again.
+
+        `read`: what a batch of evaluations fetched beforehand (engine.planning.prefetch);
+        read here for this stay alone otherwise.
+        """
+        now = now.astimezone(UTC)
+        read = read or prefetch(session, [enc])
+        existing = read.outputs[enc.id]
+        snap = snapshots.load(enc, existing, read.history[enc.id], read.labs[enc.id])
+        derived = self.facts(snap, now)
+        firings = [] if enc.status == "cancelled" else self.evaluator.evaluate(
+            derived, snap.diagnoses)
+        changes = Changes()
+        if write:
+            reason = ("encounter cancelled" if enc.status == "cancelled"
+                      else "conditions no longer hold")
+            changes = reconcile(session, self.book, enc, snap, existing,
+                                desired_outputs(self.book, firings, derived.values), now,
+                                self.zone, reason)
+            if changes.created or changes.cancelled:
+                raised.follow(session, enc, changes.created, changes.cancelled, now,
+                              self.staffing)
+            enc.evaluated_at = now
+            enc.next_evaluation_at = self.next_boundary(
+                snap, derived, now, [*existing, *changes.created])
+        return Evaluation(snap, derived, firings, changes)
+
+    def next_boundary(self, snap: snapshot_data.Snapshot, derived: Derived, now: datetime,
+                      outputs: list[RuleOutput]) -> datetime | None:
+        """The earliest future instant at which some rule's condition or a due time flips."""
+        now = now.astimezone(UTC)
+        if snap.status == "cancelled":
+            return None
+        if snap.discharge_time is not None and now - snap.discharge_time > POST_DISCHARGE_HORIZON:
+            return None
+        candidates: list[datetime] = []
+        values = derived.values
+        for fact, op, threshold in self.book.thresholds:
+            if fact not in derived.hourly:
+                continue
+            value = values.get(fact)
+            if not isinstance(value, int | float) or value >= threshold + 1 / 3600:
+                continue
+            hours = threshold - value
+            if op in ("greater_than", "at_most"):
+                hours += 1 / 3600  # strictly past the threshold
+            if hours > 0:
+                candidates.append(now + timedelta(hours=hours))
+        if derived.daily & self.book.daily_facts:
+            tomorrow = now.astimezone(self.zone).date() + timedelta(days=1)
+            candidates.append(datetime.combine(tomorrow, time(0), tzinfo=self.zone)
+                              + timedelta(seconds=1))
+        candidates += [o.due_at + timedelta(seconds=1) for o in outputs
+                       if o.status == "active" and o.due_at is not None and o.due_at > now]
+        return min(candidates) if candidates else None

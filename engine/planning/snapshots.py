@@ -1,0 +1,70 @@
+"""A stay's snapshot (the plain data the facts are derived from), built from its rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from engine.rules.snapshot import PastStay, Period, Snapshot
+from engine.storage.models import Encounter, Patient, RuleOutput
+
+
+def load(enc: Encounter, outputs: list[RuleOutput], history: list[tuple],
+         lab_values: dict[str, float]) -> Snapshot:
+    """The snapshot of `enc` from what engine.planning.prefetch read: its outputs, its patient's
+    stays (encounter id, admit, discharge, care status) and its latest lab values."""
+    patient: Patient | None = enc.patient
+    past: dict[int, tuple[datetime | None, datetime | None, set[str]]] = {}
+    for enc_id, admit, discharge, status in history:
+        if enc_id == enc.id:
+            continue
+        entry = past.setdefault(enc_id, (admit, discharge, set()))
+        if status:
+            entry[2].add(status)
+    return Snapshot(
+        encounter_id=enc.id,
+        patient_id=patient.id if patient is not None else None,
+        birth_date=patient.birth_date if patient else None,
+        sex=patient.sex if patient else None,
+        status=enc.status,
+        care_status=enc.care_status,
+        patient_class=enc.patient_class,
+        patient_type=enc.patient_type,
+        unit=enc.unit,
+        hospital_service=enc.hospital_service,
+        admission_type=enc.admission_type,
+        admit_source=enc.admit_source,
+        payer_class=enc.payer_class,
+        payer_plan=enc.payer_plan,
+        authorization=enc.authorization,
+        working_drg=enc.working_drg,
+        discharge_disposition=enc.discharge_disposition,
+        admit_time=enc.admit_time,
+        discharge_time=enc.discharge_time,
+        pending_discharge_time=enc.pending_discharge_time,
+        expected_discharge_date=enc.expected_discharge_date,
+        last_event_time=enc.as_of,
+        # Sorted here: a late message appends its period to the in-session list out of order.
+        status_periods=sorted((Period(p.care_status, p.start, p.end) for p in enc.status_periods
+                               if not p.cancelled), key=lambda p: p.start),
+        locations=sorted((Period(s.unit, s.start, s.end) for s in enc.locations
+                          if not s.cancelled), key=lambda p: p.start),
+        diagnoses=[(d.code, d.diagnosis_type) for d in enc.diagnoses],
+        past_stays=[PastStay(a, d, frozenset(s)) for a, d, s in past.values()],
+        open_task_types=sorted({o.code for o in outputs if o.kind == "task"
+                                and o.status == "active"}),
+        completed_task_types=sorted({o.code for o in outputs if o.kind == "task"
+                                     and o.status == "completed"}),
+        labs=lab_values,
+        open_task_due=_by_code(((o.code, o.due_at) for o in outputs if o.kind == "task"
+                                 and o.status == "active" and o.due_at is not None), min),
+        last_completed=_by_code(((o.code, o.ended_at or o.updated_at) for o in outputs
+                                  if o.kind == "task" and o.status == "completed"), max),
+    )
+
+
+def _by_code(pairs, pick) -> dict[str, datetime]:
+    """Per code, the `pick` (min or max) of its times."""
+    out: dict[str, datetime] = {}
+    for code, when in pairs:
+        out[code] = when if code not in out else pick(out[code], when)
+    return out

@@ -1,1 +1,0 @@
-"""Work on tasks: lifecycle, history, staffing, assignment and escalation."""

@@ -1,0 +1,61 @@
+"""Overdue work goes up: an open task past its due time plus a grace period moves to the
+owner's supervisor (or the staffing file's default supervisor), once, with a history step.
+
+The server's clock loop calls `escalate_overdue` every interval. Rows are claimed with
+FOR UPDATE SKIP LOCKED, so several engine processes never escalate one task twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.storage.models import RuleOutput
+from engine.work.history import ENGINE, record
+from engine.work.lifecycle import OPEN
+from engine.work.staffing import Staffing
+
+BATCH = 500
+
+
+def _overdue(now: datetime, grace: timedelta):
+    return (select(RuleOutput)
+            .where(RuleOutput.status == "active", RuleOutput.kind == "task",
+                   RuleOutput.due_at < now - grace, RuleOutput.escalated_at.is_(None),
+                   RuleOutput.task_status.in_(OPEN))
+            .order_by(RuleOutput.due_at, RuleOutput.id)
+            .limit(BATCH)
+            .with_for_update(skip_locked=True))
+
+
+def escalate(session: Session, task: RuleOutput, now: datetime, staffing: Staffing) -> None:
+    previous = task.owner
+    task.owner = staffing.supervisor_of(previous) or previous
+    task.escalated_at = now
+    task.version += 1
+    task.updated_at = now
+    record(session, task, "escalated", ENGINE, now,
+           text=f"overdue since {task.due_at.isoformat() if task.due_at else '?'}",
+           detail={"from": previous, "to": task.owner})
+
+
+def escalate_overdue(sessions: sessionmaker[Session], now: datetime, grace: timedelta,
+                     staffing: Staffing) -> int:
+    """Escalate every open task due before `now - grace` not yet escalated; return how many."""
+    done = 0
+    while True:
+        with sessions() as session, session.begin():
+            rows = list(session.scalars(_overdue(now, grace)))
+            for task in rows:
+                escalate(session, task, now, staffing)
+        done += len(rows)
+        if len(rows) < BATCH:
+            return done
+
+
+def on_clock(runtime) -> int:
+    """The server clock's call: escalate with the configured grace at the runtime's now."""
+    grace = timedelta(minutes=runtime.settings.escalation_grace_minutes)
+    return escalate_overdue(runtime.sessions, runtime.clock.now(), grace, runtime.staffing)

@@ -1,1 +1,0 @@
-"""Worklists: what each person should do next, in order, with counts."""
