@@ -22,7 +22,8 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/engine rules check rulesets
 	$(BIN)/engine rules test rulesets
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/coverage run -m pytest -q -p no:cacheprovider
+	@$(BIN)/coverage report --format=total | sed 's/.*/coverage: &% of engine\/ lines run by the tests (this process; servers the tests start are not counted)/'
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
