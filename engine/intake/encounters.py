@@ -74,7 +74,7 @@ def lock_names(event: AdtEvent) -> list[str]:
     names = [f"id:{i.system}|{i.value}" for i in (mrns + event.prior_patient)]
     if event.visit and event.visit.visit_number:
         vn = event.visit.visit_number
-        names.append(f"visit:{vn.system}|{vn.value}")
+        names.append(locks.visit_lock_key(vn.system, vn.value))
     return names
 
 

@@ -47,7 +47,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.core.roles import Permission, Principal
-from engine.storage.locks import lock
+from engine.storage.locks import lock, visit_lock_key
 from engine.storage.models import Encounter, RuleOutput, TaskEvent
 from engine.work.history import record
 
@@ -133,7 +133,7 @@ def load(session: Session, task_id: int) -> RuleOutput | None:
         .where(RuleOutput.id == task_id, RuleOutput.kind == "task")).first()
     if visit is None:
         return None
-    lock(session, f"visit:{visit[0]}|{visit[1]}")
+    lock(session, visit_lock_key(visit[0], visit[1]))
     return session.scalars(select(RuleOutput).where(RuleOutput.id == task_id)
                            .with_for_update()
                            .execution_options(populate_existing=True)).first()
