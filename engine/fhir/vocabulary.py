@@ -7,6 +7,8 @@ only place that knows both spellings.
 
 from __future__ import annotations
 
+from engine.core.vocabulary import EncounterStatus
+
 # -- code systems ---------------------------------------------------------------------------
 V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 V3_NULL_FLAVOR = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
@@ -56,18 +58,17 @@ CARE_STATUS_BY_CLASS = {code: status for status, (code, _) in CLASS_BY_CARE_STAT
 CARE_STATUS_BY_CLASS["ACUTE"] = "inpatient"
 
 # -- Encounter.status -----------------------------------------------------------------------
-# The engine keeps five statuses; FHIR's finer arrival states fold into in-progress and an
-# entered-in-error encounter is treated as cancelled (A11 semantics).
-ENCOUNTER_STATUSES = ("planned", "in-progress", "onleave", "finished", "cancelled")
+# The engine keeps five statuses (EncounterStatus); FHIR's finer arrival states fold into
+# in-progress and an entered-in-error encounter is treated as cancelled (A11 semantics).
 STATUS_IN = {
-    "planned": "planned",
-    "arrived": "in-progress",
-    "triaged": "in-progress",
-    "in-progress": "in-progress",
-    "onleave": "onleave",
-    "finished": "finished",
-    "cancelled": "cancelled",
-    "entered-in-error": "cancelled",
+    "planned": EncounterStatus.PLANNED,
+    "arrived": EncounterStatus.IN_PROGRESS,
+    "triaged": EncounterStatus.IN_PROGRESS,
+    "in-progress": EncounterStatus.IN_PROGRESS,
+    "onleave": EncounterStatus.ONLEAVE,
+    "finished": EncounterStatus.FINISHED,
+    "cancelled": EncounterStatus.CANCELLED,
+    "entered-in-error": EncounterStatus.CANCELLED,
 }
 FHIR_ENCOUNTER_STATUSES = (*STATUS_IN, "unknown")
 

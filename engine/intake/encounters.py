@@ -14,6 +14,7 @@ from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from engine.core.events import PATIENT_ONLY, RESULTS, AdtEvent, DiagnosisData, EventError, VisitData
+from engine.core.vocabulary import EncounterStatus
 from engine.intake import labs, patients, timeline
 from engine.storage import locks
 from engine.storage.models import (
@@ -41,15 +42,15 @@ _CLEARABLE = frozenset(_VISIT_FIELDS) | {"discharge_disposition"}
 # Triggers that do not describe where the patient is now.
 _NO_MOVE = frozenset({"A11", "A12", "A13", "A25", "A16", "A21"})
 _STATUS_BY_TRIGGER = {
-    "A01": "in-progress",
-    "A02": "in-progress",
-    "A04": "in-progress",
-    "A06": "in-progress",
-    "A07": "in-progress",
-    "A22": "in-progress",
-    "A05": "planned",
-    "A14": "planned",
-    "A21": "onleave",
+    "A01": EncounterStatus.IN_PROGRESS,
+    "A02": EncounterStatus.IN_PROGRESS,
+    "A04": EncounterStatus.IN_PROGRESS,
+    "A06": EncounterStatus.IN_PROGRESS,
+    "A07": EncounterStatus.IN_PROGRESS,
+    "A22": EncounterStatus.IN_PROGRESS,
+    "A05": EncounterStatus.PLANNED,
+    "A14": EncounterStatus.PLANNED,
+    "A21": EncounterStatus.ONLEAVE,
 }
 
 
@@ -74,7 +75,7 @@ def lock_names(event: AdtEvent) -> list[str]:
     names = [f"id:{i.system}|{i.value}" for i in (mrns + event.prior_patient)]
     if event.visit and event.visit.visit_number:
         vn = event.visit.visit_number
-        names.append(f"visit:{vn.system}|{vn.value}")
+        names.append(locks.visit_lock_key(vn.system, vn.value))
     return names
 
 
@@ -133,7 +134,8 @@ def _find_or_create(
             patient=patient,
             visit_system=vn.system,
             visit_number=vn.value,
-            status=_STATUS_BY_TRIGGER.get(event.trigger, visit.status or "in-progress"),
+            status=_STATUS_BY_TRIGGER.get(event.trigger,
+                                          visit.status or EncounterStatus.IN_PROGRESS),
             version=0,
             updated_at=now,
         )
@@ -187,15 +189,15 @@ def _apply_visit(session: Session, enc: Encounter, event: AdtEvent, now: datetim
             enc.diagnoses_digest = digest
 
     if trigger == "A11":
-        enc.status = "cancelled"
+        enc.status = EncounterStatus.CANCELLED
         notes.append("admission/visit cancelled")
     elif trigger == "A12":
         notes.append(_cancel_transfer(enc))
     elif trigger == "A13":
-        if enc.status == "finished":
+        if enc.status == EncounterStatus.FINISHED:
             timeline.reopen(enc.locations, enc.discharge_time)
             timeline.reopen(enc.status_periods, enc.discharge_time)
-            enc.status = "in-progress"
+            enc.status = EncounterStatus.IN_PROGRESS
             enc.discharge_time = None
             enc.discharge_disposition = None
             notes.append("discharge cancelled")
@@ -208,7 +210,8 @@ def _apply_visit(session: Session, enc: Encounter, event: AdtEvent, now: datetim
         put("pending_discharge_time", when)
         notes.append("pending discharge")
     elif not late:
-        status = "finished" if trigger == "A03" else visit.status or _STATUS_BY_TRIGGER.get(trigger)
+        status = (EncounterStatus.FINISHED if trigger == "A03"
+                  else visit.status or _STATUS_BY_TRIGGER.get(trigger))
         if status:
             enc.status = status
 
@@ -234,7 +237,7 @@ def _apply_visit(session: Session, enc: Encounter, event: AdtEvent, now: datetim
                 enc.status_periods.append(period)
                 notes.append(f"status {visit.care_status}")
 
-    if trigger == "A03" or (visit.status == "finished"):
+    if trigger == "A03" or (visit.status == EncounterStatus.FINISHED):
         discharge = visit.discharge_time or when
         if enc.discharge_time is None or not late:
             enc.discharge_time = discharge

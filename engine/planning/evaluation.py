@@ -11,12 +11,12 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from engine.core.vocabulary import OPEN_ENCOUNTER_STATUSES, EncounterStatus
 from engine.planning.prefetch import Prefetched
 from engine.planning.rulebook import POST_DISCHARGE_HORIZON, Rulebook
 from engine.storage.models import Encounter, RuleOutput
 
 log = logging.getLogger("engine.rules")
-OPEN = ("planned", "in-progress", "onleave")
 RETRY_AFTER_ERROR = timedelta(minutes=5)
 
 
@@ -59,7 +59,8 @@ def after_events(session: Session, rulebook: Rulebook, applied: Iterable, now: d
         else:
             session.flush()  # a merge moved encounters: let the query see them
             targets = list(session.scalars(select(Encounter).where(
-                Encounter.patient_id == item.patient.id, Encounter.status.in_(OPEN))))
+                Encounter.patient_id == item.patient.id,
+                Encounter.status.in_(OPEN_ENCOUNTER_STATUSES))))
         for enc in targets:
             if id(enc) not in seen:
                 seen.add(id(enc))
@@ -68,6 +69,6 @@ def after_events(session: Session, rulebook: Rulebook, applied: Iterable, now: d
 
 def evaluable(now: datetime):
     """Encounters rules still care about: open ones, and recent discharges."""
-    return or_(Encounter.status.in_(OPEN),
-               (Encounter.status == "finished")
+    return or_(Encounter.status.in_(OPEN_ENCOUNTER_STATUSES),
+               (Encounter.status == EncounterStatus.FINISHED)
                & (Encounter.discharge_time >= now - POST_DISCHARGE_HORIZON))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Row, bindparam, or_, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
+from engine.core.vocabulary import EncounterStatus, OutputStatus
 from engine.storage.models import Encounter, LabResult, RuleOutput, StatusPeriod
 
 # The relationships a snapshot reads, loaded with the encounters.
@@ -20,14 +21,15 @@ LOAD_FOR_SNAPSHOT = (selectinload(Encounter.patient), selectinload(Encounter.sta
                      selectinload(Encounter.locations), selectinload(Encounter.diagnoses))
 
 # Built once (every evaluation runs them; building a statement costs more than running it).
-_OUTPUTS = select(RuleOutput).where(RuleOutput.encounter_id.in_(bindparam("ids", expanding=True)),
-                                    RuleOutput.status.in_(("active", "completed")))
+_OUTPUTS = select(RuleOutput).where(
+    RuleOutput.encounter_id.in_(bindparam("ids", expanding=True)),
+    RuleOutput.status.in_((OutputStatus.ACTIVE, OutputStatus.COMPLETED)))
 _STAYS = (select(Encounter.patient_id, Encounter.id, Encounter.admit_time,
                  Encounter.discharge_time, StatusPeriod.care_status)
           .outerjoin(StatusPeriod, (StatusPeriod.encounter_id == Encounter.id)
                      & (StatusPeriod.cancelled.is_(False)))
           .where(Encounter.patient_id.in_(bindparam("patients", expanding=True)),
-                 Encounter.status != "cancelled"))
+                 Encounter.status != EncounterStatus.CANCELLED))
 
 
 @dataclass

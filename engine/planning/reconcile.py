@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from engine.core.vocabulary import OutputStatus
 from engine.rules.compile import Book
 from engine.rules.due import due_time, recurring_due
 from engine.rules.outputs import Desired
@@ -52,8 +53,8 @@ def reconcile(session: Session, book: Book, enc: Encounter, snap: Snapshot,
               existing: list[RuleOutput], desired: list[Desired], now: datetime,
               zone, end_reason: str) -> Changes:
     changes = Changes()
-    active = {o.key: o for o in existing if o.status == "active"}
-    completed = {o.key for o in existing if o.status == "completed"}
+    active = {o.key: o for o in existing if o.status == OutputStatus.ACTIVE}
+    completed = {o.key for o in existing if o.status == OutputStatus.COMPLETED}
     wanted = set()
     for d in desired:
         key = _occurrence(d, completed) if d.repeat is not None else d.key
@@ -66,8 +67,8 @@ def reconcile(session: Session, book: Book, enc: Encounter, snap: Snapshot,
         values = {**d.fields, "due_at": due_at}
         if current is None:
             row = RuleOutput(encounter=enc, patient=enc.patient, key=key,
-                             status="active", ruleset_version=book.version, facts=d.facts,
-                             fired_at=now, updated_at=now, version=1, **values)
+                             status=OutputStatus.ACTIVE, ruleset_version=book.version,
+                             facts=d.facts, fired_at=now, updated_at=now, version=1, **values)
             session.add(row)
             changes.created.append(row)
             continue
@@ -82,7 +83,7 @@ def reconcile(session: Session, book: Book, enc: Encounter, snap: Snapshot,
             changes.updated.append(current)
     for key, row in active.items():
         if key not in wanted:
-            row.status = "cancelled"
+            row.status = OutputStatus.CANCELLED
             row.ended_at = now
             row.end_reason = end_reason
             row.updated_at = now

@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from engine.core.site import SiteProfile
+from engine.core.vocabulary import EncounterStatus, OutputStatus
 from engine.planning import snapshots
 from engine.planning.prefetch import Prefetched, prefetch
 from engine.planning.reconcile import Changes, reconcile
@@ -83,11 +84,11 @@ class Rulebook:
         existing = read.outputs[enc.id]
         snap = snapshots.load(enc, existing, read.history[enc.id], read.labs[enc.id])
         derived = self.facts(snap, now)
-        firings = [] if enc.status == "cancelled" else self.evaluator.evaluate(
+        firings = [] if enc.status == EncounterStatus.CANCELLED else self.evaluator.evaluate(
             derived, snap.diagnoses)
         changes = Changes()
         if write:
-            reason = ("encounter cancelled" if enc.status == "cancelled"
+            reason = ("encounter cancelled" if enc.status == EncounterStatus.CANCELLED
                       else "conditions no longer hold")
             changes = reconcile(session, self.book, enc, snap, existing,
                                 desired_outputs(self.book, firings, derived.values), now,
@@ -104,7 +105,7 @@ class Rulebook:
                       outputs: list[RuleOutput]) -> datetime | None:
         """The earliest future instant at which some rule's condition or a due time flips."""
         now = now.astimezone(UTC)
-        if snap.status == "cancelled":
+        if snap.status == EncounterStatus.CANCELLED:
             return None
         if snap.discharge_time is not None and now - snap.discharge_time > POST_DISCHARGE_HORIZON:
             return None
@@ -126,5 +127,6 @@ class Rulebook:
             candidates.append(datetime.combine(tomorrow, time(0), tzinfo=self.zone)
                               + timedelta(seconds=1))
         candidates += [o.due_at + timedelta(seconds=1) for o in outputs
-                       if o.status == "active" and o.due_at is not None and o.due_at > now]
+                       if o.status == OutputStatus.ACTIVE and o.due_at is not None
+                       and o.due_at > now]
         return min(candidates) if candidates else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from engine.core.vocabulary import OutputKind, OutputStatus
 from engine.rules.snapshot import PastStay, Period, Snapshot
 from engine.storage.models import Encounter, Patient, RuleOutput
 
@@ -50,15 +51,17 @@ def load(enc: Encounter, outputs: list[RuleOutput], history: list[tuple],
                           if not s.cancelled), key=lambda p: p.start),
         diagnoses=[(d.code, d.diagnosis_type) for d in enc.diagnoses],
         past_stays=[PastStay(a, d, frozenset(s)) for a, d, s in past.values()],
-        open_task_types=sorted({o.code for o in outputs if o.kind == "task"
-                                and o.status == "active"}),
-        completed_task_types=sorted({o.code for o in outputs if o.kind == "task"
-                                     and o.status == "completed"}),
+        open_task_types=sorted({o.code for o in outputs if o.kind == OutputKind.TASK
+                                and o.status == OutputStatus.ACTIVE}),
+        completed_task_types=sorted({o.code for o in outputs if o.kind == OutputKind.TASK
+                                     and o.status == OutputStatus.COMPLETED}),
         labs=lab_values,
-        open_task_due=_by_code(((o.code, o.due_at) for o in outputs if o.kind == "task"
-                                 and o.status == "active" and o.due_at is not None), min),
+        open_task_due=_by_code(((o.code, o.due_at) for o in outputs if o.kind == OutputKind.TASK
+                                 and o.status == OutputStatus.ACTIVE and o.due_at is not None),
+                               min),
         last_completed=_by_code(((o.code, o.ended_at or o.updated_at) for o in outputs
-                                  if o.kind == "task" and o.status == "completed"), max),
+                                  if o.kind == OutputKind.TASK
+                                  and o.status == OutputStatus.COMPLETED), max),
     )
 
 

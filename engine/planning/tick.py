@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.planning.evaluation import evaluable, evaluate
 from engine.planning.prefetch import LOAD_FOR_SNAPSHOT, prefetch
 from engine.planning.rulebook import Rulebook
-from engine.storage.locks import try_lock
+from engine.storage.locks import try_lock, visit_lock_key
 from engine.storage.models import Encounter
 
 
@@ -48,7 +48,7 @@ def _claim(session: Session, after_id: int, now: datetime, all_open: bool,
     if not rows:
         return [], None
     mine = [enc for enc in rows
-            if try_lock(session, f"visit:{enc.visit_system}|{enc.visit_number}")]
+            if try_lock(session, visit_lock_key(enc.visit_system, enc.visit_number))]
     return mine, rows[-1].id if len(rows) == batch else None
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from engine.core.vocabulary import EncounterStatus
 from engine.rules.reference import Reference
 from engine.rules.scores import charlson, hospital, lace
 from engine.rules.snapshot import Period, Snapshot
@@ -203,7 +204,8 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
     until = snap.discharge_time if discharged and snap.discharge_time else now
     today = now.astimezone(zone).date()
     hourly: set[str] = set()
-    running = snap.status in ("in-progress", "onleave") and not discharged
+    running = (snap.status in (EncounterStatus.IN_PROGRESS, EncounterStatus.ONLEAVE)
+               and not discharged)
 
     if snap.birth_date:
         v["age"] = _age(snap.birth_date, today)

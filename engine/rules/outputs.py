@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from engine.core.vocabulary import OutputKind
 from engine.rules.compile import Book, CompiledRule
 from engine.rules.evaluate import Firing
 
@@ -34,7 +35,7 @@ def _templates(rule: CompiledRule) -> list[tuple[str, dict[str, Any], Any, Any, 
     if rule.templates is None:
         templates = []
         for action in rule.rule.then:
-            kind = action.output_kind
+            kind = OutputKind(action.output_kind)
             body = action.body
             fields: dict[str, Any] = {
                 "kind": kind, "code": action.code, "rule_id": rule.id,
@@ -43,11 +44,11 @@ def _templates(rule: CompiledRule) -> list[tuple[str, dict[str, Any], Any, Any, 
                 "detail": {"citation": rule.rule.citation},
             }
             due = score = None
-            if kind == "flag":
+            if kind == OutputKind.FLAG:
                 fields.update(severity=body.severity, title=body.text)
-            elif kind == "score":
+            elif kind == OutputKind.SCORE:
                 score = body
-            elif kind == "proposal":
+            elif kind == OutputKind.PROPOSAL:
                 fields["detail"].update(reasons=list(body.reasons), confidence=body.confidence)
                 fields["title"] = f"Propose {body.transition.replace('_', ' ')}"
             else:
@@ -55,7 +56,7 @@ def _templates(rule: CompiledRule) -> list[tuple[str, dict[str, Any], Any, Any, 
                 fields["detail"]["instructions"] = body.instructions
                 due = body.due
             templates.append((f"{rule.id}/{kind}/{action.code}", fields, due, score,
-                              body.repeat if kind == "task" else None))
+                              body.repeat if kind == OutputKind.TASK else None))
         rule.templates = templates
     return rule.templates
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from engine.core.vocabulary import EncounterStatus
+
 
 @dataclass(frozen=True)
 class Period:
@@ -28,7 +30,7 @@ class Snapshot:
     patient_id: int | None = None
     birth_date: date | None = None
     sex: str | None = None
-    status: str = "in-progress"
+    status: str = EncounterStatus.IN_PROGRESS
     care_status: str | None = None
     patient_class: str | None = None
     patient_type: str | None = None

@@ -11,6 +11,12 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 
+def visit_lock_key(system: str, number: str) -> str:
+    """The one name a visit is locked under. Intake, the task lifecycle and the clock must
+    all spell it the same, or they stop serializing on the visit and nothing says so."""
+    return f"visit:{system}|{number}"
+
+
 def _key(text: str) -> int:
     digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)

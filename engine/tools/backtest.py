@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from engine.core.clock import FixedClock
+from engine.core.vocabulary import OutputStatus
 from engine.intake.path import Intake
 from engine.intake.replay import finish, replay
 from engine.planning.rulebook import Rulebook
@@ -70,7 +71,7 @@ def _outputs(sessions) -> dict[tuple[str, str, str], datetime | None]:
             select(Encounter.visit_system, Encounter.visit_number, RuleOutput.key,
                    RuleOutput.due_at)
             .join(Encounter, Encounter.id == RuleOutput.encounter_id)
-            .where(RuleOutput.status != "cancelled"))
+            .where(RuleOutput.status != OutputStatus.CANCELLED))
         return {(system, visit, key): due for system, visit, key, due in rows}
 
 

@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from engine.core.site import CareStatus, SiteProfile
+from engine.core.vocabulary import OutputKind, OutputStatus, TaskStatus
 from engine.rules.facts import FACTS, Derived
 from engine.rules.loader import _lines, yaml_error
 from engine.rules.model import Priority, Severity
@@ -553,7 +554,7 @@ class Runner:
                 if enc is None:
                     raise StoryError(f"no encounter with visit number {visit!r} in the story")
                 rows = session.scalars(select(RuleOutput).where(
-                    RuleOutput.encounter_id == enc.id, RuleOutput.status == "active"))
+                    RuleOutput.encounter_id == enc.id, RuleOutput.status == OutputStatus.ACTIVE))
                 return [Output.of(r) for r in rows]
         finally:
             engine.dispose()
@@ -567,13 +568,13 @@ def _complete(sessions, event: StoryEvent, when: datetime) -> None:
 
     with sessions() as session, session.begin():
         rows = list(session.scalars(select(RuleOutput).join(Encounter).where(
-            Encounter.visit_number == event.visit, RuleOutput.kind == "task",
-            RuleOutput.code == event.complete, RuleOutput.status == "active")))
+            Encounter.visit_number == event.visit, RuleOutput.kind == OutputKind.TASK,
+            RuleOutput.code == event.complete, RuleOutput.status == OutputStatus.ACTIVE)))
         if not rows:
             raise StoryError(f"no open task {event.complete!r} to complete at "
                              f"{_when(when, ZoneInfo('UTC'))}")
         for row in rows:
-            row.status = row.task_status = "completed"
+            row.status, row.task_status = OutputStatus.COMPLETED, TaskStatus.COMPLETED
             row.ended_at = row.updated_at = when
             row.version += 1
 

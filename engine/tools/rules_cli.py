@@ -17,6 +17,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from engine.core.vocabulary import EncounterStatus
+
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
@@ -280,7 +282,7 @@ def explain(
 
     values = evaluation.derived.values
     diagnoses = evaluation.snapshot.diagnoses
-    cancelled = evaluation.snapshot.status == "cancelled"
+    cancelled = evaluation.snapshot.status == EncounterStatus.CANCELLED
     explanations = explain_rules(rulebook.book, values, diagnoses)
     if cancelled:  # the engine raises nothing for a cancelled visit, whatever the facts
         for e in explanations:

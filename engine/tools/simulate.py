@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from engine.core.site import SiteProfile
+from engine.core.vocabulary import EncounterStatus
 from engine.tools.cases import StoryEvent, hl7_message
 
 HOURLY = [2, 1, 1, 1, 1, 2, 3, 5, 7, 8, 8, 8, 7, 7, 7, 7, 7, 7, 6, 6, 5, 4, 3, 2]
@@ -40,7 +41,7 @@ class Truth:
     """What the engine should hold for one visit once the whole stream is in."""
 
     mrn: str
-    status: str = "in-progress"
+    status: str = EncounterStatus.IN_PROGRESS
     care_status: str | None = None
     unit: str | None = None
     discharge_time: datetime | None = None
@@ -118,7 +119,7 @@ class _Hospital:
         if self.discharge_at_end:  # the census closes: no stay is left open
             last = self.end - timedelta(seconds=1)
             for visit, truth in self.truth.items():
-                if truth.status == "in-progress":
+                if truth.status == EncounterStatus.IN_PROGRESS:
                     self.discharge(last, self.bases[visit], truth)
         return self.deliver()
 
@@ -154,7 +155,7 @@ class _Hospital:
             if rng.random() < self.mess:  # booked in error: admission cancelled
                 c = t + timedelta(minutes=rng.randint(5, 90))
                 if self.add(c, StoryEvent(event="A11", at=c, **base)):
-                    truth.status = "cancelled"
+                    truth.status = EncounterStatus.CANCELLED
                 return
         else:
             if not self.add(t, StoryEvent(event="A04", at=t, status="emergency", unit="ED",
@@ -220,15 +221,17 @@ class _Hospital:
         if not self.add(when, StoryEvent(event="A03", at=when, unit=truth.unit,
                                          disposition=disposition, **base), truth):
             return
-        truth.status, truth.discharge_time, truth.disposition = "finished", when, disposition
+        truth.status = EncounterStatus.FINISHED
+        truth.discharge_time, truth.disposition = when, disposition
         if self.rng.random() < self.mess:  # discharged in error, then again for real
             undo = when + timedelta(minutes=30)
             if self.add(undo, StoryEvent(event="A13", at=undo, **base)):
-                truth.status, truth.discharge_time, truth.disposition = "in-progress", None, None
+                truth.status = EncounterStatus.IN_PROGRESS
+                truth.discharge_time, truth.disposition = None, None
                 again = (undo + timedelta(hours=self.rng.uniform(2, 20))).replace(microsecond=0)
                 if self.add(again, StoryEvent(event="A03", at=again, unit=truth.unit,
                                               disposition=disposition, **base)):
-                    truth.status, truth.discharge_time = "finished", again
+                    truth.status, truth.discharge_time = EncounterStatus.FINISHED, again
                     truth.disposition = disposition
 
     def deliver(self) -> Simulation:

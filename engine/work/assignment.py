@@ -16,13 +16,11 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from engine.core.roles import Permission, Principal
+from engine.core.vocabulary import OPEN_ENCOUNTER_STATUSES, OutputKind, OutputStatus
 from engine.storage.models import CaseAssignment, Encounter, RuleOutput
 from engine.work import lifecycle
 from engine.work.history import ENGINE
 from engine.work.staffing import Staffing
-
-OPEN_ENCOUNTER = ("planned", "in-progress", "onleave")
-
 
 # Driven from the open stays (the census, bounded by beds) to their assignments, never from
 # a person's assignments: those grow with every stay ever held, and a query that walked them
@@ -31,7 +29,7 @@ _CASELOADS = (select(CaseAssignment.user_name, func.count())
               .select_from(Encounter)
               .join(CaseAssignment, (CaseAssignment.encounter_id == Encounter.id)
                     & (CaseAssignment.role == bindparam("role")))
-              .where(Encounter.status.in_(OPEN_ENCOUNTER))
+              .where(Encounter.status.in_(OPEN_ENCOUNTER_STATUSES))
               .group_by(CaseAssignment.user_name))
 
 
@@ -100,8 +98,8 @@ def reassign_case(session: Session, enc: Encounter, role: str, user_name: str,
     lifecycle.permit(actor, Permission.TASK_ASSIGN)
     moved: list[RuleOutput] = []
     tasks = session.scalars(select(RuleOutput).where(
-        RuleOutput.encounter_id == enc.id, RuleOutput.kind == "task",
-        RuleOutput.status == "active").order_by(RuleOutput.id))
+        RuleOutput.encounter_id == enc.id, RuleOutput.kind == OutputKind.TASK,
+        RuleOutput.status == OutputStatus.ACTIVE).order_by(RuleOutput.id))
     for task in tasks:
         if staffing.role_for_queue(task.queue) == role and task.owner != user_name:
             moved.append(lifecycle.reassign(session, task, user_name, actor, now=now,

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.core.vocabulary import OutputKind, OutputStatus, TaskEventAction
 from engine.storage.models import RuleOutput
 from engine.work.history import ENGINE, record
 from engine.work.lifecycle import OPEN
@@ -22,7 +23,7 @@ BATCH = 500
 
 def _overdue(now: datetime, grace: timedelta):
     return (select(RuleOutput)
-            .where(RuleOutput.status == "active", RuleOutput.kind == "task",
+            .where(RuleOutput.status == OutputStatus.ACTIVE, RuleOutput.kind == OutputKind.TASK,
                    RuleOutput.due_at < now - grace, RuleOutput.escalated_at.is_(None),
                    RuleOutput.task_status.in_(OPEN))
             .order_by(RuleOutput.due_at, RuleOutput.id)
@@ -36,7 +37,7 @@ def escalate(session: Session, task: RuleOutput, now: datetime, staffing: Staffi
     task.escalated_at = now
     task.version += 1
     task.updated_at = now
-    record(session, task, "escalated", ENGINE, now,
+    record(session, task, TaskEventAction.ESCALATED, ENGINE, now,
            text=f"overdue since {task.due_at.isoformat() if task.due_at else '?'}",
            detail={"from": previous, "to": task.owner})
 

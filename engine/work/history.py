@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.core.vocabulary import TaskEventAction
 from engine.storage.models import RuleOutput, TaskEvent
 
 ENGINE = "engine"  # the actor name of the rule engine and the clock
@@ -38,7 +39,7 @@ def notes(session: Session, task_ids: list[int]) -> dict[int, list[TaskEvent]]:
         return {}
     out: dict[int, list[TaskEvent]] = {}
     rows = session.scalars(select(TaskEvent).where(TaskEvent.output_id.in_(task_ids),
-                                                   TaskEvent.action == "note")
+                                                   TaskEvent.action == TaskEventAction.NOTE)
                            .order_by(TaskEvent.at, TaskEvent.id))
     for event in rows:
         out.setdefault(event.output_id, []).append(event)

@@ -47,14 +47,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.core.roles import Permission, Principal
-from engine.storage.locks import lock
+from engine.core.vocabulary import (
+    OPEN_TASK_STATUSES,
+    TERMINAL_TASK_STATUSES,
+    OutputKind,
+    OutputStatus,
+    TaskEventAction,
+    TaskStatus,
+)
+from engine.storage.locks import lock, visit_lock_key
 from engine.storage.models import Encounter, RuleOutput, TaskEvent
 from engine.work.history import record
 
-READY, IN_PROGRESS, ON_HOLD = "ready", "in-progress", "on-hold"
-COMPLETED, CANCELLED, FAILED = "completed", "cancelled", "failed"
-OPEN = (READY, IN_PROGRESS, ON_HOLD)
-TERMINAL = (COMPLETED, CANCELLED, FAILED)
+READY, IN_PROGRESS, ON_HOLD = TaskStatus.READY, TaskStatus.IN_PROGRESS, TaskStatus.ON_HOLD
+COMPLETED, CANCELLED, FAILED = TaskStatus.COMPLETED, TaskStatus.CANCELLED, TaskStatus.FAILED
+OPEN = OPEN_TASK_STATUSES
+TERMINAL = TERMINAL_TASK_STATUSES
 STATUSES = OPEN + TERMINAL
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -70,8 +78,9 @@ ACTIONS: dict[str, str] = {
     "complete": COMPLETED, "cancel": CANCELLED, "fail": FAILED, "decline": FAILED,
 }
 # The history's name for arriving at each status.
-_EVENT = {READY: "released", IN_PROGRESS: "started", ON_HOLD: "held",
-          COMPLETED: "completed", CANCELLED: "cancelled", FAILED: "failed"}
+_EVENT = {READY: TaskEventAction.RELEASED, IN_PROGRESS: TaskEventAction.STARTED,
+          ON_HOLD: TaskEventAction.HELD, COMPLETED: TaskEventAction.COMPLETED,
+          CANCELLED: TaskEventAction.CANCELLED, FAILED: TaskEventAction.FAILED}
 MAX_TEXT = 500
 
 
@@ -113,7 +122,7 @@ def permit(actor: Principal | str, permission: Permission) -> None:
 
 
 def _check(task: RuleOutput, expected_version: int | None) -> None:
-    if task.kind != "task":
+    if task.kind != OutputKind.TASK:
         raise Refused(f"output {task.id} is a {task.kind}, not a task")
     if expected_version is not None and expected_version != task.version:
         raise Conflict(f"task {task.id} is at version {task.version}, not {expected_version}: "
@@ -130,10 +139,10 @@ def load(session: Session, task_id: int) -> RuleOutput | None:
     visit = session.execute(
         select(Encounter.visit_system, Encounter.visit_number)
         .join(RuleOutput, RuleOutput.encounter_id == Encounter.id)
-        .where(RuleOutput.id == task_id, RuleOutput.kind == "task")).first()
+        .where(RuleOutput.id == task_id, RuleOutput.kind == OutputKind.TASK)).first()
     if visit is None:
         return None
-    lock(session, f"visit:{visit[0]}|{visit[1]}")
+    lock(session, visit_lock_key(visit[0], visit[1]))
     return session.scalars(select(RuleOutput).where(RuleOutput.id == task_id)
                            .with_for_update()
                            .execution_options(populate_existing=True)).first()
@@ -175,16 +184,16 @@ def transition(session: Session, task: RuleOutput, target: str, actor: Principal
     task.task_status = target
     task.outcome = outcome if target == COMPLETED else reason
     if target == COMPLETED:
-        task.status, task.ended_at, task.end_reason = "completed", now, None
+        task.status, task.ended_at, task.end_reason = OutputStatus.COMPLETED, now, None
     elif target in (CANCELLED, FAILED):
         verb = "cancelled" if target == CANCELLED else "declined"
-        task.status, task.ended_at = "cancelled", now
+        task.status, task.ended_at = OutputStatus.CANCELLED, now
         task.end_reason = f"{verb} by {who}: {reason}"[:300]
     _touch(task, now)
     record(session, task, _EVENT[target], who, now, from_status=current, to_status=target,
            text=outcome or reason, detail=detail)
     if _text(note):
-        record(session, task, "note", who, now, text=_text(note))
+        record(session, task, TaskEventAction.NOTE, who, now, text=_text(note))
     return task
 
 
@@ -197,7 +206,7 @@ def add_note(session: Session, task: RuleOutput, text: str, actor: Principal | s
     if not body:
         raise Refused("a note needs text")
     _touch(task, now)
-    return record(session, task, "note", actor_name(actor), now, text=body)
+    return record(session, task, TaskEventAction.NOTE, actor_name(actor), now, text=body)
 
 
 def reassign(session: Session, task: RuleOutput, owner: str | None, actor: Principal | str, *,
@@ -213,6 +222,6 @@ def reassign(session: Session, task: RuleOutput, owner: str | None, actor: Princ
         return task
     previous, task.owner = task.owner, owner
     _touch(task, now)
-    record(session, task, "assigned", actor_name(actor), now, text=_text(reason),
+    record(session, task, TaskEventAction.ASSIGNED, actor_name(actor), now, text=_text(reason),
            detail={"from": previous, "to": owner})
     return task

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
+from engine.core.vocabulary import OutputKind
 from engine.storage.models import Encounter, Patient, PatientIdentifier, RuleOutput
 from engine.work.lifecycle import OPEN
 
@@ -82,7 +83,7 @@ class Worklist:
 
 
 def _conditions(f: Filters) -> list[ColumnElement[bool]]:
-    conds: list[ColumnElement[bool]] = [RuleOutput.kind == "task",
+    conds: list[ColumnElement[bool]] = [RuleOutput.kind == OutputKind.TASK,
                                         RuleOutput.task_status.in_(f.statuses)]
     if f.unassigned:
         conds.append(RuleOutput.owner.is_(None))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from engine.api.fhir import resources
 from engine.api.fhir import rule_outputs as ro
+from engine.core.vocabulary import OutputKind, OutputStatus
 from engine.storage.models import RuleOutput
 
 FLAG_SYSTEM = "urn:engine:flag"
 SEVERITY_EXTENSION = "urn:engine:fhir:StructureDefinition:flag-severity"
-STATUS = {"active": ("active",), "inactive": ("cancelled", "completed")}
+STATUS = {"active": (OutputStatus.ACTIVE,),
+          "inactive": (OutputStatus.CANCELLED, OutputStatus.COMPLETED)}
 
 
 def flag(row: RuleOutput) -> dict:
@@ -23,7 +25,7 @@ def flag(row: RuleOutput) -> dict:
 
 
 FLAG = ro.serve(ro.OutputResource(
-    name="Flag", kind="flag",
+    name="Flag", kind=OutputKind.FLAG,
     doc="Flags the rules raise on a stay (complex patient, readmission risk...): active "
         "while the rule holds, inactive (with period.end) once it stopped holding.",
     params=ro.output_params(STATUS, "code", f"The flag ({FLAG_SYSTEM})"),

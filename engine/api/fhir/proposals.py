@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from engine.api.fhir import resources
 from engine.api.fhir import rule_outputs as ro
+from engine.core.vocabulary import OutputKind, OutputStatus
 from engine.storage.models import RuleOutput
 
 TRANSITION_SYSTEM = "urn:engine:transition"
-STATUS = {"active": ("active",), "revoked": ("cancelled",), "completed": ("completed",)}
+STATUS = {"active": (OutputStatus.ACTIVE,), "revoked": (OutputStatus.CANCELLED,),
+          "completed": (OutputStatus.COMPLETED,)}
 
 
 def service_request(row: RuleOutput) -> dict:
@@ -25,7 +27,7 @@ def service_request(row: RuleOutput) -> dict:
 
 
 PROPOSAL = ro.serve(ro.OutputResource(
-    name="ServiceRequest", kind="proposal",
+    name="ServiceRequest", kind=OutputKind.PROPOSAL,
     doc="Proposed transitions of care (intent=proposal): code the transition (irf, snf, "
         "home_health, outpatient_followup, home, hospice, ltach), reasonCode the reasons, "
         "note the confidence. Revoked when the rules stop proposing it.",

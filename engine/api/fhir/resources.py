@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
+from engine.core.vocabulary import EncounterStatus
 from engine.fhir import vocabulary as v
 from engine.storage.models import Diagnosis, Encounter, LocationStay, Patient, StatusPeriod
 
@@ -228,7 +229,7 @@ def encounter(row: Encounter) -> dict:
         hospitalization["dischargeDisposition"] = _disposition(row.discharge_disposition)
     if hospitalization:
         out["hospitalization"] = hospitalization
-    closed = row.status in ("finished", "cancelled")
+    closed = row.status in (EncounterStatus.FINISHED, EncounterStatus.CANCELLED)
     locations = [_location(s, closed) for s in sorted(row.locations, key=lambda s: s.start)
                  if not s.cancelled and (s.unit or s.room or s.bed)]
     if locations:

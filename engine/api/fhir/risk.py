@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from engine.api.fhir import resources
 from engine.api.fhir import rule_outputs as ro
+from engine.core.vocabulary import OutputKind, OutputStatus
 from engine.storage.models import RuleOutput
 
 SCORE_SYSTEM = "urn:engine:score"
 SCORE_VALUE_EXTENSION = "urn:engine:fhir:StructureDefinition:score-value"
 RISK_PROBABILITY = "http://terminology.hl7.org/CodeSystem/risk-probability"
-STATUS = {"final": ("active",), "cancelled": ("cancelled", "completed")}
+STATUS = {"final": (OutputStatus.ACTIVE,),
+          "cancelled": (OutputStatus.CANCELLED, OutputStatus.COMPLETED)}
 
 
 def _prediction(row: RuleOutput) -> dict:
@@ -42,7 +44,7 @@ def risk_assessment(row: RuleOutput) -> dict:
 
 
 RISK = ro.serve(ro.OutputResource(
-    name="RiskAssessment", kind="score",
+    name="RiskAssessment", kind=OutputKind.SCORE,
     doc="Scores the rules compute (LACE, HOSPITAL): the value (extension score-value), "
         "qualitativeRisk high or low against the score's threshold, basis its components. "
         "Search `method` by score name (lace, hospital).",

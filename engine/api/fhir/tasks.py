@@ -30,6 +30,7 @@ from engine.api.fhir.rule_outputs import (
     token_param,
 )
 from engine.api.fhir.search import Param
+from engine.core.vocabulary import TERMINAL_TASK_STATUSES, OutputKind, TaskStatus
 from engine.fhir.outcome import FhirError
 from engine.storage.models import RuleOutput, TaskEvent
 from engine.work.history import notes
@@ -89,9 +90,9 @@ def task(row: RuleOutput, row_notes: list[TaskEvent], staffing: Staffing) -> dic
         "extension": [rule_extension(row, with_facts=False)],
         "status": status,
     }
-    if status in ("on-hold", "cancelled", "failed") and row.outcome:
+    if status in (TaskStatus.ON_HOLD, TaskStatus.CANCELLED, TaskStatus.FAILED) and row.outcome:
         out["statusReason"] = {"text": row.outcome}
-    if row.escalated_at is not None and status not in ("completed", "cancelled", "failed"):
+    if row.escalated_at is not None and status not in TERMINAL_TASK_STATUSES:
         out["businessStatus"] = {"text": "escalated"}
     out["intent"] = "order"
     if row.priority:
@@ -103,7 +104,7 @@ def task(row: RuleOutput, row_notes: list[TaskEvent], staffing: Staffing) -> dic
     out["encounter"] = encounter_ref(row)
     if row.started_at is not None:
         out["executionPeriod"] = {"start": resources.instant(row.started_at)}
-        if row.ended_at is not None and status in ("completed", "cancelled", "failed"):
+        if row.ended_at is not None and status in TERMINAL_TASK_STATUSES:
             out["executionPeriod"]["end"] = resources.instant(row.ended_at)
     out["authoredOn"] = resources.instant(row.fired_at)
     out["lastModified"] = resources.instant(row.updated_at)
@@ -120,7 +121,7 @@ def task(row: RuleOutput, row_notes: list[TaskEvent], staffing: Staffing) -> dic
         out["input"] = [_input(k, facts[k]) for k in sorted(facts) if facts[k] is not None]
         if not out["input"]:
             del out["input"]
-    if status == "completed" and row.outcome:
+    if status == TaskStatus.COMPLETED and row.outcome:
         out["output"] = [{"type": {"text": "outcome"}, "valueString": row.outcome}]
     return out
 
@@ -167,7 +168,7 @@ SORTS: dict[str, Any] = {
 }
 
 TASK = serve(OutputResource(
-    name="Task", kind="task",
+    name="Task", kind=OutputKind.TASK,
     doc="Work raised by the rules for case managers and UR nurses. Update (PUT) or patch "
         "(JSON Patch) changes only what the lifecycle allows: status (with output for a "
         "completion's outcome, statusReason for a hold, cancel or decline), owner (needs "

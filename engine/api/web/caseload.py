@@ -10,6 +10,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from engine.api.web.display import end_of_day
+from engine.core.vocabulary import OutputKind
 from engine.storage.models import RuleOutput
 from engine.work.assignment import caseloads
 from engine.work.lifecycle import OPEN
@@ -35,7 +36,7 @@ def per_person(session: Session, staffing: Staffing, now: datetime, zone: ZoneIn
     counts = {owner: (total, late, soon) for owner, total, late, soon in session.execute(
         select(RuleOutput.owner, func.count(), func.count(case((overdue, 1))),
                func.count(case((today, 1))))
-        .where(RuleOutput.kind == "task", RuleOutput.task_status.in_(OPEN),
+        .where(RuleOutput.kind == OutputKind.TASK, RuleOutput.task_status.in_(OPEN),
                RuleOutput.owner.is_not(None))
         .group_by(RuleOutput.owner))}
     stays: dict[str, int] = {}

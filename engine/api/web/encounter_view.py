@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from engine.api.web import display
 from engine.api.web.explanation import Explanation, explain_output, raised_by
+from engine.core.vocabulary import OPEN_TASK_STATUSES, OutputKind, OutputStatus, TaskEventAction
 from engine.rules.compile import Book
 from engine.storage.models import (
     CaseAssignment,
@@ -21,7 +22,7 @@ from engine.storage.models import (
     TaskEvent,
 )
 
-OPEN_TASK = ("ready", "in-progress", "on-hold", None)
+OPEN_TASK = (*OPEN_TASK_STATUSES, None)
 
 
 @dataclass
@@ -57,7 +58,8 @@ class OutputView:
     @property
     def is_open_task(self) -> bool:
         o = self.output
-        return o.kind == "task" and o.status == "active" and o.task_status in OPEN_TASK
+        return (o.kind == OutputKind.TASK and o.status == OutputStatus.ACTIVE
+                and o.task_status in OPEN_TASK)
 
 
 @dataclass(frozen=True)
@@ -131,17 +133,18 @@ def load(session: Session, encounter_id: int, book: Book | None, now: datetime,
     for o in outputs:
         view = OutputView(o, explain_output(o, book, diagnoses, raised),
                           history=history.get(o.id, []))
-        if o.kind == "task" and o.due_at is not None:
+        if o.kind == OutputKind.TASK and o.due_at is not None:
             if view.is_open_task:
                 view.due = display.due_text(o.due_at, now, zone)
                 view.overdue = o.due_at <= now
             else:
                 view.due = f"was due {display.local(o.due_at, zone)}"
         views.append(view)
-    tasks = [v for v in views if v.output.kind == "task"]
+    tasks = [v for v in views if v.output.kind == OutputKind.TASK]
     tasks.sort(key=lambda v: (not v.is_open_task, not v.overdue,
                               v.output.due_at or now))
-    findings = [v for v in views if v.output.kind != "task" and v.output.status == "active"]
+    findings = [v for v in views
+                if v.output.kind != OutputKind.TASK and v.output.status == OutputStatus.ACTIVE]
     return EncounterPage(_header(session, enc, now, zone), tasks, findings,
                          _timeline(session, enc, views, zone))
 
@@ -163,11 +166,11 @@ def _timeline(session: Session, enc: Encounter, views: list[OutputView],
         add(o.fired_at, o.kind, f"{display.words(o.kind)} raised: {o.title or o.code} "
                                 f"(rule {o.rule_id})", anchor)
         for ev in v.history:
-            if ev.action == "created":
+            if ev.action == TaskEventAction.CREATED:
                 continue
             said = f": {ev.text}" if ev.text else ""
             add(ev.at, "work", f"{o.title or o.code}: {ev.action} by {ev.actor}{said}", anchor)
-        if o.status == "cancelled" and o.ended_at is not None:
+        if o.status == OutputStatus.CANCELLED and o.ended_at is not None:
             add(o.ended_at, o.kind, f"{display.words(o.kind)} withdrawn: {o.title or o.code}"
                                     f" ({o.end_reason or 'no reason'})", anchor)
     moments.sort(key=lambda m: m.at)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.core.vocabulary import OutputStatus
 from engine.rules.compile import Book, output_name
 from engine.rules.explain import Interpreter, Node, show_value
 from engine.rules.facts import FACTS
@@ -55,7 +56,7 @@ def raised_by(outputs: list[RuleOutput]) -> dict[str, list[str]]:
     """Output names raised on the encounter, for conditions that read other rules' outputs."""
     raised: dict[str, list[str]] = {}
     for o in outputs:
-        if o.status in ("active", "completed"):
+        if o.status in (OutputStatus.ACTIVE, OutputStatus.COMPLETED):
             raised.setdefault(output_name(o.kind, o.code), []).append(o.rule_id)
             raised.setdefault(output_name("rule", o.rule_id), []).append(o.rule_id)
     return raised

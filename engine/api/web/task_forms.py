@@ -15,6 +15,7 @@ from engine.api.web.access import Viewer
 from engine.api.web.encounter_page import render_encounter
 from engine.api.web.render import page
 from engine.api.web.signin import local_path
+from engine.core.vocabulary import TaskStatus
 from engine.planning import evaluation
 from engine.security.audit import note
 from engine.work import lifecycle
@@ -23,9 +24,9 @@ router = APIRouter()
 
 # action -> (lifecycle step, flash code, which form field a refusal is about)
 ACTIONS = {
-    "start": ("in-progress", "started", None),
-    "complete": ("completed", "completed", "outcome"),
-    "decline": ("failed", "declined", "reason"),
+    "start": (TaskStatus.IN_PROGRESS, "started", None),
+    "complete": (TaskStatus.COMPLETED, "completed", "outcome"),
+    "decline": (TaskStatus.FAILED, "declined", "reason"),
     "note": (None, "noted", "text"),
     "reassign": (None, "reassigned", None),
 }

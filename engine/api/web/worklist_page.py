@@ -19,6 +19,7 @@ from engine.api.web.flash import flash
 from engine.api.web.render import page
 from engine.core.roles import Permission, Principal
 from engine.core.site import PayerClass
+from engine.core.vocabulary import OutputKind
 from engine.security.audit import note
 from engine.storage.models import Encounter, RuleOutput
 from engine.work.lifecycle import OPEN
@@ -68,7 +69,7 @@ def _choosers(session: Session, staffing: Staffing) -> list[dict[str, str]]:
     out = [{"value": "all", "label": "Everyone (all open tasks)"},
            {"value": "unassigned", "label": "Unassigned (all queues)"}]
     queues = session.scalars(select(RuleOutput.queue).distinct().where(
-        RuleOutput.kind == "task", RuleOutput.task_status.in_(OPEN),
+        RuleOutput.kind == OutputKind.TASK, RuleOutput.task_status.in_(OPEN),
         RuleOutput.queue.is_not(None)))
     out += [{"value": f"queue:{q}", "label": f"Queue: {display.words(q)}"}
             for q in sorted(queues)]
@@ -81,7 +82,7 @@ def _options(session: Session, column) -> list[str]:
     """The values a filter can take among open tasks (so no choice leads to nothing)."""
     query = (select(column).distinct().select_from(RuleOutput)
              .join(Encounter, Encounter.id == RuleOutput.encounter_id)
-             .where(RuleOutput.kind == "task", RuleOutput.task_status.in_(OPEN),
+             .where(RuleOutput.kind == OutputKind.TASK, RuleOutput.task_status.in_(OPEN),
                     column.is_not(None)))
     return sorted(session.scalars(query))
 

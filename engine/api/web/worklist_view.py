@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.api.web import display
+from engine.core.vocabulary import OutputKind, OutputStatus, TaskStatus
 from engine.storage.models import Encounter, Patient, RuleOutput
 from engine.work.worklist import PRIORITY_RANK, Item, Worklist
 
@@ -82,11 +83,11 @@ def _findings(session: Session, ids: list[int]) -> tuple[dict[int, list[str]],
     rows = session.execute(
         select(RuleOutput.encounter_id, RuleOutput.kind, RuleOutput.code,
                RuleOutput.value, RuleOutput.detail)
-        .where(RuleOutput.encounter_id.in_(ids), RuleOutput.status == "active",
-               RuleOutput.kind.in_(("flag", "score")))
+        .where(RuleOutput.encounter_id.in_(ids), RuleOutput.status == OutputStatus.ACTIVE,
+               RuleOutput.kind.in_((OutputKind.FLAG, OutputKind.SCORE)))
         .order_by(RuleOutput.encounter_id, RuleOutput.id))
     for enc_id, kind, code, value, detail in rows:
-        if kind == "flag":
+        if kind == OutputKind.FLAG:
             flags.setdefault(enc_id, []).append(display.words(code))
         elif value is not None:
             high = bool((detail or {}).get("high"))
@@ -126,7 +127,7 @@ def rows(session: Session, worklist: Worklist, zone: ZoneInfo) -> list[Row]:
             rule_id=item.rule_id, priority=item.priority or "routine", due_at=item.due_at,
             due_text=display.due_text(item.due_at, now, zone),
             due_local=display.local(item.due_at, zone), overdue=item.overdue,
-            status=item.task_status or "ready", owner=item.owner,
+            status=item.task_status or TaskStatus.READY, owner=item.owner,
             escalated=item.escalated_at is not None, position=n))
     return out
 

@@ -1,0 +1,74 @@
+"""The engine's own status and kind words, named once so a typo is an AttributeError.
+
+Each is a StrEnum: a member equals its string, hashes like it, renders as it (`str`, f-strings,
+Jinja, `json.dumps`) and is stored as it in the plain String columns, so the stored rows, the
+FHIR bodies and the pages read exactly as before. (PyYAML's safe dumper is the exception: it
+refuses str subclasses, so pass `str(member)` if one ever has to go to YAML.)
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class OutputKind(StrEnum):
+    """What a rule raised (`RuleOutput.kind`)."""
+
+    FLAG = "flag"
+    SCORE = "score"
+    PROPOSAL = "proposal"
+    TASK = "task"
+
+
+class OutputStatus(StrEnum):
+    """The rule engine's view of an output (`RuleOutput.status`)."""
+
+    ACTIVE = "active"
+    COMPLETED = "completed"  # set by the people doing the work; the rule never raises it again
+    CANCELLED = "cancelled"
+
+
+class TaskStatus(StrEnum):
+    """Work on a task, as FHIR Task.status (`RuleOutput.task_status`, None meaning ready)."""
+
+    READY = "ready"
+    IN_PROGRESS = "in-progress"
+    ON_HOLD = "on-hold"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+# In this order: the worklist's status filter lists them so.
+OPEN_TASK_STATUSES = (TaskStatus.READY, TaskStatus.IN_PROGRESS, TaskStatus.ON_HOLD)
+TERMINAL_TASK_STATUSES = (TaskStatus.COMPLETED, TaskStatus.CANCELLED, TaskStatus.FAILED)
+
+
+class TaskEventAction(StrEnum):
+    """What one step of a task's history did (`TaskEvent.action`)."""
+
+    CREATED = "created"
+    RELEASED = "released"
+    STARTED = "started"
+    HELD = "held"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    NOTE = "note"
+    ASSIGNED = "assigned"
+    ESCALATED = "escalated"
+
+
+class EncounterStatus(StrEnum):
+    """The five FHIR Encounter statuses the engine keeps (`Encounter.status`)."""
+
+    PLANNED = "planned"
+    IN_PROGRESS = "in-progress"
+    ONLEAVE = "onleave"
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+
+
+# A stay still running or still expected: evaluated by the clock, counted in caseloads.
+OPEN_ENCOUNTER_STATUSES = (EncounterStatus.PLANNED, EncounterStatus.IN_PROGRESS,
+                           EncounterStatus.ONLEAVE)
