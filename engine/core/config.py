@@ -81,7 +81,7 @@ class Settings(BaseSettings):
 
     @field_validator("rulesets", mode="before")
     @classmethod
-    def _rules_off(cls, value):
+    def _rules_off(cls, value: object) -> object:
         """ENGINE_RULESETS='' (or 'off') runs the engine without rules."""
         if isinstance(value, str) and value.strip().lower() in ("", "off", "none"):
             return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeGuard, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -39,6 +39,20 @@ class MrnRule(BaseModel):
     identifier_type: str | None = "MR"
 
 
+def _is_payer_class(value: str) -> TypeGuard[PayerClass]:
+    """A payer class as sent (any text) narrowed to the profile's vocabulary."""
+    return value in get_args(PayerClass)
+
+
+def _production_only() -> list[ProcessingId]:
+    return ["P"]
+
+
+def _default_review_days() -> dict[PayerClass, float]:
+    return {"medicare": 3, "medicare_advantage": 1, "medicaid": 2, "commercial": 1,
+            "self_pay": 3, "other": 2}
+
+
 class SiteProfile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -50,7 +64,7 @@ class SiteProfile(BaseModel):
     # MSH-11 processing ids applied to live state: P production; T training and D debugging
     # feeds are refused (AR) unless a test engine lists them here.
     accepted_processing_ids: list[ProcessingId] = Field(
-        default_factory=lambda: ["P"], min_length=1,
+        default_factory=_production_only, min_length=1,
         description="MSH-11 processing ids this engine applies (P, T, D).")
     mrn: MrnRule
     visit_number_authority: str = ""
@@ -64,8 +78,7 @@ class SiteProfile(BaseModel):
     # every 3 days; plans that authorize days concurrently (Medicare Advantage, commercial)
     # daily; Medicaid every 2 days; self-pay every 3; anything else every 2.
     ur_review_days: dict[PayerClass, float] = Field(
-        default_factory=lambda: {"medicare": 3, "medicare_advantage": 1, "medicaid": 2,
-                                 "commercial": 1, "self_pay": 3, "other": 2},
+        default_factory=_default_review_days,
         description="Days between continued-stay reviews, by payer class.")
 
     @field_validator("timezone")
@@ -94,7 +107,8 @@ class SiteProfile(BaseModel):
 
     def review_interval_days(self, payer_class: str | None) -> float | None:
         """The continued-stay review cadence for a payer class (the default class if none)."""
-        return self.ur_review_days.get(payer_class or self.default_payer_class)  # type: ignore[arg-type]
+        key = payer_class or self.default_payer_class
+        return self.ur_review_days.get(key) if _is_payer_class(key) else None
 
     def accepts_processing_id(self, processing_id: str) -> bool:
         return processing_id in self.accepted_processing_ids

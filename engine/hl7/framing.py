@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from dataclasses import dataclass, field
 
 SB = b"\x0b"
@@ -138,7 +139,7 @@ def split_file(data: bytes) -> list[bytes]:
     return chunks
 
 
-def exchange(sock, message: bytes, timeout: float = 30.0) -> bytes:
+def exchange(sock: socket.socket, message: bytes, timeout: float = 30.0) -> bytes:
     """Send one framed message on a connected socket and return its ACK (unframed).
 
     A sender waits for each ACK before the next message, as MLLP peers do.

@@ -19,21 +19,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.rules.facts import FACTS
-from engine.rules.loader import Problem, RulesetError, RulesetFile
+from engine.rules.loader import Problem, RulesetError, RulesetFile, YamlPath
 from engine.rules.model import (
     AllOf,
     AnyOf,
     Comparison,
+    Condition,
     DiagnosisCondition,
+    Due,
     NotOf,
     OutputCondition,
+    Repeat,
     Rule,
+    ScoreAction,
+    TaskAction,
 )
 from engine.rules.reference import CodeSet, Reference
 
 _NUMERIC_OPS = {"greater_than", "at_least", "less_than", "at_most", "between"}
 _NEGATE = {"greater_than": "$lte", "at_least": "$lt", "less_than": "$gte", "at_most": "$gt"}
 _AFFIRM = {"greater_than": "$gt", "at_least": "$gte", "less_than": "$lt", "at_most": "$lte"}
+
+# The encounter's diagnoses as (ICD-10 code, DG1-6 type) pairs.
+Diagnoses = list[tuple[str, str | None]]
+# What an action raises, built once (engine.rules.outputs): key, fields, due, score, repeat.
+Template = tuple[str, dict[str, Any], Due | None, ScoreAction | None, Repeat | None]
 
 
 @dataclass(frozen=True)
@@ -42,7 +52,7 @@ class Predicate:
 
     name: str
     describe: str
-    test: Callable[[dict[str, Any], list[tuple[str, str | None]], set[str]], bool | None]
+    test: Callable[[dict[str, Any], Diagnoses, set[str]], bool | None]
     layer_dependent: bool = False
 
 
@@ -54,8 +64,7 @@ class CompiledRule:
     facts: set[str] = field(default_factory=set)
     predicates: set[str] = field(default_factory=set)
     definition: dict[str, Any] = field(default_factory=dict)
-    # What each action raises, built once (engine.rules.outputs): key, fields, due, score.
-    templates: list[tuple[str, dict[str, Any], Any, Any, Any]] | None = None
+    templates: list[Template] | None = None
 
     @property
     def id(self) -> str:
@@ -83,7 +92,7 @@ class Book:
 
     def definitions(self) -> dict[str, dict[str, Any]]:
         """durable_rules ruleset definitions, one per layer, named by content version."""
-        out = {}
+        out: dict[str, dict[str, Any]] = {}
         for n, layer in enumerate(self.layers):
             out[self.layer_name(n)] = {r.id: {**r.definition, "run": r.id} for r in layer}
         return out
@@ -111,7 +120,7 @@ class _Compiler:
         self.compiled = CompiledRule(rule, source)
         self.outputs: list[tuple[str, str]] = []
 
-    def problem(self, message: str, *path) -> None:
+    def problem(self, message: str, *path: str | int) -> None:
         line = self.source.line_of("rules", self.index, *path)
         self.problems.append(Problem(self.source.path, line, self.rule.id, message))
 
@@ -120,7 +129,7 @@ class _Compiler:
         self.compiled.predicates.add(pred.name)
         return {pred.name: True}
 
-    def expr(self, cond, negate: bool, path: tuple) -> dict[str, Any]:
+    def expr(self, cond: Condition, negate: bool, path: YamlPath) -> dict[str, Any]:
         if isinstance(cond, AllOf | AnyOf):
             items = cond.all if isinstance(cond, AllOf) else cond.any
             key = "all" if isinstance(cond, AllOf) else "any"
@@ -136,7 +145,7 @@ class _Compiler:
             self.outputs.append((ref.kind, ref.name))
             name = output_name(ref.kind, ref.name)
             pred = Predicate(name, f"{ref.kind} {ref.name} is raised",
-                             lambda _v, _d, raised, n=name: n in raised, layer_dependent=True)
+                             lambda _v, _d, raised: name in raised, layer_dependent=True)
             return self._flip(self.predicate(pred), negate)
         return self._comparison(cond, negate, path)
 
@@ -147,7 +156,7 @@ class _Compiler:
         ((name, value),) = expr.items()
         return {name: not value}
 
-    def _diagnosis(self, cond: DiagnosisCondition, path: tuple) -> Predicate:
+    def _diagnosis(self, cond: DiagnosisCondition, path: YamlPath) -> Predicate:
         match = cond.diagnosis
         codes: list[str] = list(match.codes or [])
         prefixes = CodeSet.of(codes).prefixes
@@ -164,14 +173,14 @@ class _Compiler:
                                                 if match.value_set else "")
         name = "dx__" + hashlib.sha1(f"{codeset.prefixes}{sorted(types)}".encode()).hexdigest()[:10]
 
-        def test(_v, diagnoses, _raised) -> bool:
+        def test(_v: dict[str, Any], diagnoses: Diagnoses, _raised: set[str]) -> bool:
             return any((not types or t in types) and codeset.matches(code)
                        for code, t in diagnoses)
 
         return Predicate(name, f"a diagnosis matches {label}"
                          + (f" (types {','.join(sorted(types))})" if types else ""), test)
 
-    def _comparison(self, cond: Comparison, negate: bool, path: tuple) -> dict[str, Any]:
+    def _comparison(self, cond: Comparison, negate: bool, path: YamlPath) -> dict[str, Any]:
         spec = FACTS.get(cond.fact)
         op, value = cond.operator, cond.operand
         if spec is None:
@@ -193,6 +202,7 @@ class _Compiler:
         if op in _AFFIRM:
             return {(_NEGATE if negate else _AFFIRM)[op]: {fact: value}}
         if op == "between":
+            assert isinstance(value, tuple)  # the model holds between as [low, high]
             low, high = value
             if low > high:
                 self.problem(f"between [{low}, {high}] is empty: it can never hold", *path)
@@ -204,6 +214,7 @@ class _Compiler:
             return {fact: value} if positive else {"$neq": {fact: value}}
         if op in ("in_", "not_in"):
             positive = (op == "in_") != negate
+            assert isinstance(value, list)  # the model holds in / not_in as lists
             if not value:
                 self.problem("an empty list can never match", *path)
                 return {"unknown": True}
@@ -217,19 +228,19 @@ class _Compiler:
                 return {"unknown": True}
             name = "re__" + hashlib.sha1(f"{fact}\0{value!r}".encode()).hexdigest()[:10]
             pred = Predicate(name, f"{fact} matches /{value}/",
-                             lambda v, _d, _r, f=fact, p=pattern: None if v.get(f) is None
-                             else bool(p.search(str(v[f]))))
+                             lambda v, _d, _r: None if v.get(fact) is None
+                             else bool(pattern.search(str(v[fact]))))
             return self._flip(self.predicate(pred), negate)
         if op == "contains":
             name = "has__" + hashlib.sha1(f"{fact}\0{value!r}".encode()).hexdigest()[:10]
             pred = Predicate(name, f"{fact} contains {value!r}",
-                             lambda v, _d, _r, f=fact, x=value: None if v.get(f) is None
-                             else x in v[f])
+                             lambda v, _d, _r: None if v.get(fact) is None
+                             else value in v[fact])
             return self._flip(self.predicate(pred), negate)
         # is_set
         name = f"set__{fact}"
         pred = Predicate(name, f"{fact} is known",
-                         lambda v, _d, _r, f=fact: v.get(f) is not None)
+                         lambda v, _d, _r: v.get(fact) is not None)
         return self._flip(self.predicate(pred), negate != (value is False))
 
 
@@ -278,8 +289,9 @@ def _lint_actions(c: _Compiler) -> None:
                               "then", i, "score")
 
 
-def _lint_repeat(c: _Compiler, task, i: int) -> None:
+def _lint_repeat(c: _Compiler, task: TaskAction, i: int) -> None:
     repeat, due = task.repeat, task.due
+    assert repeat is not None  # the caller lints recurring tasks only
     if due is not None and (due.hours or due.midnights or due.business_days or due.or_sooner):
         c.problem(f"recurring task {task.type!r}: its due names only `after` (the first one is "
                   "due `every` days after it)", "then", i, "task", "due")
@@ -289,7 +301,7 @@ def _lint_repeat(c: _Compiler, task, i: int) -> None:
                   "fact", "then", i, "task", "repeat")
 
 
-def _contradictions(c: _Compiler, cond, path: tuple) -> None:
+def _contradictions(c: _Compiler, cond: Condition, path: YamlPath) -> None:
     """Flag conjunctions that can never hold: equals a and equals b, ranges that miss."""
     if not isinstance(cond, AllOf):
         for key, items in (("any", getattr(cond, "any", None)),):
@@ -310,10 +322,13 @@ def _contradictions(c: _Compiler, cond, path: tuple) -> None:
                           "fire", *path)
             equal[f] = v
         elif op in ("greater_than", "at_least"):
+            assert isinstance(v, int | float)  # the model holds a number here
             low[f] = max(low.get(f, float("-inf")), float(v))
         elif op in ("less_than", "at_most"):
+            assert isinstance(v, int | float)
             high[f] = min(high.get(f, float("inf")), float(v))
         elif op == "between":
+            assert isinstance(v, tuple)  # [low, high]
             low[f] = max(low.get(f, float("-inf")), float(v[0]))
             high[f] = min(high.get(f, float("inf")), float(v[1]))
     for f in low.keys() & high.keys():
@@ -322,7 +337,7 @@ def _contradictions(c: _Compiler, cond, path: tuple) -> None:
                       "never fire", *path)
 
 
-def _thresholds(cond, out: list[tuple[str, str, float]]) -> None:
+def _thresholds(cond: Condition, out: list[tuple[str, str, float]]) -> None:
     if isinstance(cond, AllOf | AnyOf):
         for sub in cond.all if isinstance(cond, AllOf) else cond.any:
             _thresholds(sub, out)
@@ -333,9 +348,11 @@ def _thresholds(cond, out: list[tuple[str, str, float]]) -> None:
         if spec and spec.varies == "hourly":
             op, v = cond.operator, cond.operand
             if op == "between":
+                assert isinstance(v, tuple)  # the model holds between as [low, high]
                 out += [(cond.fact, "at_least", float(v[0])), (cond.fact, "greater_than",
                                                                 float(v[1]))]
             elif op in _AFFIRM:
+                assert isinstance(v, int | float)  # a number
                 out.append((cond.fact, op, float(v)))
 
 

@@ -14,17 +14,22 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from engine.rules.compile import Book, output_name
+from engine.rules.compile import Book, Diagnoses, output_name
 from engine.rules.facts import FACTS
 from engine.rules.loader import RulesetFile
 from engine.rules.model import (
+    Action,
     AllOf,
     AnyOf,
     Comparison,
+    Condition,
     DiagnosisCondition,
+    FlagAction,
     NotOf,
     OutputCondition,
     Rule,
+    ScoreAction,
+    TaskAction,
 )
 from engine.rules.reference import CodeSet, Reference
 
@@ -125,24 +130,28 @@ def compare(cond: Comparison, value: Any) -> Truth:
     if value is None:
         return None
     try:
+        # A fact value is whatever the catalogue derived (Any); its comparisons are bools.
         if op == "equals":
-            return value == x
+            return bool(value == x)
         if op == "not_equals":
-            return value != x
+            return bool(value != x)
         if op == "in_":
+            assert isinstance(x, list)  # the model holds in / not_in as lists
             return value in x
         if op == "not_in":
+            assert isinstance(x, list)
             return value not in x
         if op == "greater_than":
-            return value > x
+            return bool(value > x)
         if op == "at_least":
-            return value >= x
+            return bool(value >= x)
         if op == "less_than":
-            return value < x
+            return bool(value < x)
         if op == "at_most":
-            return value <= x
+            return bool(value <= x)
         if op == "between":
-            return x[0] <= value <= x[1]
+            assert isinstance(x, tuple)  # [low, high]
+            return bool(x[0] <= value <= x[1])
         if op == "matches":
             return re.search(str(x), str(value)) is not None
         if op == "contains":
@@ -156,16 +165,16 @@ class Interpreter:
     """Evaluates condition trees against one set of facts, diagnoses and raised outputs."""
 
     def __init__(self, reference: Reference, values: dict[str, Any],
-                 diagnoses: list[tuple[str, str | None]], raised: dict[str, list[str]]) -> None:
+                 diagnoses: Diagnoses, raised: dict[str, list[str]]) -> None:
         self.reference = reference
         self.values = values
         self.diagnoses = diagnoses
         self.raised = raised  # output name -> ids of the rules that raised it
 
-    def node(self, cond) -> Node:
+    def node(self, cond: Condition) -> Node:
         if isinstance(cond, AllOf | AnyOf):
             is_all = isinstance(cond, AllOf)
-            children = [self.node(c) for c in (cond.all if is_all else cond.any)]
+            children = [self.node(c) for c in (cond.all if isinstance(cond, AllOf) else cond.any)]
             truths = [c.truth for c in children]
             return Node("all of" if is_all else "any of",
                         _and(truths) if is_all else _or(truths), None, children)
@@ -216,13 +225,13 @@ class Interpreter:
         return Node(text, False, f"none of {listed}" if listed else "no diagnoses")
 
 
-def describe_action(action) -> str:
+def describe_action(action: Action) -> str:
     body = action.body
-    if action.kind == "task":
+    if isinstance(body, TaskAction):
         return f"task {body.type} ({body.priority}, queue {body.queue or '?'})"
-    if action.kind == "flag":
+    if isinstance(body, FlagAction):
         return f"flag {body.code} ({body.severity})"
-    if action.kind == "score":
+    if isinstance(body, ScoreAction):
         return f"score {body.name} from {body.fact}"
     return f"proposal {body.transition}"
 
@@ -234,8 +243,7 @@ def _raise(raised: dict[str, list[str]], rule: Rule) -> None:
         raised.setdefault(output_name(kind, action.code), []).append(rule.id)
 
 
-def explain(book: Book, values: dict[str, Any],
-            diagnoses: list[tuple[str, str | None]]) -> list[Explanation]:
+def explain(book: Book, values: dict[str, Any], diagnoses: Diagnoses) -> list[Explanation]:
     """Every rule of every loaded file, in file order, with its condition tree evaluated.
 
     Enabled rules run layer by layer, as in the Evaluator, so a rule reading another rule's
@@ -265,8 +273,7 @@ def explain(book: Book, values: dict[str, Any],
     return out
 
 
-def fires(book: Book, values: dict[str, Any],
-          diagnoses: list[tuple[str, str | None]]) -> set[str]:
+def fires(book: Book, values: dict[str, Any], diagnoses: Diagnoses) -> set[str]:
     """The ids of the enabled rules the interpreter says fire (for the differential test)."""
     return {e.rule.id for e in explain(book, values, diagnoses) if e.status == "fired"}
 

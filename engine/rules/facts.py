@@ -20,6 +20,7 @@ from engine.rules.scores import charlson, hospital, lace
 from engine.rules.snapshot import Period, Snapshot
 
 FactType = Literal["number", "text", "boolean", "list"]
+Varies = Literal["", "hourly", "daily"]
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,11 @@ class FactSpec:
     description: str
     unit: str = ""
     # "hourly": grows by one per hour while its clock runs; "daily": changes at local midnight.
-    varies: Literal["", "hourly", "daily"] = ""
+    varies: Varies = ""
 
 
-def _f(name, type_, description, unit="", varies=""):
+def _f(name: str, type_: FactType, description: str, unit: str = "",
+       varies: Varies = "") -> FactSpec:
     return FactSpec(name, type_, description, unit, varies)
 
 
@@ -179,7 +181,8 @@ def business_days_between(start: date, end: date, holidays: frozenset[date]) -> 
     return count
 
 
-def _status_totals(periods: list[Period], until: datetime, zone: ZoneInfo):
+def _status_totals(periods: list[Period], until: datetime, zone: ZoneInfo
+                   ) -> tuple[dict[str, float], dict[str, int]]:
     hours: dict[str, float] = {}
     midnights: dict[str, int] = {}
     for p in periods:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -17,6 +18,8 @@ from engine.rules.model import Ruleset
 
 SKIP_DIRS = {"tests", "reference"}
 _TAGS = {"AllOf", "AnyOf", "NotOf", "DiagnosisCondition", "OutputCondition", "Comparison"}
+# Where a node sits in the YAML: mapping keys and sequence indexes, from the top.
+YamlPath = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,9 @@ class RulesetFile:
     path: Path
     model: Ruleset
     digest: str
-    lines: dict[tuple, int] = field(default_factory=dict)
+    lines: dict[YamlPath, int] = field(default_factory=dict)
 
-    def line_of(self, *path) -> int:
+    def line_of(self, *path: str | int) -> int:
         """The YAML line of the deepest known node on this path (1-based)."""
         for end in range(len(path), -1, -1):
             if path[:end] in self.lines:
@@ -58,7 +61,8 @@ class RulesetFile:
         return 1
 
 
-def _lines(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
+def _lines(node: yaml.Node, path: YamlPath = (), out: dict[YamlPath, int] | None = None
+           ) -> dict[YamlPath, int]:
     out = {} if out is None else out
     out.setdefault(path, node.start_mark.line + 1)  # a key's own line beats its value's
     if isinstance(node, yaml.MappingNode):
@@ -71,7 +75,8 @@ def _lines(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[t
     return out
 
 
-def _pydantic_problems(path: Path, exc: ValidationError, lines: dict, data) -> list[Problem]:
+def _pydantic_problems(path: Path, exc: ValidationError, lines: dict[YamlPath, int],
+                       data: dict[str, Any]) -> list[Problem]:
     problems = []
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if p not in _TAGS)

@@ -11,6 +11,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 Scalar = str | int | float | bool
+# What a comparison compares with; its operator decides which: a list for in/not_in, a
+# [low, high] pair for between, a number, a pattern, a flag for is_set, else a scalar.
+Operand = Scalar | list[Scalar] | tuple[float, float]
 
 
 class _Strict(BaseModel):
@@ -51,8 +54,9 @@ class Comparison(_Strict):
         return next(name for name in OPERATORS if getattr(self, name) is not None)
 
     @property
-    def operand(self):
-        return getattr(self, self.operator)
+    def operand(self) -> Operand:
+        value: Operand = getattr(self, self.operator)
+        return value
 
 
 OPERATORS = ("equals", "not_equals", "in_", "not_in", "greater_than", "at_least", "less_than",
@@ -102,7 +106,8 @@ class OutputRef(_Strict):
 
     @property
     def name(self) -> str:
-        return getattr(self, self.kind)
+        value: str = getattr(self, self.kind)
+        return value
 
 
 class OutputCondition(_Strict):
@@ -123,7 +128,7 @@ class NotOf(_Strict):
     not_: Condition = Field(alias="not")
 
 
-def _condition_kind(value) -> str | None:
+def _condition_kind(value: object) -> str | None:
     """Pick the condition form by its key, so errors speak about the form the author meant."""
     if isinstance(value, BaseModel):
         return type(value).__name__
@@ -236,6 +241,9 @@ class TaskAction(_Strict):
     queue: str | None = Field(default=None, description="Role or queue the task goes to.")
 
 
+ActionBody = FlagAction | ScoreAction | ProposeAction | TaskAction
+
+
 class Action(_Strict):
     flag: FlagAction | None = None
     score: ScoreAction | None = None
@@ -260,14 +268,20 @@ class Action(_Strict):
         return "proposal" if self.kind == "propose" else self.kind
 
     @property
-    def body(self):
-        return getattr(self, self.kind)
+    def body(self) -> ActionBody:
+        value: ActionBody = getattr(self, self.kind)
+        return value
 
     @property
     def code(self) -> str:
         body = self.body
-        return {"flag": lambda: body.code, "score": lambda: body.name,
-                "propose": lambda: body.transition, "task": lambda: body.type}[self.kind]()
+        if isinstance(body, FlagAction):
+            return body.code
+        if isinstance(body, ScoreAction):
+            return body.name
+        if isinstance(body, ProposeAction):
+            return body.transition
+        return body.type
 
 
 class Rule(_Strict):

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.core.vocabulary import OutputKind
-from engine.rules.compile import Book, CompiledRule
+from engine.rules.compile import Book, CompiledRule, Template
 from engine.rules.evaluate import Firing
+from engine.rules.model import Due, FlagAction, ProposeAction, Repeat, ScoreAction
 
 
 def _json(value: Any) -> Any:
@@ -24,16 +25,16 @@ def _json(value: Any) -> Any:
 class Desired:
     key: str
     fields: dict[str, Any]
-    due: Any
+    due: Due | None
     facts: dict[str, Any]
-    repeat: Any = None  # a recurring task's Repeat
+    repeat: Repeat | None = None  # a recurring task's Repeat
     every_days: float | None = None  # its interval, resolved from the facts
 
 
-def _templates(rule: CompiledRule) -> list[tuple[str, dict[str, Any], Any, Any, Any]]:
+def _templates(rule: CompiledRule) -> list[Template]:
     """The static part of every output a rule raises, computed once per compiled book."""
     if rule.templates is None:
-        templates = []
+        templates: list[Template] = []
         for action in rule.rule.then:
             kind = OutputKind(action.output_kind)
             body = action.body
@@ -43,20 +44,21 @@ def _templates(rule: CompiledRule) -> list[tuple[str, dict[str, Any], Any, Any, 
                 "priority": None, "queue": None, "value": None,
                 "detail": {"citation": rule.rule.citation},
             }
-            due = score = None
-            if kind == OutputKind.FLAG:
+            due: Due | None = None
+            score: ScoreAction | None = None
+            repeat: Repeat | None = None
+            if isinstance(body, FlagAction):
                 fields.update(severity=body.severity, title=body.text)
-            elif kind == OutputKind.SCORE:
+            elif isinstance(body, ScoreAction):
                 score = body
-            elif kind == OutputKind.PROPOSAL:
+            elif isinstance(body, ProposeAction):
                 fields["detail"].update(reasons=list(body.reasons), confidence=body.confidence)
                 fields["title"] = f"Propose {body.transition.replace('_', ' ')}"
             else:
                 fields.update(title=body.title, priority=body.priority, queue=body.queue)
                 fields["detail"]["instructions"] = body.instructions
-                due = body.due
-            templates.append((f"{rule.id}/{kind}/{action.code}", fields, due, score,
-                              body.repeat if kind == OutputKind.TASK else None))
+                due, repeat = body.due, body.repeat
+            templates.append((f"{rule.id}/{kind}/{action.code}", fields, due, score, repeat))
         rule.templates = templates
     return rule.templates
 
