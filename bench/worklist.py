@@ -284,12 +284,14 @@ def direct(url: str, clients: int, seconds: float) -> dict[str, dict]:
     from concurrent.futures import ThreadPoolExecutor
 
     from engine.api.fhir import search, tasks
+    from engine.api.fhir.router import search_registry
     from engine.api.runtime import Runtime
     from engine.core.config import Settings
     from engine.work.worklist import Filters, worklist
 
     runtime = Runtime.open(Settings(database_url=schema_url(url), rulesets=None,
                                     db_workers=clients), migrate=False)
+    registry = search_registry()
 
     def read_worklist(rng: random.Random) -> None:
         with runtime.readers() as session:
@@ -297,8 +299,8 @@ def direct(url: str, clients: int, seconds: float) -> dict[str, dict]:
                      Filters(owner=f"cm{rng.randrange(2000):04d}"))
 
     def read_fhir(rng: random.Random) -> None:
-        query = search.parse("Task", [("owner", f"cm{rng.randrange(2000):04d}"),
-                                      ("_count", "50")], runtime.site.zone)
+        query = search.parse(registry, "Task", [("owner", f"cm{rng.randrange(2000):04d}"),
+                                                ("_count", "50")], runtime.site.zone)
         with runtime.readers() as session:
             page = search.run(session, query)
             json.dumps(search.bundle(query, page, "http://bench/fhir",

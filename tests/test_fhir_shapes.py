@@ -20,6 +20,7 @@ from sqlalchemy.orm import selectinload
 from engine.api.fhir import resources, search
 from engine.api.fhir.body import Submitted
 from engine.api.fhir.capability import capability_statement
+from engine.api.fhir.router import search_registry
 from engine.api.fhir.submission import ENCOUNTER_LOAD, submit
 from engine.fhir.outcome import outcome
 from engine.hl7.framing import split_file
@@ -66,16 +67,18 @@ def test_patients_and_encounters_from_every_hl7_fixture_are_valid_r4(runtime):
 
 def test_search_pages_capability_and_outcomes_are_valid_r4(runtime):
     _load_every_fixture(runtime)
+    registry = search_registry()
     for resource, load in (("Patient", [selectinload(Patient.identifiers)]),
                            ("Encounter", list(ENCOUNTER_LOAD))):
-        query = search.parse(resource, [("_count", "2"), ("_cursor", "a1")], runtime.site.zone)
+        query = search.parse(registry, resource, [("_count", "2"), ("_cursor", "a1")],
+                             runtime.site.zone)
         with runtime.sessions() as session:
             page = search.run(session, query, *load)
             render = resources.patient if resource == "Patient" else resources.encounter
             body = search.bundle(query, page, BASE, [render(r) for r in page.rows])
         assert {link["relation"] for link in body["link"]} >= {"self", "previous", "next"}
         Bundle.model_validate(body)
-    CapabilityStatement.model_validate(capability_statement(datetime.now(UTC), BASE))
+    CapabilityStatement.model_validate(capability_statement(datetime.now(UTC), BASE, registry))
     OperationOutcome.model_validate(outcome("sample", code="invalid"))
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from engine.api.auth import require
+from engine.api.deps import RulebookDep, RuntimeDep
 from engine.core.roles import Permission, Principal
 from engine.fhir.outcome import FhirError
 
@@ -18,9 +19,7 @@ def build_router() -> APIRouter:
     router = APIRouter()
 
     @router.get("/rulesets", dependencies=[Depends(require(Permission.RULES_READ))])
-    def rulesets(request: Request) -> JSONResponse:
-        runtime = request.app.state.runtime
-        book = runtime.rules.current
+    def rulesets(runtime: RuntimeDep, book: RulebookDep) -> JSONResponse:
         history = runtime.reloader.history if runtime.reloader else []
         return JSONResponse({
             "version": book.version if book else None,
@@ -32,8 +31,7 @@ def build_router() -> APIRouter:
         })
 
     @router.post("/rulesets/reload")
-    def reload(request: Request, caller: Reloader) -> JSONResponse:
-        runtime = request.app.state.runtime
+    def reload(caller: Reloader, runtime: RuntimeDep) -> JSONResponse:
         if runtime.reloader is None:
             raise FhirError(409, "no ruleset folder is configured (ENGINE_RULESETS)")
         result = runtime.reloader.reload(caller.name)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from engine import __version__
 from engine.api.auth import install as install_auth
+from engine.api.deps import get_sessions
 from engine.api.runtime import Runtime
 from engine.api.unexpected import install as install_unexpected
 from engine.api.web.session import SessionMiddleware
@@ -29,7 +30,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     install_handlers(app)
     install_unexpected(app)
-    install_auth(app)
+    install_auth(app, runtime.settings)
 
     @app.middleware("http")
     async def _body_limit(request, call_next):
@@ -60,7 +61,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     from engine.api.web.signin import build_router as signin_router
     from engine.security.oauth import build_router as oauth_router
 
-    app.include_router(oauth_router(), prefix="/auth")
+    app.include_router(oauth_router(get_sessions), prefix="/auth")
     app.include_router(signin_router())
     from engine.api.web.router import install as install_web
 

@@ -17,7 +17,9 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from engine.api.deps import get_runtime
 from engine.api.web import session
+from engine.core.config import Settings
 from engine.core.roles import Permission, Principal
 from engine.fhir.outcome import FhirError, outcome_response
 from engine.security import users
@@ -56,7 +58,7 @@ class PageRefused(Exception):
 def _account_principal(request: Request, kind: users.Kind, name: str, tv: int,
                        scopes: frozenset[str]) -> Principal | None:
     """The principal if the account still exists, is active and the version still holds."""
-    with request.app.state.runtime.readers() as db:
+    with get_runtime(request).readers() as db:
         account = users.current(db, kind, name)
     if account is None or not account.active or account.token_version != tv:
         return None
@@ -143,9 +145,9 @@ def require_token(request: Request) -> str:
     return authenticate(request).name
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, settings: Settings) -> None:
     """Keep the signing key and throttle on the app; answer refusals in the right form."""
-    app.state.security = SecurityState.from_settings(app.state.runtime.settings)
+    app.state.security = SecurityState.from_settings(settings)
     if os.environ.get("ENGINE_API_TOKEN"):
         log.warning("ENGINE_API_TOKEN is no longer read: add a client (engine clients add) "
                     "and get tokens from POST /auth/token")

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from engine.api.auth import require
+from engine.api.deps import RuntimeDep
 from engine.core.roles import Permission, Principal
 from engine.fhir.outcome import FhirError
 from engine.security import audit
@@ -41,7 +42,7 @@ def build_router() -> APIRouter:
     reader = Depends(require(Permission.PATIENT_READ))
 
     @router.get("/worklist")
-    def get_worklist(request: Request, caller: Principal = reader,
+    def get_worklist(request: Request, runtime: RuntimeDep, caller: Principal = reader,
                      owner: str | None = None, unassigned: bool = False,
                      unit: str | None = None, task_type: str | None = None,
                      payer_class: str | None = None,
@@ -58,7 +59,6 @@ def build_router() -> APIRouter:
         filters = Filters(owner=owner, unassigned=unassigned, unit=unit, task_type=task_type,
                           payer_class=payer_class,
                           **({"statuses": tuple(status)} if status else {}))
-        runtime = request.app.state.runtime
         with runtime.readers() as session:
             result = worklist(session, runtime.clock.now(), runtime.site.zone, filters,
                               page=page, page_size=page_size)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session, sessionmaker
 
 from engine.core.roles import ROLES
 from engine.security import signin, users
@@ -75,13 +78,13 @@ def _granted(account: users.Account, requested: str | None) -> tuple[str, ...]:
     return wanted
 
 
-def _grant(request: Request, form: TokenRequest) -> dict:
+def _grant(request: Request, accounts: sessionmaker[Session], form: TokenRequest) -> dict:
     if form.grant_type == "password":
         if not form.username or not form.password:
             raise OAuthError(400, "invalid_request", "the password grant needs username and "
                                                      "password")
         try:
-            account = signin.check(request, "user", form.username, form.password)
+            account = signin.check(request, accounts, "user", form.username, form.password)
         except signin.Throttled as exc:
             raise OAuthError(429, "temporarily_unavailable", str(exc),
                              {"Retry-After": str(exc.wait_s)}) from None
@@ -96,7 +99,7 @@ def _grant(request: Request, form: TokenRequest) -> dict:
             raise OAuthError(401, "invalid_client", "send client_id and client_secret (form or "
                                                     "HTTP Basic)", challenge)
         try:
-            account = signin.check(request, "client", client_id, secret)
+            account = signin.check(request, accounts, "client", client_id, secret)
         except signin.Throttled as exc:
             raise OAuthError(429, "temporarily_unavailable", str(exc),
                              {"Retry-After": str(exc.wait_s)}) from None
@@ -117,11 +120,15 @@ def _grant(request: Request, form: TokenRequest) -> dict:
             "scope": " ".join(scope)}
 
 
-def build_router() -> APIRouter:
+def build_router(accounts: Callable[..., Any]) -> APIRouter:
+    """POST /token; `accounts` is the FastAPI dependency that gives the sessions of the
+    database holding the accounts (the HTTP app passes the engine's)."""
     router = APIRouter()
+    account_store = Depends(accounts)
 
     @router.post("/token")
-    async def token(request: Request) -> JSONResponse:
+    async def token(request: Request,
+                    store: sessionmaker[Session] = account_store) -> JSONResponse:
         """Exchange credentials for a bearer token (form body, RFC 6749 section 4.3/4.4)."""
         try:
             media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -134,7 +141,7 @@ def build_router() -> APIRouter:
                 form = TokenRequest.model_validate(fields)
             except ValidationError:
                 raise OAuthError(400, "invalid_request", "malformed token request") from None
-            body = await run_in_threadpool(_grant, request, form)
+            body = await run_in_threadpool(_grant, request, store, form)
         except OAuthError as exc:
             return exc.response()
         return JSONResponse(body, headers=NO_STORE)

@@ -7,6 +7,7 @@ record (operation login) naming who tried, never the secret.
 from __future__ import annotations
 
 from fastapi import Request
+from sqlalchemy.orm import Session, sessionmaker
 
 from engine.core.roles import Principal
 from engine.security import audit, users
@@ -25,8 +26,10 @@ def address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def check(request: Request, kind: users.Kind, name: str, secret: str) -> users.Account | None:
-    """The active account these credentials open, None if they do not; Throttled if locked.
+def check(request: Request, accounts: sessionmaker[Session], kind: users.Kind, name: str,
+          secret: str) -> users.Account | None:
+    """The active account these credentials open (looked up through `accounts`), None if
+    they do not; Throttled if locked.
 
     Blocking (argon2, database): call it from a worker thread.
     """
@@ -38,7 +41,7 @@ def check(request: Request, kind: users.Kind, name: str, secret: str) -> users.A
     if wait:
         audit.note(request, "login", None, outcome="4")
         raise Throttled(wait)
-    account = users.check_secret(request.app.state.runtime.sessions, kind, name, secret) \
+    account = users.check_secret(accounts, kind, name, secret) \
         if name and secret else None
     if account is None:
         throttle.failed(*keys)

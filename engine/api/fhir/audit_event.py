@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import ColumnElement, and_, false, func, or_
 
 from engine.api.auth import require
+from engine.api.deps import RuntimeDep
 from engine.api.fhir import search
 from engine.api.fhir.resources import instant
 from engine.core.roles import Permission
@@ -122,15 +123,6 @@ def _patient_param(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[boo
                     AuditRecord.resource_id == str(ident)))
 
 
-def _choice(name: str, column, allowed: tuple[str, ...]) -> search.Build:
-    def build(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]:
-        if text not in allowed:
-            raise FhirError(400, f"{name}={text!r}: use {', '.join(allowed)}")
-        return column == text
-
-    return build
-
-
 def _entity_type(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]:
     return AuditRecord.resource_type == text.rpartition("|")[2]
 
@@ -146,21 +138,19 @@ PARAMS: dict[str, search.Param] = {p.name: p for p in (
     search.Param("entity-type", "token", "The resource type touched (Patient, Encounter, "
                  "...)", _entity_type),
     search.Param("action", "token", "C create, R read, U update, D delete, E execute "
-                 "(search, sign-in)", _choice("action", AuditRecord.action, ACTIONS)),
+                 "(search, sign-in)", search.choice("action", AuditRecord.action, ACTIONS)),
     search.Param("outcome", "token", "0 success, 4 minor failure (refused), 8 serious failure",
-                 _choice("outcome", AuditRecord.outcome, OUTCOMES)),
+                 search.choice("outcome", AuditRecord.outcome, OUTCOMES)),
 )}
-search.register("AuditEvent", AuditRecord, PARAMS)
 
 
-def build_router(answer: Callable[..., JSONResponse],
-                 base: Callable[[Request], str]) -> APIRouter:
+def build_router(answer: Callable[..., JSONResponse], base: Callable[[Request], str],
+                 registry: search.SearchRegistry) -> APIRouter:
     router = APIRouter(dependencies=[Depends(require(Permission.AUDIT_READ))])
 
     @router.get("/AuditEvent")
-    def search_audit(request: Request) -> JSONResponse:
-        runtime = request.app.state.runtime
-        query = search.parse("AuditEvent", request.query_params.multi_items(),
+    def search_audit(request: Request, runtime: RuntimeDep) -> JSONResponse:
+        query = search.parse(registry, "AuditEvent", request.query_params.multi_items(),
                              runtime.site.zone)
         with runtime.readers() as session:
             page = search.run(session, query)
@@ -169,8 +159,7 @@ def build_router(answer: Callable[..., JSONResponse],
         return answer(search.bundle(query, page, base(request), entries))
 
     @router.get("/AuditEvent/{aid}")
-    def read_audit(aid: str, request: Request) -> JSONResponse:
-        runtime = request.app.state.runtime
+    def read_audit(aid: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
         row_id = search.row_id(aid)
         with runtime.readers() as session:
             row = session.get(AuditRecord, row_id) if row_id is not None else None

@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from engine.api.auth import require
+from engine.api.deps import RuntimeDep
 from engine.core.roles import Permission, Principal
 from engine.fhir.outcome import FhirError
 
@@ -45,13 +46,13 @@ def _content_problem(header: str | None) -> FhirError | None:
 Writer = Annotated[Principal, Depends(require(Permission.ENCOUNTER_WRITE))]
 
 
-async def fhir_body(request: Request, principal: Writer) -> Submitted:
+async def fhir_body(request: Request, principal: Writer, runtime: RuntimeDep) -> Submitted:
     """The request body, read up to the configured limit (the rest is not read).
 
     Only after the caller proved it may write: anonymous input is never stored.
     """
     caller = principal.name
-    limit = request.app.state.runtime.settings.max_body_bytes
+    limit = runtime.settings.max_body_bytes
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():

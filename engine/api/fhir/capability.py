@@ -1,4 +1,4 @@
-"""The CapabilityStatement: what this server does, generated from the same parameter table
+"""The CapabilityStatement: what this server does, generated from the same search registry
 the search code runs on, so the statement cannot drift from the behaviour."""
 
 from __future__ import annotations
@@ -6,15 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from engine import __version__
-from engine.api.fhir import (
-    audit_event,  # noqa: F401 - registers the AuditEvent search parameters
-    flags,
-    proposals,
-    risk,
-    tasks,
-)
+from engine.api.fhir import flags, proposals, risk, tasks
 from engine.api.fhir.rule_outputs import OutputResource
-from engine.api.fhir.search import PARAMS, Param
+from engine.api.fhir.search import Param, SearchRegistry
 
 OUTPUTS: tuple[OutputResource, ...] = (tasks.TASK, flags.FLAG, risk.RISK, proposals.PROPOSAL)
 
@@ -45,7 +39,8 @@ def _search_param(param: Param) -> dict:
     return {"name": param.name, "type": param.type, "documentation": param.doc}
 
 
-def _resource(name: str, doc: str, interactions: tuple[str, ...]) -> dict:
+def _resource(registry: SearchRegistry, name: str, doc: str,
+              interactions: tuple[str, ...]) -> dict:
     return {
         "type": name,
         "profile": f"http://hl7.org/fhir/StructureDefinition/{name}",
@@ -57,15 +52,16 @@ def _resource(name: str, doc: str, interactions: tuple[str, ...]) -> dict:
         "conditionalCreate": False,
         "conditionalUpdate": False,
         "conditionalDelete": "not-supported",
-        "searchParam": [_search_param(p) for p in PARAMS.get(name, {}).values()],
+        "searchParam": [_search_param(p) for p in registry.params(name).values()],
     }
 
 
-def capability_statement(published: datetime, base_url: str) -> dict:
-    resources = [_resource(name, _DOCS[name], interactions)
+def capability_statement(published: datetime, base_url: str, registry: SearchRegistry) -> dict:
+    """The statement; `registry` is the one the server's searches run on."""
+    resources = [_resource(registry, name, _DOCS[name], interactions)
                  for name, interactions in _INTERACTIONS.items()]
     for output in OUTPUTS:
-        entry = _resource(output.name, output.doc, output.interactions)
+        entry = _resource(registry, output.name, output.doc, output.interactions)
         if output.includes:
             entry["searchInclude"] = list(output.includes)
         resources.append(entry)

@@ -24,10 +24,10 @@ def flag(row: RuleOutput) -> dict:
     return out
 
 
-FLAG = ro.serve(ro.OutputResource(
+FLAG = ro.OutputResource(
     name="Flag", kind=OutputKind.FLAG,
     doc="Flags the rules raise on a stay (complex patient, readmission risk...): active "
         "while the rule holds, inactive (with period.end) once it stopped holding.",
     params=ro.output_params(STATUS, "code", f"The flag ({FLAG_SYSTEM})"),
     render=ro.per_row(flag),
-))
+)

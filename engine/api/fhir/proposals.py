@@ -26,11 +26,11 @@ def service_request(row: RuleOutput) -> dict:
     return out
 
 
-PROPOSAL = ro.serve(ro.OutputResource(
+PROPOSAL = ro.OutputResource(
     name="ServiceRequest", kind=OutputKind.PROPOSAL,
     doc="Proposed transitions of care (intent=proposal): code the transition (irf, snf, "
         "home_health, outpatient_followup, home, hospice, ltach), reasonCode the reasons, "
         "note the confidence. Revoked when the rules stop proposing it.",
     params=ro.output_params(STATUS, "code", f"The transition ({TRANSITION_SYSTEM})"),
     render=ro.per_row(service_request),
-))
+)

@@ -43,11 +43,11 @@ def risk_assessment(row: RuleOutput) -> dict:
     return out
 
 
-RISK = ro.serve(ro.OutputResource(
+RISK = ro.OutputResource(
     name="RiskAssessment", kind=OutputKind.SCORE,
     doc="Scores the rules compute (LACE, HOSPITAL): the value (extension score-value), "
         "qualitativeRisk high or low against the score's threshold, basis its components. "
         "Search `method` by score name (lace, hospital).",
     params=ro.output_params(STATUS, "method", f"The score ({SCORE_SYSTEM})"),
     render=ro.per_row(risk_assessment),
-))
+)

@@ -17,8 +17,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import selectinload
 
 from engine.api.auth import require, require_token
+from engine.api.deps import RuntimeDep
 from engine.api.fhir import (
     audit_event,
+    clinical_params,
     flags,
     includes,
     proposals,
@@ -31,11 +33,12 @@ from engine.api.fhir import (
 )
 from engine.api.fhir.body import Submitted, fhir_body
 from engine.api.fhir.capability import capability_statement
+from engine.api.fhir.search import SearchRegistry
 from engine.api.fhir.submission import ENCOUNTER_LOAD, Answer, submit
 from engine.core.roles import Permission
 from engine.fhir.outcome import FHIR_JSON, FhirError
 from engine.security import audit
-from engine.storage.models import Encounter, Patient
+from engine.storage.models import AuditRecord, Encounter, Patient
 
 OUTPUTS = (tasks.TASK, flags.FLAG, risk.RISK, proposals.PROPOSAL)
 SUPPORTED = ("Patient", "Encounter", "Observation", *(r.name for r in OUTPUTS))
@@ -99,24 +102,38 @@ def _row_id(kind: str, text: str) -> int:
     return row
 
 
+def search_registry() -> SearchRegistry:
+    """Every type this server searches, with its parameters, sort keys and includes: the
+    registry the endpoints and the CapabilityStatement share."""
+    registry = SearchRegistry()
+    registry.add("Patient", Patient, clinical_params.PATIENT_PARAMS)
+    registry.add("Encounter", Encounter, clinical_params.ENCOUNTER_PARAMS)
+    # sorts={}: _sort and _include are refused as unsupported rather than unknown
+    registry.add("AuditEvent", AuditRecord, audit_event.PARAMS, sorts={})
+    for output in OUTPUTS:
+        output.add_search(registry)
+    return registry
+
+
 def build_router() -> APIRouter:
     router = APIRouter()
+    registry = search_registry()
     authed = [Depends(require_token)]
     reads = [Depends(require(Permission.PATIENT_READ))]
     writes = [Depends(require(Permission.ENCOUNTER_WRITE))]
     published: list[datetime] = []  # when this instance first described itself
 
     @router.get("/metadata", name="metadata")
-    def metadata(request: Request) -> JSONResponse:
+    def metadata(request: Request, runtime: RuntimeDep) -> JSONResponse:
         """The CapabilityStatement (public, as FHIR clients expect to read it first)."""
         if not published:
-            published.append(request.app.state.runtime.clock.now())
-        return _json(capability_statement(published[0], _base(request)))
+            published.append(runtime.clock.now())
+        return _json(capability_statement(published[0], _base(request), registry))
 
     @router.get("/Patient", dependencies=reads)
-    def search_patients(request: Request) -> JSONResponse:
-        runtime = request.app.state.runtime
-        query = search.parse("Patient", request.query_params.multi_items(), runtime.site.zone)
+    def search_patients(request: Request, runtime: RuntimeDep) -> JSONResponse:
+        query = search.parse(registry, "Patient", request.query_params.multi_items(),
+                             runtime.site.zone)
         with runtime.readers() as session:
             page = search.run(session, query, selectinload(Patient.identifiers))
             merged = includes.replaced(session, [p.id for p in page.rows])
@@ -125,8 +142,7 @@ def build_router() -> APIRouter:
         return _json(search.bundle(query, page, _base(request), entries))
 
     @router.get("/Patient/{pid}", dependencies=reads)
-    def read_patient(pid: str, request: Request) -> JSONResponse:
-        runtime = request.app.state.runtime
+    def read_patient(pid: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
         with runtime.readers() as session:
             row = session.get(Patient, _row_id("Patient", pid),
                               options=[selectinload(Patient.identifiers)])
@@ -138,9 +154,8 @@ def build_router() -> APIRouter:
         return _versioned(body, row.version, row.updated_at)
 
     @router.get("/Encounter", dependencies=reads)
-    def search_encounters(request: Request) -> JSONResponse:
-        runtime = request.app.state.runtime
-        query = search.parse("Encounter", request.query_params.multi_items(),
+    def search_encounters(request: Request, runtime: RuntimeDep) -> JSONResponse:
+        query = search.parse(registry, "Encounter", request.query_params.multi_items(),
                              runtime.site.zone)
         with runtime.readers() as session:
             page = search.run(session, query, *ENCOUNTER_LOAD)
@@ -149,8 +164,7 @@ def build_router() -> APIRouter:
         return _json(search.bundle(query, page, _base(request), entries))
 
     @router.get("/Encounter/{eid}", dependencies=reads)
-    def read_encounter(eid: str, request: Request) -> JSONResponse:
-        runtime = request.app.state.runtime
+    def read_encounter(eid: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
         with runtime.readers() as session:
             row = session.get(Encounter, _row_id("Encounter", eid), options=list(ENCOUNTER_LOAD))
             if row is None:
@@ -161,38 +175,33 @@ def build_router() -> APIRouter:
         return _versioned(body, row.version, row.updated_at)
 
     @router.post("/Encounter", dependencies=writes)
-    def create_encounter(request: Request,
-                         body: Body) -> JSONResponse:
-        runtime = request.app.state.runtime
+    def create_encounter(request: Request, runtime: RuntimeDep, body: Body) -> JSONResponse:
         return _written(request, "create", None,
                         lambda: submit(runtime, body, "create", _base(request)))
 
     @router.post("/Observation", dependencies=writes)
-    def create_observation(request: Request, body: Body) -> JSONResponse:
-        runtime = request.app.state.runtime
+    def create_observation(request: Request, runtime: RuntimeDep, body: Body) -> JSONResponse:
         return _written(request, "create", None,
                         lambda: submit(runtime, body, "create", _base(request),
                                        resource="Observation"), "Observation")
 
     @router.put("/Encounter/{eid}", dependencies=writes)
-    def update_encounter(eid: str, request: Request,
+    def update_encounter(eid: str, request: Request, runtime: RuntimeDep,
                          body: Body) -> JSONResponse:
-        runtime = request.app.state.runtime
         target = f"Encounter/{eid}"
         return _written(request, "update", target,
                         lambda: submit(runtime, body, "update", _base(request), target))
 
     @router.post("", dependencies=writes)
     @router.post("/", include_in_schema=False, dependencies=writes)
-    def transaction(request: Request, body: Body) -> JSONResponse:
-        runtime = request.app.state.runtime
+    def transaction(request: Request, runtime: RuntimeDep, body: Body) -> JSONResponse:
         return _written(request, "transaction", None,
                         lambda: submit(runtime, body, "transaction", _base(request)))
 
-    router.include_router(audit_event.build_router(_json, _base))
+    router.include_router(audit_event.build_router(_json, _base, registry))
 
     for output in OUTPUTS:
-        rule_outputs.add_routes(router, output)
+        rule_outputs.add_routes(router, output, registry)
     task_update.add_routes(router)
 
     @router.api_route("/{resource_type}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],

@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
 from engine.api.auth import require
+from engine.api.deps import RuntimeDep
 from engine.api.fhir import includes, resources, search
 from engine.api.fhir.search import Param
 from engine.core.roles import Permission, Principal
@@ -147,18 +148,10 @@ class OutputResource:
     sorts: dict[str, Any] = field(default_factory=dict)
     includes: dict[str, str] = field(default_factory=dict)  # _include value -> target type
 
-    def register(self) -> None:
-        search.register(self.name, RuleOutput, self.params, base=RuleOutput.kind == self.kind,
-                        sorts=self.sorts, includes=tuple(self.includes))
-
-
-SERVED: dict[str, OutputResource] = {}
-
-
-def serve(resource: OutputResource) -> OutputResource:
-    resource.register()
-    SERVED[resource.name] = resource
-    return resource
+    def add_search(self, registry: search.SearchRegistry) -> None:
+        """Make this type searchable in `registry`: its rows, parameters, sorts, includes."""
+        registry.add(self.name, RuleOutput, self.params, base=RuleOutput.kind == self.kind,
+                     sorts=self.sorts, includes=tuple(self.includes))
 
 
 def json_response(body: dict, status: int = 200, row: RuleOutput | None = None) -> JSONResponse:
@@ -199,13 +192,14 @@ def _patient_of(body: dict) -> int | None:
     return search.row_id(ref.rpartition("/")[2]) if ref.startswith("Patient/") else None
 
 
-def add_routes(router: APIRouter, resource: OutputResource) -> None:
+def add_routes(router: APIRouter, resource: OutputResource,
+               registry: search.SearchRegistry) -> None:
     """GET /<Type> (search) and GET /<Type>/<id> (read) for one output resource."""
     reader = Depends(require(Permission.PATIENT_READ))
 
-    def search_outputs(request: Request, _caller: Principal = reader) -> JSONResponse:
-        runtime = request.app.state.runtime
-        query = search.parse(resource.name, request.query_params.multi_items(),
+    def search_outputs(request: Request, runtime: RuntimeDep,
+                       _caller: Principal = reader) -> JSONResponse:
+        query = search.parse(registry, resource.name, request.query_params.multi_items(),
                              runtime.site.zone)
         with runtime.readers() as session:
             page = search.run(session, query)
@@ -217,8 +211,8 @@ def add_routes(router: APIRouter, resource: OutputResource) -> None:
             audit.note(request, "search", body["resourceType"], body["id"], _patient_of(body))
         return json_response(search.bundle(query, page, base_url(request), entries, included))
 
-    def read_output(oid: str, request: Request, _caller: Principal = reader) -> JSONResponse:
-        runtime = request.app.state.runtime
+    def read_output(oid: str, request: Request, runtime: RuntimeDep,
+                    _caller: Principal = reader) -> JSONResponse:
         with runtime.readers() as session:
             row = get_output(session, resource, oid)
             body = resource.render(session, [row], runtime.staffing)[0]

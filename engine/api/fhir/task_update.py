@@ -28,9 +28,11 @@ from fhir.resources.R4B.task import Task as FhirTask
 from pydantic import ValidationError
 
 from engine.api.auth import require
+from engine.api.deps import RuntimeDep
 from engine.api.fhir import search
 from engine.api.fhir.rule_outputs import json_response
 from engine.api.fhir.tasks import TASK, owner_name, task
+from engine.api.runtime import Runtime
 from engine.core.roles import Permission, Principal
 from engine.fhir.outcome import FhirError
 from engine.fhir.reading import InvalidFhir, describe, parse_json
@@ -117,13 +119,13 @@ def if_match(request: Request) -> int | None:
     return int(text)
 
 
-async def _body(request: Request, accepted: tuple[str, ...]) -> Any:
+async def _body(request: Request, accepted: tuple[str, ...], max_bytes: int) -> Any:
     media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media not in accepted:
         raise FhirError(415, f"Content-Type {media or '(none)'} is not accepted here: send "
                              f"{' or '.join(accepted)}")
     raw = await request.body()
-    if len(raw) > request.app.state.runtime.settings.max_body_bytes:
+    if len(raw) > max_bytes:
         raise FhirError(413, "request body too large")
     try:
         return parse_json(raw)
@@ -158,9 +160,8 @@ def _patched(current: dict, patch: Any) -> Any:
         raise FhirError(400, f"not a valid JSON Patch: {exc}") from exc
 
 
-def update(request: Request, tid: str, actor: Principal, expected: int | None,
-           body: Any, is_patch: bool) -> JSONResponse:
-    runtime = request.app.state.runtime
+def update(request: Request, runtime: Runtime, tid: str, actor: Principal,
+           expected: int | None, body: Any, is_patch: bool) -> JSONResponse:
     ident = search.row_id(tid)
     now = runtime.clock.now()
     with runtime.sessions() as session, session.begin():
@@ -194,15 +195,17 @@ def update(request: Request, tid: str, actor: Principal, expected: int | None,
 def add_routes(router: APIRouter) -> None:
     worker = Depends(require(Permission.TASK_WORK))
 
-    async def put_task(tid: str, request: Request, actor: Principal = worker) -> JSONResponse:
-        body = await _body(request, JSON_TYPES)
-        return await run_in_threadpool(update, request, tid, actor, if_match(request), body,
-                                       False)
+    async def put_task(tid: str, request: Request, runtime: RuntimeDep,
+                       actor: Principal = worker) -> JSONResponse:
+        body = await _body(request, JSON_TYPES, runtime.settings.max_body_bytes)
+        return await run_in_threadpool(update, request, runtime, tid, actor, if_match(request),
+                                       body, False)
 
-    async def patch_task(tid: str, request: Request, actor: Principal = worker) -> JSONResponse:
-        body = await _body(request, PATCH_TYPES)
-        return await run_in_threadpool(update, request, tid, actor, if_match(request), body,
-                                       True)
+    async def patch_task(tid: str, request: Request, runtime: RuntimeDep,
+                         actor: Principal = worker) -> JSONResponse:
+        body = await _body(request, PATCH_TYPES, runtime.settings.max_body_bytes)
+        return await run_in_threadpool(update, request, runtime, tid, actor, if_match(request),
+                                       body, True)
 
     router.add_api_route("/Task/{tid}", put_task, methods=["PUT"], name="update_Task")
     router.add_api_route("/Task/{tid}", patch_task, methods=["PATCH"], name="patch_Task")

@@ -26,12 +26,10 @@ from engine.api.fhir.rule_outputs import (
     patient_ref,
     reason_code,
     rule_extension,
-    serve,
     token_param,
 )
 from engine.api.fhir.search import Param
 from engine.core.vocabulary import TERMINAL_TASK_STATUSES, OutputKind, TaskStatus
-from engine.fhir.outcome import FhirError
 from engine.storage.models import RuleOutput, TaskEvent
 from engine.work.history import notes
 from engine.work.lifecycle import READY, STATUSES
@@ -131,15 +129,6 @@ def render(session: Session, rows: list[RuleOutput], staffing: Staffing) -> list
     return [task(r, by_task.get(r.id, []), staffing) for r in rows]
 
 
-def _choice(column: Any, allowed: tuple[str, ...], what: str) -> search.Build:
-    def build(text: str, _m: str | None, _z: Any) -> ColumnElement[bool]:
-        if text not in allowed:
-            raise FhirError(400, f"{what}={text!r}: use {', '.join(allowed)}")
-        return column == text
-
-    return build
-
-
 def _owner(text: str, _m: str | None, _z: Any) -> ColumnElement[bool]:
     return RuleOutput.owner == text.rpartition("|")[2].removeprefix("Practitioner/")
 
@@ -148,9 +137,9 @@ PARAMS: dict[str, Param] = {**common_params(), **{p.name: p for p in (
     Param("owner", "reference", "The person: a user name, Practitioner/<user name> or "
           f"{USER_SYSTEM}|<user name>", _owner),
     Param("status", "token", " | ".join(STATUSES),
-          _choice(RuleOutput.task_status, STATUSES, "status")),
+          search.choice("status", RuleOutput.task_status, STATUSES)),
     Param("priority", "token", " | ".join(PRIORITIES),
-          _choice(RuleOutput.priority, PRIORITIES, "priority")),
+          search.choice("priority", RuleOutput.priority, PRIORITIES)),
     token_param(RuleOutput.code, "code", f"The task type ({TASK_TYPE_SYSTEM})"),
     Param("focus", "reference", "The encounter the task is about",
           search.reference(RuleOutput.encounter_id, "Encounter")),
@@ -167,7 +156,7 @@ SORTS: dict[str, Any] = {
     "status": RuleOutput.task_status,
 }
 
-TASK = serve(OutputResource(
+TASK = OutputResource(
     name="Task", kind=OutputKind.TASK,
     doc="Work raised by the rules for case managers and UR nurses. Update (PUT) or patch "
         "(JSON Patch) changes only what the lifecycle allows: status (with output for a "
@@ -176,4 +165,4 @@ TASK = serve(OutputResource(
         "_sort: due, priority (stat first), _lastUpdated, authored-on, status; '-' reverses.",
     params=PARAMS, render=render, interactions=("read", "search-type", "update", "patch"),
     sorts=SORTS, includes={"Task:patient": "Patient", "Task:encounter": "Encounter"},
-))
+)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from engine.api.deps import RuntimeDep
+from engine.api.runtime import Runtime
 from engine.api.web import encounter_view
 from engine.api.web.access import Viewer
 from engine.api.web.flash import flash
@@ -16,11 +18,10 @@ from engine.security.audit import note
 router = APIRouter()
 
 
-def render_encounter(request: Request, encounter_id: int, *, error: str | None = None,
-                     error_for: int | None = None, error_field: str | None = None,
-                     status_code: int = 200) -> HTMLResponse:
+def render_encounter(request: Request, runtime: Runtime, encounter_id: int, *,
+                     error: str | None = None, error_for: int | None = None,
+                     error_field: str | None = None, status_code: int = 200) -> HTMLResponse:
     """The encounter page, optionally with a refused action's message beside its task."""
-    runtime = request.app.state.runtime
     rulebook = runtime.rules.current
     with runtime.readers() as session:
         view = encounter_view.load(session, encounter_id, rulebook.book if rulebook else None,
@@ -39,6 +40,6 @@ def render_encounter(request: Request, encounter_id: int, *, error: str | None =
 
 
 @router.get("/encounters/{encounter_id}", response_class=HTMLResponse)
-def encounter(request: Request, encounter_id: int,
-              _user: Viewer) -> HTMLResponse:
-    return render_encounter(request, encounter_id)
+def encounter(request: Request, encounter_id: int, _user: Viewer,
+              runtime: RuntimeDep) -> HTMLResponse:
+    return render_encounter(request, runtime, encounter_id)

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from engine.api.deps import get_runtime
 from engine.api.web import display
 from engine.api.web.access import csrf_input
 from engine.api.web.layout import templates as TEMPLATES
@@ -31,7 +32,7 @@ def page(request: Request, template: str, context: dict[str, Any],
          status_code: int = 200) -> HTMLResponse:
     """Render a page; every page knows its user, its CSRF field and its flash message."""
     principal = getattr(request.state, "principal", None)
-    zone = request.app.state.runtime.site.zone
+    zone = get_runtime(request).site.zone
     return TEMPLATES.TemplateResponse(
         request, template,
         {"user": principal, "csrf": csrf_input(request),

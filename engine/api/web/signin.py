@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from engine.api.auth import Refused, authenticate
+from engine.api.deps import RuntimeDep
 from engine.api.web import session
 from engine.api.web.layout import templates
 from engine.core.roles import Permission
@@ -43,7 +44,7 @@ def build_router() -> APIRouter:
         return _page(request, next_path=local_path(next))
 
     @router.post("/login")
-    async def login(request: Request) -> Response:
+    async def login(request: Request, runtime: RuntimeDep) -> Response:
         async with request.form(max_files=0, max_fields=10) as form:
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
         next_path = local_path(fields.get("next"))
@@ -52,8 +53,8 @@ def build_router() -> APIRouter:
             return _page(request, next_path=next_path, username=username, status=400,
                          error="The sign-in page had expired. Please sign in again.")
         try:
-            account = await run_in_threadpool(signin.check, request, "user", username,
-                                              fields.get("password", ""))
+            account = await run_in_threadpool(signin.check, request, runtime.sessions, "user",
+                                              username, fields.get("password", ""))
         except signin.Throttled as exc:
             return _page(request, next_path=next_path, username=username, status=429,
                          error=f"Too many failed sign-ins. Try again in {exc.wait_s} seconds.",

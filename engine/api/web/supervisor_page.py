@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from engine.api.deps import Now, RuntimeDep, StaffingDep
 from engine.api.web import caseload, display, worklist_view
 from engine.api.web.access import Supervisor
 from engine.api.web.flash import flash
@@ -18,10 +19,9 @@ router = APIRouter()
 
 
 @router.get("/supervisor", response_class=HTMLResponse)
-def supervisor(request: Request, user: Supervisor) -> HTMLResponse:
-    runtime = request.app.state.runtime
-    zone, now = runtime.site.zone, runtime.clock.now()
-    staffing = runtime.staffing
+def supervisor(request: Request, user: Supervisor, runtime: RuntimeDep,
+               staffing: StaffingDep, now: Now) -> HTMLResponse:
+    zone = runtime.site.zone
     with runtime.readers() as session:
         loads = caseload.per_person(session, staffing, now, zone)
         mine = worklist(session, now, zone, Filters(owner=user.name), page_size=MAX_PAGE_SIZE)

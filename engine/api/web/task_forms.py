@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from engine.api.deps import Now, RuntimeDep
 from engine.api.web.access import Viewer
 from engine.api.web.encounter_page import render_encounter
 from engine.api.web.render import page
@@ -33,16 +34,14 @@ ACTIONS = {
 
 
 @router.post("/tasks/{task_id}/{action}", response_class=HTMLResponse)
-def act(request: Request, task_id: int, action: str, user: Viewer,
-        outcome: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
+def act(request: Request, task_id: int, action: str, user: Viewer, runtime: RuntimeDep,
+        now: Now, outcome: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
         text: Annotated[str, Form()] = "", owner: Annotated[str, Form()] = "",
         next_page: Annotated[str, Form(alias="next")] = "",
         version: Annotated[str, Form()] = "") -> Response:
     if action not in ACTIONS:
         return page(request, "missing.html", {"what": "action"}, status_code=404)
     step, done, field = ACTIONS[action]
-    runtime = request.app.state.runtime
-    now = runtime.clock.now()
     encounter_id = None
     try:
         with runtime.sessions() as session, session.begin():
@@ -68,8 +67,8 @@ def act(request: Request, task_id: int, action: str, user: Viewer,
         if isinstance(exc, lifecycle.Conflict):
             message = ("someone changed this task after you opened the page; it is shown "
                        "below as it is now: check it and try again")
-        return render_encounter(request, encounter_id, error=message, error_for=task_id,
-                                error_field=field, status_code=exc.status)
+        return render_encounter(request, runtime, encounter_id, error=message,
+                                error_for=task_id, error_field=field, status_code=exc.status)
     back = local_path(next_page) if next_page else f"/encounters/{encounter_id}"
     sep = "&" if "?" in back else "?"
     anchor = f"#output-{task_id}" if back.startswith("/encounters/") else ""

@@ -13,6 +13,8 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.api.deps import RuntimeDep, StaffingDep
+from engine.api.runtime import Runtime
 from engine.api.web import display, worklist_view
 from engine.api.web.access import Viewer
 from engine.api.web.flash import flash
@@ -104,11 +106,10 @@ def _filters(session: Session, params) -> tuple[Filters, list[Filter]]:
     return chosen, shown
 
 
-def _render(request: Request, user: Principal, template: str) -> HTMLResponse:
-    runtime = request.app.state.runtime
+def _render(request: Request, runtime: Runtime, staffing: Staffing, user: Principal,
+            template: str) -> HTMLResponse:
     params = dict(request.query_params)
     params.pop("done", None)
-    staffing = runtime.staffing
     try:
         subject = _subject(user, params.get("for", ""), staffing)
     except NotAllowed:
@@ -147,10 +148,12 @@ def _render(request: Request, user: Principal, template: str) -> HTMLResponse:
 
 
 @router.get("/worklist", response_class=HTMLResponse)
-def worklist_page(request: Request, user: Viewer) -> HTMLResponse:
-    return _render(request, user, "worklist.html")
+def worklist_page(request: Request, user: Viewer, runtime: RuntimeDep,
+                  staffing: StaffingDep) -> HTMLResponse:
+    return _render(request, runtime, staffing, user, "worklist.html")
 
 
 @router.get("/worklist/print", response_class=HTMLResponse)
-def worklist_print(request: Request, user: Viewer) -> HTMLResponse:
-    return _render(request, user, "worklist_print.html")
+def worklist_print(request: Request, user: Viewer, runtime: RuntimeDep,
+                   staffing: StaffingDep) -> HTMLResponse:
+    return _render(request, runtime, staffing, user, "worklist_print.html")
