@@ -12,6 +12,8 @@ import uvicorn
 
 from engine.api.mllp import MllpServer
 from engine.api.runtime import Runtime
+from engine.planning.tick import tick
+from engine.work import escalation
 
 log = logging.getLogger("engine.server")
 
@@ -26,9 +28,6 @@ class _Uvicorn(uvicorn.Server):
 
 async def _clock(runtime: Runtime, stop: asyncio.Event) -> None:
     """Re-evaluate encounters whose time boundary passed, every clock_interval_s."""
-    from engine.planning.tick import tick
-    from engine.work import escalation
-
     while not stop.is_set():
         rulebook = runtime.rules.current
         if rulebook is not None:
@@ -119,7 +118,7 @@ async def serve(
     http = None
     http_task = None
     if port is not None:
-        from engine.api.app import create_app  # the MLLP-only role never loads the HTTP stack
+        from engine.api.app import create_app  # noqa: PLC0415 - the MLLP-only role never loads the HTTP stack
 
         config = uvicorn.Config(
             create_app(runtime),

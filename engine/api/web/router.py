@@ -8,12 +8,12 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from engine.api.web import encounter_page, supervisor_page, task_forms, worklist_page
+
 STATIC = Path(__file__).parent / "static"
 
 
 def install(app: FastAPI) -> None:
-    from engine.api.web import encounter_page, supervisor_page, task_forms, worklist_page
-
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(encounter_page.router, include_in_schema=False)
     app.include_router(task_forms.router, include_in_schema=False)
