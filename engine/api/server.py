@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Generator
+from typing import Any
 
 import uvicorn
 
@@ -141,7 +142,7 @@ async def serve(
     if clock:
         background.append(asyncio.create_task(_clock(runtime, stop)))
     announce(bound)
-    waiters = [asyncio.create_task(stop.wait())]
+    waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
     if http_task is not None:
         waiters.append(http_task)
     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)

@@ -6,7 +6,7 @@ anyone's (`owner=`), for the queue (`owner=` empty with `unassigned=true`) or fo
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -57,8 +57,9 @@ def build_router() -> APIRouter:
         if unknown:
             raise FhirError(400, f"status {unknown[0]!r}: use {', '.join(STATUSES)}")
         filters = Filters(owner=owner, unassigned=unassigned, unit=unit, task_type=task_type,
-                          payer_class=payer_class,
-                          **({"statuses": tuple(status)} if status else {}))
+                          payer_class=payer_class)
+        if status:
+            filters = replace(filters, statuses=tuple(status))
         with runtime.readers() as session:
             result = worklist(session, runtime.clock.now(), runtime.site.zone, filters,
                               page=page, page_size=page_size)

@@ -26,7 +26,7 @@ import logging
 import traceback
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
 from engine.core import lab_codes as labs
@@ -371,9 +371,9 @@ class _Mapper:
                         return PatientData(identifiers=[mrn], mrn=mrn)
                 raise EventError(f"{where} {text}: a conditional reference must name the MRN "
                                  f"(Patient?identifier={v.identifier_system(self.site.mrn.assigning_authority)}|<mrn>)")
-            mrn = self._server_mrn(text)
-            if mrn is not None:
-                return PatientData(identifiers=[mrn], mrn=mrn)
+            held = self._server_mrn(text)
+            if held is not None:
+                return PatientData(identifiers=[held], mrn=held)
             if ref.identifier is None:
                 raise EventError(f"{where} {text} is neither in this Bundle nor a Patient on "
                                  "this server")
@@ -499,7 +499,7 @@ class _Mapper:
         if active:
             chosen = active[-1]
         elif dated:
-            chosen = max(dated, key=lambda x: self._instant(x.period.start, where))
+            chosen = max(dated, key=lambda x: cast(datetime, self._instant(x.period.start, where)))
         else:
             chosen = usable[-1]
         ref = chosen.location

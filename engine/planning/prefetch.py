@@ -53,8 +53,8 @@ def prefetch(session: Session, encs: list[Encounter]) -> Prefetched:
     people = {e.id: e.patient.id if e.patient is not None else None for e in encs}
     stays: dict[int, list[tuple]] = {p: [] for p in people.values() if p is not None}
     if stays:
-        for patient_id, *row in session.execute(_STAYS, {"patients": list(stays)}):
-            stays[patient_id].append(tuple(row))
+        for patient_id, *stay in session.execute(_STAYS, {"patients": list(stays)}):
+            stays[patient_id].append(tuple(stay))
     out.history = {e: stays.get(p, []) if p is not None else [] for e, p in people.items()}
     found = lab_candidates(session, encs)
     out.labs = {e.id: latest_labs(e, found) for e in encs}

@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -23,7 +23,8 @@ from engine.storage.models import ApiClient, UserAccount
 
 Kind = Literal["user", "client"]
 NAME = re.compile(r"[a-z0-9][a-z0-9._@-]{0,99}")
-_MODEL = {"user": UserAccount, "client": ApiClient}
+_MODEL: dict[str, type[UserAccount] | type[ApiClient]] = {
+    "user": UserAccount, "client": ApiClient}
 
 
 class AccountError(ValueError):
@@ -66,7 +67,9 @@ def _role(role: str) -> str:
 
 def _find(session: Session, kind: Kind, name: str) -> UserAccount | ApiClient | None:
     model = _MODEL[kind]
-    return session.scalars(select(model).where(model.name == name.strip().lower())).first()
+    # mypy reads select() over a union of models as their base class
+    return cast("UserAccount | ApiClient | None", session.scalars(
+        select(model).where(model.name == name.strip().lower())).first())
 
 
 def _insert(sessions: sessionmaker[Session], row: UserAccount | ApiClient) -> Account:
@@ -159,7 +162,9 @@ def set_active(sessions: sessionmaker[Session], kind: Kind, name: str, active: b
 def accounts(sessions: sessionmaker[Session], kind: Kind) -> list[Account]:
     model = _MODEL[kind]
     with sessions() as session:
-        return [_account(r) for r in session.scalars(select(model).order_by(model.name))]
+        rows: list[UserAccount | ApiClient] = list(
+            session.scalars(select(model).order_by(model.name)))
+        return [_account(r) for r in rows]
 
 
 def current(session: Session, kind: Kind, name: str) -> Account | None:

@@ -190,7 +190,8 @@ def transition(session: Session, task: RuleOutput, target: str, actor: Principal
         task.status, task.ended_at = OutputStatus.CANCELLED, now
         task.end_reason = f"{verb} by {who}: {reason}"[:300]
     _touch(task, now)
-    record(session, task, _EVENT[target], who, now, from_status=current, to_status=target,
+    record(session, task, _EVENT[TaskStatus(target)], who, now, from_status=current,
+           to_status=target,
            text=outcome or reason, detail=detail)
     if _text(note):
         record(session, task, TaskEventAction.NOTE, who, now, text=_text(note))

@@ -25,6 +25,11 @@ Role = Literal["case_manager", "ur_nurse", "supervisor"]
 WORKING_ROLES = ("case_manager", "ur_nurse")
 
 
+
+def _default_queues() -> dict[str, Role | None]:
+    return {"case_manager": "case_manager", "ur_nurse": "ur_nurse"}
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -52,8 +57,7 @@ class Person(_Strict):
 
 class Staffing(_Strict):
     people: list[Person]
-    queues: dict[str, Role | None] = Field(
-        default_factory=lambda: {"case_manager": "case_manager", "ur_nurse": "ur_nurse"})
+    queues: dict[str, Role | None] = Field(default_factory=lambda: _default_queues())
     supervisor: str | None = Field(
         default=None, description="Who gets escalations of people without a supervisor.")
 

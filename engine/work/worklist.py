@@ -141,5 +141,7 @@ def worklist(session: Session, now: datetime, zone: ZoneInfo, filters: Filters =
         .order_by(case((overdue, 0), else_=1), rank, RuleOutput.due_at.is_(None),
                   RuleOutput.due_at, RuleOutput.id)
         .offset((page - 1) * page_size).limit(page_size))
-    items = [Item(*row, overdue=row[6] is not None and row[6] < now) for row in rows]
+    # The row's columns are Item's fields, in order.
+    items = [Item(*row, overdue=row[6] is not None and row[6] < now)  # type: ignore[call-arg]
+             for row in rows]
     return Worklist(items, total, late, today, page, page_size, now, filters)

@@ -23,7 +23,8 @@ def replaced(session: Session, ids: list[int]) -> dict[int, list[int]]:
     rows = session.execute(select(Patient.merged_into_id, Patient.id)
                            .where(Patient.merged_into_id.in_(ids)).order_by(Patient.id))
     for survivor, merged in rows:
-        out.setdefault(survivor, []).append(merged)
+        if survivor is not None:  # always: the query asks for merged records
+            out.setdefault(survivor, []).append(merged)
     return out
 
 
@@ -31,9 +32,9 @@ def patients(session: Session, ids: Iterable[int]) -> list[dict]:
     wanted = sorted(set(ids))
     if not wanted:
         return []
-    rows = session.scalars(select(Patient).where(Patient.id.in_(wanted))
-                           .options(selectinload(Patient.identifiers)).order_by(Patient.id))
-    rows = list(rows)
+    rows = list(session.scalars(select(Patient).where(Patient.id.in_(wanted))
+                                .options(selectinload(Patient.identifiers))
+                                .order_by(Patient.id)))
     merged = replaced(session, [p.id for p in rows])
     return [resources.patient(p, merged.get(p.id)) for p in rows]
 

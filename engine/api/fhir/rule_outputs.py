@@ -9,7 +9,7 @@ that fired it, so the EHR can show why it is there.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,7 +100,7 @@ def token_param(column: Any, what: str, doc: str) -> Param:
     return Param(what, "token", doc, build)
 
 
-def status_param(by_status: dict[str, tuple[str, ...]]) -> Param:
+def status_param(by_status: Mapping[str, tuple[str, ...]]) -> Param:
     """The FHIR status of an output resource, from the rule engine's view of it."""
 
     def build(text: str, _m: str | None, _z: Any) -> ColumnElement[bool]:
@@ -111,7 +111,7 @@ def status_param(by_status: dict[str, tuple[str, ...]]) -> Param:
     return Param("status", "token", " | ".join(by_status), build)
 
 
-def fhir_status(by_status: dict[str, tuple[str, ...]], stored: str) -> str:
+def fhir_status(by_status: Mapping[str, tuple[str, ...]], stored: str) -> str:
     return next(name for name, values in by_status.items() if stored in values)
 
 
@@ -128,7 +128,7 @@ def common_params() -> dict[str, Param]:
     )}
 
 
-def output_params(by_status: dict[str, tuple[str, ...]], code_name: str,
+def output_params(by_status: Mapping[str, tuple[str, ...]], code_name: str,
                   code_doc: str) -> dict[str, Param]:
     """The search parameters of a flag, score or proposal resource."""
     return {**common_params(), "status": status_param(by_status),

@@ -50,7 +50,7 @@ def per_person(session: Session, staffing: Staffing, now: datetime, zone: ZoneIn
         total, late, soon = counts.get(p.name, (0, 0, 0))
         loads.append(Load(p.name, p.display or p.name, p.role, p.supervisor, total, late, soon,
                           stays.get(p.name, 0)))
-    for name in sorted(set(counts) - known):
+    for name in sorted(k for k in set(counts) - known if k is not None):
         total, late, soon = counts[name]
         loads.append(Load(name, name, "not in staffing", None, total, late, soon,
                           stays.get(name, 0)))

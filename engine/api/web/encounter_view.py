@@ -165,11 +165,12 @@ def _timeline(session: Session, enc: Encounter, views: list[OutputView],
         anchor = f"output-{o.id}"
         add(o.fired_at, o.kind, f"{display.words(o.kind)} raised: {o.title or o.code} "
                                 f"(rule {o.rule_id})", anchor)
-        for ev in v.history:
-            if ev.action == TaskEventAction.CREATED:
+        for step in v.history:
+            if step.action == TaskEventAction.CREATED:
                 continue
-            said = f": {ev.text}" if ev.text else ""
-            add(ev.at, "work", f"{o.title or o.code}: {ev.action} by {ev.actor}{said}", anchor)
+            said = f": {step.text}" if step.text else ""
+            add(step.at, "work", f"{o.title or o.code}: {step.action} by {step.actor}{said}",
+                anchor)
         if o.status == OutputStatus.CANCELLED and o.ended_at is not None:
             add(o.ended_at, o.kind, f"{display.words(o.kind)} withdrawn: {o.title or o.code}"
                                     f" ({o.end_reason or 'no reason'})", anchor)

@@ -58,6 +58,7 @@ def act(request: Request, task_id: int, action: str, user: Viewer, runtime: Runt
                 lifecycle.reassign(session, task, owner or None, user, now=now,
                                    expected_version=seen)
             else:
+                assert step is not None  # every other action is a status change
                 lifecycle.transition(session, task, step, user, now=now, outcome=outcome,
                                      reason=reason, expected_version=seen)
                 evaluation.after_work(session, runtime.rules.current, task, now)

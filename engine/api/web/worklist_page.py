@@ -74,7 +74,7 @@ def _choosers(session: Session, staffing: Staffing) -> list[dict[str, str]]:
         RuleOutput.kind == OutputKind.TASK, RuleOutput.task_status.in_(OPEN),
         RuleOutput.queue.is_not(None)))
     out += [{"value": f"queue:{q}", "label": f"Queue: {display.words(q)}"}
-            for q in sorted(queues)]
+            for q in sorted(q for q in queues if q is not None)]
     out += [{"value": f"person:{p.name}", "label": p.display or p.name}
             for p in sorted(staffing.people, key=lambda p: (p.role, p.name))]
     return out

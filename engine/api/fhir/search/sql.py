@@ -48,7 +48,8 @@ def by_sort(model: Any, keys: SortKeys, conditions: list[ColumnElement[bool]], o
 def beyond(keys: SortKeys, values: Any, forward: bool) -> ColumnElement[bool]:
     """Rows after (forward) or before the row with these sort values; missing values sort
     as the largest, on both databases."""
-    terms, equal = [], []
+    terms: list[ColumnElement[bool]] = []
+    equal: list[ColumnElement[bool]] = []
     for (expr, desc), value in zip(keys, values, strict=True):
         if forward != desc:  # larger than value
             step = false() if value is None else or_(expr > value, expr.is_(None))
