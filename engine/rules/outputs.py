@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.rules.compile import Book, CompiledRule
-from engine.rules.evaluate import Firing
+from engine.rules.matching import Firing
 
 
 def _json(value: Any) -> Any:
