@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 
 from engine.core.clock import FixedClock
 from engine.rules.compile import Book, compile_book
-from engine.rules.evaluate import Evaluator
 from engine.rules.explain import Explanation, explain, fires
 from engine.rules.facts import Derived
 from engine.rules.loader import RulesetError, RulesetFile, load_folder
+from engine.rules.matching import Matcher
 from engine.rules.model import Ruleset
 from engine.rules.reference import CodeSet, Reference, load_reference
 from tests.conftest import ROOT
@@ -40,7 +40,7 @@ def shipped_book() -> Book:
     return compile_book(load_folder(RULESETS), load_reference(RULESETS / "reference"))
 
 
-def engine_fires(evaluator: Evaluator, values: dict[str, Any],
+def engine_fires(evaluator: Matcher, values: dict[str, Any],
                  diagnoses: list[tuple[str, str | None]]) -> set[str]:
     return {f.rule.id for f in evaluator.evaluate(Derived(dict(values)), diagnoses)}
 
@@ -90,7 +90,7 @@ def fact_dicts(draw) -> tuple[dict[str, Any], list[tuple[str, str | None]]]:
 
 
 SHIPPED = shipped_book()
-SHIPPED_EVALUATOR = Evaluator(SHIPPED)
+SHIPPED_EVALUATOR = Matcher(SHIPPED)
 
 
 @settings(max_examples=400, deadline=None)
@@ -102,12 +102,12 @@ def test_interpreter_fires_exactly_what_durable_rules_fires_on_the_shipped_rules
 
 
 def test_a_float_python_writes_in_exponent_form_reaches_durable_rules():
-    # durable_rules' JSON reader refuses 5e-05 and 1e+16: the Evaluator writes plain floats.
+    # durable_rules' JSON reader refuses 5e-05 and 1e+16: the Matcher writes plain floats.
     values = {"care_status": "observation", "encounter_status": "in-progress",
               "hours_in_observation": 5e-05}  # 0.18 seconds of observation
     book = shipped_book()
     book.version = f"shipped{next(_versions)}"  # its own engine: a failed retract stays there
-    assert engine_fires(Evaluator(book), values, []) == fires(book, values, [])
+    assert engine_fires(Matcher(book), values, []) == fires(book, values, [])
 
 
 # -- random rules: every operator, nested all/any/not, output references ------------------
@@ -188,7 +188,7 @@ def test_interpreter_agrees_with_durable_rules_on_random_rules_and_facts(data, s
     except RulesetError:
         assume(False)  # a contradiction or a reference to a disabled rule: refused anyway
         return
-    evaluator = Evaluator(book)
+    evaluator = Matcher(book)
     for values, diagnoses in samples:
         assert fires(book, values, diagnoses) == engine_fires(evaluator, values, diagnoses), (
             data, values, diagnoses)
@@ -233,7 +233,7 @@ def test_an_unknown_fact_is_unknown_and_so_is_its_negation(tmp_path):
     assert negated.status == "not fired" and negated.tree.truth is None
     assert negated.tree.children[0].actual == "unknown"
     assert found["never-admitted-before"].status == "fired"  # "is known" is never unknown
-    assert fires(book, {}, []) == engine_fires(Evaluator(book), {}, [])
+    assert fires(book, {}, []) == engine_fires(Matcher(book), {}, [])
 
 
 def test_disabled_rules_are_listed_with_what_they_would_do(tmp_path):

@@ -17,9 +17,9 @@ from engine.planning.prefetch import Prefetched, prefetch
 from engine.planning.reconcile import Changes, reconcile
 from engine.rules import snapshot as snapshot_data
 from engine.rules.compile import Book, compile_book
-from engine.rules.evaluate import Evaluator, Firing
 from engine.rules.facts import Derived, derive
 from engine.rules.loader import load_folder
+from engine.rules.matching import Firing, Matcher
 from engine.rules.outputs import desired_outputs
 from engine.rules.reference import load_reference
 from engine.storage.models import Encounter, RuleOutput
@@ -48,7 +48,7 @@ class Rulebook:
         # tasks wait in their queues). Read through from_file, so edits are picked up.
         self.staffing_file = staffing_file
         self.zone = site.zone
-        self.evaluator = Evaluator(book)
+        self.evaluator = Matcher(book)
         self.icu_units = frozenset(site.icu_units)
 
     @classmethod

@@ -1,1 +1,1 @@
-"""Rulesets as files: model, facts, compilation to durable_rules, evaluation, reconciliation."""
+"""Rulesets as files: model, facts, compilation to durable_rules, matching, reconciliation."""

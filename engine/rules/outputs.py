@@ -9,7 +9,7 @@ from typing import Any
 
 from engine.core.vocabulary import OutputKind
 from engine.rules.compile import Book, CompiledRule, Template
-from engine.rules.evaluate import Firing
+from engine.rules.matching import Firing
 from engine.rules.model import Due, FlagAction, ProposeAction, Repeat, ScoreAction
 
 
