@@ -19,7 +19,8 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from json.decoder import scanstring
+from collections.abc import Callable
+from json.decoder import scanstring  # type: ignore[attr-defined]  # C-accelerated, untyped
 from typing import Any
 
 import durable_rules_engine
@@ -38,14 +39,14 @@ def plain(value: float) -> float | int:
     return int(value) if abs(value) >= 1e15 else value
 
 
-class _SyncHost(Host):
+class _SyncHost(Host):  # type: ignore[misc]  # durable_rules ships no types
     """Compiles and owns the native rulesets; Rulesets.fire drives them directly and reads
     each fired rule's action name from the action message, so actions themselves do nothing."""
 
     def _run(self) -> None:  # no dispatcher or timer threads: all calls are synchronous
         return None
 
-    def get_action(self, action_name: str):
+    def get_action(self, action_name: str) -> Callable[[Any], None]:
         return lambda _closure: None
 
 
@@ -92,7 +93,7 @@ class Rulesets:
                 durable_rules_engine.delete_ruleset(ruleset._handle)
 
 
-def _run(handle: int, result: tuple, fact: dict[str, Any], fired: list[str]) -> bool:
+def _run(handle: int, result: tuple[int, ...], fact: dict[str, Any], fired: list[str]) -> bool:
     """After an assert or retract: run the actions it started (Ruleset._handle_result,
     do_actions and _flush_actions with synchronous actions that record the rule's name).
     False when the engine did not handle the fact."""

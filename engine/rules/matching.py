@@ -87,7 +87,7 @@ class Matcher:
         self._rulesets.close()
 
     @property
-    def _host(self):  # durable.engine.Host, not imported here
+    def _host(self) -> Any:  # durable.engine.Host (untyped), not imported here
         """The durable_rules Host, for benchmarks and the memory test to inspect."""
         return self._rulesets.host
 
