@@ -17,7 +17,7 @@ from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.core import Message
 from hl7apy.parser import get_message_info, parse_segments
 
-from engine.hl7.ack import AckError, Header, build_ack
+from engine.hl7.ack import AckIssue, Header, build_ack
 from engine.hl7.adt import header_of
 from engine.hl7.message import parse
 
@@ -41,7 +41,7 @@ def incoming(version: str, control_id: str = "CTRL-0001", trigger: str = "A01") 
     return header_of(parse(text))
 
 
-def ack_for(code: str, header: Header, error: AckError | None = None) -> str:
+def ack_for(code: str, header: Header, error: AckIssue | None = None) -> str:
     return build_ack(code, header, our_application="DCPLAN", our_facility="GENHOSP",
                      now=NOW, zone=CHICAGO, error=error)
 
@@ -75,8 +75,8 @@ def field(ref, segment: str, n: int) -> str:
 
 CASES = [
     ("AA", None),
-    ("AE", AckError(101, "PID-3 has no MRN with assigning authority GENHOSP", "PID", 3)),
-    ("AR", AckError(203, "HL7 version in MSH-12 is not supported")),
+    ("AE", AckIssue(101, "PID-3 has no MRN with assigning authority GENHOSP", "PID", 3)),
+    ("AR", AckIssue(203, "HL7 version in MSH-12 is not supported")),
 ]
 
 
@@ -132,7 +132,7 @@ def test_each_ack_parses_at_its_version_and_mirrors_the_message(version, code, e
 
 @pytest.mark.parametrize("version", ["2.3", "2.5.1", "2.8"])
 def test_an_error_text_full_of_delimiters_is_escaped_and_reads_back_exactly(version):
-    error = AckError(102, NASTY_TEXT, "PID", 3)
+    error = AckIssue(102, NASTY_TEXT, "PID", 3)
     ack = ack_for("AE", incoming(version), error)
 
     segments = ack.split("\r")
@@ -167,7 +167,7 @@ def test_a_control_id_with_delimiters_is_echoed_exactly():
 
 def test_a_value_that_looks_like_a_template_token_is_not_substituted():
     header = incoming("2.5.1", control_id="QQERRMSGQQ")
-    ack = ack_for("AE", header, AckError(207, "QQREFIDQQ stays text"))
+    ack = ack_for("AE", header, AckIssue(207, "QQREFIDQQ stays text"))
     msa = parse(ack).segment("MSA")
     assert msa is not None and msa.value(2) == "QQERRMSGQQ"
     assert parse(ack).segment("ERR").value(8) == "QQREFIDQQ stays text"  # type: ignore[union-attr]
@@ -184,7 +184,7 @@ def test_the_truncation_character_declared_from_2_7_is_escaped_in_values():
 
 def test_a_header_without_routing_still_gets_a_complete_ack():
     """What intake salvages from an unreadable message: no routing, maybe no trigger."""
-    ack = ack_for("AR", Header(control_id="X1"), AckError(100, "no MSH"))
+    ack = ack_for("AR", Header(control_id="X1"), AckIssue(100, "no MSH"))
     msh = parse(ack).msh
     assert msh.value(3) == "DCPLAN" and msh.value(4) == "GENHOSP"
     assert msh.value(5) == "" and msh.value(9) == "ACK" and msh.value(9, 2) == ""
@@ -193,7 +193,7 @@ def test_a_header_without_routing_still_gets_a_complete_ack():
 
 def test_a_long_error_fits_msa_3_and_is_whole_in_err_8():
     text = "reason " * 40
-    ack = ack_for("AE", incoming("2.5.1"), AckError(207, text))
+    ack = ack_for("AE", incoming("2.5.1"), AckIssue(207, text))
     hl7apy_parse(ack, "2.5.1")
     msg = parse(ack)
     assert len(msg.segment("MSA").value(3)) <= 80  # MSA-3 is ST(80) in 2.3 to 2.6  # type: ignore[union-attr]

@@ -14,10 +14,12 @@ from sqlalchemy import select
 from engine import __version__
 from engine.api.auth import install as install_auth
 from engine.api.deps import get_sessions
+from engine.api.http_errors import outcome_for
 from engine.api.runtime import Runtime
 from engine.api.unexpected import install as install_unexpected
 from engine.api.web.session import SessionMiddleware
-from engine.fhir.outcome import install_handlers, outcome_response
+from engine.core.errors import InputTooLarge
+from engine.fhir.outcome import install_handlers
 from engine.security.audit import AuditMiddleware
 
 
@@ -37,7 +39,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         length = request.headers.get("content-length")
         limit = runtime.settings.max_body_bytes
         if length and length.isdigit() and int(length) > limit:
-            return outcome_response(413, f"request body over {limit} bytes")
+            return outcome_for(InputTooLarge(f"request body over {limit} bytes"))
         return await call_next(request)
 
     @app.get("/health", include_in_schema=False)
@@ -67,5 +69,5 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     install_web(app)
     app.add_middleware(SessionMiddleware)
-    app.add_middleware(AuditMiddleware)
+    app.add_middleware(AuditMiddleware, answer=outcome_for)
     return app

@@ -18,10 +18,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from engine.api.deps import get_runtime
+from engine.api.http_errors import outcome_for
 from engine.api.web import session
 from engine.core.config import Settings
+from engine.core.errors import NotAuthenticated, NotPermitted
 from engine.core.roles import Permission, Principal
-from engine.fhir.outcome import FhirError, outcome_response
 from engine.security import users
 from engine.security.state import SecurityState, security
 from engine.security.tokens import TokenError, read_access
@@ -30,16 +31,16 @@ REALM = 'Bearer realm="engine"'
 log = logging.getLogger("engine.security")
 
 
-class Refused(FhirError):
-    """401 or 403 for the API, with the WWW-Authenticate challenge RFC 6750 asks for."""
+class Unauthenticated(NotAuthenticated):
+    """No valid credential for the API; answered 401 with the WWW-Authenticate challenge
+    RFC 6750 asks for, `error` being its error code when there is one."""
 
-    def __init__(self, status: int, diagnostics: str, error: str | None = None) -> None:
-        super().__init__(status, diagnostics)
-        challenge = REALM + (f', error="{error}"' if error else "")
-        self.headers = {"WWW-Authenticate": challenge} if status == 401 else {}
+    def __init__(self, diagnostics: str, error: str | None = None) -> None:
+        super().__init__(diagnostics)
+        self.headers = {"WWW-Authenticate": REALM + (f', error="{error}"' if error else "")}
 
 
-class SignInRequired(Exception):
+class SignInRequired(NotAuthenticated):
     """A page asked for by someone not signed in: send them to /login and back."""
 
     def __init__(self, next_path: str) -> None:
@@ -47,8 +48,8 @@ class SignInRequired(Exception):
         self.next_path = next_path
 
 
-class PageRefused(Exception):
-    """A signed-in person whose role does not allow this page."""
+class PageRefused(NotPermitted):
+    """A signed-in person whose role does not allow this page (the refused page, 403)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -68,18 +69,18 @@ def _account_principal(request: Request, kind: users.Kind, name: str, tv: int,
 def _from_bearer(request: Request, header: str) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Refused(401, "authentication required: send Authorization: Bearer <token> "
-                           "(from POST /auth/token)", "invalid_request")
+        raise Unauthenticated("authentication required: send Authorization: Bearer <token> "
+                              "(from POST /auth/token)", "invalid_request")
     try:
         claims = read_access(security(request).key, token.strip())
     except TokenError as exc:
-        raise Refused(401, f"{exc} bearer token: get a new one from POST /auth/token",
-                      "invalid_token") from None
+        raise Unauthenticated(f"{exc} bearer token: get a new one from POST /auth/token",
+                              "invalid_token") from None
     principal = _account_principal(request, claims.kind, claims.sub, claims.tv,
                                    frozenset(claims.scope))
     if principal is None:
-        raise Refused(401, "bearer token revoked (account disabled or changed): get a new one",
-                      "invalid_token")
+        raise Unauthenticated("bearer token revoked (account disabled or changed): get a new "
+                              "one", "invalid_token")
     return principal
 
 
@@ -98,8 +99,8 @@ def authenticate(request: Request) -> Principal:
     header = request.headers.get("authorization")
     principal = _from_bearer(request, header) if header else _from_session(request)
     if principal is None:
-        raise Refused(401, "authentication required: send Authorization: Bearer <token> "
-                           "(from POST /auth/token)")
+        raise Unauthenticated("authentication required: send Authorization: Bearer <token> "
+                              "(from POST /auth/token)")
     request.state.principal = principal
     return principal
 
@@ -110,7 +111,7 @@ def require(permission: Permission) -> Callable[[Request], Principal]:
     def dependency(request: Request) -> Principal:
         principal = authenticate(request)
         if not principal.can(permission):
-            raise Refused(403, f"role {principal.role} may not {permission.value}")
+            raise NotPermitted(f"role {principal.role} may not {permission.value}")
         return principal
 
     return dependency
@@ -126,7 +127,7 @@ def require_page(permission: Permission) -> Callable[[Request], Principal]:
     def dependency(request: Request) -> Principal:
         try:
             principal = authenticate(request)
-        except Refused as exc:
+        except Unauthenticated as exc:
             if request.headers.get("authorization"):
                 raise PageRefused("this token is not valid for the web pages") from exc
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -152,9 +153,9 @@ def install(app: FastAPI, settings: Settings) -> None:
         log.warning("ENGINE_API_TOKEN is no longer read: add a client (engine clients add) "
                     "and get tokens from POST /auth/token")
 
-    @app.exception_handler(Refused)
-    async def _refused(_request: Request, exc: Refused) -> JSONResponse:
-        return outcome_response(exc.status, exc.diagnostics, exc.code, headers=exc.headers)
+    @app.exception_handler(Unauthenticated)
+    async def _unauthenticated(_request: Request, exc: Unauthenticated) -> JSONResponse:
+        return outcome_for(exc, headers=exc.headers)
 
     @app.exception_handler(SignInRequired)
     async def _sign_in(request: Request, exc: SignInRequired) -> Response:
@@ -163,6 +164,3 @@ def install(app: FastAPI, settings: Settings) -> None:
             return Response(status_code=401, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
 
-    @app.exception_handler(PageRefused)
-    async def _page_refused(request: Request, exc: PageRefused) -> Response:
-        return session.refusal(request, exc.reason)

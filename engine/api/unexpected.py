@@ -1,7 +1,10 @@
-"""Unexpected errors: logged without patient data, answered in the form the caller reads.
+"""Errors, answered in the form the caller reads; unexpected ones logged without patient data.
 
-API callers (/fhir, /api, /admin, /auth) get a FHIR OperationOutcome; a person at a web
-page gets a plain page. Both carry a short reference the log line also carries, so support
+An engine error (engine.core.errors) a route did not answer itself leaves by its family:
+API callers (/fhir, /api, /admin, /auth) get the OperationOutcome engine.api.http_errors
+gives it, a person at a web page the page engine.api.web.error_page gives it. Anything else
+(and a family neither has an answer for) is unexpected: API callers get an OperationOutcome,
+people a plain page, both carrying a short reference the log line also carries, so support
 can find the failure without the answer revealing it.
 """
 
@@ -16,21 +19,33 @@ from fastapi.responses import Response
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from engine.api.web.error_page import error_page
+from engine.api.http_errors import answer_of, outcome_for
+from engine.api.web.error_page import error_page, page_for
 from engine.api.web.session import API_PREFIXES
+from engine.core.errors import EngineError, StorageUnavailable
 from engine.fhir.outcome import outcome_response
 
 log = logging.getLogger("engine.http")
 
 
 def install(app: FastAPI) -> None:
+    @app.exception_handler(EngineError)
+    async def _engine_error(request: Request, exc: EngineError) -> Response:
+        if request.url.path.startswith(API_PREFIXES):
+            answer = outcome_for(exc) if answer_of(exc) is not None else None
+        else:
+            answer = page_for(request, exc)
+        if answer is None:
+            raise exc  # no answer for this family: the middleware below logs it, answers 500
+        return answer
+
     # A middleware, not an exception handler: Starlette re-raises after handlers, and the
     # server would then log the exception's text, which may quote patient data.
     @app.middleware("http")
     async def _unexpected(request: Request, call_next):
         try:
             return await call_next(request)
-        except (OperationalError, PoolTimeout) as exc:
+        except (OperationalError, PoolTimeout, StorageUnavailable) as exc:
             # The database is away or overloaded: transient, the client should retry.
             reference = secrets.token_hex(4)
             log.error("storage unavailable: %s (reference %s)", type(exc).__name__, reference)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from engine.core.errors import NotApplicable
+
 # Triggers whose only subject is the person, not a visit.
 PATIENT_ONLY = frozenset({"A28", "A31", "A40"})
 # Triggers the engine applies; others are acknowledged and recorded as ignored.
@@ -115,5 +117,5 @@ class AdtEvent:
     labs: list[LabData] | None = None
 
 
-class EventError(ValueError):
+class EventError(NotApplicable, ValueError):
     """The input parsed but cannot be applied (answered AE / 422 and quarantined)."""

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from engine.core.errors import ConfigurationError
+
 CareStatus = Literal["inpatient", "observation", "emergency", "outpatient", "preadmit"]
 ProcessingId = Literal["P", "T", "D"]  # HL7 table 0103
 PayerClass = Literal[
@@ -17,7 +19,7 @@ PayerClass = Literal[
 ]
 
 
-class SiteProfileError(ValueError):
+class SiteProfileError(ConfigurationError, ValueError):
     """The site profile file is missing or invalid."""
 
 

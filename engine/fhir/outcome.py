@@ -29,7 +29,11 @@ _ISSUE_CODE = {
 
 
 class FhirError(Exception):
-    """Raise to answer with an OperationOutcome and this HTTP status."""
+    """The FHIR edge's own answer: an OperationOutcome with this HTTP status, raised by the
+    FHIR routes for what only the protocol knows (media type, method, search syntax).
+
+    Not an engine error: domain code raises engine.core.errors families, which the HTTP edge
+    maps to a status in one table (engine.api.http_errors)."""
 
     def __init__(self, status: int, diagnostics: str, code: str | None = None) -> None:
         super().__init__(diagnostics)
@@ -55,8 +59,8 @@ def outcome_response(status: int, diagnostics: str, code: str | None = None, hea
 
 
 def install_handlers(app) -> None:
-    """Every error ours or the framework's raises leaves as an OperationOutcome (unexpected
-    ones: engine/unexpected.py)."""
+    """Every error the FHIR routes or the framework raise leaves as an OperationOutcome
+    (engine errors and unexpected ones: engine.api.unexpected)."""
 
     @app.exception_handler(FhirError)
     async def _fhir_error(_request: Request, exc: FhirError):

@@ -12,6 +12,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
+from engine.core.errors import Malformed
 from engine.core.events import EventError
 
 MAX_DEPTH = 64
@@ -21,7 +22,7 @@ ACCEPTED_TYPES = ("Patient", "Encounter", "Condition", "Coverage", "Observation"
 _MAX_ERRORS = 3
 
 
-class InvalidFhir(EventError):
+class InvalidFhir(Malformed, EventError):
     """The input is not valid FHIR R4 JSON of an accepted shape: answered 400, kept."""
 
 

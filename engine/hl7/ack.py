@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 from hl7apy import SUPPORTED_LIBRARIES
 from hl7apy.core import Message as HlMessage
 
+from engine.core.errors import EngineError, NotApplicable
+
 ERROR_TEXT = {
     0: "Message accepted",
     100: "Segment sequence error",
@@ -46,13 +48,35 @@ _TOKEN = re.compile(r"QQ([A-Z]+)QQ")
 
 
 @dataclass(frozen=True, slots=True)
-class AckError:
-    """Why a message was not accepted, in HL7 table 0357 terms plus words a person can act on."""
+class AckIssue:
+    """Why a message was not accepted, in HL7 table 0357 terms plus words a person can act on.
+
+    A value, not an exception: what an AE or AR says in MSA-3 and ERR. Errors that refuse a
+    message carry one (engine.hl7.adt.Hl7Refusal); `issue_for` makes one from an engine error.
+    """
 
     code: int
     text: str
     segment: str | None = None
     field: int | None = None
+
+
+# The HL7 edge's table: the ACK code and HL7 table 0357 code an engine error raised while
+# applying a message answers with, by family (engine.core.errors). Errors of the HL7
+# mapping itself (engine.hl7.adt.Hl7Refusal) carry their own answer.
+ANSWERS: dict[type[EngineError], tuple[str, int]] = {
+    NotApplicable: ("AE", 207),
+}
+
+
+def issue_for(error: EngineError) -> tuple[str, AckIssue] | None:
+    """AE or AR and the ERR contents for `error`, by its most specific family; None when no
+    family of it has an answer here (the caller then treats it as an internal error)."""
+    for cls in type(error).__mro__:
+        found = ANSWERS.get(cls)
+        if found is not None:
+            return found[0], AckIssue(found[1], str(error))
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +190,7 @@ def build_ack(
     our_facility: str,
     now: datetime,
     zone: ZoneInfo,
-    error: AckError | None = None,
+    error: AckIssue | None = None,
 ) -> str:
     """An ER7 ACK (segments joined by \\r) answering `header` with AA, AE or AR."""
     version = header.version if header.version in SUPPORTED_VERSIONS else ACK_FALLBACK_VERSION

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from engine.core import lab_codes as labs
 from engine.core import limits
+from engine.core.errors import InvalidInput
 from engine.core.events import (
     PATIENT_ONLY,
     RESULTS,
@@ -22,7 +23,7 @@ from engine.core.events import (
     VisitData,
 )
 from engine.core.site import SiteProfile
-from engine.hl7.ack import SUPPORTED_VERSIONS, AckError, Header
+from engine.hl7.ack import SUPPORTED_VERSIONS, AckIssue, Header
 from engine.hl7.message import Message, Segment
 from engine.hl7.timestamps import Hl7TimestampError, parse_date, parse_dtm
 
@@ -54,10 +55,13 @@ _PAYER = limits.PAYER
 _AUTH = limits.AUTH
 
 
-class Hl7Refusal(Exception):
-    """The message is answered AE or AR with this error; the raw input is quarantined."""
+class Hl7Refusal(InvalidInput):
+    """The message is answered AE or AR with this error; the raw input is quarantined.
 
-    def __init__(self, ack_code: str, error: AckError) -> None:
+    Raised by the HL7 mapping itself, which knows the message's shape, so it carries its
+    answer: AR when the envelope is refused, AE when the content is."""
+
+    def __init__(self, ack_code: str, error: AckIssue) -> None:
         super().__init__(error.text)
         self.ack_code = ack_code
         self.error = error
@@ -95,10 +99,10 @@ def _check_processing_id(processing_id: str, site: SiteProfile) -> None:
     """Training (T) and debugging (D) feeds must not change live state: refuse (AR) them."""
     accepted = ", ".join(site.accepted_processing_ids)
     if not processing_id:
-        raise Hl7Refusal("AR", AckError(
+        raise Hl7Refusal("AR", AckIssue(
             101, f"MSH-11 processing id is empty (this engine accepts {accepted})", "MSH", 11))
     if not site.accepts_processing_id(processing_id):
-        raise Hl7Refusal("AR", AckError(
+        raise Hl7Refusal("AR", AckIssue(
             202, f"processing id {processing_id[:20]!r} in MSH-11 is not accepted here "
             f"(this engine accepts {accepted})", "MSH", 11))
 
@@ -106,17 +110,17 @@ def _check_processing_id(processing_id: str, site: SiteProfile) -> None:
 def check_envelope(msg: Message, header: Header, site: SiteProfile) -> None:
     """Refuse (AR) what is not for us: wrong version, processing id, type or receiver, no id."""
     if not header.control_id:
-        raise Hl7Refusal("AR", AckError(101, "MSH-10 message control id is empty", "MSH", 10))
+        raise Hl7Refusal("AR", AckIssue(101, "MSH-10 message control id is empty", "MSH", 10))
     msh = msg.msh
     for n, limit in ((10, CONTROL_ID_MAX), (3, SENDER_PART_MAX), (4, SENDER_PART_MAX)):
         if len(msh.value(n)) > limit:
             raise Hl7Refusal(
-                "AR", AckError(102, f"MSH-{n} is longer than {limit} characters", "MSH", n)
+                "AR", AckIssue(102, f"MSH-{n} is longer than {limit} characters", "MSH", n)
             )
     if header.version not in SUPPORTED_VERSIONS:
         raise Hl7Refusal(
             "AR",
-            AckError(
+            AckIssue(
                 203,
                 f"HL7 version {header.version or '(empty)'} in MSH-12 is not supported "
                 f"(accepted: 2.3 to 2.8.2)",
@@ -129,7 +133,7 @@ def check_envelope(msg: Message, header: Header, site: SiteProfile) -> None:
     if not (msg_type == "ADT" or (msg_type == "ORU" and header.trigger == RESULTS)):
         raise Hl7Refusal(
             "AR",
-            AckError(
+            AckIssue(
                 200, f"message type {msg_type or '(empty)'}^{header.trigger} is not accepted "
                 "here (ADT and ORU^R01 only)", "MSH", 9,
             ),
@@ -137,7 +141,7 @@ def check_envelope(msg: Message, header: Header, site: SiteProfile) -> None:
     if not site.accepts_receiver(header.receiving_application):
         raise Hl7Refusal(
             "AR",
-            AckError(
+            AckIssue(
                 204,
                 f"message is addressed to {header.receiving_application!r} (MSH-5), "
                 f"not to this engine",
@@ -177,9 +181,9 @@ def _dtm(seg: Segment, n: int, zone: ZoneInfo) -> datetime | None:
     try:
         when = parse_dtm(text, zone)
     except Hl7TimestampError as exc:
-        raise Hl7Refusal("AE", AckError(102, f"{seg.name}-{n}: {exc}", seg.name, n)) from exc
+        raise Hl7Refusal("AE", AckIssue(102, f"{seg.name}-{n}: {exc}", seg.name, n)) from exc
     if when is not None and when.year not in PLAUSIBLE_YEARS:
-        raise Hl7Refusal("AE", AckError(
+        raise Hl7Refusal("AE", AckIssue(
             102, f"{seg.name}-{n}: {text!r} is outside {PLAUSIBLE_YEARS.start}-"
             f"{PLAUSIBLE_YEARS.stop - 1}", seg.name, n))
     return when
@@ -192,7 +196,7 @@ def _date(seg: Segment, n: int) -> date | None:
     try:
         return parse_date(text)
     except Hl7TimestampError as exc:
-        raise Hl7Refusal("AE", AckError(102, f"{seg.name}-{n}: {exc}", seg.name, n)) from exc
+        raise Hl7Refusal("AE", AckIssue(102, f"{seg.name}-{n}: {exc}", seg.name, n)) from exc
 
 
 def _opt(text: str) -> str | None:
@@ -202,7 +206,7 @@ def _opt(text: str) -> str | None:
 def _code(text: str, limit: int, seg: Segment, n: int) -> str | None:
     """A coded or identifying value: refused (AE) when it is too long to keep."""
     if len(text) > limit:
-        raise Hl7Refusal("AE", AckError(
+        raise Hl7Refusal("AE", AckIssue(
             102, f"{seg.name}-{n} is {len(text)} characters long; at most {limit} are accepted",
             seg.name, n))
     return text if text and text != '""' else None
@@ -243,14 +247,14 @@ def _mrn(ids: list[Identifier], site: SiteProfile) -> Identifier | None:
 def _patient(msg: Message, site: SiteProfile) -> PatientData:
     pid = msg.segment("PID")
     if pid is None:
-        raise Hl7Refusal("AE", AckError(100, "PID segment is missing", "PID"))
+        raise Hl7Refusal("AE", AckIssue(100, "PID segment is missing", "PID"))
     ids = _identifiers(pid, 3)
     mrn = _mrn(ids, site)
     if mrn is None:
         rule = site.mrn
         raise Hl7Refusal(
             "AE",
-            AckError(
+            AckIssue(
                 101,
                 f"PID-3 has no MRN with assigning authority {rule.assigning_authority}"
                 f"{' and type ' + rule.identifier_type if rule.identifier_type else ''}",
@@ -293,11 +297,11 @@ def _location(seg: Segment, n: int) -> Location | None:
 def _visit(msg: Message, trigger: str, site: SiteProfile, zone: ZoneInfo) -> VisitData:
     pv1 = msg.segment("PV1")
     if pv1 is None:
-        raise Hl7Refusal("AE", AckError(100, f"PV1 segment is required for {trigger}", "PV1"))
+        raise Hl7Refusal("AE", AckIssue(100, f"PV1 segment is required for {trigger}", "PV1"))
     visit_ids = _identifiers(pv1, 19)
     if not visit_ids:
         raise Hl7Refusal(
-            "AE", AckError(101, f"PV1-19 visit number is required for {trigger}", "PV1", 19)
+            "AE", AckIssue(101, f"PV1-19 visit number is required for {trigger}", "PV1", 19)
         )
     visit_number = visit_ids[0]
     visit_number.system = visit_number.system or site.visit_number_authority
@@ -309,7 +313,7 @@ def _visit(msg: Message, trigger: str, site: SiteProfile, zone: ZoneInfo) -> Vis
         if care_status is None:
             raise Hl7Refusal(
                 "AE",
-                AckError(
+                AckIssue(
                     103,
                     f"patient class {patient_class!r} (PV1-2) with patient type "
                     f"{patient_type!r} (PV1-18) is not mapped in the site profile",
@@ -394,7 +398,7 @@ def to_event(msg: Message, header: Header, site: SiteProfile) -> AdtEvent:
     try:
         when = event_time(msg, site, zone)
     except EventError as exc:
-        raise Hl7Refusal("AE", AckError(101, str(exc), "EVN", 2)) from exc
+        raise Hl7Refusal("AE", AckIssue(101, str(exc), "EVN", 2)) from exc
     patient = _patient(msg, site)
     results = _labs(msg, zone, when)
     if trigger == RESULTS:
@@ -413,7 +417,7 @@ def to_event(msg: Message, header: Header, site: SiteProfile) -> AdtEvent:
         mrg = msg.segment("MRG")
         if mrg is None or not _identifiers(mrg, 1):
             raise Hl7Refusal(
-                "AE", AckError(101, "A40 needs MRG-1 with the prior patient identifier", "MRG", 1)
+                "AE", AckIssue(101, "A40 needs MRG-1 with the prior patient identifier", "MRG", 1)
             )
         prior_patient = _identifiers(mrg, 1)
         visits = _identifiers(mrg, 5)
@@ -462,11 +466,11 @@ def _labs(msg: Message, zone: ZoneInfo, when: datetime) -> list[LabData] | None:
             if not math.isfinite(number):
                 raise ValueError(text)
         except ValueError as exc:
-            raise Hl7Refusal("AE", AckError(
+            raise Hl7Refusal("AE", AckIssue(
                 102, f"OBX-5 {text[:40]!r} for LOINC {code} is not a number", "OBX", 5)) from exc
         try:
             name, value, unit = labs.reading(code, number, obx.value(6, 1), "OBX-6")
         except EventError as exc:
-            raise Hl7Refusal("AE", AckError(102, str(exc), "OBX", 6)) from exc
+            raise Hl7Refusal("AE", AckIssue(102, str(exc), "OBX", 6)) from exc
         out.append(LabData(name, code, value, unit, taken, status))
     return out or None

@@ -6,6 +6,8 @@ import re
 import socket
 from dataclasses import dataclass, field
 
+from engine.core.errors import InputTooLarge
+
 SB = b"\x0b"
 EB = b"\x1c"
 CR = b"\r"
@@ -13,7 +15,7 @@ END = EB + CR
 HEAD_BYTES = 4096  # how much of an oversize frame is kept for the quarantine
 
 
-class FrameTooLarge(Exception):
+class FrameTooLarge(InputTooLarge):
     def __init__(self, head: bytes) -> None:
         super().__init__("frame exceeds the size limit")
         self.head = head

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 
+from engine.core.errors import Malformed
+
 _SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{2}\Z")
 _good_names: set[str] = set()  # segment ids already validated (at most 26*36*36)
 _FRAMING = "\ufeff\x0b\x1c\r\n \t\x00"  # byte order mark, MLLP bytes, whitespace
 
 
-class Hl7ParseError(ValueError):
+class Hl7ParseError(Malformed, ValueError):
     """The bytes are not a readable HL7 v2 message (answered with AR).
 
     `code` is the HL7 table 0357 error code for the ERR segment: 100 when there is no

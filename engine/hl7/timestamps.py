@@ -17,6 +17,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from engine.core.errors import Malformed
+
 _DTM = re.compile(
     r"(?P<y>\d{4})(?:(?P<mo>\d{2})(?:(?P<d>\d{2})(?:(?P<h>\d{2})(?:(?P<mi>\d{2})"
     r"(?:(?P<s>\d{2})(?:\.(?P<frac>\d{1,4}))?)?)?)?)?)?(?P<tz>[+-]\d{4})?\Z"
@@ -24,7 +26,7 @@ _DTM = re.compile(
 _UTC = UTC
 
 
-class Hl7TimestampError(ValueError):
+class Hl7TimestampError(Malformed, ValueError):
     pass
 
 

@@ -17,9 +17,10 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.core.clock import Clock
+from engine.core.errors import EngineError
 from engine.core.events import SUPPORTED, AdtEvent, EventError
 from engine.core.site import SiteProfile
-from engine.hl7.ack import AckError, Header, build_ack
+from engine.hl7.ack import AckIssue, Header, build_ack, issue_for
 from engine.hl7.adt import Hl7Refusal, check_envelope, header_of, to_event
 from engine.hl7.message import Hl7ParseError, Message, decode, parse
 from engine.intake import encounters
@@ -85,7 +86,7 @@ class Intake:
     # -- HL7 ------------------------------------------------------------------------------
     def hl7(self, raw: bytes, channel: str = "mllp") -> Receipt:
         if len(raw) > self.max_bytes:
-            error = AckError(207, f"message exceeds the {self.max_bytes}-byte limit")
+            error = AckIssue(207, f"message exceeds the {self.max_bytes}-byte limit")
             return self.refuse_raw(raw, channel, error)
         now = self.clock.now()
         msg, header, failure = self._read(raw)
@@ -96,17 +97,17 @@ class Intake:
                 if attempt < 2:
                     continue  # a concurrent twin won the insert: answer as a duplicate
                 log.error("message refused by a store constraint: %s", type(exc).__name__)
-                error = AckError(205, "the message conflicts with stored data; kept for review")
+                error = AckIssue(205, "the message conflicts with stored data; kept for review")
                 return self.refuse_raw(raw, channel, error, code="AE", header=header)
             except DataError as exc:
                 # A value the store cannot hold: keep the bytes, refuse the message (AE).
                 log.error("message refused by the store: %s", type(exc).__name__)
-                error = AckError(102, "a value in this message does not fit the store "
+                error = AckIssue(102, "a value in this message does not fit the store "
                                       "(too long or out of range); kept for review")
                 return self.refuse_raw(raw, channel, error, code="AE", header=header)
             except SQLAlchemyError as exc:
                 log.error("storage unavailable; message not acknowledged: %s", type(exc).__name__)
-                error = AckError(207, "storage unavailable; message not stored, please resend")
+                error = AckIssue(207, "storage unavailable; message not stored, please resend")
                 return Receipt("unavailable", self._ack("AE", header, now, error), None,
                                error.text)
         raise AssertionError("unreachable")
@@ -184,7 +185,7 @@ class Intake:
         self._apply(session, row, [event])
         row.ack = self._ack("AA", header, now)
 
-    def _ack(self, code: str, header: Header, now: datetime, error: AckError | None = None) -> str:
+    def _ack(self, code: str, header: Header, now: datetime, error: AckIssue | None = None) -> str:
         return build_ack(
             code,
             header,
@@ -228,7 +229,7 @@ class Intake:
                 row = new_row()
                 session.add(row)
                 if error is not None or events is None:
-                    self._refuse(row, "AR", AckError(102, error or "no events"))
+                    self._refuse(row, "AR", AckIssue(102, error or "no events"))
                 else:
                     self._apply(session, row, events)
                 session.flush()
@@ -259,22 +260,23 @@ class Intake:
                 evaluation.after_events(session, rulebook, touched, now)
         except Hl7Refusal as refusal:
             raise _Undo(refusal.ack_code, refusal.error) from refusal
-        except EventError as exc:
-            raise _Undo("AE", AckError(207, str(exc))) from exc
         except SQLAlchemyError:
             raise
         except Exception as exc:  # a bug must not lose the message: keep it for replay
+            answer = issue_for(exc) if isinstance(exc, EngineError) else None
+            if answer is not None:  # an engine error the HL7 edge answers (AE 207 and why)
+                raise _Undo(*answer) from exc
             where = traceback.extract_tb(exc.__traceback__)[-1]
             # The exception's text may quote patient data: log its type and place only.
             log.error("internal error %s at %s:%s; input kept for replay",
                       type(exc).__name__, where.filename, where.lineno)
-            raise _Undo("AE", AckError(207, f"internal error ({type(exc).__name__}); kept for "
+            raise _Undo("AE", AckIssue(207, f"internal error ({type(exc).__name__}); kept for "
                                             "replay")) from exc
         row.outcome = "accepted"
         row.reason = None
 
     @staticmethod
-    def _refuse(row: InboundMessage, code: str, error: AckError) -> None:
+    def _refuse(row: InboundMessage, code: str, error: AckIssue) -> None:
         row.outcome = "rejected" if code == "AR" else "error"
         row.reason = error.text
         row.patient = None
@@ -291,7 +293,7 @@ class Intake:
             row.encounter_id,
         )
 
-    def refuse_raw(self, raw: bytes, channel: str, error: AckError, *, code: str = "AR",
+    def refuse_raw(self, raw: bytes, channel: str, error: AckIssue, *, code: str = "AR",
                    header: Header | None = None, partial: bool = False) -> Receipt:
         """Keep input that could not take the normal path (oversize, stray bytes) and refuse it.
 
@@ -353,7 +355,7 @@ class Intake:
         try:
             events = self.fhir_mapper(row.raw)
         except EventError as exc:
-            self._refuse(row, "AR", AckError(102, str(exc)))
+            self._refuse(row, "AR", AckIssue(102, str(exc)))
             return
         self._apply(session, row, events)
 
@@ -364,13 +366,16 @@ class Intake:
             msg = parse(text)
             return msg, header_of(msg), None
         except Hl7ParseError as exc:
-            return None, _salvage_header(text), Hl7Refusal("AR", AckError(exc.code, str(exc)))
+            return None, _salvage_header(text), Hl7Refusal("AR", AckIssue(exc.code, str(exc)))
 
 
 class _Undo(Exception):
-    """Applying failed after effects began: roll the transaction back, keep the input."""
+    """Applying failed after effects began: roll the transaction back, keep the input.
 
-    def __init__(self, code: str, error: AckError) -> None:
+    Control flow inside Intake only (it carries the ACK already decided), never seen outside
+    it, so it stays outside engine.core.errors."""
+
+    def __init__(self, code: str, error: AckIssue) -> None:
         super().__init__(error.text)
         self.code = code
         self.error = error

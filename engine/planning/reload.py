@@ -14,7 +14,7 @@ from pathlib import Path
 
 from engine.planning.rulebook import Rulebook
 from engine.rules.loader import RulesetError, ruleset_paths
-from engine.rules.reference import ReferenceError
+from engine.rules.reference import ReferenceTableError
 
 log = logging.getLogger("engine.rules.reload")
 
@@ -69,7 +69,7 @@ class Reloader:
             try:
                 fresh = Rulebook.load(self.folder, self.runtime.site,
                                       self.runtime.settings.staffing_file)
-            except (RulesetError, ReferenceError) as exc:
+            except (RulesetError, ReferenceTableError) as exc:
                 problems = [str(p) for p in exc.problems] if isinstance(exc, RulesetError) \
                     else [str(exc)]
                 result = Reload("rejected", previous or "", previous, changed, problems)

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from engine.core.errors import RulesetProblem
 from engine.rules.model import Ruleset
 
 SKIP_DIRS = {"tests", "reference"}
@@ -34,7 +35,7 @@ class Problem:
         return f"{where}: {'rule ' + self.rule_id + ': ' if self.rule_id else ''}{self.message}"
 
 
-class RulesetError(ValueError):
+class RulesetError(RulesetProblem, ValueError):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("\n".join(str(p) for p in problems))
         self.problems = problems

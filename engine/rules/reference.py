@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from engine.core.errors import RulesetProblem
 
-class ReferenceError(ValueError):
+
+class ReferenceTableError(RulesetProblem, ValueError):
     """A reference table is missing or malformed (file and line in the message)."""
 
 
@@ -77,10 +79,11 @@ def _rows(path: Path, columns: set[str]) -> list[tuple[int, dict[str, str]]]:
             reader = csv.DictReader(fh)
             missing = columns - set(reader.fieldnames or [])
             if missing:
-                raise ReferenceError(f"{path}:1: missing column(s) {', '.join(sorted(missing))}")
+                raise ReferenceTableError(
+                    f"{path}:1: missing column(s) {', '.join(sorted(missing))}")
             return [(i, row) for i, row in enumerate(reader, start=2)]
     except OSError as exc:
-        raise ReferenceError(f"{path}: cannot read ({exc.strerror})") from exc
+        raise ReferenceTableError(f"{path}: cannot read ({exc.strerror})") from exc
 
 
 def load_reference(folder: Path) -> Reference:
@@ -104,8 +107,8 @@ def load_reference(folder: Path) -> Reference:
             try:
                 days.add(date.fromisoformat(row["date"].strip()))
             except ValueError as exc:
-                raise ReferenceError(f"{holidays}:{line}: {row['date']!r} is not a date "
-                                     "(YYYY-MM-DD)") from exc
+                raise ReferenceTableError(f"{holidays}:{line}: {row['date']!r} is not a date "
+                                          "(YYYY-MM-DD)") from exc
         ref.holidays = frozenset(days)
     charlson = folder / "charlson_quan2005.csv"
     if charlson.exists():
@@ -114,7 +117,8 @@ def load_reference(folder: Path) -> Reference:
             try:
                 weight = int(row["weight"])
             except ValueError as exc:
-                raise ReferenceError(f"{charlson}:{line}: weight must be a whole number") from exc
+                raise ReferenceTableError(
+                    f"{charlson}:{line}: weight must be a whole number") from exc
             conditions.append(CharlsonCondition(row["condition"].strip(), weight,
                                                 (row.get("supersedes") or "").strip() or None,
                                                 CodeSet.of(row["codes"].split())))
@@ -137,10 +141,10 @@ def _drg_norms(path: Path) -> dict[str, DrgNorm]:
         try:
             gmlos, amlos, weight = (float(row[c]) for c in ("gmlos", "amlos", "weight"))
         except ValueError as exc:
-            raise ReferenceError(f"{path}:{line}: gmlos, amlos and weight must be numbers") \
+            raise ReferenceTableError(f"{path}:{line}: gmlos, amlos and weight must be numbers") \
                 from exc
         if key in norms:
-            raise ReferenceError(f"{path}:{line}: MS-DRG {key} is listed twice")
+            raise ReferenceTableError(f"{path}:{line}: MS-DRG {key} is listed twice")
         norms[key] = DrgNorm(key, row["title"].strip(), gmlos, amlos, weight,
                              row["fiscal_year"].strip())
     return norms

@@ -11,15 +11,17 @@ search by name or MRN would put patient data in the trail).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import anyio
 from fastapi import Request
 from sqlalchemy import insert
-from starlette.types import Message, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.fhir.outcome import outcome_response
+from engine.core.errors import EngineError, StorageUnavailable
 from engine.security.middleware import HttpMiddleware
 from engine.storage.models import AuditRecord
 
@@ -106,7 +108,14 @@ def _resource_of(path: str) -> str | None:
 
 
 class AuditMiddleware(HttpMiddleware):
-    """Writes the request's audit records when its response starts, before any byte leaves."""
+    """Writes the request's audit records when its response starts, before any byte leaves.
+
+    `answer` is the HTTP edge's response to an engine error (engine.api.http_errors), which
+    this middleware, outside every exception handler, cannot raise into."""
+
+    def __init__(self, app: ASGIApp, answer: Callable[[EngineError], Response]) -> None:
+        super().__init__(app)
+        self.answer = answer
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope["state"]
@@ -121,8 +130,9 @@ class AuditMiddleware(HttpMiddleware):
                 rows = records(state, scope, message["status"], datetime.now(UTC))
                 if rows and not await _write(runtime, rows):
                     swallowed = True
-                    refusal = outcome_response(503, "the audit trail is unavailable, so "
-                                                    "nothing is served: try again shortly")
+                    refusal = self.answer(StorageUnavailable(
+                        "the audit trail is unavailable, so nothing is served: try again "
+                        "shortly"))
                     await refusal(scope, receive, send)
                     return
             await send(message)

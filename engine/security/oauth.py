@@ -38,6 +38,11 @@ class TokenRequest(BaseModel):
 
 
 class OAuthError(Exception):
+    """The token endpoint's RFC 6749 (5.2) answer: status, error code and description.
+
+    A wire form, like engine.fhir.outcome.FhirError, raised and answered inside this
+    module's endpoint only, so it is no engine error (engine.core.errors)."""
+
     def __init__(self, status: int, error: str, description: str,
                  headers: dict[str, str] | None = None) -> None:
         super().__init__(description)

@@ -11,6 +11,8 @@ from functools import lru_cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from engine.core.errors import RuleRefused
+
 MIN_PASSWORD_LENGTH = 12
 
 _hasher = PasswordHasher()  # argon2id, time 3, memory 64 MiB, parallelism 4
@@ -28,7 +30,7 @@ def configure(time_cost: int, memory_kib: int) -> None:
         _dummy_hash.cache_clear()
 
 
-class WeakPassword(ValueError):
+class WeakPassword(RuleRefused, ValueError):
     """The password is refused before hashing (too short, blank)."""
 
 

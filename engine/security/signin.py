@@ -9,12 +9,13 @@ from __future__ import annotations
 from fastapi import Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.core.errors import TooManyAttempts
 from engine.core.roles import Principal
 from engine.security import audit, users
 from engine.security.state import security
 
 
-class Throttled(Exception):
+class Throttled(TooManyAttempts):
     """Too many failures lately for this name or address."""
 
     def __init__(self, wait_s: int) -> None:

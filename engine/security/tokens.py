@@ -21,6 +21,7 @@ from typing import Literal
 import jwt
 
 from engine.core.config import Settings
+from engine.core.errors import ConfigurationError, NotAuthenticated
 
 log = logging.getLogger("engine.security")
 
@@ -32,11 +33,11 @@ MIN_KEY_LENGTH = 32
 Kind = Literal["user", "client"]
 
 
-class SigningKeyError(ValueError):
+class SigningKeyError(ConfigurationError, ValueError):
     """The configured signing key cannot be used (too short, unreadable file)."""
 
 
-class TokenError(Exception):
+class TokenError(NotAuthenticated):
     """The token is malformed, forged, expired or for another audience."""
 
 

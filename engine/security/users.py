@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.core.errors import InvalidInput
 from engine.core.roles import ROLES
 from engine.security import passwords
 from engine.storage.models import ApiClient, UserAccount
@@ -27,7 +28,7 @@ _MODEL: dict[str, type[UserAccount] | type[ApiClient]] = {
     "user": UserAccount, "client": ApiClient}
 
 
-class AccountError(ValueError):
+class AccountError(InvalidInput, ValueError):
     """A refused account change, said in one line for the person who asked."""
 
 

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from engine.core.errors import EngineError
 from engine.core.site import CareStatus, SiteProfile
 from engine.core.vocabulary import OutputKind, OutputStatus, TaskStatus
 from engine.rules.facts import FACTS, Derived
@@ -579,7 +580,7 @@ def _complete(sessions, event: StoryEvent, when: datetime) -> None:
             row.version += 1
 
 
-class StoryError(Exception):
+class StoryError(EngineError):
     """The story could not be told: a message was refused, or the visit never appeared."""
 
 

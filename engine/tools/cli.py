@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from engine.core.config import Settings, get_settings
+from engine.core.errors import EngineError
 from engine.tools.rules_cli import rules_app
 from engine.tools.security_cli import clients_app, users_app
 
@@ -38,7 +39,7 @@ err = Console(stderr=True, soft_wrap=True)
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class CliError(Exception):
+class CliError(EngineError):
     """A failure to report as one line and a non-zero exit."""
 
 

@@ -88,7 +88,7 @@ def _compile(target: Path) -> Book:
     """Load and compile a folder or one file; print every problem and exit 1 on any."""
     from engine.rules.compile import compile_book
     from engine.rules.loader import RulesetError, load_file, load_folder
-    from engine.rules.reference import ReferenceError, load_reference
+    from engine.rules.reference import ReferenceTableError, load_reference
 
     if not target.exists():
         _fail(f"no such file or folder: {target}")
@@ -100,7 +100,7 @@ def _compile(target: Path) -> Book:
         return compile_book(files, load_reference(folder / "reference"))
     except RulesetError as exc:
         _problems(exc.problems)
-    except ReferenceError as exc:
+    except ReferenceTableError as exc:
         _problems([exc])
 
 

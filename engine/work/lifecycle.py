@@ -46,6 +46,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.core.errors import EngineError, NotPermitted, RuleRefused, StaleVersion
 from engine.core.roles import Permission, Principal
 from engine.core.vocabulary import (
     OPEN_TASK_STATUSES,
@@ -84,28 +85,24 @@ _EVENT = {READY: TaskEventAction.RELEASED, IN_PROGRESS: TaskEventAction.STARTED,
 MAX_TEXT = 500
 
 
-class TaskError(Exception):
-    """A refused change; `status` is the HTTP status an API answers with."""
-
-    status = 422
+class TaskError(EngineError):
+    """A refused change to a task; its family (engine.core.errors) says how an edge answers."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
 
-class Refused(TaskError):
+class Refused(TaskError, RuleRefused):
     """The lifecycle does not allow this change (or a required text is missing)."""
 
 
-class Conflict(TaskError):
+class Conflict(TaskError, StaleVersion):
     """Someone changed the task since the caller read it (the If-Match check)."""
 
-    status = 412
 
-
-class Forbidden(TaskError):
-    status = 403
+class Forbidden(TaskError, NotPermitted):
+    """The actor's role lacks the permission this change needs."""
 
 
 def allowed(status: str | None) -> tuple[str, ...]:

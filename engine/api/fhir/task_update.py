@@ -173,18 +173,15 @@ def update(request: Request, runtime: Runtime, tid: str, actor: Principal,
                                  "read it again and retry")
         current = task(row, notes(session, [row.id]).get(row.id, []), runtime.staffing)
         change = diff(current, _patched(current, body) if is_patch else body)
-        try:
-            if change.owner is not None:
-                lifecycle.reassign(session, row, change.owner[0], actor, now=now)
-            for text in change.notes:
-                lifecycle.add_note(session, row, text, actor, now=now)
-            if change.status is not None:
-                lifecycle.transition(session, row, change.status, actor, now=now,
-                                     outcome=change.outcome, reason=change.reason)
-                evaluation.after_work(session, runtime.rules.current, row, now)
-        except lifecycle.TaskError as exc:
-            raise FhirError(exc.status, exc.message,
-                            code="business-rule" if exc.status == 422 else None) from exc
+        # A refused change raises a lifecycle.TaskError; the HTTP edge answers it by family.
+        if change.owner is not None:
+            lifecycle.reassign(session, row, change.owner[0], actor, now=now)
+        for text in change.notes:
+            lifecycle.add_note(session, row, text, actor, now=now)
+        if change.status is not None:
+            lifecycle.transition(session, row, change.status, actor, now=now,
+                                 outcome=change.outcome, reason=change.reason)
+            evaluation.after_work(session, runtime.rules.current, row, now)
         session.flush()
         body_out = TASK.render(session, [row], runtime.staffing)[0]
     audit.note(request, "patch" if is_patch else "update", "Task", str(row.id),

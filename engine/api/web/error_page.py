@@ -13,6 +13,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from engine.api.web.layout import signed_in
 from engine.api.web.render import TEMPLATES
+from engine.api.web.session import refusal
+from engine.core.errors import EngineError, NotPermitted
 
 _WORDS = {
     500: ("Something went wrong", "The engine could not finish this request. "
@@ -24,6 +26,14 @@ _PLAIN = ("<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>{0}</
           "<h1>{0}</h1><p>{1}</p><p>Reference: {2}</p><p><a href=\"/worklist\">Back to my "
           "worklist</a></p></html>")
 _HEADERS = {"Cache-Control": "no-store"}
+
+
+def page_for(request: Request, error: EngineError) -> Response | None:
+    """The page answering an engine error no page handled itself; None leaves it to
+    engine.api.unexpected (logged, this module's 500 or 503 page)."""
+    if isinstance(error, NotPermitted):
+        return refusal(request, str(error))
+    return None
 
 
 def error_page(request: Request, status: int, reference: str) -> Response:

@@ -24,7 +24,8 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from engine.fhir.outcome import outcome_response
+from engine.api.http_errors import outcome_for
+from engine.core.errors import NotPermitted
 from engine.security.middleware import HttpMiddleware
 from engine.security.state import security
 from engine.security.tokens import SessionClaims, TokenError, issue_session, read_session
@@ -168,7 +169,7 @@ async def _submitted(request: Request, receive: Receive) -> tuple[str | None, Re
 
 def refusal(request: Request, reason: str) -> Response:
     if request.url.path.startswith(API_PREFIXES):
-        return outcome_response(403, reason)
+        return outcome_for(NotPermitted(reason))
     from engine.api.web.layout import templates
 
     return templates.TemplateResponse(request, "refused.html", {"reason": reason},

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
-from engine.api.auth import Refused, authenticate
+from engine.api.auth import Unauthenticated, authenticate
 from engine.api.deps import RuntimeDep
 from engine.api.web import session
 from engine.api.web.layout import templates
@@ -73,7 +73,7 @@ def build_router() -> APIRouter:
         try:
             authenticate(request)
             audit.note(request, "logout", None)
-        except Refused:
+        except Unauthenticated:
             pass
         session.end(request)
         return RedirectResponse("/login", status_code=303)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from engine.api.deps import Now, RuntimeDep
+from engine.api.http_errors import status_of
 from engine.api.web.access import Viewer
 from engine.api.web.encounter_page import render_encounter
 from engine.api.web.render import page
@@ -69,7 +70,7 @@ def act(request: Request, task_id: int, action: str, user: Viewer, runtime: Runt
             message = ("someone changed this task after you opened the page; it is shown "
                        "below as it is now: check it and try again")
         return render_encounter(request, runtime, encounter_id, error=message,
-                                error_for=task_id, error_field=field, status_code=exc.status)
+                                error_for=task_id, error_field=field, status_code=status_of(exc))
     back = local_path(next_page) if next_page else f"/encounters/{encounter_id}"
     sep = "&" if "?" in back else "?"
     anchor = f"#output-{task_id}" if back.startswith("/encounters/") else ""

@@ -19,6 +19,7 @@ from engine.api.web import display, worklist_view
 from engine.api.web.access import Viewer
 from engine.api.web.flash import flash
 from engine.api.web.render import page
+from engine.core.errors import NotPermitted
 from engine.core.roles import Permission, Principal
 from engine.core.site import PayerClass
 from engine.core.vocabulary import OutputKind
@@ -45,7 +46,7 @@ class Subject:
     filters: Filters
 
 
-class NotAllowed(Exception):
+class NotAllowed(NotPermitted):
     """Someone without worklist:all asked for another person's list."""
 
 

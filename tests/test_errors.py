@@ -1,0 +1,68 @@
+"""One error vocabulary: every deliberate error is an EngineError of a family, and each edge
+answers the family as it always did (HTTP status and issue code, HL7 ACK and ERR code)."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.api.auth import PageRefused, SignInRequired, Unauthenticated
+from engine.api.http_errors import answer_of
+from engine.api.web.worklist_page import NotAllowed
+from engine.core.errors import EngineError
+from engine.core.events import EventError
+from engine.core.site import SiteProfileError
+from engine.fhir.reading import InvalidFhir
+from engine.hl7.ack import issue_for
+from engine.hl7.adt import Hl7Refusal
+from engine.hl7.framing import FrameTooLarge
+from engine.hl7.message import Hl7ParseError
+from engine.hl7.timestamps import Hl7TimestampError
+from engine.rules.loader import RulesetError
+from engine.rules.reference import ReferenceTableError
+from engine.security.passwords import WeakPassword
+from engine.security.signin import Throttled
+from engine.security.tokens import SigningKeyError, TokenError
+from engine.security.users import AccountError
+from engine.tools.cases import StoryError
+from engine.tools.cli import CliError
+from engine.work import lifecycle
+
+ERRORS = [lifecycle.TaskError, lifecycle.Refused, lifecycle.Conflict, lifecycle.Forbidden,
+          Unauthenticated, SignInRequired, PageRefused, NotAllowed, EventError, InvalidFhir,
+          Hl7Refusal, FrameTooLarge, Hl7ParseError, Hl7TimestampError, RulesetError,
+          ReferenceTableError, SiteProfileError, WeakPassword, Throttled, SigningKeyError,
+          TokenError, AccountError, StoryError, CliError]
+WERE_VALUE_ERRORS = [EventError, InvalidFhir, Hl7ParseError, Hl7TimestampError, RulesetError,
+                     ReferenceTableError, SiteProfileError, WeakPassword, SigningKeyError,
+                     AccountError]
+
+
+@pytest.mark.parametrize("cls", ERRORS, ids=lambda c: c.__name__)
+def test_every_engine_exception_is_an_engine_error(cls):
+    assert issubclass(cls, EngineError)
+
+
+@pytest.mark.parametrize("cls", WERE_VALUE_ERRORS, ids=lambda c: c.__name__)
+def test_value_errors_stay_value_errors(cls):
+    assert issubclass(cls, ValueError)
+
+
+@pytest.mark.parametrize("error, answer", [
+    (lifecycle.Refused("no"), (422, "business-rule")),
+    (lifecycle.Conflict("stale"), (412, None)),
+    (lifecycle.Forbidden("role"), (403, None)),
+    (Unauthenticated("who"), (401, None)),
+    (InvalidFhir("bad"), (400, None)),
+    (EventError("does not apply"), (422, None)),
+    (Throttled(5), (429, None)),
+    (RulesetError([]), None),  # the server's own problem: answered 500 as unexpected
+], ids=lambda v: type(v).__name__ if isinstance(v, Exception) else "")
+def test_the_http_edge_answers_by_family(error, answer):
+    assert answer_of(error) == answer
+    assert "status" not in vars(type(error))
+
+
+def test_the_hl7_edge_answers_an_inapplicable_event_ae_207():
+    code, issue = issue_for(EventError("nothing to cancel"))
+    assert (code, issue.code, issue.text) == ("AE", 207, "nothing to cancel")
+    assert issue_for(RulesetError([])) is None
