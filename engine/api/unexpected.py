@@ -31,6 +31,7 @@ log = logging.getLogger("engine.http")
 def install(app: FastAPI) -> None:
     @app.exception_handler(EngineError)
     async def _engine_error(request: Request, exc: EngineError) -> Response:
+        answer: Response | None
         if request.url.path.startswith(API_PREFIXES):
             answer = outcome_for(exc) if answer_of(exc) is not None else None
         else:
