@@ -12,15 +12,22 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from engine import __version__
+from engine.api.admin import build_router as admin_router
 from engine.api.auth import install as install_auth
 from engine.api.deps import get_sessions
+from engine.api.fhir.router import build_router as fhir_router
 from engine.api.http_errors import outcome_for
 from engine.api.runtime import Runtime
+from engine.api.session import SessionMiddleware
 from engine.api.unexpected import install as install_unexpected
-from engine.api.web.session import SessionMiddleware
+from engine.api.web.error_page import refusal
+from engine.api.web.router import install as install_web
+from engine.api.web.signin import build_router as signin_router
+from engine.api.worklist import build_router as worklist_router
 from engine.core.errors import InputTooLarge
 from engine.fhir.outcome import install_handlers
 from engine.security.audit import AuditMiddleware
+from engine.security.oauth import build_router as oauth_router
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -51,23 +58,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         except Exception:  # noqa: BLE001 - health reports, never raises
             return JSONResponse({"status": "database unavailable"}, status_code=503)
 
-    from engine.api.fhir.router import build_router
-
-    app.include_router(build_router(), prefix="/fhir")
-    from engine.api.worklist import build_router as worklist_router
-
+    app.include_router(fhir_router(), prefix="/fhir")
     app.include_router(worklist_router(), prefix="/api")
-    from engine.api.admin import build_router as admin_router
-
     app.include_router(admin_router(), prefix="/admin")
-    from engine.api.web.signin import build_router as signin_router
-    from engine.security.oauth import build_router as oauth_router
-
     app.include_router(oauth_router(get_sessions), prefix="/auth")
     app.include_router(signin_router())
-    from engine.api.web.router import install as install_web
-
     install_web(app)
-    app.add_middleware(SessionMiddleware)
+    app.add_middleware(SessionMiddleware, refuse=refusal)
     app.add_middleware(AuditMiddleware, answer=outcome_for)
     return app

@@ -17,9 +17,9 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from engine.api import session
 from engine.api.deps import get_runtime
 from engine.api.http_errors import outcome_for
-from engine.api.web import session
 from engine.core.config import Settings
 from engine.core.errors import NotAuthenticated, NotPermitted
 from engine.core.roles import Permission, Principal

@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 from markupsafe import Markup
 
 from engine.api.auth import require_page
-from engine.api.web.session import csrf_field
+from engine.api.session import csrf_field
 from engine.core.roles import Permission, Principal
 
 

@@ -11,9 +11,10 @@ from html import escape
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
-from engine.api.web.layout import signed_in
+from engine.api.http_errors import outcome_for
+from engine.api.session import API_PREFIXES
+from engine.api.web.layout import signed_in, templates
 from engine.api.web.render import TEMPLATES
-from engine.api.web.session import refusal
 from engine.core.errors import EngineError, NotPermitted
 
 _WORDS = {
@@ -48,3 +49,10 @@ def error_page(request: Request, status: int, reference: str) -> Response:
     except Exception:  # noqa: BLE001 - the layout itself may be what failed: plain page
         return HTMLResponse(_PLAIN.format(heading, message, escape(reference)),
                             status_code=status, headers=_HEADERS)
+
+
+def refusal(request: Request, reason: str) -> Response:
+    if request.url.path.startswith(API_PREFIXES):
+        return outcome_for(NotPermitted(reason))
+    return templates.TemplateResponse(request, "refused.html", {"reason": reason},
+                                      status_code=403)

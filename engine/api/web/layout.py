@@ -11,7 +11,7 @@ from pathlib import Path
 from fastapi.templating import Jinja2Templates
 from starlette.requests import HTTPConnection
 
-from engine.api.web.session import csrf_field, csrf_token
+from engine.api.session import csrf_field, csrf_token
 from engine.core.roles import Principal
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"

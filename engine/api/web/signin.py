@@ -8,9 +8,10 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
+from engine.api import session
 from engine.api.auth import Unauthenticated, authenticate
 from engine.api.deps import RuntimeDep
-from engine.api.web import session
+from engine.api.web.error_page import refusal
 from engine.api.web.layout import templates
 from engine.core.roles import Permission
 from engine.security import audit, signin
@@ -63,7 +64,7 @@ def build_router() -> APIRouter:
             return _page(request, next_path=next_path, username=username, status=401,
                          error="Unknown user name or wrong password.")
         if not request.state.principal.can(Permission.WEB_UI):
-            return session.refusal(request, f"The {account.role} role cannot use the web "
+            return refusal(request, f"The {account.role} role cannot use the web "
                                             "pages; use the API with a token.")
         session.begin(request, account.name, account.token_version)
         return RedirectResponse(next_path, status_code=303)

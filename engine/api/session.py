@@ -17,15 +17,14 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from typing import Literal
 
 from markupsafe import Markup
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.api.http_errors import outcome_for
-from engine.core.errors import NotPermitted
 from engine.security.middleware import HttpMiddleware
 from engine.security.state import security
 from engine.security.tokens import SessionClaims, TokenError, issue_session, read_session
@@ -167,17 +166,18 @@ async def _submitted(request: Request, receive: Receive) -> tuple[str | None, Re
     return (value if isinstance(value, str) else None), _replay(body, receive)
 
 
-def refusal(request: Request, reason: str) -> Response:
-    if request.url.path.startswith(API_PREFIXES):
-        return outcome_for(NotPermitted(reason))
-    from engine.api.web.layout import templates
-
-    return templates.TemplateResponse(request, "refused.html", {"reason": reason},
-                                      status_code=403)
+Refuse = Callable[[Request, str], Response]
 
 
 class SessionMiddleware(HttpMiddleware):
-    """Checks CSRF on unsafe cookie requests; writes the session cookie on the way out."""
+    """Checks CSRF on unsafe cookie requests; writes the session cookie on the way out.
+
+    `refuse` answers a failed check (an OperationOutcome for the API, the refused page for a
+    browser): the web pages own their templates, this edge does not."""
+
+    def __init__(self, app: ASGIApp, refuse: Refuse) -> None:
+        super().__init__(app)
+        self.refuse = refuse
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -192,7 +192,7 @@ class SessionMiddleware(HttpMiddleware):
                 reason = ("this form has expired or did not come from this site: go back, "
                           "reload the page and try again" if claims else
                           "your session has ended: sign in again")
-                await refusal(request, reason)(scope, receive, send)
+                await self.refuse(request, reason)(scope, receive, send)
                 return
 
         async def send_with_cookie(message: Message) -> None:
