@@ -193,8 +193,8 @@ def parse_costs() -> dict[str, float]:
     from engine.core.config import DEFAULT_SITE_PROFILE
     from engine.core.site import load_site_profile
     from engine.hl7.adt import header_of, to_event
+    from engine.hl7.build import adt
     from engine.hl7.message import parse
-    from tests.hl7build import adt
 
     site = load_site_profile(DEFAULT_SITE_PROFILE)
     raw = adt("A01", "202603021015", extra=["DG1|1||I50.9^Heart failure^I10||20260302|A"])

@@ -8,9 +8,9 @@ import socket
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.hl7.build import adt
 from engine.hl7.framing import exchange
 from engine.storage.models import Encounter
-from tests.hl7build import adt
 
 
 def hospital_stream(patients: int, seed: int = 7) -> list[bytes]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from engine.hl7.build import adt, merge
 from engine.storage.models import (
     Encounter,
     EncounterEvent,
@@ -16,7 +17,6 @@ from engine.storage.models import (
     PatientIdentifier,
     StatusPeriod,
 )
-from tests.hl7build import adt, merge
 
 
 def encounter(rt, visit: str = "V1001") -> Encounter:

@@ -9,10 +9,10 @@ import sys
 from alembic.script import ScriptDirectory
 from sqlalchemy import func, select
 
+from engine.hl7.build import adt
 from engine.storage.migrate import alembic_config
 from engine.storage.models import Encounter, InboundMessage
 from tests.conftest import HL7, ROOT, make_settings
-from tests.hl7build import adt
 
 
 def engine_cli(*args: str, database_url: str, env: dict[str, str] | None = None,

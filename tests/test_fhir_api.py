@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from engine.api.runtime import Runtime
 from engine.fhir import vocabulary as v
+from engine.hl7 import build
 from engine.storage.models import Encounter, InboundMessage, Patient, PatientIdentifier
 from tests.conftest import (
     BOTH_STORES,
@@ -53,32 +54,17 @@ def hl7(trigger: str, when: str, mrn: str, visit: str, *, family: str = "TESTPAT
         klass: str = "I", ptype: str = "", location: str = "4WEST^412^A^GENHOSP",
         prior: str = "", disposition: str = "", discharge: str = "",
         segments: tuple[str, ...] = ()) -> bytes:
-    pv1 = [""] * 46
-    pv1[:4] = ["PV1", "1", klass, location]
-    pv1[6], pv1[7], pv1[10], pv1[14] = prior, "1234^DOCTOR^TEST", "MED", "7"
-    pv1[18], pv1[19] = ptype, f"{visit}^^^GENHOSP^VN"
-    pv1[36], pv1[44], pv1[45] = disposition, when if trigger in ("A01", "A04") else "", \
-        discharge
-    lines = [
-        f"MSH|^~\\&|ADTSYS|GENHOSP|DCPLAN|GENHOSP|{when}||ADT^{trigger}|FA{next(_control):06d}"
-        "|P|2.5.1",
-        f"EVN|{trigger}|{when}",
-        f"PID|1||{mrn}^^^GENHOSP^MR||{family}^SAMPLE^Q||19450612|F|||"
-        "100 TEST ST^^SPRINGFIELD^IL^62701",
-        "|".join(pv1).rstrip("|"),
-        *segments,
-    ]
-    return ("\r".join(lines) + "\r").encode()
+    return build.adt(trigger, when, mrn=mrn, visit=visit, name=f"{family}^SAMPLE^Q",
+                     patient_class=klass, patient_type=ptype, location=location,
+                     prior_location=prior, admission_type="", disposition=disposition,
+                     admit_time=when if trigger in ("A01", "A04") else "",
+                     discharge_time=discharge, extra=list(segments), plan="",
+                     control_id=f"FA{next(_control):06d}")
 
 
 def merge(when: str, mrn: str, prior_mrn: str) -> bytes:
-    return ("\r".join([
-        f"MSH|^~\\&|ADTSYS|GENHOSP|DCPLAN|GENHOSP|{when}||ADT^A40^ADT_A39|FA{next(_control):06d}"
-        "|P|2.5.1",
-        f"EVN|A40|{when}",
-        f"PID|1||{mrn}^^^GENHOSP^MR||TESTSURVIVOR^SAMPLE||19450612|F",
-        f"MRG|{prior_mrn}^^^GENHOSP^MR",
-    ]) + "\r").encode()
+    return build.merge(when, mrn=mrn, prior_mrn=prior_mrn, name="TESTSURVIVOR^SAMPLE",
+                       control_id=f"FA{next(_control):06d}")
 
 
 DG1 = "DG1|1||S72.001A^Fracture of neck of right femur^I10||20260302|A"

@@ -19,10 +19,10 @@ from fhirpy import SyncFHIRClient
 from sqlalchemy import select
 
 from engine.api.runtime import Runtime
+from engine.hl7.build import adt
 from engine.storage.models import RuleOutput, TaskEvent
 from tests.conftest import BOTH_STORES, fresh_database, make_settings
 from tests.conftest import start_server as start
-from tests.hl7build import adt
 
 CHICAGO = ZoneInfo("America/Chicago")
 SOCIAL_RISK = "DG1|1||Z59.01^Sheltered homelessness^I10||20260101|A"

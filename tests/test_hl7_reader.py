@@ -16,10 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from engine.hl7.build import adt
 from engine.hl7.message import Encoding, Hl7ParseError, decode, parse
 from engine.hl7.timestamps import Hl7TimestampError, parse_date, parse_dtm
 from engine.storage.models import InboundMessage, Patient
-from tests.hl7build import adt
 
 NASTY = Path(__file__).resolve().parent.parent / "fixtures" / "hl7" / "nasty"
 CHICAGO = ZoneInfo("America/Chicago")

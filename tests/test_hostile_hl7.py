@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine.hl7.build import adt
 from engine.hl7.framing import END, SB, frame
 from tests.conftest import ServerProcess, start_server
-from tests.hl7build import adt
 from tests.stream import send
 
 EVENTS = Path(__file__).resolve().parent.parent / "fixtures" / "hl7" / "events"

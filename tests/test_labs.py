@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import socket
 
 from sqlalchemy import select
 
+from engine.hl7.build import adt, oru
 from engine.storage.models import InboundMessage, LabResult, RuleOutput
-from tests.hl7build import adt
 from tests.stream import send
-
-_ids = itertools.count(1)
-
-
-def oru(when: str, *obx: str, visit: str = "V1001", mrn: str = "100001",
-        control_id: str | None = None, trigger: str = "R01") -> bytes:
-    """An ORU^R01; each OBX given as 'LOINC|value|unit|status|time'."""
-    segments = [
-        f"MSH|^~\\&|LAB|GENHOSP|DCPLAN|GENHOSP|{when}||ORU^{trigger}|"
-        f"{control_id or f'L{next(_ids):08d}'}|P|2.5.1",
-        f"PID|1||{mrn}^^^GENHOSP^MR||TESTPATIENT^ALPHA||19450612|F",
-        f"PV1|1|I|||||||||||||||||{visit}^^^GENHOSP^VN" if visit else "",
-        f"OBR|1|||CHEM^Chemistry||{when}|{when}",
-    ]
-    for n, item in enumerate(obx, 1):
-        code, value, unit, status, taken = (item.split("|") + [""] * 5)[:5]
-        segments.append(f"OBX|{n}|NM|{code}^^LN||{value}|{unit}|||||{status or 'F'}|||{taken}")
-    return ("\r".join(s for s in segments if s) + "\r").encode()
 
 
 def labs(rt) -> list[tuple[str, float, str]]:

@@ -18,12 +18,12 @@ from hl7.client import MLLPClient
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
+from engine.hl7.build import adt
 from engine.hl7.framing import END, SB, frame
 from engine.hl7.message import parse
 from engine.storage.db import normalise_url
 from engine.storage.models import Encounter, EncounterEvent, InboundMessage, Patient, RuleOutput
 from tests.conftest import ServerProcess, start_server
-from tests.hl7build import adt
 
 NASTY = Path(__file__).resolve().parent.parent / "fixtures" / "hl7" / "nasty"
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from engine.hl7.build import adt
 from engine.planning.rulebook import Rulebook
 from engine.storage.models import InboundMessage, RuleOutput
 from engine.tools.backtest import backtest
 from tests.conftest import ROOT
-from tests.hl7build import adt
 
 
 def test_candidate_that_moves_the_moon_deadline_and_drops_initial_review(runtime, tmp_path: Path):

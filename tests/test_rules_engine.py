@@ -9,12 +9,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from engine.core.clock import FixedClock
+from engine.hl7.build import adt
 from engine.planning.tick import tick
 from engine.rules.facts import derive
 from engine.rules.reference import Reference
 from engine.rules.snapshot import Period, Snapshot
 from engine.storage.models import Encounter, RuleOutput
-from tests.hl7build import adt
 
 CHICAGO = ZoneInfo("America/Chicago")
 

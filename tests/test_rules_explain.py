@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from engine.core.clock import FixedClock
+from engine.hl7.build import adt
 from engine.rules.compile import Book, compile_book
 from engine.rules.explain import Explanation, explain, fires
 from engine.rules.facts import Derived
@@ -29,7 +30,6 @@ from engine.rules.matching import Matcher
 from engine.rules.model import Ruleset
 from engine.rules.reference import CodeSet, Reference, load_reference
 from tests.conftest import ROOT
-from tests.hl7build import adt
 
 RULESETS = ROOT / "rulesets"
 CHICAGO = ZoneInfo("America/Chicago")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 
+from engine.hl7.build import adt
 from tests.conftest import ROOT, auth_headers, start_server
-from tests.hl7build import adt
 from tests.stream import send
 
 

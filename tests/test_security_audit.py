@@ -14,9 +14,9 @@ from fhir.resources.R4B.auditevent import AuditEvent
 from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import select
 
+from engine.hl7.build import adt
 from engine.storage.models import AuditRecord, PatientIdentifier
 from tests.conftest import auth_headers, start_server, token_form
-from tests.hl7build import adt
 from tests.stream import send
 from tests.test_fhir_inbound import ENC, PAT, encounter_json, patient_json, transaction
 

@@ -14,6 +14,7 @@ from engine.api.web.people import choices
 from engine.core.clock import FixedClock
 from engine.core.config import get_settings
 from engine.core.roles import Principal
+from engine.hl7.build import adt
 from engine.planning.tick import tick
 from engine.storage.models import CaseAssignment, Encounter, RuleOutput
 from engine.work import assignment, escalation
@@ -21,7 +22,6 @@ from engine.work.history import history
 from engine.work.lifecycle import Forbidden
 from engine.work.staffing import Person, Staffing, current, load_staffing
 from tests.conftest import FIXTURES
-from tests.hl7build import adt
 
 CHICAGO = ZoneInfo("America/Chicago")
 GARCIA = Principal(name="sup.garcia", kind="user", role="supervisor")

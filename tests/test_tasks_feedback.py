@@ -12,11 +12,11 @@ from sqlalchemy import select
 
 from engine.core.clock import FixedClock
 from engine.core.roles import Principal
+from engine.hl7.build import adt
 from engine.planning import evaluation
 from engine.storage.models import Encounter, RuleOutput
 from engine.work import lifecycle
 from tests.conftest import ROOT
-from tests.hl7build import adt
 
 CHICAGO = ZoneInfo("America/Chicago")
 NOW = datetime(2026, 3, 3, 9, 0, tzinfo=CHICAGO)

@@ -11,12 +11,12 @@ from sqlalchemy import select
 
 from engine.core.clock import FixedClock
 from engine.core.roles import Principal
+from engine.hl7.build import adt
 from engine.planning import evaluation
 from engine.storage.models import RuleOutput
 from engine.work import lifecycle
 from engine.work.history import history
 from engine.work.lifecycle import STATUSES, TRANSITIONS, Conflict, Forbidden, Refused
-from tests.hl7build import adt
 
 CHICAGO = ZoneInfo("America/Chicago")
 NOW = datetime(2026, 3, 2, 11, 0, tzinfo=CHICAGO)

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from engine.core.clock import FixedClock
+from engine.hl7.build import adt
 from engine.storage.models import RuleOutput
 from engine.work.worklist import Filters, worklist
-from tests.hl7build import adt
 
 CHICAGO = ZoneInfo("America/Chicago")
 NOW = datetime(2026, 3, 2, 14, 0, tzinfo=CHICAGO)

@@ -21,11 +21,11 @@ from engine.api.app import create_app
 from engine.api.fhir import router as fhir_router
 from engine.api.web import worklist_page
 from engine.core.clock import FixedClock
+from engine.hl7.build import adt
 from engine.security.users import add_user
 from engine.storage.models import AuditRecord, RuleOutput
 from engine.work.worklist import Filters, worklist
 from tests.conftest import auth_headers
-from tests.hl7build import adt
 
 CHICAGO = ZoneInfo("America/Chicago")
 NOW = datetime(2026, 3, 4, 7, 30, tzinfo=CHICAGO)  # Wednesday, 7:30 in the morning

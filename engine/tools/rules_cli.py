@@ -180,7 +180,8 @@ def test(
                        ] = False,
 ) -> None:
     """Run the test cases kept beside the rulesets (rulesets/tests/*.yaml)."""
-    from engine.tools.cases import case_files, run_files
+    from engine.tools.cases import case_files
+    from engine.tools.cases.runner import run_files
 
     target = _rulesets(path)
     if not target.exists():

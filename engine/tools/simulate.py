@@ -5,8 +5,8 @@ inpatient paths or come in electively; payer and age mix, common inpatient diagn
 lognormal stays, ICU and ward transfers, daily A08 updates with expected discharge dates,
 and discharges with dispositions. At a set rate the feed misbehaves the way real ones do:
 duplicates, late A08s, cancelled admissions, transfers and discharges, and merges of
-duplicate registrations. Every message is built by the same builder the ruleset test
-stories use. Nothing here is real patient data.
+duplicate registrations. Every message is built by engine.hl7.build, as the ruleset test
+stories' are. Nothing here is real patient data.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from engine.core.site import SiteProfile
 from engine.core.vocabulary import EncounterStatus
-from engine.tools.cases import StoryEvent, hl7_message
+from engine.hl7.build import StoryStep, site_message
 
 HOURLY = [2, 1, 1, 1, 1, 2, 3, 5, 7, 8, 8, 8, 7, 7, 7, 7, 7, 7, 6, 6, 5, 4, 3, 2]
 WEEKDAY = [1.1, 1.05, 1.0, 1.0, 1.0, 0.85, 0.8]
@@ -84,13 +84,13 @@ class _Hospital:
         self.beds, self.days, self.start, self.site, self.mess = beds, days, start, site, mess
         self.zone = site.zone
         self.end = datetime.combine(start + timedelta(days=days), time(0), tzinfo=self.zone)
-        self.events: list[tuple[datetime, int, StoryEvent]] = []
+        self.events: list[tuple[datetime, int, StoryStep]] = []
         self.truth: dict[str, Truth] = {}
         self.counts: dict[str, int] = {}
         self.seq = 0
         self.merges: list[tuple[datetime, str, str, str]] = []
 
-    def add(self, when: datetime, event: StoryEvent, truth: Truth | None = None) -> bool:
+    def add(self, when: datetime, event: StoryStep, truth: Truth | None = None) -> bool:
         """Queue an event if it happens before the end; update the truth as it would."""
         if when >= self.end:
             return False
@@ -147,32 +147,32 @@ class _Hospital:
         ward = rng.choice(WARDS)
         t = arrival
         if path == "elective":
-            self.add(t - timedelta(days=2), StoryEvent(event="A05", at=t - timedelta(days=2),
-                                                       status="preadmit", **base), truth)
-            if not self.add(t, StoryEvent(event="A01", at=t, status="inpatient", unit=ward,
-                                          admission_type="R", **base), truth):
+            self.add(t - timedelta(days=2), StoryStep(event="A05",
+                                                      status="preadmit", **base), truth)
+            if not self.add(t, StoryStep(event="A01", status="inpatient", unit=ward,
+                                         admission_type="R", **base), truth):
                 return
             if rng.random() < self.mess:  # booked in error: admission cancelled
                 c = t + timedelta(minutes=rng.randint(5, 90))
-                if self.add(c, StoryEvent(event="A11", at=c, **base)):
+                if self.add(c, StoryStep(event="A11", **base)):
                     truth.status = EncounterStatus.CANCELLED
                 return
         else:
-            if not self.add(t, StoryEvent(event="A04", at=t, status="emergency", unit="ED",
-                                          admission_type="E", admit_source="7", **base), truth):
+            if not self.add(t, StoryStep(event="A04", status="emergency", unit="ED",
+                                         admission_type="E", admit_source="7", **base), truth):
                 return
             t += timedelta(hours=rng.uniform(2, 7))
             if path.startswith("ed_obs"):
-                if not self.add(t, StoryEvent(event="A08", at=t, status="observation",
-                                              unit="OBS", **base), truth):
+                if not self.add(t, StoryStep(event="A08", status="observation",
+                                             unit="OBS", **base), truth):
                     return
                 obs = timedelta(hours=rng.lognormvariate(math.log(22), 0.45))
                 if path == "ed_obs":
                     self.discharge(t + obs, base, truth)
                     return
                 t += obs
-            if not self.add(t, StoryEvent(event="A06", at=t, status="inpatient", unit=ward,
-                                          **base), truth):
+            if not self.add(t, StoryStep(event="A06", status="inpatient", unit=ward,
+                                         **base), truth):
                 return
         self.inpatient(t, base, truth, ward)
 
@@ -198,49 +198,48 @@ class _Hospital:
             if unit == truth.unit:
                 continue  # already there: the way out of a transfer keyed in error and undone
             if unit:
-                if not self.add(when, StoryEvent(event="A02", at=when, status="inpatient",
-                                                 unit=unit, **base), truth):
+                if not self.add(when, StoryStep(event="A02", status="inpatient",
+                                                unit=unit, **base), truth):
                     return
                 if self.rng.random() < self.mess:  # the transfer was keyed in error
                     undo = when + timedelta(minutes=20)
                     previous = truth.units[-2] if len(truth.units) > 1 else None
-                    if self.add(undo, StoryEvent(event="A12", at=undo, **base)):
+                    if self.add(undo, StoryStep(event="A12", **base)):
                         truth.units.pop()
                         truth.unit = previous
             else:
                 expected = (end.astimezone(self.zone).date())
-                if not self.add(when, StoryEvent(event="A08", at=when, status="inpatient",
-                                                 unit=truth.unit, expected_discharge=expected,
-                                                 **base), truth):
+                if not self.add(when, StoryStep(event="A08", status="inpatient",
+                                                unit=truth.unit, expected_discharge=expected,
+                                                **base), truth):
                     return
         self.discharge(end, base, truth)
 
     def discharge(self, when: datetime, base: dict, truth: Truth) -> None:
         when = when.replace(microsecond=0)  # HL7 times carry whole seconds
         disposition = _pick(self.rng, DISPOSITIONS)
-        if not self.add(when, StoryEvent(event="A03", at=when, unit=truth.unit,
-                                         disposition=disposition, **base), truth):
+        if not self.add(when, StoryStep(event="A03", unit=truth.unit,
+                                        disposition=disposition, **base), truth):
             return
         truth.status = EncounterStatus.FINISHED
         truth.discharge_time, truth.disposition = when, disposition
         if self.rng.random() < self.mess:  # discharged in error, then again for real
             undo = when + timedelta(minutes=30)
-            if self.add(undo, StoryEvent(event="A13", at=undo, **base)):
+            if self.add(undo, StoryStep(event="A13", **base)):
                 truth.status = EncounterStatus.IN_PROGRESS
                 truth.discharge_time, truth.disposition = None, None
                 again = (undo + timedelta(hours=self.rng.uniform(2, 20))).replace(microsecond=0)
-                if self.add(again, StoryEvent(event="A03", at=again, unit=truth.unit,
-                                              disposition=disposition, **base)):
+                if self.add(again, StoryStep(event="A03", unit=truth.unit,
+                                             disposition=disposition, **base)):
                     truth.status, truth.discharge_time = EncounterStatus.FINISHED, again
                     truth.disposition = disposition
 
     def deliver(self) -> Simulation:
         for when, survivor, duplicate, visit in self.merges:
-            if not self.add(when, StoryEvent(event="A40", at=when, mrn=survivor,
-                                             prior_mrn=duplicate)):
+            if not self.add(when, StoryStep(event="A40", mrn=survivor, prior_mrn=duplicate)):
                 self.truth[visit].mrn = duplicate  # the merge had not happened yet
         ordered = sorted(self.events, key=lambda e: (e[0], e[1]))
-        messages = [hl7_message(ev, when, self.site, f"SIM{seq:08d}")
+        messages = [site_message(ev, when, self.site, f"SIM{seq:08d}")
                     for when, seq, ev in ordered]
         out: list[bytes] = []
         i = 0
