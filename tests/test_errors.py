@@ -23,7 +23,7 @@ from engine.security.passwords import WeakPassword
 from engine.security.signin import Throttled
 from engine.security.tokens import SigningKeyError, TokenError
 from engine.security.users import AccountError
-from engine.tools.cases import StoryError
+from engine.tools.cases.runner import StoryError
 from engine.tools.cli import CliError
 from engine.work import lifecycle
 
