@@ -47,7 +47,7 @@ from engine.storage.models import (  # noqa: E402
     PatientIdentifier,
     RuleOutput,
 )
-from tests.conftest import auth_headers, start_server  # noqa: E402
+from engine.tools.launch import bearer, start_server  # noqa: E402
 
 SCHEMA = "bench_worklist"
 UNITS = ["4WEST", "5EAST", "3NORTH", "6SOUTH", "ICU", "OBS", "7WEST", "2SOUTH"]
@@ -365,7 +365,7 @@ def main() -> None:
     results: dict[str, dict] = {}
     try:
         bases = [s.base_url for s in servers]
-        headers = auth_headers(servers[0])  # an integration client, as the EHR would sign in
+        headers = bearer(servers[0])  # an integration client, as the EHR would sign in
         for name, make in SCENARIOS.items():
             one = asyncio.run(scenario(bases, headers, make, 1, min(args.seconds, 5), 0, warmup=1))
             loaded = asyncio.run(scenario(bases, headers, make, args.clients, args.seconds,

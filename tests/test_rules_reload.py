@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 
 from engine.hl7.build import adt
-from tests.conftest import ROOT, auth_headers, start_server
+from engine.tools.launch import start_server
+from tests.conftest import ROOT, auth_headers
 from tests.stream import send
 
 

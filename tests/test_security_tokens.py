@@ -12,7 +12,8 @@ import pytest
 from engine.security import users
 from engine.security.throttle import Throttle
 from engine.security.tokens import issue_access
-from tests.conftest import JWT_SECRET, TEST_PASSWORD, account_for, auth_headers, token_form
+from engine.tools.launch import JWT_SECRET, TEST_PASSWORD, account_for, token_form
+from tests.conftest import auth_headers
 
 
 def token(client, form: dict[str, str], **kwargs):

@@ -22,9 +22,10 @@ from sqlalchemy import func, select
 from engine.api.runtime import Runtime
 from engine.security.users import add_user
 from engine.storage.models import RuleOutput
+from engine.tools.launch import ServerProcess, start_server
 from engine.tools.simulate import simulate
 from engine.work.staffing import current
-from tests.conftest import ServerProcess, fresh_database, make_settings, start_server
+from tests.conftest import fresh_database, make_settings
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
