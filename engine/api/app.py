@@ -65,5 +65,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(signin_router())
     install_web(app)
     app.add_middleware(SessionMiddleware, refuse=refusal)
-    app.add_middleware(AuditMiddleware, answer=outcome_for)
+    # Asked per request: the runtime's sessions are read when the request is audited.
+    app.add_middleware(AuditMiddleware, answer=outcome_for, sessions=lambda: runtime.sessions)
     return app

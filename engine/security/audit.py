@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import anyio
 from fastapi import Request
 from sqlalchemy import insert
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -111,15 +112,18 @@ class AuditMiddleware(HttpMiddleware):
     """Writes the request's audit records when its response starts, before any byte leaves.
 
     `answer` is the HTTP edge's response to an engine error (engine.api.http_errors), which
-    this middleware, outside every exception handler, cannot raise into."""
+    this middleware, outside every exception handler, cannot raise into. `sessions` gives
+    the sessions to write with, asked per request (the app hands in its runtime's)."""
 
-    def __init__(self, app: ASGIApp, answer: Callable[[EngineError], Response]) -> None:
+    def __init__(self, app: ASGIApp, answer: Callable[[EngineError], Response],
+                 sessions: Callable[[], sessionmaker[Session]]) -> None:
         super().__init__(app)
         self.answer = answer
+        self.sessions = sessions
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope["state"]
-        runtime = scope["app"].state.runtime
+        sessions = self.sessions()
         swallowed = False
 
         async def audited_send(message: Message) -> None:
@@ -128,7 +132,7 @@ class AuditMiddleware(HttpMiddleware):
                 return
             if message["type"] == "http.response.start":
                 rows = records(state, scope, message["status"], datetime.now(UTC))
-                if rows and not await _write(runtime, rows):
+                if rows and not await _write(sessions, rows):
                     swallowed = True
                     refusal = self.answer(StorageUnavailable(
                         "the audit trail is unavailable, so nothing is served: try again "
@@ -140,9 +144,9 @@ class AuditMiddleware(HttpMiddleware):
         await self.app(scope, receive, audited_send)
 
 
-async def _write(runtime, rows: list[dict]) -> bool:
+async def _write(sessions: sessionmaker[Session], rows: list[dict]) -> bool:
     def write() -> None:
-        with runtime.sessions() as session:
+        with sessions() as session:
             session.execute(insert(AuditRecord), rows)  # one executemany, no ORM objects
             session.commit()
 

@@ -10,6 +10,7 @@ from engine.api.fhir import flags, proposals, risk, tasks
 from engine.api.fhir.rule_outputs import OutputResource
 from engine.api.fhir.search import Param, SearchRegistry
 
+# The rule-output resources this server serves (the router adds their routes from it).
 OUTPUTS: tuple[OutputResource, ...] = (tasks.TASK, flags.FLAG, risk.RISK, proposals.PROPOSAL)
 
 _INTERACTIONS = {

@@ -21,18 +21,14 @@ from engine.api.deps import RuntimeDep
 from engine.api.fhir import (
     audit_event,
     clinical_params,
-    flags,
     includes,
-    proposals,
     resources,
-    risk,
     rule_outputs,
     search,
     task_update,
-    tasks,
 )
 from engine.api.fhir.body import Submitted, fhir_body
-from engine.api.fhir.capability import capability_statement
+from engine.api.fhir.capability import OUTPUTS, capability_statement
 from engine.api.fhir.search import SearchRegistry
 from engine.api.fhir.submission import ENCOUNTER_LOAD, Answer, submit
 from engine.core.roles import Permission
@@ -40,7 +36,6 @@ from engine.fhir.outcome import FHIR_JSON, FhirError
 from engine.security import audit
 from engine.storage.models import AuditRecord, Encounter, Patient
 
-OUTPUTS = (tasks.TASK, flags.FLAG, risk.RISK, proposals.PROPOSAL)
 SUPPORTED = ("Patient", "Encounter", "Observation", *(r.name for r in OUTPUTS))
 Body = Annotated[Submitted, Depends(fhir_body)]
 
