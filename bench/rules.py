@@ -175,7 +175,7 @@ def load_rulebook(rulesets: Path = DEFAULT_RULESETS) -> Rulebook:
 def evaluate_one(rulebook: Rulebook, snap: Snapshot, now: datetime) -> int:
     """What one re-evaluation computes in memory: facts, firings, desired outputs."""
     derived = rulebook.facts(snap, now)
-    firings = rulebook.evaluator.evaluate(derived, snap.diagnoses)
+    firings = rulebook.matcher.match(derived, snap.diagnoses)
     return len(desired_outputs(rulebook.book, firings, derived.values))
 
 
@@ -211,16 +211,16 @@ Recorded = list[list[tuple[str, dict[str, Any]]]]
 
 def recorded_facts(rulebook: Rulebook, pop: list[tuple[Snapshot, datetime]]) -> Recorded:
     """The (ruleset, fact) pairs the Evaluator asserts for each encounter, in order."""
-    evaluator = rulebook.evaluator
+    matcher = rulebook.matcher
     calls: list[tuple[str, dict[str, Any]]] = []
-    original = evaluator._assert
+    original = matcher._assert
 
     def recording(layer: int, fact: dict[str, Any]) -> list[str]:
         fired = original(layer, fact)
         calls.append((rulebook.book.layer_name(layer), dict(fact)))  # with its sid and id
         return fired
 
-    evaluator._assert = recording  # type: ignore[method-assign]
+    matcher._assert = recording  # type: ignore[method-assign]
     try:
         out = []
         for snap, now in pop:
@@ -228,7 +228,7 @@ def recorded_facts(rulebook: Rulebook, pop: list[tuple[Snapshot, datetime]]) -> 
             evaluate_one(rulebook, snap, now)
             out.append(list(calls))
     finally:
-        del evaluator._assert
+        del matcher._assert
     return out
 
 
@@ -266,7 +266,7 @@ def check_same_matches(rulebook: Rulebook, pop: list[tuple[Snapshot, datetime]],
     host.set_rulesets(rulebook.book.definitions())
     total = 0
     for (snap, now), recorded in zip(pop, facts, strict=True):
-        ours = sorted(f.rule.id for f in rulebook.evaluator.evaluate(
+        ours = sorted(f.rule.id for f in rulebook.matcher.match(
             rulebook.facts(snap, now), snap.diagnoses))
         host.fired.clear()
         bare_one(host, recorded)
@@ -377,7 +377,7 @@ def run(encounters: int = 2000, runs: int = 5, seconds: float = 2.0,
         "bare_per_s_runs": [round(x) for x in series["bare"]],
         "ratio_runs": [round(x, 3) for x in series["ratio"]],
         "facts_left_in_engine": sum(facts_held(h, names)
-                                    for h in (bare, floor, rulebook.evaluator._host)),
+                                    for h in (bare, floor, rulebook.matcher._host)),
     }
 
 

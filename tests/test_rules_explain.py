@@ -42,7 +42,7 @@ def shipped_book() -> Book:
 
 def engine_fires(evaluator: Matcher, values: dict[str, Any],
                  diagnoses: list[tuple[str, str | None]]) -> set[str]:
-    return {f.rule.id for f in evaluator.evaluate(Derived(dict(values)), diagnoses)}
+    return {f.rule.id for f in evaluator.match(Derived(dict(values)), diagnoses)}
 
 
 def by_id(explanations: list[Explanation]) -> dict[str, Explanation]:

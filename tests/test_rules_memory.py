@@ -50,7 +50,7 @@ def test_evaluations_leave_no_facts_and_memory_flat():
     gc.collect()
     growth = rss_kib() - before
     assert growth < MAX_GROWTH_KIB, f"RSS grew {growth} KiB over {EVALUATIONS - WARMUP} evaluations"
-    host = rulebook.evaluator._host
+    host = rulebook.matcher._host
     assert [host.get_facts(name, "0") for name in names] == [[] for _ in names]
     assert facts_held(host, names) == 0
 

@@ -78,7 +78,7 @@ class Reloader:
                 self._remember(who, result)
                 return result
             if current is not None and fresh.version == current.version:
-                fresh.evaluator.close()
+                fresh.matcher.close()
                 result = Reload("unchanged", previous or "", previous, changed)
                 self._remember(who, result)
                 return result
@@ -87,7 +87,7 @@ class Reloader:
             self._remember(who, result)
             self.runtime.rules.current = fresh
             if current is not None:
-                current.evaluator.close()
+                current.matcher.close()
             log.warning("rulesets reloaded by %s: version %s -> %s (changed: %s)", who,
                         previous, fresh.version, ", ".join(changed) or "-")
             return result

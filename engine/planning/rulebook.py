@@ -48,7 +48,7 @@ class Rulebook:
         # tasks wait in their queues). Read through from_file, so edits are picked up.
         self.staffing_file = staffing_file
         self.zone = site.zone
-        self.evaluator = Matcher(book)
+        self.matcher = Matcher(book)
         self.icu_units = frozenset(site.icu_units)
 
     @classmethod
@@ -84,7 +84,7 @@ class Rulebook:
         existing = read.outputs[enc.id]
         snap = snapshots.load(enc, existing, read.history[enc.id], read.labs[enc.id])
         derived = self.facts(snap, now)
-        firings = [] if enc.status == EncounterStatus.CANCELLED else self.evaluator.evaluate(
+        firings = [] if enc.status == EncounterStatus.CANCELLED else self.matcher.match(
             derived, snap.diagnoses)
         changes = Changes()
         if write:

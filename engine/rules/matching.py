@@ -38,7 +38,7 @@ class Matcher:
         self._layer_preds = [
             sorted({p for r in layer for p in r.predicates}) for layer in book.layers
         ]
-        # Everything evaluate() looks up per firing, computed once per book.
+        # Everything match() looks up per firing, computed once per book.
         self._layer_tests = [[(name, book.predicates[name].test) for name in names]
                              for names in self._layer_preds]
         # Which rules read each named condition: to say whose condition failed.
@@ -55,7 +55,7 @@ class Matcher:
             self._rules.setdefault(rule.id, (rule, tuple(sorted(rule.facts | rule.predicates)),
                                              tuple(raised)))
 
-    def evaluate(self, derived: Derived, diagnoses: list[tuple[str, str | None]]) -> list[Firing]:
+    def match(self, derived: Derived, diagnoses: list[tuple[str, str | None]]) -> list[Firing]:
         """Every enabled rule whose condition holds for these facts, layer by layer."""
         values = derived.values
         raised: set[str] = set()

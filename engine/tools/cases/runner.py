@@ -128,7 +128,7 @@ class Runner:
         diagnoses = _diagnoses(case.diagnoses)
         if case.diagnoses is not None:
             values.setdefault("diagnosis_codes", [code for code, _ in diagnoses])
-        firings = self.rulebook.evaluator.evaluate(Derived(values), diagnoses)
+        firings = self.rulebook.matcher.match(Derived(values), diagnoses)
         at = local_time(case.at, self.zone) if case.at is not None else None
         outputs = []
         for d in desired_outputs(self.rulebook.book, firings, values):
