@@ -6,11 +6,13 @@ from __future__ import annotations
 import pytest
 
 from engine.api.auth import PageRefused, SignInRequired, Unauthenticated
-from engine.api.http_errors import answer_of
+from engine.api.http_errors import answer_of, outcome_for
 from engine.api.web.worklist_page import NotAllowed
+from engine.core import errors
 from engine.core.errors import EngineError
 from engine.core.events import EventError
 from engine.core.site import SiteProfileError
+from engine.fhir.outcome import FhirError, outcome_response
 from engine.fhir.reading import InvalidFhir
 from engine.hl7.ack import issue_for
 from engine.hl7.adt import Hl7Refusal
@@ -66,3 +68,23 @@ def test_the_hl7_edge_answers_an_inapplicable_event_ae_207():
     code, issue = issue_for(EventError("nothing to cancel"))
     assert (code, issue.code, issue.text) == ("AE", 207, "nothing to cancel")
     assert issue_for(RulesetError([])) is None
+
+
+@pytest.mark.parametrize("family, status, code", [
+    (errors.InvalidInput, 400, None),
+    (errors.Malformed, 400, None),
+    (errors.NotFound, 404, None),
+    (errors.Conflict, 409, None),
+    (errors.StaleVersion, 412, None),
+    (errors.InputTooLarge, 413, None),
+    (errors.NotApplicable, 422, None),
+    (errors.RuleRefused, 422, "business-rule"),
+    (errors.NotPermitted, 403, None),
+    (errors.StorageUnavailable, 503, None),
+], ids=lambda v: v.__name__ if isinstance(v, type) else "")
+def test_a_family_the_fhir_api_raises_answers_as_its_fhir_error_did(family, status, code):
+    was = FhirError(status, "what went wrong", code)
+    expected = outcome_response(was.status, was.diagnostics, was.code)
+    answer = outcome_for(family("what went wrong"))
+    assert (answer.status_code, answer.body, answer.media_type) == (
+        expected.status_code, expected.body, expected.media_type)

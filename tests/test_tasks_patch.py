@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from engine.api.fhir.task_update import diff, merge_patch
-from engine.fhir.outcome import FhirError
+from engine.core.errors import EngineError
 
 CURRENT = {
     "resourceType": "Task", "id": "7", "meta": {"versionId": "3"}, "status": "in-progress",
@@ -44,5 +44,5 @@ def test_the_change_is_status_owner_and_new_notes_only():
     ({"id": "8"}, "Task.id must be 7"),
 ])
 def test_anything_else_is_refused_with_the_reason(edit, words):
-    with pytest.raises(FhirError, match=words):
+    with pytest.raises(EngineError, match=words):
         diff(CURRENT, dict(CURRENT, **edit))

@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse
 
 from engine.api.auth import require
 from engine.api.deps import RulebookDep, RuntimeDep
+from engine.core.errors import Conflict, NotApplicable
 from engine.core.roles import Permission, Principal
-from engine.fhir.outcome import FhirError
 
 Reloader = Annotated[Principal, Depends(require(Permission.RULES_RELOAD))]
 
@@ -33,11 +33,11 @@ def build_router() -> APIRouter:
     @router.post("/rulesets/reload")
     def reload(caller: Reloader, runtime: RuntimeDep) -> JSONResponse:
         if runtime.reloader is None:
-            raise FhirError(409, "no ruleset folder is configured (ENGINE_RULESETS)")
+            raise Conflict("no ruleset folder is configured (ENGINE_RULESETS)")
         result = runtime.reloader.reload(caller.name)
         if result.outcome == "rejected":
-            raise FhirError(422, "rulesets not reloaded; the running version stays. "
-                                 + " | ".join(result.problems))
+            raise NotApplicable("rulesets not reloaded; the running version stays. "
+                                + " | ".join(result.problems))
         return JSONResponse({"outcome": result.outcome, "version": result.version,
                              "previous": result.previous, "changed": result.changed})
 

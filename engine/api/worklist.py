@@ -14,8 +14,8 @@ from fastapi.responses import JSONResponse
 
 from engine.api.auth import require
 from engine.api.deps import RuntimeDep
+from engine.core.errors import InvalidInput, NotPermitted
 from engine.core.roles import Permission, Principal
-from engine.fhir.outcome import FhirError
 from engine.security import audit
 from engine.work.lifecycle import STATUSES
 from engine.work.worklist import Filters, Item, Worklist, worklist
@@ -52,10 +52,10 @@ def build_router() -> APIRouter:
         if owner is None and not unassigned and not everyone:
             owner = caller.name
         if (owner != caller.name or unassigned) and not everyone:
-            raise FhirError(403, f"role {caller.role} sees only its own worklist")
+            raise NotPermitted(f"role {caller.role} sees only its own worklist")
         unknown = [s for s in status if s not in STATUSES]
         if unknown:
-            raise FhirError(400, f"status {unknown[0]!r}: use {', '.join(STATUSES)}")
+            raise InvalidInput(f"status {unknown[0]!r}: use {', '.join(STATUSES)}")
         filters = Filters(owner=owner, unassigned=unassigned, unit=unit, task_type=task_type,
                           payer_class=payer_class)
         if status:

@@ -29,11 +29,15 @@ _ISSUE_CODE = {
 
 
 class FhirError(Exception):
-    """The FHIR edge's own answer: an OperationOutcome with this HTTP status, raised by the
-    FHIR routes for what only the protocol knows (media type, method, search syntax).
+    """The FHIR edge's own wire answer: an OperationOutcome with this HTTP status, for what
+    only HTTP knows and no domain error means: a method not allowed (405), a format not
+    acceptable (406), a media type or charset not supported (415), and the server's own
+    failure it can name (500: a write stored but not readable back).
 
-    Not an engine error: domain code raises engine.core.errors families, which the HTTP edge
-    maps to a status in one table (engine.api.http_errors)."""
+    Not an engine error: what the input or the state gets wrong (unknown, invalid, stale,
+    refused by a rule, storage away) is an engine.core.errors family, which the HTTP edge
+    answers in one table (engine.api.http_errors), the FHIR routes included; OAuth's wire
+    answers are engine.security.oauth's."""
 
     def __init__(self, status: int, diagnostics: str, code: str | None = None) -> None:
         super().__init__(diagnostics)

@@ -19,8 +19,8 @@ from engine.api.auth import require
 from engine.api.deps import RuntimeDep
 from engine.api.fhir import search
 from engine.api.fhir.resources import instant
+from engine.core.errors import NotFound
 from engine.core.roles import Permission
-from engine.fhir.outcome import FhirError
 from engine.security import audit
 from engine.storage.models import AuditRecord
 
@@ -165,7 +165,7 @@ def build_router(answer: Callable[..., JSONResponse], base: Callable[[Request], 
             row = session.get(AuditRecord, row_id) if row_id is not None else None
         audit.note(request, "read", "AuditEvent", aid)
         if row is None:
-            raise FhirError(404, f"AuditEvent/{aid} is not known here")
+            raise NotFound(f"AuditEvent/{aid} is not known here")
         return answer(audit_event(row))
 
     return router

@@ -1,7 +1,8 @@
 """Reading a FHIR write's HTTP body: the caller, the bytes, and what is wrong with them.
 
-Problems (wrong content type, oversize) are returned rather than raised so the endpoint
-can keep the input before answering: nothing an authenticated client sends is dropped.
+Problems (wrong content type: the FHIR edge's own FhirError; oversize: InputTooLarge) are
+returned rather than raised so the endpoint can keep the input before answering: nothing an
+authenticated client sends is dropped.
 The size limit is enforced while streaming, so a chunked upload without Content-Length
 cannot outgrow it either (the app middleware only sees declared lengths).
 """
@@ -15,6 +16,7 @@ from fastapi import Depends, Request
 
 from engine.api.auth import require
 from engine.api.deps import RuntimeDep
+from engine.core.errors import InputTooLarge
 from engine.core.roles import Permission, Principal
 from engine.fhir.outcome import FhirError
 
@@ -25,7 +27,7 @@ ACCEPTED_TYPES = ("application/fhir+json", "application/json", "application/json
 class Submitted:
     raw: bytes
     caller: str
-    problem: FhirError | None = None
+    problem: FhirError | InputTooLarge | None = None
 
 
 def _content_problem(header: str | None) -> FhirError | None:
@@ -60,8 +62,8 @@ async def fhir_body(request: Request, principal: Writer, runtime: RuntimeDep) ->
         if size > limit:
             chunks.append(chunk[: max(0, len(chunk) - (size - limit))])
             raw = b"".join(chunks)
-            return Submitted(raw, caller, FhirError(
-                413, f"request body over {limit} bytes: split the Bundle into smaller ones"))
+            return Submitted(raw, caller, InputTooLarge(
+                f"request body over {limit} bytes: split the Bundle into smaller ones"))
         chunks.append(chunk)
     return Submitted(b"".join(chunks), caller, _content_problem(request.headers.get(
         "content-type")))

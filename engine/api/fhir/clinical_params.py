@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, exists, or_
 
 from engine.api.fhir.search import Param, by_id, date_range, period, reference, string, token
+from engine.core.errors import InvalidInput, Malformed
 from engine.fhir import vocabulary as v
-from engine.fhir.outcome import FhirError
 from engine.storage.models import Encounter, LocationStay, Patient, PatientIdentifier
 
 
@@ -24,13 +24,13 @@ def _patient_identifier(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElemen
 def _gender(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]:
     codes = [sex for sex, gender in v.GENDER_BY_SEX.items() if gender == text]
     if not codes:
-        raise FhirError(400, f"gender={text!r}: use male, female, other or unknown")
+        raise InvalidInput(f"gender={text!r}: use male, female, other or unknown")
     return Patient.sex.in_(codes)
 
 
 def _birthdate(text: str, _modifier: str | None, zone: ZoneInfo) -> ColumnElement[bool]:
     if "T" in text:
-        raise FhirError(400, "birthdate is a date: use [prefix]YYYY[-MM[-DD]]")
+        raise Malformed("birthdate is a date: use [prefix]YYYY[-MM[-DD]]")
     prefix, low_dt, high_dt = date_range("birthdate", text, zone)
     low, high, born = low_dt.date(), high_dt.date(), Patient.birth_date
     return {
@@ -76,8 +76,8 @@ _patient_ref = reference(Encounter.patient_id, "Patient")
 def _status(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]:
     stored = v.STATUS_IN.get(text)  # FHIR's finer states fold the way input folds them
     if stored is None:
-        raise FhirError(400, f"status={text!r} is not an Encounter status this server keeps: "
-                             f"use {', '.join(v.STATUS_IN)}")
+        raise InvalidInput(f"status={text!r} is not an Encounter status this server keeps: "
+                           f"use {', '.join(v.STATUS_IN)}")
     return Encounter.status == stored
 
 
@@ -85,8 +85,8 @@ def _class(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]:
     system, code = token(text)
     care_status = v.CARE_STATUS_BY_CLASS.get(code)
     if care_status is None or system not in (None, v.V3_ACT_CODE):
-        raise FhirError(400, f"class={text!r} is not a v3 ActCode class this server keeps: "
-                             f"use {', '.join(sorted(v.CARE_STATUS_BY_CLASS))}")
+        raise InvalidInput(f"class={text!r} is not a v3 ActCode class this server keeps: "
+                           f"use {', '.join(sorted(v.CARE_STATUS_BY_CLASS))}")
     return Encounter.care_status == care_status
 
 

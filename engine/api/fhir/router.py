@@ -31,6 +31,7 @@ from engine.api.fhir.body import Submitted, fhir_body
 from engine.api.fhir.capability import OUTPUTS, capability_statement
 from engine.api.fhir.search import SearchRegistry
 from engine.api.fhir.submission import ENCOUNTER_LOAD, Answer, submit
+from engine.core.errors import EngineError, NotFound
 from engine.core.roles import Permission
 from engine.fhir.outcome import FHIR_JSON, FhirError
 from engine.security import audit
@@ -58,7 +59,7 @@ def _written(request: Request, interaction: str, target: str | None, run,
     """Submit a write and note what it created or changed (or tried to, when refused)."""
     try:
         answer: Answer = run()
-    except FhirError:
+    except (EngineError, FhirError):  # refused: noted with what it was aimed at
         kind, _, rid = (target or ("Bundle" if interaction == "transaction" else resource)
                         ).partition("/")
         audit.note(request, interaction, kind, rid or None)
@@ -93,7 +94,7 @@ def _base(request: Request) -> str:
 def _row_id(kind: str, text: str) -> int:
     row = search.row_id(text)
     if row is None:
-        raise FhirError(404, f"{kind}/{text} is not known here")
+        raise NotFound(f"{kind}/{text} is not known here")
     return row
 
 
@@ -143,7 +144,7 @@ def build_router() -> APIRouter:
                               options=[selectinload(Patient.identifiers)])
             if row is None:
                 audit.note(request, "read", "Patient", pid)
-                raise FhirError(404, f"Patient/{pid} is not known here")
+                raise NotFound(f"Patient/{pid} is not known here")
             body = resources.patient(row, includes.replaced(session, [row.id]).get(row.id))
         audit.note(request, "read", "Patient", pid, row.id)
         return _versioned(body, row.version, row.updated_at)
@@ -164,7 +165,7 @@ def build_router() -> APIRouter:
             row = session.get(Encounter, _row_id("Encounter", eid), options=list(ENCOUNTER_LOAD))
             if row is None:
                 audit.note(request, "read", "Encounter", eid)
-                raise FhirError(404, f"Encounter/{eid} is not known here")
+                raise NotFound(f"Encounter/{eid} is not known here")
             body = resources.encounter(row)
         audit.note(request, "read", "Encounter", eid, row.patient_id)
         return _versioned(body, row.version, row.updated_at)
@@ -206,8 +207,8 @@ def build_router() -> APIRouter:
                       dependencies=authed, include_in_schema=False)
     def unsupported(resource_type: str, request: Request) -> JSONResponse:
         if resource_type not in SUPPORTED:
-            raise FhirError(404, f"resource type {resource_type} is not served here "
-                                 f"(supported: {', '.join(SUPPORTED)}; see /fhir/metadata)")
+            raise NotFound(f"resource type {resource_type} is not served here "
+                           f"(supported: {', '.join(SUPPORTED)}; see /fhir/metadata)")
         raise FhirError(405, f"{request.method} {request.url.path} is not supported; see "
                              "/fhir/metadata for the interactions this server offers")
 

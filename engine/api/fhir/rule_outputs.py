@@ -22,8 +22,9 @@ from engine.api.auth import require
 from engine.api.deps import RuntimeDep
 from engine.api.fhir import includes, resources, search
 from engine.api.fhir.search import Param
+from engine.core.errors import InvalidInput, NotFound
 from engine.core.roles import Permission, Principal
-from engine.fhir.outcome import FHIR_JSON, FhirError
+from engine.fhir.outcome import FHIR_JSON
 from engine.security import audit
 from engine.storage.models import RuleOutput
 from engine.work.staffing import Staffing
@@ -105,7 +106,7 @@ def status_param(by_status: Mapping[str, tuple[str, ...]]) -> Param:
 
     def build(text: str, _m: str | None, _z: Any) -> ColumnElement[bool]:
         if text not in by_status:
-            raise FhirError(400, f"status={text!r}: use {', '.join(by_status)}")
+            raise InvalidInput(f"status={text!r}: use {', '.join(by_status)}")
         return RuleOutput.status.in_(by_status[text])
 
     return Param("status", "token", " | ".join(by_status), build)
@@ -170,7 +171,7 @@ def get_output(session: Session, resource: OutputResource, text: str) -> RuleOut
     ident = search.row_id(text)
     row = session.get(RuleOutput, ident) if ident is not None else None
     if row is None or row.kind != resource.kind:
-        raise FhirError(404, f"{resource.name}/{text} is not known here")
+        raise NotFound(f"{resource.name}/{text} is not known here")
     return row
 
 

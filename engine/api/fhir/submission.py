@@ -1,9 +1,11 @@
 """A FHIR write, from HTTP body to committed events and the answer.
 
 Every body an authenticated client sends is stored: applied, or quarantined with the
-reason it was refused (400 not valid FHIR, 404 unknown target, 413/415 transport, 422 valid
-but not applicable), so it can be inspected and replayed. The answer goes out only after
-the commit (store, then acknowledge).
+reason it was refused (not valid FHIR, unknown target, too large or the wrong media type,
+valid but not applicable), so it can be inspected and replayed. A refusal leaves as the
+engine error it is (engine.core.errors), the HTTP edge answering it by family
+(engine.api.http_errors: 400, 404, 413, 422; 415 is the FHIR edge's own FhirError). The
+answer goes out only after the commit (store, then acknowledge).
 
 POST Encounter is keyed by the visit number: a visit already on file is updated (200)
 rather than duplicated; a new one is created (201).
@@ -21,6 +23,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from engine.api.fhir import references, resources
 from engine.api.fhir.body import Submitted
+from engine.core.errors import EngineError, NotApplicable, NotFound, StorageUnavailable
 from engine.core.events import EventError, Identifier
 from engine.fhir import inbound, reading
 from engine.fhir.envelope import Context, wrap
@@ -57,17 +60,20 @@ def _keep(runtime, raw: bytes, caller: str, reason: str) -> None:
                               error=reason)
     except SQLAlchemyError as exc:
         log.error("storage unavailable; refused FHIR input not kept: %s", type(exc).__name__)
-        raise FhirError(503, STORAGE_DOWN) from exc
+        raise StorageUnavailable(STORAGE_DOWN) from exc
 
 
-def _refuse(runtime, raw: bytes, caller: str, error: FhirError) -> FhirError:
-    _keep(runtime, raw, caller, error.diagnostics)
+def _refuse(runtime, raw: bytes, caller: str,
+            error: EngineError | FhirError) -> EngineError | FhirError:
+    """Keep the refused input with the refusal's text (its diagnostics), then hand it back."""
+    _keep(runtime, raw, caller, str(error))
     return error
 
 
 def submit(runtime, body: Submitted, interaction: str, base: str,
            target: str | None = None, resource: str = "Encounter") -> Answer:
-    """Store and apply one create, update or transaction; raise FhirError when refused."""
+    """Store and apply one create, update or transaction; raise the refusal (an engine
+    error, or the FhirError of a media type not accepted) when refused."""
     now = runtime.clock.now()
     context = Context(interaction, target, resources.instant(now))
     if body.problem is not None:
@@ -75,24 +81,24 @@ def submit(runtime, body: Submitted, interaction: str, base: str,
     try:
         doc = reading.parse_json(body.raw)
         reading.expect_type(doc, "Bundle" if interaction == "transaction" else resource)
-    except InvalidFhir as exc:
-        raise _refuse(runtime, body.raw, body.caller, FhirError(400, str(exc))) from exc
+    except InvalidFhir as exc:  # answered 400 by its family, as it is
+        _keep(runtime, body.raw, body.caller, str(exc))
+        raise
     try:
         with runtime.readers() as session:
             resolved = references.resolve(session, references.literal_references(doc, target),
                                           runtime.site)
     except SQLAlchemyError as exc:
-        raise FhirError(503, STORAGE_DOWN) from exc
+        raise StorageUnavailable(STORAGE_DOWN) from exc
     context = Context(interaction, target, context.received, resolved)
     raw = wrap(body.raw, context)
     if target is not None and target not in resolved:
-        raise _refuse(runtime, raw, body.caller, FhirError(404, f"{target} is not known here"))
+        raise _refuse(runtime, raw, body.caller, NotFound(f"{target} is not known here"))
     try:
         mapping = inbound.read(raw, runtime.site)
-    except InvalidFhir as exc:
-        raise _refuse(runtime, raw, body.caller, FhirError(400, str(exc))) from exc
-    except EventError as exc:
-        raise _refuse(runtime, raw, body.caller, FhirError(422, str(exc))) from exc
+    except EventError as exc:  # not valid FHIR (InvalidFhir, 400) or not applicable (422)
+        _keep(runtime, raw, body.caller, str(exc))
+        raise
     try:
         with runtime.readers() as session:
             before = _on_file(session, mapping)
@@ -100,10 +106,12 @@ def submit(runtime, body: Submitted, interaction: str, base: str,
                                         control_id=mapping.control_id, events=mapping.events)
     except SQLAlchemyError as exc:
         log.error("storage unavailable; FHIR input not applied: %s", type(exc).__name__)
-        raise FhirError(503, STORAGE_DOWN) from exc
+        raise StorageUnavailable(STORAGE_DOWN) from exc
     if receipt.outcome in ("error", "rejected", "unavailable") or receipt.reason:
-        status = 503 if receipt.outcome == "unavailable" else 422
-        raise FhirError(status, receipt.reason or f"input {receipt.outcome}")
+        reason = receipt.reason or f"input {receipt.outcome}"
+        if receipt.outcome == "unavailable":
+            raise StorageUnavailable(reason)
+        raise NotApplicable(reason)
     if receipt.outcome == "duplicate":
         before = _everything(mapping)  # the first copy created it; this one changes nothing
     with runtime.readers() as session:

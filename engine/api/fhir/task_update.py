@@ -33,9 +33,18 @@ from engine.api.fhir import search
 from engine.api.fhir.rule_outputs import json_response
 from engine.api.fhir.tasks import TASK, owner_name, task
 from engine.api.runtime import Runtime
+from engine.core.errors import (
+    InputTooLarge,
+    InvalidInput,
+    Malformed,
+    NotApplicable,
+    NotFound,
+    RuleRefused,
+    StaleVersion,
+)
 from engine.core.roles import Permission, Principal
 from engine.fhir.outcome import FhirError
-from engine.fhir.reading import InvalidFhir, describe, parse_json
+from engine.fhir.reading import describe, parse_json
 from engine.planning import evaluation
 from engine.security import audit
 from engine.work import lifecycle
@@ -65,42 +74,42 @@ def _texts(items: Any) -> list[str | None]:
 
 
 def diff(current: dict, wanted: Any) -> Change:
-    """What the client asks to change, or FhirError if it asks for anything else."""
+    """What the client asks to change; an engine error (InvalidInput, NotApplicable,
+    RuleRefused) naming what it asks for beyond that."""
     if not isinstance(wanted, dict) or wanted.get("resourceType") != "Task":
-        raise FhirError(400, "send a Task resource")
+        raise Malformed("send a Task resource")
     try:
         FhirTask.model_validate(wanted)
     except ValidationError as exc:
-        raise FhirError(400, describe("Task", exc)) from exc
+        raise Malformed(describe("Task", exc)) from exc
     except (KeyError, TypeError, ValueError) as exc:
-        raise FhirError(400, f"Task is not valid FHIR R4: {exc}") from exc
+        raise Malformed(f"Task is not valid FHIR R4: {exc}") from exc
     if wanted.get("id") != current["id"]:
-        raise FhirError(400, f"Task.id must be {current['id']}, the id in the URL")
+        raise InvalidInput(f"Task.id must be {current['id']}, the id in the URL")
     ignored = SERVER_MANAGED | CHANGEABLE | {"resourceType", "id"}
     refused = sorted(k for k in set(current) | set(wanted)
                      if k not in ignored and current.get(k) != wanted.get(k))
     if refused:
-        raise FhirError(422, "these Task elements are set by the rules and cannot be changed: "
-                             + ", ".join(refused), code="business-rule")
+        raise RuleRefused("these Task elements are set by the rules and cannot be changed: "
+                          + ", ".join(refused))
     change = Change()
     before, after = _texts(current.get("note")), _texts(wanted.get("note"))
     if after[:len(before)] != before:
-        raise FhirError(422, "notes cannot be edited or removed; append new ones at the end",
-                        code="business-rule")
+        raise RuleRefused("notes cannot be edited or removed; append new ones at the end")
     change.notes = [t for t in after[len(before):] if t]
     if current.get("owner") != wanted.get("owner"):
         new_owner = owner_name(wanted["owner"]) if wanted.get("owner") else None
         if wanted.get("owner") and not new_owner:
-            raise FhirError(422, "Task.owner must name a user: identifier "
-                                 "urn:engine:user|<user name> or Practitioner/<user name>")
+            raise NotApplicable("Task.owner must name a user: identifier "
+                                "urn:engine:user|<user name> or Practitioner/<user name>")
         if new_owner != owner_name(current.get("owner")):
             change.owner = (new_owner,)
     status_changed = wanted.get("status") != current.get("status")
     texts_changed = (wanted.get("output") != current.get("output")
                      or wanted.get("statusReason") != current.get("statusReason"))
     if texts_changed and not status_changed:
-        raise FhirError(422, "an outcome (output) or reason (statusReason) is given with the "
-                             "status change it explains", code="business-rule")
+        raise RuleRefused("an outcome (output) or reason (statusReason) is given with the "
+                          "status change it explains")
     if status_changed:
         change.status = wanted.get("status")
         outputs = wanted.get("output") or []
@@ -115,7 +124,7 @@ def if_match(request: Request) -> int | None:
         return None
     text = header.strip().removeprefix("W/").strip('"')
     if not text.isdigit():
-        raise FhirError(400, f"If-Match {header!r}: send the ETag you read, like W/\"3\"")
+        raise Malformed(f"If-Match {header!r}: send the ETag you read, like W/\"3\"")
     return int(text)
 
 
@@ -126,11 +135,8 @@ async def _body(request: Request, accepted: tuple[str, ...], max_bytes: int) -> 
                              f"{' or '.join(accepted)}")
     raw = await request.body()
     if len(raw) > max_bytes:
-        raise FhirError(413, "request body too large")
-    try:
-        return parse_json(raw)
-    except InvalidFhir as exc:
-        raise FhirError(400, str(exc)) from exc
+        raise InputTooLarge("request body too large")
+    return parse_json(raw)  # InvalidFhir when it is not JSON: answered 400 by its family
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -151,13 +157,13 @@ def _patched(current: dict, patch: Any) -> Any:
     if isinstance(patch, dict):
         return merge_patch(current, patch)
     if not isinstance(patch, list):
-        raise FhirError(400, "send a JSON Patch (a list of operations) or a merge patch")
+        raise Malformed("send a JSON Patch (a list of operations) or a merge patch")
     try:
         return jsonpatch.apply_patch(current, patch)
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-        raise FhirError(422, f"the patch does not apply: {exc}") from exc
+        raise NotApplicable(f"the patch does not apply: {exc}") from exc
     except (TypeError, KeyError, ValueError, AttributeError) as exc:
-        raise FhirError(400, f"not a valid JSON Patch: {exc}") from exc
+        raise Malformed(f"not a valid JSON Patch: {exc}") from exc
 
 
 def update(request: Request, runtime: Runtime, tid: str, actor: Principal,
@@ -167,10 +173,10 @@ def update(request: Request, runtime: Runtime, tid: str, actor: Principal,
     with runtime.sessions() as session, session.begin():
         row = lifecycle.load(session, ident) if ident is not None else None
         if row is None:
-            raise FhirError(404, f"Task/{tid} is not known here")
+            raise NotFound(f"Task/{tid} is not known here")
         if expected is not None and expected != row.version:
-            raise FhirError(412, f"Task/{tid} is at version {row.version}, not {expected}: "
-                                 "read it again and retry")
+            raise StaleVersion(f"Task/{tid} is at version {row.version}, not {expected}: "
+                               "read it again and retry")
         current = task(row, notes(session, [row.id]).get(row.id, []), runtime.staffing)
         change = diff(current, _patched(current, body) if is_patch else body)
         # A refused change raises a lifecycle.TaskError; the HTTP edge answers it by family.

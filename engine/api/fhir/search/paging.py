@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from engine.api.fhir.search import sql
 from engine.api.fhir.search.params import MAX_ROW_ID
 from engine.api.fhir.search.query import Query
-from engine.fhir.outcome import FhirError
+from engine.core.errors import Malformed
 
 
 @dataclass(slots=True)
@@ -74,7 +74,7 @@ def _run_sorted(session: Session, query: Query, model: Any, total: int | None,
     if query.cursor is not None:
         after = session.execute(sql.sort_values(model, keys, anchor)).first()
         if after is None:
-            raise FhirError(400, "invalid _cursor: follow the Bundle's next/previous links")
+            raise Malformed("invalid _cursor: follow the Bundle's next/previous links")
     stmt = sql.by_sort(model, keys, conds, options, query.count + 1, direction == "a", after)
     found = list(session.execute(stmt))
     more = len(found) > query.count

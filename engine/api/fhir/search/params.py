@@ -1,7 +1,8 @@
 """Search parameters: what each one is and how one of its values becomes a SQL condition.
 
 A parameter's `build` gets one value (comma-separated alternatives are split before), its
-modifier and the hospital's zone; it raises FhirError(400) for a value it cannot read.
+modifier and the hospital's zone; it raises InvalidInput (Malformed when unreadable) for a
+value it cannot use, answered 400 by the HTTP edge.
 
 Dates (Encounter `date`, the period admit..discharge, open-ended while in hospital; Patient
 `birthdate`): a value is a range at its precision; without an offset it is the hospital's
@@ -22,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, false, or_
 
-from engine.fhir.outcome import FhirError
+from engine.core.errors import InvalidInput, Malformed
 
 MAX_ROW_ID = 2**31 - 1  # primary keys are 32-bit integers
 Build = Callable[[str, str | None, ZoneInfo], ColumnElement[bool]]
@@ -68,11 +69,11 @@ def date_range(name: str, text: str, zone: ZoneInfo) -> tuple[str, datetime, dat
     """(prefix, low, high): the value as a half-open range of instants at its precision."""
     m = _DATE.match(text.replace(" ", "+"))  # an unencoded '+' in the offset arrives as ' '
     if not m:
-        raise FhirError(400, f"{name}={text!r} is not a FHIR date: use [prefix]YYYY[-MM[-DD"
-                             "[Thh:mm[:ss][offset]]]], prefixes eq ne gt lt ge le sa eb")
+        raise Malformed(f"{name}={text!r} is not a FHIR date: use [prefix]YYYY[-MM[-DD"
+                        "[Thh:mm[:ss][offset]]]], prefixes eq ne gt lt ge le sa eb")
     prefix = m["prefix"] or "eq"
     if prefix == "ap":
-        raise FhirError(400, f"{name}: the 'ap' (approximately) prefix is not supported")
+        raise InvalidInput(f"{name}: the 'ap' (approximately) prefix is not supported")
     y, mo, d = int(m["y"]), int(m["m"] or 1), int(m["d"] or 1)
     tz: tzinfo = zone
     if m["tz"] and m["tz"] != "Z":
@@ -84,7 +85,7 @@ def date_range(name: str, text: str, zone: ZoneInfo) -> tuple[str, datetime, dat
         low = datetime(y, mo, d, int(m["H"] or 0), int(m["M"] or 0), int(m["S"] or 0),
                        tzinfo=tz)
     except ValueError as exc:
-        raise FhirError(400, f"{name}={text!r} is not a valid date: {exc}") from exc
+        raise Malformed(f"{name}={text!r} is not a valid date: {exc}") from exc
     if m["S"]:
         high = low + timedelta(seconds=1)
     elif m["H"]:
@@ -166,7 +167,7 @@ def choice(name: str, column: Any, allowed: tuple[str, ...]) -> Build:
 
     def build(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]:
         if text not in allowed:
-            raise FhirError(400, f"{name}={text!r}: use {', '.join(allowed)}")
+            raise InvalidInput(f"{name}={text!r}: use {', '.join(allowed)}")
         return column == text
 
     return build

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, or_
 
 from engine.api.fhir.search.params import MAX_ROW_ID, split_values
 from engine.api.fhir.search.registry import Searchable, SearchRegistry
+from engine.core.errors import InvalidInput, Malformed
 from engine.fhir.outcome import FhirError
 
 DEFAULT_COUNT = 50
@@ -46,7 +47,7 @@ def parse(registry: SearchRegistry, resource: str, items: list[tuple[str, str]],
         query.conditions.append(target.base)
     for key, value in items:
         if "\x00" in key or "\x00" in value:
-            raise FhirError(400, "search parameters may not contain NUL")
+            raise Malformed("search parameters may not contain NUL")
         name, _, modifier = key.partition(":")
         if name in ("_sort", "_include") and target.sorts is not None:
             _shaping_param(query, name, value)
@@ -56,13 +57,13 @@ def parse(registry: SearchRegistry, resource: str, items: list[tuple[str, str]],
             continue
         param = params.get(name)
         if param is None:
-            raise FhirError(400, f"unknown search parameter {key!r} for {resource}; supported: "
-                                 f"{', '.join([*params, '_count'])}")
+            raise InvalidInput(f"unknown search parameter {key!r} for {resource}; supported: "
+                               f"{', '.join([*params, '_count'])}")
         if modifier and modifier not in param.modifiers:
-            raise FhirError(400, f"modifier :{modifier} is not supported on {resource} {name}")
+            raise InvalidInput(f"modifier :{modifier} is not supported on {resource} {name}")
         values = [x for x in split_values(value) if x]
         if not values:
-            raise FhirError(400, f"search parameter {key} has no value")
+            raise InvalidInput(f"search parameter {key} has no value")
         query.conditions.append(or_(*(param.build(x, modifier or None, zone) for x in values)))
         query.params.append((key, value))
     return query
@@ -73,17 +74,17 @@ def _shaping_param(query: Query, name: str, value: str) -> None:
     if name == "_sort":
         keys = query.target.sorts or {}
         if query.sort:
-            raise FhirError(400, "give _sort once, with comma-separated keys")
+            raise InvalidInput("give _sort once, with comma-separated keys")
         for item in (x.strip() for x in value.split(",")):
             if item.lstrip("-") not in keys:
-                raise FhirError(400, f"_sort={item!r} is not supported for {query.resource}; "
-                                     f"sort keys: {', '.join(keys) or 'none'}")
+                raise InvalidInput(f"_sort={item!r} is not supported for {query.resource}; "
+                                   f"sort keys: {', '.join(keys) or 'none'}")
             query.sort.append((keys[item.lstrip("-")], item.startswith("-")))
     else:
         served = query.target.includes
         if value not in served:
-            raise FhirError(400, f"_include={value!r} is not supported for {query.resource}; "
-                                 f"supported: {', '.join(served) or 'none'}")
+            raise InvalidInput(f"_include={value!r} is not supported for {query.resource}; "
+                               f"supported: {', '.join(served) or 'none'}")
         query.include.append(value)
     query.params.append((name, value))
 
@@ -91,19 +92,19 @@ def _shaping_param(query: Query, name: str, value: str) -> None:
 def _result_param(query: Query, name: str, value: str) -> None:
     if name == "_count":
         if not value.isdigit():
-            raise FhirError(400, f"_count={value!r}: use a whole number 0..{MAX_COUNT}")
+            raise InvalidInput(f"_count={value!r}: use a whole number 0..{MAX_COUNT}")
         query.count = min(int(value), MAX_COUNT)
     elif name == "_cursor":
         if not re.fullmatch(r"[ab]\d{1,10}", value) or int(value[1:]) > MAX_ROW_ID:
-            raise FhirError(400, "invalid _cursor: follow the Bundle's next/previous links")
+            raise Malformed("invalid _cursor: follow the Bundle's next/previous links")
         query.cursor = (value[0], int(value[1:]))
     elif name == "_total":
         if value not in ("none", "estimate", "accurate"):
-            raise FhirError(400, "_total: use none, estimate or accurate")
+            raise InvalidInput("_total: use none, estimate or accurate")
         query.with_total = value != "none"
     elif name == "_summary":
         if value not in ("count", "false"):
-            raise FhirError(400, f"_summary={value!r} is not supported (count or false)")
+            raise InvalidInput(f"_summary={value!r} is not supported (count or false)")
         if value == "count":
             query.count = 0
     elif name == "_format" and value not in ("json", "application/json",
