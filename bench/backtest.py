@@ -25,7 +25,7 @@ from engine.core.clock import FixedClock  # noqa: E402
 from engine.core.config import (  # noqa: E402
     DEFAULT_RULESETS,
     DEFAULT_SITE_PROFILE,
-    DEFAULT_STAFFING,
+    get_settings,
 )
 from engine.core.site import load_site_profile  # noqa: E402
 from engine.intake.path import Intake  # noqa: E402
@@ -48,8 +48,9 @@ def run(beds: int, days: int) -> dict:
         for raw in sim.messages:
             intake.hl7(raw, channel="file")
         history = stored_history(sessions, None)
-        active = Rulebook.load(DEFAULT_RULESETS, site, DEFAULT_STAFFING)
-        candidate = Rulebook.load(DEFAULT_RULESETS, site, DEFAULT_STAFFING)
+        staffing = get_settings().staffing_file  # the configured file, as `engine rules backtest`
+        active = Rulebook.load(DEFAULT_RULESETS, site, staffing_file=staffing)
+        candidate = Rulebook.load(DEFAULT_RULESETS, site, staffing_file=staffing)
 
         single = make_engine(f"sqlite:///{tmp}/single.db", sqlite_synchronous="OFF")
         upgrade(single)

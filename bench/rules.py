@@ -4,12 +4,12 @@ Builds a synthetic population of encounters (observation, inpatient and ED stays
 Medicare Advantage, commercial, Medicaid and self-pay; social-risk Z codes and Charlson
 conditions; prior stays; lengths of stay from hours to weeks) and measures, on one core:
 
-- *encounter evaluation*: derive the facts, run Evaluator.evaluate and desired_outputs, per
+- *encounter evaluation*: derive the facts, run Matcher.match and desired_outputs, per
   encounter (everything a re-evaluation does except the database);
 - *bare durable_rules*: the same compiled definitions (Book.definitions()) registered in a
   plain durable_rules Host with do-nothing actions, asserting and retracting the very fact
-  dicts the Evaluator asserts (recorded once, outside the timed loop), layer by layer. Like
-  the Evaluator's host it does not start the stock Host's dispatcher and timer threads
+  dicts the Matcher asserts (recorded once, outside the timed loop), layer by layer. Like
+  the Matcher's host it does not start the stock Host's dispatcher and timer threads
   (`Host._run`): they would only add background wake-ups to the measurement, and the
   benchmark is single-threaded on purpose.
 
@@ -169,7 +169,8 @@ def population(n: int, seed: int = 20260311) -> list[tuple[Snapshot, datetime]]:
 
 
 def load_rulebook(rulesets: Path = DEFAULT_RULESETS) -> Rulebook:
-    return Rulebook.load(rulesets, load_site_profile(DEFAULT_SITE_PROFILE))
+    # Matching only: nothing is assigned, so no staffing file.
+    return Rulebook.load(rulesets, load_site_profile(DEFAULT_SITE_PROFILE), staffing_file=None)
 
 
 def evaluate_one(rulebook: Rulebook, snap: Snapshot, now: datetime) -> int:
@@ -210,7 +211,7 @@ Recorded = list[list[tuple[str, dict[str, Any]]]]
 
 
 def recorded_facts(rulebook: Rulebook, pop: list[tuple[Snapshot, datetime]]) -> Recorded:
-    """The (ruleset, fact) pairs the Evaluator asserts for each encounter, in order."""
+    """The (ruleset, fact) pairs the Matcher asserts for each encounter, in order."""
     matcher = rulebook.matcher
     calls: list[tuple[str, dict[str, Any]]] = []
     original = matcher._assert
@@ -261,7 +262,7 @@ def native_one(handles: list[int], texts: list[tuple[int, str]]) -> None:
 
 def check_same_matches(rulebook: Rulebook, pop: list[tuple[Snapshot, datetime]],
                        facts: Recorded) -> int:
-    """The stock Host fires the same rules on the recorded facts as the Evaluator did."""
+    """The stock Host fires the same rules on the recorded facts as the Matcher did."""
     host = RecordingHost()
     host.set_rulesets(rulebook.book.definitions())
     total = 0
@@ -271,16 +272,16 @@ def check_same_matches(rulebook: Rulebook, pop: list[tuple[Snapshot, datetime]],
         host.fired.clear()
         bare_one(host, recorded)
         # A rule with `any` is several durable_rules alternatives: it may fire once for each
-        # that matches; the Evaluator counts the rule once.
+        # that matches; the Matcher counts the rule once.
         if sorted(set(host.fired)) != ours:
-            raise SystemExit(f"encounter {snap.encounter_id}: the Evaluator fired {ours}, "
+            raise SystemExit(f"encounter {snap.encounter_id}: the Matcher fired {ours}, "
                              f"bare durable_rules {sorted(host.fired)}")
         total += len(ours)
     return total
 
 
 def facts_held(host: Host, names: list[str]) -> int:
-    """Facts durable_rules still holds for the one session ("0") the Evaluator uses."""
+    """Facts durable_rules still holds for the one session ("0") the Matcher uses."""
     total = 0
     for name in names:
         try:

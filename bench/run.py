@@ -144,11 +144,11 @@ def rules_section(r: dict, runs: int) -> list[str]:
         f"{r['ratio_runs']}. Facts left in durable_rules afterwards: "
         f"{r['facts_left_in_engine']}.",
         "",
-        "- *evaluations/s*: per encounter, derive the facts, `Evaluator.evaluate` (one fact "
+        "- *evaluations/s*: per encounter, derive the facts, `Matcher.match` (one fact "
         "asserted and retracted per layer) and `desired_outputs`; no database.",
         "- *bare durable_rules/s*: the same compiled definitions in a stock durable_rules "
         "`Host` (without its timer threads) with do-nothing actions, asserting and retracting "
-        "the very fact dicts the Evaluator asserted (recorded beforehand; the bench checks "
+        "the very fact dicts the Matcher asserted (recorded beforehand; the bench checks "
         "both fire the same rules), per encounter.",
         "- *ratio*: median of the per-run ratios evaluations/s ÷ bare/s.",
         "- *native engine alone*: durable_rules' native calls on pre-encoded JSON, no Python "

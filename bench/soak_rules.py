@@ -1,6 +1,6 @@
 """Rules-engine soak: a million encounter evaluations, memory sampled as they go.
 
-Each evaluation is what bench/rules.py times (derive the facts, Evaluator.evaluate,
+Each evaluation is what bench/rules.py times (derive the facts, Matcher.match,
 desired_outputs), rotating over a synthetic population so the engine sees ever-new fact ids
 and varying facts. The resident set size (VmRSS in /proc/self/status) is sampled every
 `--every` evaluations after a garbage collection. Memory is flat when the last sample is
@@ -66,7 +66,7 @@ def soak(evaluations: int = 1_000_000, every: int = 50_000, encounters: int = 20
     final = series[-1]
     growth = final[1] - warm[1]
     names = list(rulebook.book.definitions())
-    held = facts_held(rulebook.evaluator._host, names)
+    held = facts_held(rulebook.matcher._host, names)
     flat = abs(growth) <= tolerance * warm[1]
     return {
         "evaluations": done,

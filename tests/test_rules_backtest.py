@@ -36,7 +36,7 @@ def test_candidate_that_moves_the_moon_deadline_and_drops_initial_review(runtime
 
     report = backtest(runtime.sessions, runtime.site, runtime.rules.current,
                       Rulebook.load(candidate, runtime.site,
-                                    runtime.settings.staffing_file))
+                                    staffing_file=runtime.settings.staffing_file))
 
     assert report.messages == 8
     assert report.active_version != report.candidate_version

@@ -177,7 +177,7 @@ def test_evaluation_error_is_isolated_and_retried(runtime_factory):
         def evaluate_encounter(self, *args, **kwargs):
             raise ZeroDivisionError("a defect in a rule")
 
-    rt.rules.current = Broken(book.book, book.site, book.staffing_file)
+    rt.rules.current = Broken(book.book, book.site, staffing_file=book.staffing_file)
     receipt = rt.intake.hl7(adt("A01", "202603021015", plan="MCR001"))
 
     assert receipt.outcome == "accepted" and "MSA|AA|" in receipt.ack
@@ -237,7 +237,7 @@ def test_a_replay_keeps_its_boundaries_when_another_stay_fails_to_evaluate(runti
                 raise ZeroDivisionError("a defect in a rule")
             return super().evaluate_encounter(session, enc, now, **kwargs)
 
-    rt.rules.current = FailsForOne(book.book, book.site, book.staffing_file)
+    rt.rules.current = FailsForOne(book.book, book.site, staffing_file=book.staffing_file)
     replay(rt.intake, clock, [
         adt("A01", "202603011900", visit="V666", mrn="300666", admit_time="202603011900"),
         adt("A04", "202603012000", patient_class="O", patient_type="OBS",

@@ -156,11 +156,11 @@ def test_the_server_clock_escalates_with_the_configured_grace(runtime_factory):
     with rt.readers() as s:
         review = s.scalars(select(RuleOutput).where(RuleOutput.code == "initial-ur-review")).one()
     clock.set(review.due_at + timedelta(minutes=29))
-    escalation.on_clock(rt)
+    rt.escalate_overdue()
     with rt.readers() as s:
         assert s.get(RuleOutput, review.id).escalated_at is None
     clock.set(review.due_at + timedelta(minutes=31))
-    escalation.on_clock(rt)
+    rt.escalate_overdue()
     with rt.readers() as s:
         assert s.get(RuleOutput, review.id).owner == "sup.okafor"
 

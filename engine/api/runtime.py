@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -19,6 +20,7 @@ from engine.planning.rulebook import Rulebook
 from engine.rules.loader import ruleset_paths
 from engine.storage.db import make_engine, session_factory
 from engine.storage.migrate import upgrade
+from engine.work import escalation
 from engine.work.staffing import Staffing, from_file
 
 
@@ -41,13 +43,20 @@ class Runtime:
             max_bytes=self.settings.mllp_max_message_bytes, rules=self.rules,
         )
         if self.settings.rulesets is not None and Path(self.settings.rulesets).is_dir():
-            self.reloader = Reloader(self, Path(self.settings.rulesets))
+            self.reloader = Reloader(self.rules, Path(self.settings.rulesets), self.site,
+                                     self.settings.staffing_file)
 
     def _load_rulebook(self) -> Rulebook | None:
         folder = self.settings.rulesets
         if folder is None or not str(folder) or not ruleset_paths(Path(folder)):
             return None
-        return Rulebook.load(Path(folder), self.site, self.settings.staffing_file)
+        return Rulebook.load(Path(folder), self.site,
+                             staffing_file=self.settings.staffing_file)
+
+    def escalate_overdue(self) -> int:
+        """The clock's escalation: work overdue past the configured grace goes up."""
+        grace = timedelta(minutes=self.settings.escalation_grace_minutes)
+        return escalation.escalate_overdue(self.sessions, self.clock.now(), grace, self.staffing)
 
     @property
     def staffing(self) -> Staffing:

@@ -14,7 +14,6 @@ import uvicorn
 from engine.api.mllp import MllpServer
 from engine.api.runtime import Runtime
 from engine.planning.tick import tick
-from engine.work import escalation
 
 log = logging.getLogger("engine.server")
 
@@ -34,7 +33,7 @@ async def _clock(runtime: Runtime, stop: asyncio.Event) -> None:
         if rulebook is not None:
             try:
                 await asyncio.to_thread(tick, runtime.sessions, rulebook, runtime.clock.now())
-                await asyncio.to_thread(escalation.on_clock, runtime)
+                await asyncio.to_thread(runtime.escalate_overdue)
             except Exception as exc:  # noqa: BLE001 - the clock retries; serving goes on
                 log.error("clock tick failed: %s", type(exc).__name__)
         with contextlib.suppress(TimeoutError):

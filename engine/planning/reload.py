@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from engine.core.site import SiteProfile
+from engine.planning.active import ActiveRules
 from engine.planning.rulebook import Rulebook
 from engine.rules.loader import RulesetError, ruleset_paths
 from engine.rules.reference import ReferenceTableError
@@ -43,11 +45,16 @@ class Reload:
 
 
 class Reloader:
-    """Watches one folder for the runtime's intake; serializes reloads."""
+    """Watches one folder and swaps the rules in force when it changes; serializes reloads.
 
-    def __init__(self, runtime, folder: Path) -> None:
-        self.runtime = runtime
+    A new rulebook gets the same site profile and staffing file as the one it replaces."""
+
+    def __init__(self, rules: ActiveRules, folder: Path, site: SiteProfile,
+                 staffing_file: Path | None) -> None:
+        self.rules = rules
         self.folder = folder
+        self.site = site
+        self.staffing_file = staffing_file
         self._seen = fingerprint(folder)
         self._lock = threading.Lock()
         self.history: list[tuple[datetime, str, Reload]] = []
@@ -64,11 +71,10 @@ class Reloader:
             changed = sorted(k for k in now_seen.keys() | self._seen.keys()
                              if now_seen.get(k) != self._seen.get(k))
             self._seen = now_seen
-            current = self.runtime.rules.current
+            current = self.rules.current
             previous = current.version if current is not None else None
             try:
-                fresh = Rulebook.load(self.folder, self.runtime.site,
-                                      self.runtime.settings.staffing_file)
+                fresh = Rulebook.load(self.folder, self.site, staffing_file=self.staffing_file)
             except (RulesetError, ReferenceTableError) as exc:
                 problems = [str(p) for p in exc.problems] if isinstance(exc, RulesetError) \
                     else [str(exc)]
@@ -85,7 +91,7 @@ class Reloader:
             result = Reload("reloaded", fresh.version, previous, changed)
             # History first: a reader that sees the new version also sees why it changed.
             self._remember(who, result)
-            self.runtime.rules.current = fresh
+            self.rules.current = fresh
             if current is not None:
                 current.matcher.close()
             log.warning("rulesets reloaded by %s: version %s -> %s (changed: %s)", who,

@@ -41,23 +41,23 @@ class Evaluation:
 
 
 class Rulebook:
-    def __init__(self, book: Book, site: SiteProfile, staffing_file: Path | None = None) -> None:
+    def __init__(self, book: Book, site: SiteProfile, *, staffing_file: Path | None) -> None:
         self.book = book
         self.site = site
-        # Who new work goes to: the file the engine was started with (None: no one, the
-        # tasks wait in their queues). Read through from_file, so edits are picked up.
+        # Who new work goes to: the file the engine was started with, re-read when it changes.
+        # Required, so no path that raises tasks can forget it; None (no one: tasks wait in
+        # their queues) only where nothing is assigned, as in the rules benchmark.
         self.staffing_file = staffing_file
         self.zone = site.zone
         self.matcher = Matcher(book)
         self.icu_units = frozenset(site.icu_units)
 
     @classmethod
-    def load(cls, folder: Path, site: SiteProfile, staffing_file: Path | None = None
-             ) -> Rulebook:
+    def load(cls, folder: Path, site: SiteProfile, *, staffing_file: Path | None) -> Rulebook:
         """Load and compile every ruleset in `folder`; raises RulesetError, never half-loads."""
         files = load_folder(folder)
         book = compile_book(files, load_reference(folder / "reference"))
-        return cls(book, site, staffing_file)
+        return cls(book, site, staffing_file=staffing_file)
 
     @property
     def staffing(self) -> Staffing:

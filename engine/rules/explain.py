@@ -246,7 +246,7 @@ def _raise(raised: dict[str, list[str]], rule: Rule) -> None:
 def explain(book: Book, values: dict[str, Any], diagnoses: Diagnoses) -> list[Explanation]:
     """Every rule of every loaded file, in file order, with its condition tree evaluated.
 
-    Enabled rules run layer by layer, as in the Evaluator, so a rule reading another rule's
+    Enabled rules run layer by layer, as in the Matcher, so a rule reading another rule's
     output sees exactly what that layer saw; disabled rules are shown against everything
     the enabled rules raised.
     """

@@ -1,12 +1,10 @@
-"""The `engine` command: serve, ingest, inspect the quarantine, migrate, run the demo.
-
-Each command imports the floors it needs when it runs (ruff PLC0415 is waived for this
-module in pyproject.toml): `engine --help` and the quick commands start in about half the
-time the whole server, app, simulator and case runner take to import.
-"""
+"""The `engine` command: serve, ingest, inspect the quarantine, migrate, run the demo."""
 
 from __future__ import annotations
 
+# Each command imports the floors it needs when it runs (ruff PLC0415 is waived for this
+# module in pyproject.toml): `engine --help` and the quick commands start in about half the
+# time the whole server, app, simulator and case runner take to import.
 import asyncio
 import logging
 import os

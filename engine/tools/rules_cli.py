@@ -4,14 +4,13 @@ check (schema, compile, lint), test (the cases beside the rulesets), explain (wh
 fired or not for one encounter), facts (the catalogue) and schema (for editors). Every
 failure is one clear line and a non-zero exit; problems in files read `file:line: ...` so
 editors can jump to them.
-
-Each command imports the floors it needs when it runs (ruff PLC0415 is waived for this
-module in pyproject.toml): `engine --help` and the quick commands start in about half the
-time the whole server, app, simulator and case runner take to import.
 """
 
 from __future__ import annotations
 
+# Each command imports the floors it needs when it runs (ruff PLC0415 is waived for this
+# module in pyproject.toml): `engine --help` and the quick commands start in about half the
+# time the whole server, app, simulator and case runner take to import.
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,7 +112,7 @@ def _rulebook(target: Path, site: SiteProfile) -> Rulebook:
     from engine.planning.rulebook import Rulebook
 
     # New tasks in test stories and back-tests go to the people of the configured file.
-    return Rulebook(_compile(target), site, get_settings().staffing_file)
+    return Rulebook(_compile(target), site, staffing_file=get_settings().staffing_file)
 
 
 def _time(text: str | None, zone: ZoneInfo) -> datetime:

@@ -3,14 +3,13 @@
 Passwords come from standard input (a prompt without echo on a terminal, else the first
 line), never from the command line where `ps` and shell history would keep them. A
 client's secret is generated and printed once.
-
-Each command imports the floors it needs when it runs (ruff PLC0415 is waived for this
-module in pyproject.toml): `engine --help` and the quick commands start in about half the
-time the whole server, app, simulator and case runner take to import.
 """
 
 from __future__ import annotations
 
+# Each command imports the floors it needs when it runs (ruff PLC0415 is waived for this
+# module in pyproject.toml): `engine --help` and the quick commands start in about half the
+# time the whole server, app, simulator and case runner take to import.
 import getpass
 import sys
 from collections.abc import Iterator

@@ -55,8 +55,3 @@ def escalate_overdue(sessions: sessionmaker[Session], now: datetime, grace: time
         if len(rows) < BATCH:
             return done
 
-
-def on_clock(runtime) -> int:
-    """The server clock's call: escalate with the configured grace at the runtime's now."""
-    grace = timedelta(minutes=runtime.settings.escalation_grace_minutes)
-    return escalate_overdue(runtime.sessions, runtime.clock.now(), grace, runtime.staffing)
