@@ -12,7 +12,7 @@ from sqlalchemy import select
 from engine.api.fhir.tasks import render
 from engine.api.web.people import choices
 from engine.core.clock import FixedClock
-from engine.core.config import get_settings
+from engine.core.config import DEFAULT_STAFFING, get_settings
 from engine.core.roles import Principal
 from engine.hl7.build import adt
 from engine.planning.tick import tick
@@ -20,7 +20,7 @@ from engine.storage.models import CaseAssignment, Encounter, RuleOutput
 from engine.work import assignment, escalation
 from engine.work.history import history
 from engine.work.lifecycle import Forbidden
-from engine.work.staffing import Person, Staffing, current, load_staffing
+from engine.work.staffing import Person, Staffing, from_file, load_staffing
 from tests.conftest import FIXTURES
 
 CHICAGO = ZoneInfo("America/Chicago")
@@ -133,14 +133,14 @@ def test_overdue_work_goes_to_the_supervisor_once(runtime_factory):
     grace = timedelta(minutes=60)
 
     def escalated_at(when):
-        escalation.escalate_overdue(rt.sessions, when, grace, current())
+        escalation.escalate_overdue(rt.sessions, when, grace, from_file(DEFAULT_STAFFING))
         with rt.readers() as s:
             return s.get(RuleOutput, review.id).escalated_at
 
     assert escalated_at(review.due_at + timedelta(minutes=59)) is None
     after = review.due_at + timedelta(minutes=61)
     assert escalated_at(after) == after
-    assert escalation.escalate_overdue(rt.sessions, after, grace, current()) == 0
+    assert escalation.escalate_overdue(rt.sessions, after, grace, from_file(DEFAULT_STAFFING)) == 0
     with rt.readers() as s:
         row = s.get(RuleOutput, review.id)
         assert (row.owner, row.escalated_at, row.version) == ("sup.okafor", after, 2)

@@ -20,11 +20,12 @@ import pytest
 from sqlalchemy import func, select
 
 from engine.api.runtime import Runtime
+from engine.core.config import DEFAULT_STAFFING
 from engine.security.users import add_user
 from engine.storage.models import RuleOutput
 from engine.tools.launch import ServerProcess, start_server
 from engine.tools.simulate import simulate
-from engine.work.staffing import current
+from engine.work.staffing import from_file
 from tests.conftest import fresh_database, make_settings
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -60,7 +61,7 @@ def hospital(tmp_path_factory) -> Iterator[tuple[ServerProcess, str]]:
     week = simulate(60, 7, 1, runtime.site, start=date.today() - timedelta(days=7))
     for raw in week.messages:
         runtime.intake.hl7(raw, channel="file")
-    for person in current().people:
+    for person in from_file(DEFAULT_STAFFING).people:
         add_user(runtime.sessions, person.name, person.role, PASSWORD)
     runtime.close()
     # Escalation would move old overdue work to the supervisors as the server starts; this
@@ -107,7 +108,7 @@ def web(browser, hospital) -> Visit:
 def busiest_case_manager(url: str) -> str:
     """The case manager with the most overdue work this morning."""
     runtime = Runtime.open(make_settings(url), migrate=False)
-    names = [p.name for p in current().people if p.role == "case_manager"]
+    names = [p.name for p in from_file(DEFAULT_STAFFING).people if p.role == "case_manager"]
     now = datetime.now(UTC)
     with runtime.readers() as s:
         late = dict(s.execute(

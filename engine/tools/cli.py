@@ -394,9 +394,9 @@ def demo_users(settings) -> list[tuple[str, str, str]]:
     """(name, role, display) of the demo's people: for case manager, UR nurse and supervisor
     the first such person of the staffing file, who has work assigned, so the worklist the
     demo opens on is full; a generic `*.demo` account where the file names no one."""
-    from engine.work.staffing import current
+    from engine.work.staffing import from_file
 
-    people = current(settings.staffing_file).people
+    people = from_file(settings.staffing_file).people
     out = []
     for name, role in DEMO_USERS:
         staff = next((p for p in people if p.role == role), None)

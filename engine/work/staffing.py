@@ -19,8 +19,6 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from engine.core.config import get_settings
-
 Role = Literal["case_manager", "ur_nurse", "supervisor"]
 WORKING_ROLES = ("case_manager", "ur_nurse")
 
@@ -117,11 +115,4 @@ def from_file(path: Path | None) -> Staffing:
         return EMPTY
     return _cached(str(path), Path(path).stat().st_mtime)
 
-
-def current(path: Path | None = None) -> Staffing:
-    """The staffing in `path`, or in the global settings' file (ENGINE_STAFFING_FILE): for
-    tools and tests; a running engine uses its own settings' file (`Runtime.staffing`)."""
-    if path is None:
-        path = get_settings().staffing_file
-    return from_file(path)
 
