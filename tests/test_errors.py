@@ -7,12 +7,12 @@ import pytest
 
 from engine.api.auth import PageRefused, SignInRequired, Unauthenticated
 from engine.api.http_errors import answer_of, outcome_for
+from engine.api.outcomes import FhirError, outcome_response
 from engine.api.web.worklist_page import NotAllowed
 from engine.core import errors
 from engine.core.errors import EngineError
 from engine.core.events import EventError
 from engine.core.site import SiteProfileError
-from engine.fhir.outcome import FhirError, outcome_response
 from engine.fhir.reading import InvalidFhir
 from engine.hl7.ack import issue_for
 from engine.hl7.adt import Hl7Refusal

@@ -17,6 +17,7 @@ from engine.api.auth import install as install_auth
 from engine.api.deps import get_sessions
 from engine.api.fhir.router import build_router as fhir_router
 from engine.api.http_errors import outcome_for
+from engine.api.outcomes import install_handlers
 from engine.api.runtime import Runtime
 from engine.api.session import SessionMiddleware
 from engine.api.unexpected import install as install_unexpected
@@ -25,7 +26,6 @@ from engine.api.web.router import install as install_web
 from engine.api.web.signin import build_router as signin_router
 from engine.api.worklist import build_router as worklist_router
 from engine.core.errors import InputTooLarge
-from engine.fhir.outcome import install_handlers
 from engine.security.audit import AuditMiddleware
 from engine.security.oauth import build_router as oauth_router
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from fastapi.responses import JSONResponse
 
+from engine.api.outcomes import outcome_response
 from engine.core.errors import (
     Conflict,
     EngineError,
@@ -25,9 +26,8 @@ from engine.core.errors import (
     StorageUnavailable,
     TooManyAttempts,
 )
-from engine.fhir.outcome import outcome_response
 
-# family -> (HTTP status, issue code; None: the status's usual code in engine.fhir.outcome)
+# family -> (HTTP status, issue code; None: the status's usual code, engine.fhir.outcome)
 ANSWERS: dict[type[EngineError], tuple[int, str | None]] = {
     InvalidInput: (400, None),
     Malformed: (400, None),

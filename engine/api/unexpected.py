@@ -20,10 +20,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from engine.api.http_errors import answer_of, outcome_for
+from engine.api.outcomes import outcome_response
 from engine.api.session import API_PREFIXES
 from engine.api.web.error_page import error_page, page_for
 from engine.core.errors import EngineError, StorageUnavailable
-from engine.fhir.outcome import outcome_response
 
 log = logging.getLogger("engine.http")
 

@@ -40,7 +40,7 @@ class TokenRequest(BaseModel):
 class OAuthError(Exception):
     """The token endpoint's RFC 6749 (5.2) answer: status, error code and description.
 
-    A wire form, like engine.fhir.outcome.FhirError, raised and answered inside this
+    A wire form, like engine.api.outcomes.FhirError, raised and answered inside this
     module's endpoint only, so it is no engine error (engine.core.errors)."""
 
     def __init__(self, status: int, error: str, description: str,

@@ -16,9 +16,9 @@ from fastapi import Depends, Request
 
 from engine.api.auth import require
 from engine.api.deps import RuntimeDep
+from engine.api.outcomes import FhirError
 from engine.core.errors import InputTooLarge
 from engine.core.roles import Permission, Principal
-from engine.fhir.outcome import FhirError
 
 ACCEPTED_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 

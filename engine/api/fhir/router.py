@@ -4,7 +4,7 @@ search, update, patch), Flag, RiskAssessment and ServiceRequest (read, search).
 
 Handlers that touch the database are plain `def` (FastAPI runs them in its threadpool);
 only body reading is async. Every answer is application/fhir+json; every error an
-OperationOutcome (engine.fhir.outcome).
+OperationOutcome (engine.api.outcomes).
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ from engine.api.fhir.body import Submitted, fhir_body
 from engine.api.fhir.capability import OUTPUTS, capability_statement
 from engine.api.fhir.search import SearchRegistry
 from engine.api.fhir.submission import ENCOUNTER_LOAD, Answer, submit
+from engine.api.outcomes import FhirError
 from engine.core.errors import EngineError, NotFound
 from engine.core.roles import Permission
-from engine.fhir.outcome import FHIR_JSON, FhirError
+from engine.fhir.outcome import FHIR_JSON
 from engine.security import audit
 from engine.storage.models import AuditRecord, Encounter, Patient
 

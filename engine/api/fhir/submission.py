@@ -23,11 +23,12 @@ from sqlalchemy.orm import Session, selectinload
 
 from engine.api.fhir import references, resources
 from engine.api.fhir.body import Submitted
+from engine.api.outcomes import FhirError
 from engine.core.errors import EngineError, NotApplicable, NotFound, StorageUnavailable
 from engine.core.events import EventError, Identifier
 from engine.fhir import inbound, reading
 from engine.fhir.envelope import Context, wrap
-from engine.fhir.outcome import FhirError, outcome
+from engine.fhir.outcome import outcome
 from engine.fhir.reading import InvalidFhir
 from engine.intake import patients
 from engine.storage.models import Encounter, LabResult, Patient

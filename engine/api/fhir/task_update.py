@@ -32,6 +32,7 @@ from engine.api.deps import RuntimeDep
 from engine.api.fhir import search
 from engine.api.fhir.rule_outputs import json_response
 from engine.api.fhir.tasks import TASK, owner_name, task
+from engine.api.outcomes import FhirError
 from engine.api.runtime import Runtime
 from engine.core.errors import (
     InputTooLarge,
@@ -43,7 +44,6 @@ from engine.core.errors import (
     StaleVersion,
 )
 from engine.core.roles import Permission, Principal
-from engine.fhir.outcome import FhirError
 from engine.fhir.reading import describe, parse_json
 from engine.planning import evaluation
 from engine.security import audit

@@ -16,8 +16,8 @@ from sqlalchemy import ColumnElement, or_
 
 from engine.api.fhir.search.params import MAX_ROW_ID, split_values
 from engine.api.fhir.search.registry import Searchable, SearchRegistry
+from engine.api.outcomes import FhirError
 from engine.core.errors import InvalidInput, Malformed
-from engine.fhir.outcome import FhirError
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 500
