@@ -8,6 +8,7 @@ import pytest
 from engine.api.auth import PageRefused, SignInRequired, Unauthenticated
 from engine.api.http_errors import answer_of, outcome_for
 from engine.api.outcomes import FhirError, outcome_response
+from engine.api.security.signin import Throttled
 from engine.api.web.worklist_page import NotAllowed
 from engine.core import errors
 from engine.core.errors import EngineError
@@ -22,7 +23,6 @@ from engine.hl7.timestamps import Hl7TimestampError
 from engine.rules.loader import RulesetError
 from engine.rules.reference import ReferenceTableError
 from engine.security.passwords import WeakPassword
-from engine.security.signin import Throttled
 from engine.security.tokens import SigningKeyError, TokenError
 from engine.security.users import AccountError
 from engine.tools.cases.runner import StoryError

@@ -19,6 +19,8 @@ from engine.api.fhir.router import build_router as fhir_router
 from engine.api.http_errors import outcome_for
 from engine.api.outcomes import install_handlers
 from engine.api.runtime import Runtime
+from engine.api.security.audit import AuditMiddleware
+from engine.api.security.oauth import build_router as oauth_router
 from engine.api.session import SessionMiddleware
 from engine.api.unexpected import install as install_unexpected
 from engine.api.web.error_page import refusal
@@ -26,8 +28,6 @@ from engine.api.web.router import install as install_web
 from engine.api.web.signin import build_router as signin_router
 from engine.api.worklist import build_router as worklist_router
 from engine.core.errors import InputTooLarge
-from engine.security.audit import AuditMiddleware
-from engine.security.oauth import build_router as oauth_router
 
 
 def create_app(runtime: Runtime) -> FastAPI:

@@ -20,11 +20,11 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from engine.api import session
 from engine.api.deps import get_runtime
 from engine.api.http_errors import outcome_for
+from engine.api.security.state import SecurityState, security
 from engine.core.config import Settings
 from engine.core.errors import NotAuthenticated, NotPermitted
 from engine.core.roles import Permission, Principal
 from engine.security import users
-from engine.security.state import SecurityState, security
 from engine.security.tokens import TokenError, read_access
 
 REALM = 'Bearer realm="engine"'

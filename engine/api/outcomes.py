@@ -22,7 +22,7 @@ class FhirError(Exception):
     Not an engine error: what the input or the state gets wrong (unknown, invalid, stale,
     refused by a rule, storage away) is an engine.core.errors family, which the HTTP edge
     answers in one table (engine.api.http_errors), the FHIR routes included; OAuth's wire
-    answers are engine.security.oauth's."""
+    answers are engine.api.security.oauth's."""
 
     def __init__(self, status: int, diagnostics: str, code: str | None = None) -> None:
         super().__init__(diagnostics)

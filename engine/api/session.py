@@ -25,8 +25,8 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.security.middleware import HttpMiddleware
-from engine.security.state import security
+from engine.api.security.middleware import HttpMiddleware
+from engine.api.security.state import security
 from engine.security.tokens import SessionClaims, TokenError, issue_session, read_session
 
 COOKIE = "engine_session"

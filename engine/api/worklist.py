@@ -14,9 +14,9 @@ from fastapi.responses import JSONResponse
 
 from engine.api.auth import require
 from engine.api.deps import RuntimeDep
+from engine.api.security import audit
 from engine.core.errors import InvalidInput, NotPermitted
 from engine.core.roles import Permission, Principal
-from engine.security import audit
 from engine.work.lifecycle import STATUSES
 from engine.work.worklist import Filters, Item, Worklist, worklist
 

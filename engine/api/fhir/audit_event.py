@@ -19,9 +19,9 @@ from engine.api.auth import require
 from engine.api.deps import RuntimeDep
 from engine.api.fhir import search
 from engine.api.fhir.resources import instant
+from engine.api.security import audit
 from engine.core.errors import NotFound
 from engine.core.roles import Permission
-from engine.security import audit
 from engine.storage.models import AuditRecord
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"

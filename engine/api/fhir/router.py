@@ -32,10 +32,10 @@ from engine.api.fhir.capability import OUTPUTS, capability_statement
 from engine.api.fhir.search import SearchRegistry
 from engine.api.fhir.submission import ENCOUNTER_LOAD, Answer, submit
 from engine.api.outcomes import FhirError
+from engine.api.security import audit
 from engine.core.errors import EngineError, NotFound
 from engine.core.roles import Permission
 from engine.fhir.outcome import FHIR_JSON
-from engine.security import audit
 from engine.storage.models import AuditRecord, Encounter, Patient
 
 SUPPORTED = ("Patient", "Encounter", "Observation", *(r.name for r in OUTPUTS))

@@ -22,10 +22,10 @@ from engine.api.auth import require
 from engine.api.deps import RuntimeDep
 from engine.api.fhir import includes, resources, search
 from engine.api.fhir.search import Param
+from engine.api.security import audit
 from engine.core.errors import InvalidInput, NotFound
 from engine.core.roles import Permission, Principal
 from engine.fhir.outcome import FHIR_JSON
-from engine.security import audit
 from engine.storage.models import RuleOutput
 from engine.work.staffing import Staffing
 

@@ -34,6 +34,7 @@ from engine.api.fhir.rule_outputs import json_response
 from engine.api.fhir.tasks import TASK, owner_name, task
 from engine.api.outcomes import FhirError
 from engine.api.runtime import Runtime
+from engine.api.security import audit
 from engine.core.errors import (
     InputTooLarge,
     InvalidInput,
@@ -46,7 +47,6 @@ from engine.core.errors import (
 from engine.core.roles import Permission, Principal
 from engine.fhir.reading import describe, parse_json
 from engine.planning import evaluation
-from engine.security import audit
 from engine.work import lifecycle
 from engine.work.history import notes
 

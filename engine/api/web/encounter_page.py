@@ -7,13 +7,13 @@ from fastapi.responses import HTMLResponse
 
 from engine.api.deps import RuntimeDep
 from engine.api.runtime import Runtime
+from engine.api.security.audit import note
 from engine.api.web import encounter_view
 from engine.api.web.access import Viewer
 from engine.api.web.flash import flash
 from engine.api.web.people import choices
 from engine.api.web.render import page
 from engine.core.roles import Permission, Principal
-from engine.security.audit import note
 
 router = APIRouter()
 

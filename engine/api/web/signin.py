@@ -11,10 +11,10 @@ from fastapi.responses import RedirectResponse, Response
 from engine.api import session
 from engine.api.auth import Unauthenticated, authenticate
 from engine.api.deps import RuntimeDep
+from engine.api.security import audit, signin
 from engine.api.web.error_page import refusal
 from engine.api.web.layout import templates
 from engine.core.roles import Permission
-from engine.security import audit, signin
 
 HOME = "/worklist"
 

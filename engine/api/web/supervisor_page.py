@@ -7,12 +7,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from engine.api.deps import Now, RuntimeDep, StaffingDep
+from engine.api.security.audit import note
 from engine.api.web import caseload, display, worklist_view
 from engine.api.web.access import Supervisor
 from engine.api.web.flash import flash
 from engine.api.web.people import choices
 from engine.api.web.render import page
-from engine.security.audit import note
 from engine.work.worklist import MAX_PAGE_SIZE, Filters, worklist
 
 router = APIRouter()

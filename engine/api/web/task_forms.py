@@ -13,13 +13,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from engine.api.deps import Now, RuntimeDep
 from engine.api.http_errors import status_of
+from engine.api.security.audit import note
 from engine.api.web.access import Viewer
 from engine.api.web.encounter_page import render_encounter
 from engine.api.web.render import page
 from engine.api.web.signin import local_path
 from engine.core.vocabulary import TaskStatus
 from engine.planning import evaluation
-from engine.security.audit import note
 from engine.work import lifecycle
 
 router = APIRouter()

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from engine.api.deps import RuntimeDep, StaffingDep
 from engine.api.runtime import Runtime
+from engine.api.security.audit import note
 from engine.api.web import display, worklist_view
 from engine.api.web.access import Viewer
 from engine.api.web.flash import flash
@@ -23,7 +24,6 @@ from engine.core.errors import NotPermitted
 from engine.core.roles import Permission, Principal
 from engine.core.site import PayerClass
 from engine.core.vocabulary import OutputKind
-from engine.security.audit import note
 from engine.storage.models import Encounter, RuleOutput
 from engine.work.lifecycle import OPEN
 from engine.work.staffing import Staffing

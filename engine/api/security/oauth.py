@@ -20,9 +20,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.api.security import signin
+from engine.api.security.state import security
 from engine.core.roles import ROLES
-from engine.security import signin, users
-from engine.security.state import security
+from engine.security import users
 from engine.security.tokens import issue_access
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engine.api.security.middleware import HttpMiddleware
 from engine.core.errors import EngineError, StorageUnavailable
-from engine.security.middleware import HttpMiddleware
 from engine.storage.models import AuditRecord
 
 log = logging.getLogger("engine.audit")

@@ -9,10 +9,11 @@ from __future__ import annotations
 from fastapi import Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.api.security import audit
+from engine.api.security.state import security
 from engine.core.errors import TooManyAttempts
 from engine.core.roles import Principal
-from engine.security import audit, users
-from engine.security.state import security
+from engine.security import users
 
 
 class Throttled(TooManyAttempts):
