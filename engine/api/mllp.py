@@ -7,6 +7,7 @@ import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+from engine.core.vocabulary import Channel
 from engine.hl7.ack import AckIssue
 from engine.hl7.framing import FrameReader, FrameTooLarge, frame
 from engine.intake.path import Intake
@@ -155,12 +156,12 @@ class MllpServer:
 
     def _oversize(self, head: bytes) -> str:
         error = AckIssue(207, f"message exceeds the {self.max_bytes}-byte limit; first 4 KB kept")
-        return self.intake.refuse_raw(head, "mllp", error, partial=True).ack
+        return self.intake.refuse_raw(head, Channel.MLLP, error, partial=True).ack
 
     def _incomplete(self, data: bytes, why: str) -> None:
-        self.intake.refuse_raw(data, "mllp", AckIssue(100, f"incomplete MLLP frame: {why}"),
+        self.intake.refuse_raw(data, Channel.MLLP, AckIssue(100, f"incomplete MLLP frame: {why}"),
                                partial=True)
 
     def _stray(self, data: bytes) -> None:
         error = AckIssue(100, "bytes outside an MLLP frame (no 0x0B start block)")
-        self.intake.refuse_raw(data, "mllp", error, partial=True)
+        self.intake.refuse_raw(data, Channel.MLLP, error, partial=True)

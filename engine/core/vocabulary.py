@@ -72,3 +72,23 @@ class EncounterStatus(StrEnum):
 # A stay still running or still expected: evaluated by the clock, counted in caseloads.
 OPEN_ENCOUNTER_STATUSES = (EncounterStatus.PLANNED, EncounterStatus.IN_PROGRESS,
                            EncounterStatus.ONLEAVE)
+
+
+class InputOutcome(StrEnum):
+    """What became of one input (`InboundMessage.outcome`, an intake receipt's outcome)."""
+
+    ACCEPTED = "accepted"  # applied (AA, 2xx)
+    IGNORED = "ignored"  # understood, nothing to apply (AA)
+    REJECTED = "rejected"  # refused: not parseable or not for us (AR)
+    ERROR = "error"  # parsed but could not be applied (AE)
+    PARTIAL = "partial"  # a cut frame or an oversized head: kept, never replayed
+    DUPLICATE = "duplicate"  # a resend of an input already stored: its stored answer
+    UNAVAILABLE = "unavailable"  # the store was away: nothing kept, AE / 503
+
+
+class Channel(StrEnum):
+    """The door an input came through (`InboundMessage.channel`)."""
+
+    MLLP = "mllp"
+    FILE = "file"
+    FHIR = "fhir"

@@ -10,6 +10,7 @@ adds its history at the right place; cancels (A11, A12, A13, A25) always apply.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -73,17 +74,42 @@ def apply(
     """Apply one event inside the caller's transaction; raise EventError to refuse it."""
     locks.lock(session, *lock_names(event))
     patient = patients.upsert(session, event.patient, event.event_time, now)
-    if event.trigger == RESULTS:
-        found, summary = labs.record(session, patient, event, now, message)
-        return Applied(patient, found, summary)
-    if event.trigger == "A40":
-        merged = patients.merge(
-            session, patient, event.prior_patient, event.event_time, now,
-            message.id if message is not None else None,
-        )
-        return Applied(patient, None, f"merged {len(merged)} patient record(s)")
+    handler = _PATIENT_EVENTS.get(event.trigger)
+    if handler is not None:
+        return handler(session, patient, event, now, message)
     if event.trigger in PATIENT_ONLY or event.visit is None:
         return Applied(patient, None, "patient updated")
+    return _apply_to_visit(session, patient, event, now, message)
+
+
+def _record_results(session: Session, patient: Patient, event: AdtEvent, now: datetime,
+                    message: InboundMessage | None) -> Applied:
+    found, summary = labs.record(session, patient, event, now, message)
+    return Applied(patient, found, summary)
+
+
+def _merge_patients(session: Session, patient: Patient, event: AdtEvent, now: datetime,
+                    message: InboundMessage | None) -> Applied:
+    merged = patients.merge(
+        session, patient, event.prior_patient, event.event_time, now,
+        message.id if message is not None else None,
+    )
+    return Applied(patient, None, f"merged {len(merged)} patient record(s)")
+
+
+PatientEvent = Callable[[Session, Patient, AdtEvent, datetime, InboundMessage | None], Applied]
+# Events about the patient rather than one visit (identity events drop in here); visit
+# events go to the per-trigger handlers of triggers.py.
+_PATIENT_EVENTS: dict[str, PatientEvent] = {
+    RESULTS: _record_results,
+    "A40": _merge_patients,
+}
+
+
+def _apply_to_visit(session: Session, patient: Patient, event: AdtEvent, now: datetime,
+                    message: InboundMessage | None) -> Applied:
+    """A visit event: find or create its encounter, apply the trigger, record its history."""
+    assert event.visit is not None
     encounter = _find_or_create(session, patient, event.visit, event, now)
     late = bool(encounter.as_of and event.event_time < encounter.as_of)
     summary = _apply_visit(session, encounter, event)

@@ -20,6 +20,7 @@ from engine.core.clock import Clock
 from engine.core.errors import EngineError
 from engine.core.events import SUPPORTED, AdtEvent, EventError
 from engine.core.site import SiteProfile
+from engine.core.vocabulary import Channel, InputOutcome
 from engine.hl7.ack import AckIssue, Header, build_ack, issue_for
 from engine.hl7.adt import Hl7Refusal, check_envelope, header_of, to_event
 from engine.hl7.message import Hl7ParseError, Message, decode, parse
@@ -30,8 +31,10 @@ from engine.storage.models import InboundMessage
 
 log = logging.getLogger("engine.intake")
 
-QUARANTINED = ("error", "rejected", "partial")
-REPLAYABLE = ("error", "rejected")  # "partial" bytes (a cut frame, a 4 KB head) never re-run
+QUARANTINED = (InputOutcome.ERROR, InputOutcome.REJECTED, InputOutcome.PARTIAL)
+# Partial bytes (a cut frame, a 4 KB head) are kept but never re-run.
+REPLAYABLE = (InputOutcome.ERROR, InputOutcome.REJECTED)
+_ACK_CODES = {InputOutcome.ACCEPTED: "AA", InputOutcome.IGNORED: "AA", InputOutcome.REJECTED: "AR"}
 FhirMapper = Callable[[bytes], list[AdtEvent]]
 # Built once: every input asks it, and building a statement costs more than running it.
 _TWIN = select(InboundMessage).where(InboundMessage.sender == bindparam("sender"),
@@ -51,7 +54,7 @@ class Receipt:
 
     @property
     def ack_code(self) -> str:
-        return {"accepted": "AA", "ignored": "AA", "rejected": "AR"}.get(self.outcome, "AE")
+        return _ACK_CODES.get(self.outcome, "AE")
 
 
 def _salvage_header(text: str) -> Header:
@@ -84,7 +87,7 @@ class Intake:
         self.rules = rules if rules is not None else ActiveRules()
 
     # -- HL7 ------------------------------------------------------------------------------
-    def hl7(self, raw: bytes, channel: str = "mllp") -> Receipt:
+    def hl7(self, raw: bytes, channel: str = Channel.MLLP) -> Receipt:
         if len(raw) > self.max_bytes:
             error = AckIssue(207, f"message exceeds the {self.max_bytes}-byte limit")
             return self.refuse_raw(raw, channel, error)
@@ -108,7 +111,7 @@ class Intake:
             except SQLAlchemyError as exc:
                 log.error("storage unavailable; message not acknowledged: %s", type(exc).__name__)
                 error = AckIssue(207, "storage unavailable; message not stored, please resend")
-                return Receipt("unavailable", self._ack("AE", header, now, error), None,
+                return Receipt(InputOutcome.UNAVAILABLE, self._ack("AE", header, now, error), None,
                                error.text)
         raise AssertionError("unreachable")
 
@@ -123,7 +126,7 @@ class Intake:
                     twin = self._twin(session, sender, header.control_id)
                     if twin is not None:
                         twin.duplicates += 1
-                        return self._receipt(twin, outcome="duplicate")
+                        return self._receipt(twin, outcome=InputOutcome.DUPLICATE)
                 row = self._new_row(raw, channel, header, sender, now)
                 session.add(row)
                 self._process_hl7(session, row, msg, header, failure, now)
@@ -172,7 +175,7 @@ class Intake:
                 raise failure
             check_envelope(msg, header, self.site)
             if header.trigger not in SUPPORTED:
-                row.outcome = "ignored"
+                row.outcome = InputOutcome.IGNORED
                 row.reason = f"trigger {header.trigger or '(none)'} is not used by this engine"
                 row.ack = self._ack("AA", header, now)
                 return
@@ -225,7 +228,7 @@ class Intake:
                     twin = self._twin(session, sender, control_id)
                     if twin is not None:
                         twin.duplicates += 1
-                        return self._receipt(twin, outcome="duplicate")
+                        return self._receipt(twin, outcome=InputOutcome.DUPLICATE)
                 row = new_row()
                 session.add(row)
                 if error is not None or events is None:
@@ -272,12 +275,12 @@ class Intake:
                       type(exc).__name__, where.filename, where.lineno)
             raise _Undo("AE", AckIssue(207, f"internal error ({type(exc).__name__}); kept for "
                                             "replay")) from exc
-        row.outcome = "accepted"
+        row.outcome = InputOutcome.ACCEPTED
         row.reason = None
 
     @staticmethod
     def _refuse(row: InboundMessage, code: str, error: AckIssue) -> None:
-        row.outcome = "rejected" if code == "AR" else "error"
+        row.outcome = InputOutcome.REJECTED if code == "AR" else InputOutcome.ERROR
         row.reason = error.text
         row.patient = None
         row.encounter = None
@@ -308,7 +311,8 @@ class Intake:
             with self.sessions() as session, session.begin():
                 row = InboundMessage(
                     channel=channel, sender=None, control_id=None, received_at=now, raw=raw,
-                    outcome="partial" if partial else "rejected" if code == "AR" else "error",
+                    outcome=(InputOutcome.PARTIAL if partial else InputOutcome.REJECTED
+                             if code == "AR" else InputOutcome.ERROR),
                     reason=error.text, ack=ack,
                     duplicates=0, attempts=1,
                 )
@@ -317,7 +321,7 @@ class Intake:
                 return self._receipt(row)
         except SQLAlchemyError as exc:
             log.error("storage unavailable; refused input not kept: %s", type(exc).__name__)
-            return Receipt("unavailable", ack, None, error.text)
+            return Receipt(InputOutcome.UNAVAILABLE, ack, None, error.text)
 
     # -- quarantine -----------------------------------------------------------------------
     def replay(self, message_id: int) -> Receipt:
@@ -331,7 +335,7 @@ class Intake:
                 if row.outcome not in REPLAYABLE:
                     return self._receipt(row)
                 row.attempts += 1
-                if row.channel == "fhir":
+                if row.channel == Channel.FHIR:
                     self._replay_fhir(session, row)
                 else:
                     msg, header, failure = self._read(row.raw)
@@ -344,7 +348,7 @@ class Intake:
                 assert row is not None
                 row.attempts += 1
                 self._refuse(row, undo.code, undo.error)
-                if row.channel != "fhir":
+                if row.channel != Channel.FHIR:
                     _msg, header, _failure = self._read(row.raw)
                     row.ack = self._ack(undo.code, header, now, undo.error)
                 return self._receipt(row)

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from engine.core.clock import FixedClock
 from engine.core.site import SiteProfile
+from engine.core.vocabulary import Channel
 from engine.hl7.adt import Hl7Refusal, event_time
 from engine.hl7.message import decode, parse
 from engine.intake.path import Intake, Receipt
@@ -28,7 +29,8 @@ def event_time_of(raw: bytes, site: SiteProfile) -> datetime | None:
         return None
 
 
-def replay(intake: Intake, clock: FixedClock, messages: Iterable[bytes], channel: str = "file",
+def replay(intake: Intake, clock: FixedClock, messages: Iterable[bytes],
+           channel: str = Channel.FILE,
            on_receipt: Callable[[Receipt], None] | None = None) -> None:
     """Ingest messages with the clock at each one's event time, running due evaluations first."""
     for raw in messages:

@@ -62,17 +62,19 @@ class RulesetFile:
         return 1
 
 
-def _lines(node: yaml.Node, path: YamlPath = (), out: dict[YamlPath, int] | None = None
-           ) -> dict[YamlPath, int]:
+def yaml_lines(node: yaml.Node, path: YamlPath = (), out: dict[YamlPath, int] | None = None
+               ) -> dict[YamlPath, int]:
+    """The line of every mapping key and list item under `node`, by path: where a problem
+    in a ruleset or case file is reported."""
     out = {} if out is None else out
     out.setdefault(path, node.start_mark.line + 1)  # a key's own line beats its value's
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             out[(*path, key.value)] = key.start_mark.line + 1
-            _lines(value, (*path, key.value), out)
+            yaml_lines(value, (*path, key.value), out)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _lines(item, (*path, i), out)
+            yaml_lines(item, (*path, i), out)
     return out
 
 
@@ -130,7 +132,7 @@ def load_file(path: Path) -> RulesetFile:
     if not isinstance(data, dict) or node is None:
         raise RulesetError([Problem(path, 1, None, "a ruleset file is a mapping with name, "
                                                    "version, owner and rules")])
-    lines = _lines(node)
+    lines = yaml_lines(node)
     try:
         model = Ruleset.model_validate(data)
     except ValidationError as exc:

@@ -21,7 +21,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from engine.core.clock import FixedClock
-from engine.core.vocabulary import OutputStatus
+from engine.core.vocabulary import InputOutcome, OutputStatus
 from engine.intake.path import Intake
 from engine.intake.replay import finish, replay
 from engine.planning.rulebook import Rulebook
@@ -55,7 +55,7 @@ class Report:
 def stored_history(sessions, since: datetime | None) -> list[bytes]:
     """Accepted HL7 inputs in event-time order (FHIR inputs are not replayed here)."""
     query = (select(InboundMessage.raw)
-             .where(InboundMessage.outcome == "accepted",
+             .where(InboundMessage.outcome == InputOutcome.ACCEPTED,
                     InboundMessage.channel.in_(("mllp", "file")))
              .order_by(InboundMessage.event_time, InboundMessage.id))
     if since is not None:
@@ -164,7 +164,7 @@ def backtest(live_sessions, site, active: Rulebook, candidate: Rulebook, *,
     messages = stored_history(live_sessions, since)
     with live_sessions() as session:
         last = session.scalar(select(InboundMessage.event_time)
-                              .where(InboundMessage.outcome == "accepted")
+                              .where(InboundMessage.outcome == InputOutcome.ACCEPTED)
                               .order_by(InboundMessage.event_time.desc()).limit(1))
     end = until or last or START
     with tempfile.TemporaryDirectory(prefix="engine-backtest-") as tmp:

@@ -26,6 +26,7 @@ from engine.api.fhir.body import Submitted
 from engine.api.outcomes import FhirError
 from engine.core.errors import EngineError, NotApplicable, NotFound, StorageUnavailable
 from engine.core.events import EventError, Identifier
+from engine.core.vocabulary import Channel, InputOutcome
 from engine.fhir import inbound, reading
 from engine.fhir.envelope import Context, wrap
 from engine.fhir.outcome import outcome
@@ -57,8 +58,8 @@ def _stored_form(raw: bytes, context: Context) -> bytes:
 
 def _keep(runtime, raw: bytes, caller: str, reason: str) -> None:
     try:
-        runtime.intake.events(raw, channel="fhir", sender=caller, control_id=None, events=None,
-                              error=reason)
+        runtime.intake.events(raw, channel=Channel.FHIR, sender=caller, control_id=None,
+                              events=None, error=reason)
     except SQLAlchemyError as exc:
         log.error("storage unavailable; refused FHIR input not kept: %s", type(exc).__name__)
         raise StorageUnavailable(STORAGE_DOWN) from exc
@@ -103,17 +104,18 @@ def submit(runtime, body: Submitted, interaction: str, base: str,
     try:
         with runtime.readers() as session:
             before = _on_file(session, mapping)
-        receipt = runtime.intake.events(raw, channel="fhir", sender=body.caller,
+        receipt = runtime.intake.events(raw, channel=Channel.FHIR, sender=body.caller,
                                         control_id=mapping.control_id, events=mapping.events)
     except SQLAlchemyError as exc:
         log.error("storage unavailable; FHIR input not applied: %s", type(exc).__name__)
         raise StorageUnavailable(STORAGE_DOWN) from exc
-    if receipt.outcome in ("error", "rejected", "unavailable") or receipt.reason:
+    refused = (InputOutcome.ERROR, InputOutcome.REJECTED, InputOutcome.UNAVAILABLE)
+    if receipt.outcome in refused or receipt.reason:
         reason = receipt.reason or f"input {receipt.outcome}"
-        if receipt.outcome == "unavailable":
+        if receipt.outcome == InputOutcome.UNAVAILABLE:
             raise StorageUnavailable(reason)
         raise NotApplicable(reason)
-    if receipt.outcome == "duplicate":
+    if receipt.outcome == InputOutcome.DUPLICATE:
         before = _everything(mapping)  # the first copy created it; this one changes nothing
     with runtime.readers() as session:
         if interaction == "transaction":

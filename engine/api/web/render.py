@@ -1,4 +1,4 @@
-"""Rendering pages: the one Jinja2 environment (engine/web/layout.py) and the filters and
+"""Rendering pages: the one Jinja2 environment (engine/api/web/layout.py) and the filters and
 values every worklist page uses."""
 
 from __future__ import annotations

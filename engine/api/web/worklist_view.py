@@ -1,6 +1,6 @@
 """The worklist as a table: the shared query's rows, with what a case manager reads at 7:30.
 
-engine/worklist/query.py decides which tasks and in which order (overdue, priority, due);
+engine/work/worklist.py decides which tasks and in which order (overdue, priority, due);
 this module only adds, for the encounters on the page, what the rows display: length of
 stay and midnights, age, active flags and risk scores. Column sorting reorders the page.
 """

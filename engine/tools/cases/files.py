@@ -10,7 +10,7 @@ from typing import Literal
 import yaml
 from pydantic import ValidationError
 
-from engine.rules.loader import _lines, yaml_error
+from engine.rules.loader import yaml_error, yaml_lines
 from engine.tools.cases.schema import Case, CaseFile
 
 
@@ -76,7 +76,7 @@ def load_case_file(path: Path) -> tuple[list[LoadedCase], list[Result]]:
         return [], [broken(1, f"YAML error: {exc}")]
     if not isinstance(data, dict) or node is None:
         return [], [broken(1, "a test file is a mapping with `cases:`")]
-    lines = _lines(node)
+    lines = yaml_lines(node)
 
     def known(loc: tuple) -> tuple:
         """The error's location in the file, without pydantic's union-member names."""

@@ -21,7 +21,7 @@ from engine.core.clock import FixedClock
 from engine.core.errors import EngineError
 from engine.core.roles import Principal
 from engine.core.site import SiteProfile
-from engine.core.vocabulary import OutputKind, OutputStatus
+from engine.core.vocabulary import InputOutcome, OutputKind, OutputStatus
 from engine.hl7.build import BuildError, site_message
 from engine.intake.path import Intake
 from engine.intake.replay import advance
@@ -165,7 +165,7 @@ class Runner:
                         continue
                     raw = hl7_message(event, when, self.site, f"CASE{self._n:05d}{i:03d}")
                     receipt = intake.hl7(raw, channel="file")
-                    if receipt.outcome != "accepted":
+                    if receipt.outcome != InputOutcome.ACCEPTED:
                         raise StoryError(f"story step {i} ({event.event} at "
                                          f"{when_text(when, self.zone)}) was not accepted: "
                                          f"{receipt.outcome} ({receipt.reason})")
