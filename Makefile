@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/engine demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check engine tests bench
+	$(BIN)/ruff check engine tests bench harness
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from engine.hl7.build import adt  # noqa: E402
 from engine.hl7.framing import exchange as send  # noqa: E402
 from engine.storage.db import make_engine  # noqa: E402
-from engine.tools.launch import start_server  # noqa: E402
+from harness.launch import start_server  # noqa: E402
 
 
 def realistic_stream(n: int, sender: int) -> list[bytes]:

@@ -47,7 +47,7 @@ from engine.storage.models import (  # noqa: E402
     PatientIdentifier,
     RuleOutput,
 )
-from engine.tools.launch import bearer, start_server  # noqa: E402
+from harness.launch import bearer, start_server  # noqa: E402
 
 SCHEMA = "bench_worklist"
 UNITS = ["4WEST", "5EAST", "3NORTH", "6SOUTH", "ICU", "OBS", "7WEST", "2SOUTH"]

@@ -25,7 +25,7 @@ from engine.core.clock import Clock, WallClock
 from engine.core.config import Settings
 from engine.security import passwords
 from engine.storage.db import normalise_url
-from engine.tools.launch import (
+from harness.launch import (
     JWT_SECRET,
     ServerProcess,
     account_for,

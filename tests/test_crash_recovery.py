@@ -12,7 +12,7 @@ import pytest
 from engine.api.runtime import Runtime
 from engine.core.config import DEFAULT_SITE_PROFILE
 from engine.core.site import load_site_profile
-from engine.tools.launch import start_server
+from harness.launch import start_server
 from engine.tools.simulate import simulate
 from tests.conftest import make_settings
 from tests.recovery import Sender, assert_like_a_clean_run

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from engine.tools.launch import start_server
+from harness.launch import start_server
 from tests.conftest import auth_headers, fresh_database
 from tests.outage import CuttableProxy
 from tests.recovery import Sender, assert_like_a_clean_run

@@ -26,7 +26,7 @@ from engine.api.runtime import Runtime
 from engine.fhir import vocabulary as v
 from engine.hl7 import build
 from engine.storage.models import Encounter, InboundMessage, Patient, PatientIdentifier
-from engine.tools.launch import ServerProcess, start_server
+from harness.launch import ServerProcess, start_server
 from tests.conftest import BOTH_STORES, auth_headers, fresh_database, make_settings
 from tests.test_fhir_inbound import (
     ENC,

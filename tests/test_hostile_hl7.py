@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from engine.hl7.build import adt
 from engine.hl7.framing import END, SB, frame
-from engine.tools.launch import ServerProcess, start_server
+from harness.launch import ServerProcess, start_server
 from tests.stream import send
 
 EVENTS = Path(__file__).resolve().parent.parent / "fixtures" / "hl7" / "events"

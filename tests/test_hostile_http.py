@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.api.runtime import Runtime
-from engine.tools.launch import start_server
+from harness.launch import start_server
 from tests.conftest import auth_headers, make_settings
 
 AUTH: dict[str, str] = {}  # an integration client's bearer token, set by the app fixture

@@ -23,7 +23,7 @@ from engine.hl7.framing import END, SB, frame
 from engine.hl7.message import parse
 from engine.storage.db import normalise_url
 from engine.storage.models import Encounter, EncounterEvent, InboundMessage, Patient, RuleOutput
-from engine.tools.launch import ServerProcess, start_server
+from harness.launch import ServerProcess, start_server
 
 NASTY = Path(__file__).resolve().parent.parent / "fixtures" / "hl7" / "nasty"
 

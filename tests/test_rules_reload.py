@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from engine.hl7.build import adt
-from engine.tools.launch import start_server
+from harness.launch import start_server
 from tests.conftest import ROOT, auth_headers
 from tests.stream import send
 

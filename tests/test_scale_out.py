@@ -21,7 +21,7 @@ from engine.core.clock import FixedClock
 from engine.hl7.build import adt
 from engine.planning.tick import count_due, tick
 from engine.storage.models import Encounter, InboundMessage, RuleOutput
-from engine.tools.launch import start_server
+from harness.launch import start_server
 from tests.conftest import fresh_database, make_settings
 from tests.stream import hospital_stream, send, snapshot
 

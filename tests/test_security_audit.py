@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from engine.hl7.build import adt
 from engine.storage.models import AuditRecord, PatientIdentifier
-from engine.tools.launch import start_server, token_form
+from harness.launch import start_server, token_form
 from tests.conftest import auth_headers
 from tests.stream import send
 from tests.test_fhir_inbound import ENC, PAT, encounter_json, patient_json, transaction

@@ -9,7 +9,7 @@ from fastapi import Depends
 from engine.api.auth import require_page
 from engine.core.roles import Permission
 from engine.security import users
-from engine.tools.launch import TEST_PASSWORD
+from harness.launch import TEST_PASSWORD
 from tests.conftest import auth_headers, csrf, sign_in
 
 OPERATIONS = {

@@ -12,7 +12,7 @@ import pytest
 from engine.security import users
 from engine.security.throttle import Throttle
 from engine.security.tokens import issue_access
-from engine.tools.launch import JWT_SECRET, TEST_PASSWORD, account_for, token_form
+from harness.launch import JWT_SECRET, TEST_PASSWORD, account_for, token_form
 from tests.conftest import auth_headers
 
 

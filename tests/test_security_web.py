@@ -14,7 +14,7 @@ from engine.api.app import create_app
 from engine.api.web.signin import local_path
 from engine.security import users
 from engine.security.tokens import SessionClaims, issue_session
-from engine.tools.launch import TEST_PASSWORD, account_for
+from harness.launch import TEST_PASSWORD, account_for
 from tests.conftest import auth_headers, csrf
 
 PAGE = "/fhir/Patient"  # a resource the signed-in nurse may read with her session

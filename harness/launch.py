@@ -2,7 +2,8 @@
 tests, the benchmarks and the soaks share (neither imports the other's code).
 
 The secret and password here are for throwaway databases only; a real deployment reads its
-own signing key (ENGINE_JWT_SECRET) and never uses these accounts.
+own signing key (ENGINE_JWT_SECRET) and never uses these accounts. That is why this lives
+beside the package, not in it: `pip install` never ships it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from engine.storage.migrate import upgrade
 if TYPE_CHECKING:
     import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 JWT_SECRET = "test-signing-key-not-secret-0123456789abcdef"
 TEST_PASSWORD = "test-password-not-secret"
 
