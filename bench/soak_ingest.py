@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 from engine.core.config import DEFAULT_SITE_PROFILE  # noqa: E402
 from engine.core.site import load_site_profile  # noqa: E402
 from engine.hl7.framing import exchange  # noqa: E402
-from harness.launch import start_server  # noqa: E402
 from engine.tools.simulate import simulate  # noqa: E402
+from harness.launch import start_server  # noqa: E402
 
 _IDS = re.compile(rb"(?<![A-Za-z0-9])(SIM|SV|S|D)(\d{6,8})(?!\d)")
 

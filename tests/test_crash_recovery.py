@@ -12,8 +12,8 @@ import pytest
 from engine.api.runtime import Runtime
 from engine.core.config import DEFAULT_SITE_PROFILE
 from engine.core.site import load_site_profile
-from harness.launch import start_server
 from engine.tools.simulate import simulate
+from harness.launch import start_server
 from tests.conftest import make_settings
 from tests.recovery import Sender, assert_like_a_clean_run
 from tests.test_simulate import engine_state

@@ -23,9 +23,9 @@ from engine.api.runtime import Runtime
 from engine.core.config import DEFAULT_STAFFING
 from engine.security.users import add_user
 from engine.storage.models import RuleOutput
-from harness.launch import ServerProcess, start_server
 from engine.tools.simulate import simulate
 from engine.work.staffing import from_file
+from harness.launch import ServerProcess, start_server
 from tests.conftest import fresh_database, make_settings
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

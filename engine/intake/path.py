@@ -34,7 +34,8 @@ log = logging.getLogger("engine.intake")
 QUARANTINED = (InputOutcome.ERROR, InputOutcome.REJECTED, InputOutcome.PARTIAL)
 # Partial bytes (a cut frame, a 4 KB head) are kept but never re-run.
 REPLAYABLE = (InputOutcome.ERROR, InputOutcome.REJECTED)
-_ACK_CODES = {InputOutcome.ACCEPTED: "AA", InputOutcome.IGNORED: "AA", InputOutcome.REJECTED: "AR"}
+_ACK_CODES: dict[str, str] = {
+    InputOutcome.ACCEPTED: "AA", InputOutcome.IGNORED: "AA", InputOutcome.REJECTED: "AR"}
 FhirMapper = Callable[[bytes], list[AdtEvent]]
 # Built once: every input asks it, and building a statement costs more than running it.
 _TWIN = select(InboundMessage).where(InboundMessage.sender == bindparam("sender"),
