@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -78,19 +79,33 @@ def token_form(database_url: str, role: str = "integration") -> dict[str, str]:
     return {"grant_type": "password", "username": name, "password": secret}
 
 
-def bearer(server: ServerProcess, role: str = "integration", *, fresh: bool = False
-           ) -> dict[str, str]:
-    """{"Authorization": "Bearer ..."} for a test account of `role`, from the server's
-    POST /auth/token; cached per database and role until near the token's expiry."""
-    key = (server.database_url, server.base_url, role)
+# (url, form) -> the access token POST /auth/token answers
+TokenPost = Callable[[str, dict[str, str]], str]
+
+
+def _post_over_http(url: str, form: dict[str, str]) -> str:
+    with urllib.request.urlopen(url, urlencode(form).encode(), timeout=30) as answer:
+        return str(json.load(answer)["access_token"])
+
+
+def signed_in(database_url: str, base: str, role: str, *, post: TokenPost,
+              fresh: bool = False) -> dict[str, str]:
+    """{"Authorization": "Bearer ..."} for a test account of `role`, from `base`'s
+    POST /auth/token; cached per database, server and role until near the token's expiry."""
+    key = (database_url, base, role)
     cached = _tokens.get(key)
     if cached and not fresh and time.monotonic() - cached[0] < 600:
         return {"Authorization": f"Bearer {cached[1]}"}
-    form = urlencode(token_form(server.database_url, role)).encode()
-    with urllib.request.urlopen(f"{server.base_url}/auth/token", form, timeout=30) as answer:
-        token = json.load(answer)["access_token"]
+    token = post(f"{base}/auth/token", token_form(database_url, role))
     _tokens[key] = (time.monotonic(), token)
     return {"Authorization": f"Bearer {token}"}
+
+
+def bearer(server: ServerProcess, role: str = "integration", *, fresh: bool = False
+           ) -> dict[str, str]:
+    """Bearer headers for a test account of `role` on a running server."""
+    return signed_in(server.database_url, server.base_url, role, post=_post_over_http,
+                     fresh=fresh)
 
 
 @dataclass

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,8 +29,8 @@ from harness.launch import (
     ServerProcess,
     account_for,
     bearer,
+    signed_in,
     start_server,
-    token_form,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,9 +92,6 @@ def make_settings(database_url: str, **overrides) -> Settings:
     return Settings(database_url=database_url, jwt_secret=JWT_SECRET, **overrides)
 
 
-_app_tokens: dict[tuple[str, str], tuple[float, str]] = {}  # (db, role) -> (when, token)
-
-
 def auth_headers(target: ServerProcess | httpx.Client, role: str = "integration",
                  *, fresh: bool = False) -> dict[str, str]:
     """{"Authorization": "Bearer ..."} for a test account of `role`, from POST /auth/token.
@@ -105,16 +101,14 @@ def auth_headers(target: ServerProcess | httpx.Client, role: str = "integration"
     """
     if isinstance(target, ServerProcess):
         return bearer(target, role, fresh=fresh)
-    database_url = target.app.state.runtime.settings.database_url
-    key = (database_url, role)
-    cached = _app_tokens.get(key)
-    if cached and not fresh and time.monotonic() - cached[0] < 600:
-        return {"Authorization": f"Bearer {cached[1]}"}
-    response = target.post("/auth/token", data=token_form(database_url, role))
-    assert response.status_code == 200, response.text
-    token = response.json()["access_token"]
-    _app_tokens[key] = (time.monotonic(), token)
-    return {"Authorization": f"Bearer {token}"}
+
+    def post(url: str, form: dict[str, str]) -> str:
+        response = target.post(url, data=form)
+        assert response.status_code == 200, response.text
+        return str(response.json()["access_token"])
+
+    return signed_in(target.app.state.runtime.settings.database_url, "", role, post=post,
+                     fresh=fresh)
 
 
 def sign_in(client: httpx.Client, role: str, *, database_url: str | None = None,

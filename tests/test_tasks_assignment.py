@@ -3,6 +3,7 @@ caseload, sticky across transfers, moved only by a supervisor; overdue work goes
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -21,7 +22,7 @@ from engine.work import assignment, escalation
 from engine.work.history import history
 from engine.work.lifecycle import Forbidden
 from engine.work.staffing import Person, Staffing, from_file, load_staffing
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, ROOT
 
 CHICAGO = ZoneInfo("America/Chicago")
 GARCIA = Principal(name="sup.garcia", kind="user", role="supervisor")
@@ -204,3 +205,23 @@ def test_a_server_started_with_its_own_staffing_file_assigns_by_that_file(
         assert render(s, [moon], rt.staffing)[0]["owner"]["display"] == "Night Case Manager"
         assert [c.name for c in choices(rt.staffing)] == ["cm.night", "ur.night",
                                                             "sup.night"]
+
+
+def test_rulesets_reloaded_while_running_still_assign_by_the_engines_own_file(
+    runtime_factory, tmp_path
+):
+    """An informaticist edits a ruleset while the night shift is on: the reloaded version
+    raises its work for the night-shift people, not for the process-wide (day) file."""
+    night = tmp_path / "night.yaml"
+    night.write_text(NIGHT_SHIFT)
+    folder = tmp_path / "rulesets"
+    shutil.copytree(ROOT / "rulesets", folder)
+    rt = runtime_factory(clock=FixedClock(local(2026, 3, 2, 10, 30)), staffing_file=night,
+                         rulesets=str(folder))
+    before = rt.rules.current.version
+    first = next(folder.glob("*.yaml"))
+    first.write_text(first.read_text() + "\n# reviewed 2026-03-02\n")
+    assert rt.reloader.reload("test").outcome == "reloaded"
+    assert rt.rules.current.version != before
+    admitted = owners(rt, admit(rt, 1))
+    assert (admitted["im-notice"], admitted["initial-ur-review"]) == ("cm.night", "ur.night")

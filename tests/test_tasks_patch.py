@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from engine.api.fhir.task_update import diff, merge_patch
+from engine.api.http_errors import status_of
 from engine.core.errors import EngineError
 
 CURRENT = {
@@ -35,14 +36,16 @@ def test_the_change_is_status_owner_and_new_notes_only():
     assert diff(CURRENT, dict(CURRENT, meta={"versionId": "9"})).empty
 
 
-@pytest.mark.parametrize("edit, words", [
-    ({"priority": "stat"}, "priority"),
-    ({"note": [{"text": "rewritten"}]}, "notes cannot be edited"),
-    ({"statusReason": {"text": "why"}}, "with the status change"),
-    ({"owner": {"display": "someone"}}, "must name a user"),
-    ({"owner": {**CURRENT["owner"], "reference": "Practitioner/cm.baker"}}, "must name a user"),
-    ({"id": "8"}, "Task.id must be 7"),
+@pytest.mark.parametrize("edit, words, status", [
+    ({"priority": "stat"}, "priority", 422),
+    ({"note": [{"text": "rewritten"}]}, "notes cannot be edited", 422),
+    ({"statusReason": {"text": "why"}}, "with the status change", 422),
+    ({"owner": {"display": "someone"}}, "must name a user", 422),
+    ({"owner": {**CURRENT["owner"], "reference": "Practitioner/cm.baker"}}, "must name a user",
+     422),
+    ({"id": "8"}, "Task.id must be 7", 400),
 ])
-def test_anything_else_is_refused_with_the_reason(edit, words):
-    with pytest.raises(EngineError, match=words):
+def test_anything_else_is_refused_with_the_reason(edit, words, status):
+    with pytest.raises(EngineError, match=words) as refused:
         diff(CURRENT, dict(CURRENT, **edit))
+    assert status_of(refused.value) == status  # what the FHIR API answers with

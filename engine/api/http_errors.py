@@ -25,6 +25,7 @@ from engine.core.errors import (
     StaleVersion,
     StorageUnavailable,
     TooManyAttempts,
+    answer_for,
 )
 
 # family -> (HTTP status, issue code; None: the status's usual code, engine.fhir.outcome)
@@ -46,11 +47,7 @@ ANSWERS: dict[type[EngineError], tuple[int, str | None]] = {
 
 def answer_of(error: EngineError) -> tuple[int, str | None] | None:
     """The status and issue code of the error's most specific family, None if it has none."""
-    for cls in type(error).__mro__:
-        found = ANSWERS.get(cls)
-        if found is not None:
-            return found
-    return None
+    return answer_for(error, ANSWERS)
 
 
 def status_of(error: EngineError) -> int:

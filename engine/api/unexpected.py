@@ -33,7 +33,7 @@ def install(app: FastAPI) -> None:
     async def _engine_error(request: Request, exc: EngineError) -> Response:
         answer: Response | None
         if request.url.path.startswith(API_PREFIXES):
-            answer = outcome_for(exc) if answer_of(exc) is not None else None
+            answer = outcome_for(exc) if answer_of(exc) is not None else None  # else: 500
         else:
             answer = page_for(request, exc)
         if answer is None:

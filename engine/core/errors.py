@@ -27,6 +27,11 @@ families themselves add no builtin base. Dependency-free on purpose: every floor
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TypeVar
+
+Answer = TypeVar("Answer")
+
 
 class EngineError(Exception):
     """Base of every error the engine raises on purpose; its text is for a person to act on."""
@@ -86,3 +91,13 @@ class ConfigurationError(EngineError):
 
 class RulesetProblem(ConfigurationError):
     """A ruleset, or a reference table beside it, is missing or invalid."""
+
+
+def answer_for(error: EngineError, answers: Mapping[type[EngineError], Answer]) -> Answer | None:
+    """What an edge's table answers for `error`: the entry of its most specific family, None
+    when no family of it has one (the edge then treats it as its own failure)."""
+    for cls in type(error).__mro__:
+        found = answers.get(cls)
+        if found is not None:
+            return found
+    return None

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from hl7apy import SUPPORTED_LIBRARIES
 from hl7apy.core import Message as HlMessage
 
-from engine.core.errors import EngineError, NotApplicable
+from engine.core.errors import EngineError, NotApplicable, answer_for
 
 ERROR_TEXT = {
     0: "Message accepted",
@@ -72,11 +72,8 @@ ANSWERS: dict[type[EngineError], tuple[str, int]] = {
 def issue_for(error: EngineError) -> tuple[str, AckIssue] | None:
     """AE or AR and the ERR contents for `error`, by its most specific family; None when no
     family of it has an answer here (the caller then treats it as an internal error)."""
-    for cls in type(error).__mro__:
-        found = ANSWERS.get(cls)
-        if found is not None:
-            return found[0], AckIssue(found[1], str(error))
-    return None
+    found = answer_for(error, ANSWERS)
+    return (found[0], AckIssue(found[1], str(error))) if found is not None else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,9 @@ def load(enc: Encounter, outputs: list[RuleOutput], history: list[tuple],
         entry = past.setdefault(enc_id, (admit, discharge, set()))
         if status:
             entry[2].add(status)
+    tasks = [o for o in outputs if o.kind == OutputKind.TASK]
+    open_tasks = [o for o in tasks if o.status == OutputStatus.ACTIVE]
+    done_tasks = [o for o in tasks if o.status == OutputStatus.COMPLETED]
     return Snapshot(
         encounter_id=enc.id,
         patient_id=patient.id if patient is not None else None,
@@ -51,17 +54,12 @@ def load(enc: Encounter, outputs: list[RuleOutput], history: list[tuple],
                           if not s.cancelled), key=lambda p: p.start),
         diagnoses=[(d.code, d.diagnosis_type) for d in enc.diagnoses],
         past_stays=[PastStay(a, d, frozenset(s)) for a, d, s in past.values()],
-        open_task_types=sorted({o.code for o in outputs if o.kind == OutputKind.TASK
-                                and o.status == OutputStatus.ACTIVE}),
-        completed_task_types=sorted({o.code for o in outputs if o.kind == OutputKind.TASK
-                                     and o.status == OutputStatus.COMPLETED}),
+        open_task_types=sorted({o.code for o in open_tasks}),
+        completed_task_types=sorted({o.code for o in done_tasks}),
         labs=lab_values,
-        open_task_due=_by_code(((o.code, o.due_at) for o in outputs if o.kind == OutputKind.TASK
-                                 and o.status == OutputStatus.ACTIVE and o.due_at is not None),
+        open_task_due=_by_code(((o.code, o.due_at) for o in open_tasks if o.due_at is not None),
                                min),
-        last_completed=_by_code(((o.code, o.ended_at or o.updated_at) for o in outputs
-                                  if o.kind == OutputKind.TASK
-                                  and o.status == OutputStatus.COMPLETED), max),
+        last_completed=_by_code(((o.code, o.ended_at or o.updated_at) for o in done_tasks), max),
     )
 
 

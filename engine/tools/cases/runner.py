@@ -188,7 +188,7 @@ class Runner:
 
     def _complete(self, sessions, event: StoryEvent, when: datetime) -> None:
         """A case manager completes the visit's open tasks of this type, as the worklist
-        would: through the task lifecycle, then the stay is re-evaluated."""
+        would: through the task lifecycle, then the stay is re-evaluated once."""
         with sessions() as session, session.begin():
             ids = list(session.scalars(select(RuleOutput.id).join(Encounter).where(
                 Encounter.visit_number == event.visit, RuleOutput.kind == OutputKind.TASK,
@@ -196,6 +196,7 @@ class Runner:
             if not ids:
                 raise StoryError(f"no open task {event.complete!r} to complete at "
                                  f"{when_text(when, self.zone)}")
+            task = None
             for task_id in ids:
                 task = lifecycle.load(session, task_id)
                 assert task is not None
@@ -205,7 +206,8 @@ class Runner:
                 except lifecycle.TaskError as exc:
                     raise StoryError(f"task {event.complete!r} could not be completed at "
                                      f"{when_text(when, self.zone)}: {exc.message}") from exc
-                evaluation.after_work(session, self.rulebook, task, when)
+            assert task is not None  # ids is not empty: checked above
+            evaluation.after_work(session, self.rulebook, task, when)
 
 
 def run_files(paths: list[Path], rulebook: Rulebook, site: SiteProfile, *,
