@@ -23,9 +23,10 @@ RESULTS = "R01"
 
 @dataclass(slots=True)
 class Identifier:
-    system: str
+    system: str  # canonical (engine.core.identity): `urn:oid:<OID>`, a URI or a namespace
     value: str
     type_code: str | None = None
+    namespace: str | None = None  # CX-4.1 as sent, when the system is another spelling
 
 
 @dataclass(slots=True)
@@ -38,6 +39,9 @@ class PatientData:
     birth_date: date | None = None
     sex: str | None = None
     address: dict[str, str] | None = None
+    # Other identifiers under the site's MRN authorities, most preferred first: the patient
+    # is found by them when the MRN is new (a merged system's second MRN).
+    alternates: list[Identifier] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -115,6 +119,8 @@ class AdtEvent:
     prior_patient: list[Identifier] = field(default_factory=list)
     prior_visit: Identifier | None = None
     labs: list[LabData] | None = None
+    # Applied, with something an operator should know (kept as the inbound row's reason).
+    warnings: list[str] = field(default_factory=list)
 
 
 class EventError(NotApplicable, ValueError):

@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from engine.core import identity
 from engine.core.errors import ConfigurationError
+from engine.core.identity import MrnAuthority, MrnFallback
 
 CareStatus = Literal["inpatient", "observation", "emergency", "outpatient", "preadmit"]
 ProcessingId = Literal["P", "T", "D"]  # HL7 table 0103
@@ -35,10 +37,7 @@ class CareStatusRule(BaseModel):
         return self.patient_type is None or self.patient_type == patient_type
 
 
-class MrnRule(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    assigning_authority: str
-    identifier_type: str | None = "MR"
+MrnRule = MrnAuthority  # the name of the first profiles' single `mrn:` mapping
 
 
 def _is_payer_class(value: str) -> TypeGuard[PayerClass]:
@@ -62,13 +61,19 @@ class SiteProfile(BaseModel):
     timezone: str
     receiving_application: str = "DCPLAN"
     receiving_facility: str = ""
+    # MSH-5 names the interface engine gave us, when the site wants others refused (AR);
+    # None (the default): any receiver is accepted.
     accepted_receiving_applications: list[str] | None = None
     # MSH-11 processing ids applied to live state: P production; T training and D debugging
     # feeds are refused (AR) unless a test engine lists them here.
     accepted_processing_ids: list[ProcessingId] = Field(
         default_factory=_production_only, min_length=1,
         description="MSH-11 processing ids this engine applies (P, T, D).")
-    mrn: MrnRule
+    # MRN authorities in order of preference (one mapping is read as a list of one).
+    mrn: list[MrnAuthority] = Field(min_length=1)
+    # No listed authority in PID-3: `first` applies the first MR (else first) identifier
+    # and records a warning; `refuse` answers AE.
+    mrn_fallback: MrnFallback = "first"
     visit_number_authority: str = ""
     care_status: list[CareStatusRule] = Field(min_length=1)
     payers: dict[str, PayerClass] = Field(default_factory=dict)
@@ -83,6 +88,13 @@ class SiteProfile(BaseModel):
         default_factory=_default_review_days,
         description="Days between continued-stay reviews, by payer class.")
 
+    @field_validator("mrn", mode="before")
+    @classmethod
+    def _mrn_list(cls, value: object) -> object:
+        if isinstance(value, dict):  # the single mapping of the first profiles: type MR
+            return [{"identifier_type": "MR", **value}]
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -95,6 +107,34 @@ class SiteProfile(BaseModel):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def default_id_system(self) -> str:
+        """The system of an identifier that names no authority: the first MRN authority's."""
+        return self.mrn[0].canonical or identity.UNNAMED_AUTHORITY
+
+    @property
+    def visit_system(self) -> str:
+        """The system of a visit number that names no authority."""
+        return identity.canonical_system(self.visit_number_authority)
+
+    def id_system(self, namespace: str, universal_id: str = "", universal_type: str = "") -> str:
+        """The stored system of an HL7 assigning authority (CX-4), listed or not."""
+        return identity.canonical_system(namespace, universal_id, universal_type, self.mrn)
+
+    def fhir_id_system(self, system: str | None, assigner: str | None = None) -> str | None:
+        """The stored system of a FHIR Identifier.system (and assigner.display)."""
+        return identity.fhir_system(system, assigner, self.mrn)
+
+    def mrn_rank(self, system: str, type_code: str | None) -> int | None:
+        """The preference of an identifier as an MRN (0 best), None when it is not one."""
+        for rank, authority in enumerate(self.mrn):
+            if system != authority.canonical:
+                continue
+            wanted = authority.identifier_type
+            if wanted is None or type_code is None or type_code.upper() == wanted.upper():
+                return rank
+        return None
 
     def status_for(self, patient_class: str | None, patient_type: str | None) -> CareStatus | None:
         for rule in self.care_status:

@@ -11,8 +11,11 @@ Decisions, in one place:
   would otherwise look older than the state it changes.
 * Updates merge: elements a body leaves out keep their value (the event model's "None means
   not sent"). A body that lists diagnoses replaces the whole diagnosis list.
-* The MRN is the identifier whose system names the site profile's assigning authority
-  (`urn:engine:id:GENHOSP`, or `GENHOSP`, or `assigner.display`), with type MR or no type.
+* Identifier systems are read to the stored canonical system (engine.core.identity):
+  `urn:oid:<OID>` and a bare OID are one; `urn:engine:id:GENHOSP`, `GENHOSP` and
+  `assigner.display` are one. The MRN is the identifier of the site profile's most
+  preferred MRN authority; with none, by `mrn_fallback: first`, the first of type MR, else
+  of use `usual`/`official`, else the first (recorded as a warning).
 * Conditions and Coverage are not resources here: they fold into their Encounter, so they
   must reference one (in the Bundle, contained, or an Encounter on this server).
 * Observations with a LOINC code the engine uses (engine.core.lab_codes) become lab results, like
@@ -42,6 +45,7 @@ from engine.core.events import (
     PatientData,
     VisitData,
 )
+from engine.core.identity import first_of_type
 from engine.core.site import SiteProfile
 from engine.fhir import reading
 from engine.fhir import vocabulary as v
@@ -126,9 +130,9 @@ def _type_code(identifier: Any) -> str | None:
     return _first_code(identifier.type) if identifier.type is not None else None
 
 
-def _parse_identifier_param(text: str) -> tuple[str | None, str]:
+def _parse_identifier_param(text: str, site: SiteProfile) -> tuple[str | None, str]:
     system, sep, value = text.partition("|")
-    return (v.authority_of(system) if sep else None), (value if sep else system)
+    return (site.fhir_id_system(system) if sep else None), (value if sep else system)
 
 
 def _query(url: str) -> dict[str, str]:
@@ -173,6 +177,7 @@ class _Mapper:
         self.group_of_entry: dict[int, _Group] = {}
         self.results: list[AdtEvent] = []  # lab results, one event per Observation
         self.result_of_entry: dict[int, EntryResult] = {}
+        self.warnings: list[str] = []
 
     # -- driver ----------------------------------------------------------------------------
     def run(self, model: Any) -> Mapping:
@@ -195,6 +200,8 @@ class _Mapper:
                   if e.kind == "Patient" and self._key(self.patients[id(e)]) not in subjects]
         events += [self._event(group) for group in self.groups.values()]
         events += self.results  # after the encounters they may belong to
+        for event in events:
+            event.warnings = self.warnings
         if not events:
             raise EventError("nothing to apply: send a Patient, an Encounter or an "
                              f"Observation the engine uses (LOINC {', '.join(labs.LOINC)})")
@@ -270,22 +277,39 @@ class _Mapper:
 
     # -- patients --------------------------------------------------------------------------
     def _mrn_hint(self) -> str:
-        rule = self.site.mrn
-        kind = f" (type {rule.identifier_type})" if rule.identifier_type else ""
-        return f"an identifier with system {v.identifier_system(rule.assigning_authority)}{kind}"
+        return " or ".join(
+            f"an identifier with system {v.identifier_system(a.canonical)}"
+            + (f" (type {a.identifier_type})" if a.identifier_type else "")
+            for a in self.site.mrn)
 
     def _is_mrn(self, ident: Identifier) -> bool:
-        rule = self.site.mrn
-        return ident.system == rule.assigning_authority and (
-            ident.type_code is None or rule.identifier_type is None
-            or ident.type_code == rule.identifier_type)
+        return self.site.mrn_rank(ident.system, ident.type_code) is not None
+
+    def _choose_mrn(self, idents: list[Identifier], raws: list[Any], where: str
+                    ) -> Identifier | None:
+        """The listed authority most preferred; else (`mrn_fallback: first`) type MR, else
+        use usual/official, else the first identifier, with a warning."""
+        ranked = [(rank, k) for k, i in enumerate(idents)
+                  if (rank := self.site.mrn_rank(i.system, i.type_code)) is not None]
+        if ranked:
+            return idents[min(ranked)[1]]
+        if not idents or self.site.mrn_fallback == "refuse":
+            return None
+        k = first_of_type((i.type_code for i in idents), "MR")
+        if k is None:
+            k = next((n for n, r in enumerate(raws) if r.use in ("usual", "official")), 0)
+        self.warnings.append(f"{where} (Patient): no identifier names an MRN authority of "
+                             f"the site profile; {idents[k].system} is taken as the MRN")
+        return idents[k]
 
     def _patient(self, entry: _Entry) -> PatientData:
         p, where = entry.resource, entry.where
         idents: list[Identifier] = []
+        raws: list[Any] = []
         for i, raw in enumerate(p.identifier or []):
             assigner = raw.assigner.display if raw.assigner is not None else None
-            authority = v.authority_of(raw.system, assigner)
+            authority = self.site.fhir_id_system(raw.system, assigner) or (
+                self.site.default_id_system if raw.value else None)
             if not raw.value or not authority:
                 continue
             here = f"{where}.identifier[{i}]"
@@ -293,15 +317,17 @@ class _Mapper:
                 system=_fit(authority, 100, f"{here}.system") or "",
                 value=_fit(raw.value, 100, f"{here}.value") or "",
                 type_code=_fit(_type_code(raw), 20, f"{here}.type"),
+                namespace=assigner if assigner and assigner != authority else None,
             ))
-        mrn = next((i for i in idents if self._is_mrn(i)), None)
+            raws.append(raw)
+        mrn = self._choose_mrn(idents, raws, where)
         if mrn is None:
             raise EventError(f"{where} (Patient) has no MRN: send {self._mrn_hint()}")
-        if mrn.type_code is None:
-            mrn.type_code = self.site.mrn.identifier_type
+        self._typed(mrn)
         if entry.method == "PUT" and entry.url:
             self._check_target(entry, mrn, "mrn")
-        data = PatientData(identifiers=idents, mrn=mrn)
+        data = PatientData(identifiers=idents, mrn=mrn, alternates=[
+            i for i in idents if i is not mrn and self._is_mrn(i)])
         names = p.name or []
         name = next((n for n in names if n.use in ("official", "usual")), names[0] if names
                     else None)
@@ -330,13 +356,21 @@ class _Mapper:
 
     def _patient_from_identifier(self, ident: Any, where: str) -> PatientData:
         assigner = ident.assigner.display if ident.assigner is not None else None
-        authority = v.authority_of(ident.system, assigner)
-        mrn = Identifier(authority or "", ident.value or "", _type_code(ident))
-        if not self._is_mrn(mrn) or not mrn.value:
+        authority = self.site.fhir_id_system(ident.system, assigner)
+        mrn = Identifier(authority or self.site.default_id_system, ident.value or "",
+                         _type_code(ident))
+        if not mrn.value or not (self._is_mrn(mrn) or self.site.mrn_fallback == "first"):
             raise EventError(f"{where} identifies the patient by {authority}|{ident.value}, "
                              f"which is not an MRN: use {self._mrn_hint()}")
-        mrn.type_code = mrn.type_code or self.site.mrn.identifier_type
+        self._typed(mrn)
         return PatientData(identifiers=[mrn], mrn=mrn)
+
+    def _typed(self, mrn: Identifier) -> None:
+        """An MRN sent without a type gets its authority's (as HL7 would carry it)."""
+        if mrn.type_code is None:
+            rank = self.site.mrn_rank(mrn.system, None)
+            if rank is not None:
+                mrn.type_code = self.site.mrn[rank].identifier_type
 
     def _server_mrn(self, ref: str) -> Identifier | None:
         known = self.context.references.get(ref) or {}
@@ -364,13 +398,14 @@ class _Mapper:
             if text.startswith("Patient?"):
                 params = _query(text)
                 if "identifier" in params:
-                    system, value = _parse_identifier_param(params["identifier"])
-                    mrn = Identifier(system or "", value, None)
-                    if self._is_mrn(mrn):
-                        mrn.type_code = self.site.mrn.identifier_type
+                    system, value = _parse_identifier_param(params["identifier"], self.site)
+                    mrn = Identifier(system or self.site.default_id_system, value, None)
+                    if value and (self._is_mrn(mrn) or self.site.mrn_fallback == "first"):
+                        self._typed(mrn)
                         return PatientData(identifiers=[mrn], mrn=mrn)
+                first = v.identifier_system(self.site.mrn[0].canonical)
                 raise EventError(f"{where} {text}: a conditional reference must name the MRN "
-                                 f"(Patient?identifier={v.identifier_system(self.site.mrn.assigning_authority)}|<mrn>)")
+                                 f"(Patient?identifier={first}|<mrn>)")
             held = self._server_mrn(text)
             if held is not None:
                 return PatientData(identifiers=[held], mrn=held)
@@ -400,7 +435,7 @@ class _Mapper:
         url = entry.url or ""
         if "?" in url:
             params = _query(url)
-            system, value = _parse_identifier_param(params.get("identifier", ""))
+            system, value = _parse_identifier_param(params.get("identifier", ""), self.site)
             if value != ident.value or (system is not None and system != ident.system):
                 raise EventError(f"{entry.where}: the body does not carry the identifier "
                                  f"its request.url {url} names")
@@ -421,7 +456,7 @@ class _Mapper:
                              "required")
         chosen = next((i for i in idents if _type_code(i) == "VN"), idents[0])
         assigner = chosen.assigner.display if chosen.assigner is not None else None
-        system = v.authority_of(chosen.system, assigner) or self.site.visit_number_authority
+        system = self.site.fhir_id_system(chosen.system, assigner) or self.site.visit_system
         return Identifier(_fit(system, 100, f"{entry.where}.identifier.system") or "",
                           _fit(chosen.value, 100, f"{entry.where}.identifier.value") or "",
                           "VN")

@@ -7,6 +7,7 @@ only place that knows both spellings.
 
 from __future__ import annotations
 
+from engine.core import identity
 from engine.core.vocabulary import EncounterStatus
 
 # -- code systems ---------------------------------------------------------------------------
@@ -26,24 +27,25 @@ COVERAGE_CLASS = "http://terminology.hl7.org/CodeSystem/coverage-class"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 ICD9CM = "http://hl7.org/fhir/sid/icd-9-cm"
 
-# Identifier systems: an HL7 assigning authority `GENHOSP` is published as the URN
-# `urn:engine:id:GENHOSP` (FHIR wants an absolute URI; the authority stays readable in
-# `assigner.display`). Inbound, the URN, the bare authority and `assigner.display` all work.
-ID_PREFIX = "urn:engine:id:"
+# Identifier systems (engine.core.identity): an OID authority is `urn:oid:<OID>`; an HL7
+# namespace `GENHOSP` is published as the URN `urn:engine:id:GENHOSP` (FHIR wants an
+# absolute URI; the namespace stays readable in `assigner.display`). Inbound, the URN, the
+# bare namespace and `assigner.display` all work, and so do `urn:oid:` and a bare OID.
+ID_PREFIX = identity.NAMESPACE_PREFIX
 # A location reference carries the HL7 PL components `unit^room^bed^facility` here, so a
 # client can send back exactly what it read; the display is for people.
 LOCATION_SYSTEM = "urn:engine:location"
 
 
-def identifier_system(authority: str) -> str:
-    return authority if ":" in authority else ID_PREFIX + authority
+def identifier_system(stored: str) -> str:
+    """The FHIR Identifier.system of a stored system."""
+    return identity.published_system(stored)
 
 
 def authority_of(system: str | None, assigner: str | None = None) -> str | None:
-    """The assigning authority an inbound identifier names (None when it names none)."""
-    if system:
-        return system[len(ID_PREFIX):] if system.startswith(ID_PREFIX) else system
-    return assigner or None
+    """The stored system an inbound identifier names without a site profile's authorities
+    (None when it names none)."""
+    return identity.fhir_system(system, assigner)
 
 
 # -- Encounter.class <-> care status --------------------------------------------------------

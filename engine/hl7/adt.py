@@ -22,6 +22,7 @@ from engine.core.events import (
     PatientData,
     VisitData,
 )
+from engine.core.identity import first_of_type
 from engine.core.site import SiteProfile
 from engine.hl7.ack import SUPPORTED_VERSIONS, AckIssue, Header
 from engine.hl7.message import Message, Segment
@@ -217,51 +218,85 @@ def _clip(text: str, limit: int) -> str | None:
     return text[:limit] if text and text != '""' else None
 
 
-def _identifiers(seg: Segment, n: int) -> list[Identifier]:
-    """CX repetitions with a value; the authority is CX-4.1, else CX-4.2 (a bare OID)."""
+def _identifiers(seg: Segment, n: int, site: SiteProfile, default_system: str,
+                 warnings: list[str] | None = None) -> list[Identifier]:
+    """CX repetitions with a value, each under its canonical system (engine.core.identity).
+
+    The authority is CX-4 (namespace&universal id&type); a repetition that names none gets
+    `default_system`. A repetition too long to keep is left out with a warning, unless it
+    is one of the site's MRNs (a key: refused, AE)."""
     out = []
     for rep in range(len(seg.repetitions(n))):
         parts = seg.parts(n, rep)
         value = parts[0] if parts else ""
         if not value or value == '""':
             continue
-        system = _at(parts, 4) or seg.value(n, 4, rep, sub=2)
-        _code(value, _ID_VALUE, seg, n)
-        _code(system, _ID_SYSTEM, seg, n)
-        out.append(
-            Identifier(system=system, value=value, type_code=_code(_at(parts, 5), _ID_TYPE, seg, n))
-        )
+        namespace = _opt(_at(parts, 4)) or ""
+        universal = _opt(seg.value(n, 4, rep, sub=2)) or ""
+        system = site.id_system(namespace, universal, seg.value(n, 4, rep, sub=3)) \
+            or default_system
+        type_code = _opt(_at(parts, 5))
+        if len(value) > _ID_VALUE or len(system) > _ID_SYSTEM or \
+                len(type_code or "") > _ID_TYPE:
+            if warnings is None or site.mrn_rank(system[:_ID_SYSTEM], type_code) is not None:
+                raise Hl7Refusal("AE", AckIssue(
+                    102, f"{seg.name}-{n} repetition {rep + 1} is longer than kept (value "
+                    f"{_ID_VALUE}, authority {_ID_SYSTEM}, type {_ID_TYPE} characters)",
+                    seg.name, n))
+            warnings.append(f"{seg.name}-{n} repetition {rep + 1} is too long to keep "
+                            f"(value {len(value)}, system {len(system)} characters): left out")
+            continue
+        kept_namespace = namespace if namespace and namespace != system else None
+        out.append(Identifier(system=system, value=value, type_code=type_code,
+                              namespace=kept_namespace[:_ID_SYSTEM] if kept_namespace else None))
     return out
 
 
-def _mrn(ids: list[Identifier], site: SiteProfile) -> Identifier | None:
-    rule = site.mrn
-    for ident in ids:
-        if ident.system == rule.assigning_authority and (
-            rule.identifier_type is None or ident.type_code == rule.identifier_type
-        ):
-            return ident
-    return None
+def _mrn(ids: list[Identifier], site: SiteProfile) -> tuple[Identifier | None, str | None]:
+    """The MRN: the identifier of the most preferred listed authority (type MR, or none,
+    before others), else by `mrn_fallback: first` the first of type MR, else the first;
+    with a warning when the fallback chose it."""
+    ranked = [(rank, (i.type_code or "MR").upper() != "MR", k, i) for k, i in enumerate(ids)
+              if (rank := site.mrn_rank(i.system, i.type_code)) is not None]
+    if ranked:
+        return min(ranked, key=lambda t: t[:3])[3], None
+    if not ids or site.mrn_fallback == "refuse":
+        return None, None
+    k = first_of_type((i.type_code for i in ids), "MR")
+    chosen = ids[k if k is not None else 0]
+    return chosen, (f"no identifier names an MRN authority of the site profile; the "
+                    f"{'first of type MR' if k is not None else 'first'} ({chosen.system}) "
+                    "is taken as the MRN")
 
 
-def _patient(msg: Message, site: SiteProfile) -> PatientData:
+def _mrn_refusal(site: SiteProfile) -> Hl7Refusal:
+    wanted = " or ".join(
+        a.label + (f" type {a.identifier_type}" if a.identifier_type else "") for a in site.mrn)
+    return Hl7Refusal("AE", AckIssue(101, f"PID-3 has no MRN of authority {wanted}", "PID", 3))
+
+
+def _patient(msg: Message, site: SiteProfile, warnings: list[str] | None = None) -> PatientData:
     pid = msg.segment("PID")
     if pid is None:
         raise Hl7Refusal("AE", AckIssue(100, "PID segment is missing", "PID"))
-    ids = _identifiers(pid, 3)
-    mrn = _mrn(ids, site)
+    notes: list[str] = []
+    ids = _identifiers(pid, 3, site, site.default_id_system, notes)
+    if not ids and site.mrn_fallback == "first":
+        # No PID-3: the patient id of 2.3-era feeds (PID-2), else the alternate (PID-4).
+        for n in (2, 4):
+            if ids := _identifiers(pid, n, site, site.default_id_system, notes):
+                notes.append(f"PID-3 has no identifier: PID-{n} is taken as the MRN")
+                break
+    mrn, fallback = _mrn(ids, site)
     if mrn is None:
-        rule = site.mrn
-        raise Hl7Refusal(
-            "AE",
-            AckIssue(
-                101,
-                f"PID-3 has no MRN with assigning authority {rule.assigning_authority}"
-                f"{' and type ' + rule.identifier_type if rule.identifier_type else ''}",
-                "PID",
-                3,
-            ),
-        )
+        raise _mrn_refusal(site)
+    if fallback:
+        notes.append(fallback)
+    if warnings is not None:
+        warnings.extend(notes)
+    alternates = sorted(
+        (i for i in ids if i is not mrn and site.mrn_rank(i.system, i.type_code) is not None),
+        key=lambda i: site.mrn_rank(i.system, i.type_code) or 0)
     address = None
     if parts := pid.parts(11):
         address = {k: v for k, v in zip(_ADDRESS, parts, strict=False) if v and v != '""'}
@@ -269,6 +304,7 @@ def _patient(msg: Message, site: SiteProfile) -> PatientData:
     return PatientData(
         identifiers=ids,
         mrn=mrn,
+        alternates=alternates,
         family=_clip(_at(name, 1), _NAME),
         given=_clip(_at(name, 2), _NAME),
         middle=_clip(_at(name, 3), _NAME),
@@ -294,17 +330,28 @@ def _location(seg: Segment, n: int) -> Location | None:
     return None if loc.is_empty() else loc
 
 
-def _visit(msg: Message, trigger: str, site: SiteProfile, zone: ZoneInfo) -> VisitData:
+def _visit_number(msg: Message, pv1: Segment | None, site: SiteProfile,
+                  warnings: list[str] | None = None) -> Identifier | None:
+    """PV1-19, else the PID-18 patient account number (Meditech- and Cerner-like feeds
+    carry the stay there), under the visit system rules: no authority, the site's."""
+    ids = _identifiers(pv1, 19, site, site.visit_system) if pv1 is not None else []
+    if not ids and (pid := msg.segment("PID")) is not None:
+        ids = _identifiers(pid, 18, site, site.visit_system)
+        if ids and warnings is not None:
+            warnings.append("PV1-19 is empty: the PID-18 account number is the visit number")
+    return ids[0] if ids else None
+
+
+def _visit(msg: Message, trigger: str, site: SiteProfile, zone: ZoneInfo,
+           warnings: list[str] | None = None) -> VisitData:
     pv1 = msg.segment("PV1")
     if pv1 is None:
         raise Hl7Refusal("AE", AckIssue(100, f"PV1 segment is required for {trigger}", "PV1"))
-    visit_ids = _identifiers(pv1, 19)
-    if not visit_ids:
-        raise Hl7Refusal(
-            "AE", AckIssue(101, f"PV1-19 visit number is required for {trigger}", "PV1", 19)
-        )
-    visit_number = visit_ids[0]
-    visit_number.system = visit_number.system or site.visit_number_authority
+    visit_number = _visit_number(msg, pv1, site, warnings)
+    if visit_number is None:
+        raise Hl7Refusal("AE", AckIssue(
+            101, f"PV1-19 visit number (or PID-18 account number) is required for {trigger}",
+            "PV1", 19))
     patient_class = _code(pv1.value(2), _CLASS, pv1, 2)
     patient_type = _code(pv1.value(18), _TYPE, pv1, 18)
     care_status = None
@@ -399,12 +446,14 @@ def to_event(msg: Message, header: Header, site: SiteProfile) -> AdtEvent:
         when = event_time(msg, site, zone)
     except EventError as exc:
         raise Hl7Refusal("AE", AckIssue(101, str(exc), "EVN", 2)) from exc
-    patient = _patient(msg, site)
+    warnings: list[str] = []
+    patient = _patient(msg, site, warnings)
     results = _labs(msg, zone, when)
     if trigger == RESULTS:
         return AdtEvent(trigger=trigger, event_time=when, patient=patient,
-                        visit=_result_visit(msg, site), labs=results or [])
-    visit = None if trigger in PATIENT_ONLY else _visit(msg, trigger, site, zone)
+                        visit=_result_visit(msg, site), labs=results or [],
+                        warnings=warnings)
+    visit = None if trigger in PATIENT_ONLY else _visit(msg, trigger, site, zone, warnings)
     drg = None
     drg_seg = msg.segment("DRG")
     if drg_seg is not None:
@@ -415,12 +464,12 @@ def to_event(msg: Message, header: Header, site: SiteProfile) -> AdtEvent:
     prior_visit = None
     if trigger == "A40":
         mrg = msg.segment("MRG")
-        if mrg is None or not _identifiers(mrg, 1):
+        if mrg is None or not _identifiers(mrg, 1, site, site.default_id_system):
             raise Hl7Refusal(
                 "AE", AckIssue(101, "A40 needs MRG-1 with the prior patient identifier", "MRG", 1)
             )
-        prior_patient = _identifiers(mrg, 1)
-        visits = _identifiers(mrg, 5)
+        prior_patient = _identifiers(mrg, 1, site, site.default_id_system)
+        visits = _identifiers(mrg, 5, site, site.visit_system)
         prior_visit = visits[0] if visits else None
     return AdtEvent(
         trigger=trigger,
@@ -433,17 +482,14 @@ def to_event(msg: Message, header: Header, site: SiteProfile) -> AdtEvent:
         prior_patient=prior_patient,
         prior_visit=prior_visit,
         labs=results,
+        warnings=warnings,
     )
 
 
 def _result_visit(msg: Message, site: SiteProfile) -> VisitData | None:
     """The visit a result belongs to (PV1-19), when sent: results change no visit state."""
-    pv1 = msg.segment("PV1")
-    ids = _identifiers(pv1, 19) if pv1 is not None else []
-    if not ids:
-        return None
-    ids[0].system = ids[0].system or site.visit_number_authority
-    return VisitData(visit_number=ids[0])
+    number = _visit_number(msg, msg.segment("PV1"), site)
+    return VisitData(visit_number=number) if number is not None else None
 
 
 def _labs(msg: Message, zone: ZoneInfo, when: datetime) -> list[LabData] | None:

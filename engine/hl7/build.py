@@ -62,6 +62,18 @@ def cx(identifier: str, authority: str, kind: str) -> str:
     return f"{identifier}^^^{authority}^{kind}"
 
 
+def hd(namespace: str | None, oid: str | None = None) -> str:
+    """An assigning authority (HD): namespace, `namespace&OID&ISO`, or `&OID&ISO`."""
+    return f"{namespace or ''}&{oid}&ISO" if oid else namespace or ""
+
+
+def _oid_or_namespace(authority: str) -> str:
+    """A site's visit authority as a HD: an OID as `&OID&ISO`, else the namespace."""
+    bare = authority.removeprefix("urn:oid:")
+    is_oid = bool(bare) and all(p.isdigit() for p in bare.split("."))
+    return hd(None, bare) if is_oid and "." in bare else authority
+
+
 # -- segments -----------------------------------------------------------------------------
 
 def msh(trigger: str, control_id: str, when: str, *, message_type: str = "ADT",
@@ -315,7 +327,7 @@ def _results(step: StoryStep, ts: str, site: SiteProfile, control_id: str, patie
             receiving_application=site.receiving_application,
             receiving_facility=site.receiving_facility),
         patient,
-        pv1("", visit=cx(step.visit, site.visit_number_authority, "VN")),
+        pv1("", visit=cx(step.visit, _oid_or_namespace(site.visit_number_authority), "VN")),
         obr(1, "CHEM^Chemistry", requested_at=ts, observed_at=ts),
     ]
     for n, (name, value) in enumerate((step.labs or {}).items(), 1):
@@ -338,8 +350,9 @@ def site_message(step: StoryStep, when: datetime, site: SiteProfile, control_id:
     status = step.status or (None if sent_codes else _IMPLIED_STATUS.get(trigger))
     if status is not None and not sent_codes:
         patient_class, patient_type = _status_codes(status, site)
-    mrn = site.mrn
-    patient = pid(cx(step.mrn, mrn.assigning_authority, mrn.identifier_type or ""),
+    mrn = site.mrn[0]  # the site's first (preferred) MRN authority, as its feed writes it
+    authority = hd(mrn.namespace, mrn.oid) or mrn.system or ""
+    patient = pid(cx(step.mrn, authority, mrn.identifier_type or "MR"),
                   "STORY^CASE", birth_date=f"{step.birth_date:%Y%m%d}", sex=step.sex, pad_to=8)
     if trigger == "R01":
         return er7(_results(step, ts, site, control_id, patient)).encode()
@@ -354,13 +367,12 @@ def site_message(step: StoryStep, when: datetime, site: SiteProfile, control_id:
     if trigger == "A40":
         if not step.prior_mrn:
             raise BuildError("an A40 merge needs prior_mrn")
-        segments.append(mrg(cx(step.prior_mrn, mrn.assigning_authority,
-                               mrn.identifier_type or "")))
+        segments.append(mrg(cx(step.prior_mrn, authority, mrn.identifier_type or "MR")))
         return er7(segments).encode()
     segments.append(pv1(
         patient_class, step.unit or "", admission_type=step.admission_type or "",
         service=step.service or "", admit_source=step.admit_source or "",
-        patient_type=patient_type, visit=cx(step.visit, site.visit_number_authority, "VN"),
+        patient_type=patient_type, visit=cx(step.visit, _oid_or_namespace(site.visit_number_authority), "VN"),
         disposition=step.disposition or "", discharge_time=ts if trigger == "A03" else ""))
     if step.expected_discharge is not None:
         segments.append(pv2(expected_discharge=f"{step.expected_discharge:%Y%m%d}"))

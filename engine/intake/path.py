@@ -57,6 +57,16 @@ class Receipt:
     def ack_code(self) -> str:
         return _ACK_CODES.get(self.outcome, "AE")
 
+    @property
+    def refusal(self) -> str | None:
+        """Why the input (or the first copy of a duplicate) was not applied; None if it was."""
+        if self.reason and self.reason.startswith(WARNED):
+            return None
+        return self.reason
+
+
+WARNED = "applied with warnings: "
+
 
 def _salvage_header(text: str) -> Header:
     """Best effort MSH read from a message that failed to parse, so the AR can echo MSH-10."""
@@ -277,7 +287,9 @@ class Intake:
             raise _Undo("AE", AckIssue(207, f"internal error ({type(exc).__name__}); kept for "
                                             "replay")) from exc
         row.outcome = InputOutcome.ACCEPTED
-        row.reason = None
+        # Applied with warnings (an MRN by fallback...): kept where an operator reads why.
+        warnings = "; ".join(w for e in events for w in e.warnings)
+        row.reason = WARNED + warnings if warnings else None
 
     @staticmethod
     def _refuse(row: InboundMessage, code: str, error: AckIssue) -> None:

@@ -51,6 +51,7 @@ def _add_identifiers(session: Session, patient: Patient, ids: list[Identifier],
         session.add(PatientIdentifier(
             patient=patient, system=ident.system, value=ident.value,
             type_code=ident.type_code, is_mrn=mrn is not None and ident == mrn,
+            namespace=ident.namespace,
         ))
         added = True
     return added
@@ -59,8 +60,9 @@ def _add_identifiers(session: Session, patient: Patient, ids: list[Identifier],
 def upsert(session: Session, data: PatientData, when: datetime, now: datetime) -> Patient:
     """Create or update the patient; demographics older than what we hold only fill gaps."""
     assert data.mrn is not None
-    known = _owners(session, data.identifiers)
-    owner = known.get((data.mrn.system, data.mrn.value))
+    known = _owners(session, [*data.identifiers, *data.alternates])
+    owner = next((known[k] for k in ((i.system, i.value) for i in (data.mrn, *data.alternates))
+                  if k in known), None)
     if owner is None:
         patient = Patient(as_of=when, updated_at=now, version=1)
         for name in _DEMOGRAPHICS:

@@ -57,6 +57,8 @@ class PatientIdentifier(Base):
     value: Mapped[str] = mapped_column(String(limits.ID_VALUE))
     type_code: Mapped[str | None] = mapped_column(String(limits.ID_TYPE))
     is_mrn: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The namespace id (CX-4.1) sent beside an OID or URI system: searchable as sent.
+    namespace: Mapped[str | None] = mapped_column(String(limits.ID_SYSTEM))
 
     patient: Mapped[Patient] = relationship(back_populates="identifiers")
 

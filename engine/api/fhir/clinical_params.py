@@ -6,21 +6,15 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, exists, or_
 
+from engine.api.fhir import identifier_params
 from engine.api.fhir.search import Param, by_id, date_range, period, reference, string, token
 from engine.core.errors import InvalidInput, Malformed
+from engine.core.identity import search_systems
 from engine.fhir import vocabulary as v
-from engine.storage.models import Encounter, LocationStay, Patient, PatientIdentifier
+from engine.storage.models import Encounter, LocationStay, Patient
 
 
 # -- Patient -----------------------------------------------------------------------------------
-def _patient_identifier(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]:
-    system, value = token(text)
-    conds = [PatientIdentifier.patient_id == Patient.id, PatientIdentifier.value == value]
-    if system is not None:
-        conds.append(PatientIdentifier.system == (v.authority_of(system) or ""))
-    return exists().where(*conds)
-
-
 def _gender(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]:
     codes = [sex for sex, gender in v.GENDER_BY_SEX.items() if gender == text]
     if not codes:
@@ -47,8 +41,8 @@ def _birthdate(text: str, _modifier: str | None, zone: ZoneInfo) -> ColumnElemen
 
 PATIENT_PARAMS: dict[str, Param] = {p.name: p for p in (
     Param("_id", "token", "Logical id of the patient", by_id(Patient, "Patient")),
-    Param("identifier", "token", "An identifier, [system|]value; the MRN system is "
-          "urn:engine:id:<assigning authority>", _patient_identifier),
+    Param("identifier", "token", identifier_params.IDENTIFIER_DOC,
+          identifier_params.held_by(Patient.id)),
     Param("name", "string", "Family, given or middle name (starts with, any case)",
           string(Patient.family, Patient.given, Patient.middle), ("exact", "contains")),
     Param("family", "string", "Family name (starts with, any case)", string(Patient.family),
@@ -66,7 +60,7 @@ def _encounter_identifier(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElem
     system, value = token(text)
     cond = Encounter.visit_number == value
     if system is not None:
-        cond = and_(cond, Encounter.visit_system == (v.authority_of(system) or ""))
+        cond = and_(cond, Encounter.visit_system.in_(sorted(search_systems(system))))
     return cond
 
 
@@ -96,10 +90,10 @@ def _location(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]:
                           LocationStay.cancelled.is_(False), LocationStay.unit == unit)
 
 
-ENCOUNTER_PARAMS: dict[str, Param] = {p.name: p for p in (
+ENCOUNTER_PARAMS: dict[str, Param] = {**{p.name: p for p in (
     Param("_id", "token", "Logical id of the encounter", by_id(Encounter, "Encounter")),
     Param("identifier", "token", "Visit number, [system|]value (system "
-          "urn:engine:id:<assigning authority>)", _encounter_identifier),
+          "urn:oid:<OID> or urn:engine:id:<assigning authority>)", _encounter_identifier),
     Param("patient", "reference", "The patient: Patient/<id> or <id>", _patient_ref),
     Param("subject", "reference", "Same as patient", _patient_ref),
     Param("status", "token", "planned | in-progress | onleave | finished | cancelled",
@@ -111,4 +105,4 @@ ENCOUNTER_PARAMS: dict[str, Param] = {p.name: p for p in (
     Param("date", "date", "The period (admission to discharge), with prefixes eq ne gt ge lt "
           "le sa eb; open-ended while in hospital",
           period(Encounter.admit_time, Encounter.discharge_time)),
-)}
+)}, **identifier_params.chained(Encounter.patient_id)}

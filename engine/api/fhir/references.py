@@ -54,9 +54,9 @@ def _mrns(session: Session, patient_ids: set[int], site: SiteProfile) -> dict[in
         select(PatientIdentifier).where(PatientIdentifier.patient_id.in_(patient_ids))
     ).all()
     best: dict[int, tuple[int, PatientIdentifier]] = {}
-    rule = site.mrn
     for row in rows:
-        rank = 0 if row.is_mrn else 1 if row.system == rule.assigning_authority else 2
+        rank = 0 if row.is_mrn else 1 if site.mrn_rank(row.system, row.type_code) is not None \
+            else 2
         if row.patient_id not in best or rank < best[row.patient_id][0]:
             best[row.patient_id] = (rank, row)
     return {pid: {"system": r.system, "value": r.value, "type": r.type_code}

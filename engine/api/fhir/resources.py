@@ -34,7 +34,8 @@ def meta(version: int, updated_at: datetime) -> dict:
     return {"versionId": str(version), "lastUpdated": instant(updated_at)}
 
 
-def _identifier(system: str, value: str, type_code: str | None, use: str | None = None) -> dict:
+def _identifier(system: str, value: str, type_code: str | None, use: str | None = None,
+                namespace: str | None = None) -> dict:
     out: dict = {}
     if use:
         out["use"] = use
@@ -43,8 +44,9 @@ def _identifier(system: str, value: str, type_code: str | None, use: str | None 
     if system:
         out["system"] = v.identifier_system(system)
     out["value"] = value
-    if system and ":" not in system:
-        out["assigner"] = {"display": system}
+    assigner = namespace or (system if system and ":" not in system else None)
+    if assigner:
+        out["assigner"] = {"display": assigner}
     return out
 
 
@@ -62,7 +64,8 @@ def patient(row: Patient, replaces: list[int] | None = None) -> dict:
     """Patient JSON; `replaces` lists patients merged into this one (A40)."""
     out: dict = {"resourceType": "Patient", "id": str(row.id), "meta": meta(row.version,
                                                                             row.updated_at)}
-    idents = [_identifier(i.system, i.value, i.type_code, "usual" if i.is_mrn else None)
+    idents = [_identifier(i.system, i.value, i.type_code, "usual" if i.is_mrn else None,
+                          i.namespace)
               for i in sorted(row.identifiers, key=lambda i: (not i.is_mrn, i.id or 0))]
     if idents:
         out["identifier"] = idents

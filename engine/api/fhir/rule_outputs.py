@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from engine.api.auth import require
 from engine.api.deps import RuntimeDep
-from engine.api.fhir import includes, resources, search
+from engine.api.fhir import identifier_params, includes, resources, search
 from engine.api.fhir.search import Param
 from engine.api.security import audit
 from engine.core.errors import InvalidInput, NotFound
@@ -118,7 +118,7 @@ def fhir_status(by_status: Mapping[str, tuple[str, ...]], stored: str) -> str:
 
 def common_params() -> dict[str, Param]:
     """_id, patient, subject and encounter: shared by every output resource."""
-    return {p.name: p for p in (
+    return {**{p.name: p for p in (
         Param("_id", "token", "Logical id", search.reference(RuleOutput.id, "")),
         Param("patient", "reference", "The patient: Patient/<id> or <id>",
               search.reference(RuleOutput.patient_id, "Patient")),
@@ -126,7 +126,7 @@ def common_params() -> dict[str, Param]:
               search.reference(RuleOutput.patient_id, "Patient")),
         Param("encounter", "reference", "The encounter: Encounter/<id> or <id>",
               search.reference(RuleOutput.encounter_id, "Encounter")),
-    )}
+    )}, **identifier_params.chained(RuleOutput.patient_id)}
 
 
 def output_params(by_status: Mapping[str, tuple[str, ...]], code_name: str,

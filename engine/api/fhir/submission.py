@@ -110,8 +110,8 @@ def submit(runtime, body: Submitted, interaction: str, base: str,
         log.error("storage unavailable; FHIR input not applied: %s", type(exc).__name__)
         raise StorageUnavailable(STORAGE_DOWN) from exc
     refused = (InputOutcome.ERROR, InputOutcome.REJECTED, InputOutcome.UNAVAILABLE)
-    if receipt.outcome in refused or receipt.reason:
-        reason = receipt.reason or f"input {receipt.outcome}"
+    if receipt.outcome in refused or receipt.refusal:
+        reason = receipt.refusal or f"input {receipt.outcome}"
         if receipt.outcome == InputOutcome.UNAVAILABLE:
             raise StorageUnavailable(reason)
         raise NotApplicable(reason)
