@@ -489,7 +489,7 @@ BAD_INPUT = [
         (ENC, {k: val for k, val in encounter_json("VX2", {"reference": PAT}).items()
                if k != "identifier"}))).encode(), 422, "visit number"),
     ("", FHIR_JSON, json.dumps(transaction(
-        (PAT, {**patient_json("850002"), "identifier": [{"system": "urn:x", "value": "1"}]}),
+        (PAT, {**patient_json("850002"), "identifier": [{"system": "urn:x"}]}),
         (ENC, encounter_json("VX3", {"reference": PAT})))).encode(), 422, "has no MRN"),
     ("", FHIR_JSON, json.dumps(transaction(
         (PAT, patient_json("850003", family="TEST\x00NUL")),

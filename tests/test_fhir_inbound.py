@@ -280,7 +280,7 @@ def test_unaccepted_resource_types_and_codes_are_invalid():
 
 @pytest.mark.parametrize(("change", "reason"), [
     (lambda b: b["entry"][1]["resource"].pop("identifier"), "visit number"),
-    (lambda b: b["entry"][0]["resource"]["identifier"][0].update(system="urn:other"),
+    (lambda b: b["entry"][0]["resource"].pop("identifier"),
      "has no MRN: send an identifier with system urn:engine:id:GENHOSP"),
     (lambda b: b["entry"][1]["resource"]["class"].update(code="HH"), "class 'HH'"),
     (lambda b: b["entry"][2]["resource"].pop("encounter"), "not linked to an Encounter"),
