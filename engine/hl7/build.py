@@ -189,8 +189,9 @@ def adt(
     *,
     mrn: str = "100001",
     visit: str = "V1001",
-    patient_class: str = "I",
+    patient_class: str | None = None,
     patient_type: str = "",
+    status: str | None = None,
     location: str = "4WEST^412^A^GENHOSP",
     prior_location: str = "",
     control_id: str | None = None,
@@ -205,20 +206,36 @@ def adt(
     extra: list[str] | None = None,
     plan: str = "MCR001",
     processing_id: str = "P",
+    site: SiteProfile | None = None,
 ) -> bytes:
     """One ADT message from GENHOSP's ADTSYS; `when` is MSH-7 and EVN-2 (local time unless
-    it carries an offset). `extra` segments follow PV1 (and PV2), before IN1."""
+    it carries an offset). `extra` segments follow PV1 (and PV2), before IN1.
+
+    With `site`, in that site's dialect instead: its receiver, MRN and visit authorities,
+    the PV1-2/PV1-18 codes of a care `status` (inpatient unless a class is given) and the
+    plan of a payer class given as `plan`."""
+    mrn_hd, visit_hd, receiver = FACILITY, FACILITY, ("DCPLAN", FACILITY)
+    if site is not None:
+        mrn_hd, visit_hd = mrn_authority(site), _oid_or_namespace(site.visit_number_authority)
+        receiver = (site.receiving_application, site.receiving_facility)
+        if patient_class is None and not patient_type:
+            patient_class, patient_type = _status_codes(status or "inpatient", site)
+        plan = _plan(plan, site) if plan else plan
+    elif status is not None:
+        raise BuildError("a care status needs the site profile that codes it")
     segments = [
         msh(trigger, control_id or f"T{next(_adt_ids):08d}", when, version=version,
-            processing_id=processing_id),
+            processing_id=processing_id, receiving_application=receiver[0],
+            receiving_facility=receiver[1]),
         # `when` again in EVN-7 (the event facility), as this feed has always sent it;
         # the engine reads EVN-6, then EVN-2, so the event time is `when` either way
         evn(trigger, when, facility=when, pad_to=7),
-        pid(cx(mrn, FACILITY, "MR"), name, birth_date="19450612", sex="F",
+        pid(cx(mrn, mrn_hd, "MR"), name, birth_date="19450612", sex="F",
             address="100 TEST ST^^SPRINGFIELD^IL^62701"),
-        pv1(patient_class, location, admission_type=admission_type,
+        pv1("I" if patient_class is None else patient_class, location,
+            admission_type=admission_type,
             prior_location=prior_location, attending=attending, service="MED",
-            admit_source="7", patient_type=patient_type, visit=cx(visit, FACILITY, "VN"),
+            admit_source="7", patient_type=patient_type, visit=cx(visit, visit_hd, "VN"),
             disposition=disposition, admit_time=admit_time, discharge_time=discharge_time),
     ]
     if expected_discharge:
@@ -230,14 +247,25 @@ def adt(
 
 
 def merge(when: str, *, mrn: str, prior_mrn: str, control_id: str | None = None,
-          name: str = "TESTPATIENT^SURVIVOR") -> bytes:
-    """An A40: the record `prior_mrn` merged into the survivor `mrn`."""
+          name: str = "TESTPATIENT^SURVIVOR", site: SiteProfile | None = None) -> bytes:
+    """An A40: the record `prior_mrn` merged into the survivor `mrn` (in `site`'s dialect
+    when given)."""
+    authority = mrn_authority(site) if site is not None else FACILITY
+    receiver = ("DCPLAN", FACILITY) if site is None else (site.receiving_application,
+                                                          site.receiving_facility)
     return er7([
-        msh("A40", control_id or f"T{next(_adt_ids):08d}", when, structure="ADT_A39"),
+        msh("A40", control_id or f"T{next(_adt_ids):08d}", when, structure="ADT_A39",
+            receiving_application=receiver[0], receiving_facility=receiver[1]),
         evn("A40", when, pad_to=2),
-        pid(cx(mrn, FACILITY, "MR"), name, birth_date="19450612", sex="F"),
-        mrg(cx(prior_mrn, FACILITY, "MR")),
+        pid(cx(mrn, authority, "MR"), name, birth_date="19450612", sex="F"),
+        mrg(cx(prior_mrn, authority, "MR")),
     ]).encode()
+
+
+def mrn_authority(site: SiteProfile) -> str:
+    """The site's first (preferred) MRN authority as its feed writes it in CX-4."""
+    first = site.mrn[0]
+    return hd(first.namespace, first.oid) or first.system or ""
 
 
 def oru(when: str, *results: str, visit: str = "V1001", mrn: str = "100001",
@@ -350,8 +378,8 @@ def site_message(step: StoryStep, when: datetime, site: SiteProfile, control_id:
     status = step.status or (None if sent_codes else _IMPLIED_STATUS.get(trigger))
     if status is not None and not sent_codes:
         patient_class, patient_type = _status_codes(status, site)
-    mrn = site.mrn[0]  # the site's first (preferred) MRN authority, as its feed writes it
-    authority = hd(mrn.namespace, mrn.oid) or mrn.system or ""
+    mrn = site.mrn[0]
+    authority = mrn_authority(site)
     patient = pid(cx(step.mrn, authority, mrn.identifier_type or "MR"),
                   "STORY^CASE", birth_date=f"{step.birth_date:%Y%m%d}", sex=step.sex, pad_to=8)
     if trigger == "R01":
@@ -372,7 +400,8 @@ def site_message(step: StoryStep, when: datetime, site: SiteProfile, control_id:
     segments.append(pv1(
         patient_class, step.unit or "", admission_type=step.admission_type or "",
         service=step.service or "", admit_source=step.admit_source or "",
-        patient_type=patient_type, visit=cx(step.visit, _oid_or_namespace(site.visit_number_authority), "VN"),
+        patient_type=patient_type,
+        visit=cx(step.visit, _oid_or_namespace(site.visit_number_authority), "VN"),
         disposition=step.disposition or "", discharge_time=ts if trigger == "A03" else ""))
     if step.expected_discharge is not None:
         segments.append(pv2(expected_discharge=f"{step.expected_discharge:%Y%m%d}"))
