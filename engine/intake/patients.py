@@ -72,7 +72,12 @@ def upsert(session: Session, data: PatientData, when: datetime, now: datetime) -
         return patient
     patient = _survivor(session, owner)
     late = patient.as_of is not None and when < patient.as_of
+    new_mrn = (data.mrn.system, data.mrn.value) not in known
     changed = _add_identifiers(session, patient, data.identifiers, data.mrn, known)
+    if new_mrn and known.get((data.mrn.system, data.mrn.value)) is patient:
+        # A more preferred MRN arrived (a merged system's): it is the one MRN from now on.
+        for row in patient.identifiers:
+            row.is_mrn = (row.system, row.value) == (data.mrn.system, data.mrn.value)
     for name in _DEMOGRAPHICS:
         value = getattr(data, name)
         if value is None:
