@@ -200,8 +200,8 @@ class _Mapper:
                   if e.kind == "Patient" and self._key(self.patients[id(e)]) not in subjects]
         events += [self._event(group) for group in self.groups.values()]
         events += self.results  # after the encounters they may belong to
-        for event in events:
-            event.warnings = self.warnings
+        if events:
+            events[0].warnings = list(self.warnings)  # recorded once, on the input's row
         if not events:
             raise EventError("nothing to apply: send a Patient, an Encounter or an "
                              f"Observation the engine uses (LOINC {', '.join(labs.LOINC)})")
