@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import MetaData, Table, func, insert, select
 
 from engine.api.app import create_app
 from engine.core.site import SiteProfileError, load_site_profile
 from engine.hl7.framing import exchange
+from engine.storage import migrate
+from engine.storage.db import make_engine
 from engine.storage.models import Encounter, InboundMessage, Patient, PatientIdentifier
 from harness.launch import start_server
 from tests.conftest import auth_headers
@@ -204,6 +207,17 @@ def test_a_long_secondary_identifier_is_left_out_with_a_warning(general):
     assert len(search(general, "Patient?identifier=88006")) == 1
 
 
+def test_a_patient_first_known_by_fallback_keeps_one_record_when_the_sites_mrn_arrives(general):
+    assert send(general, admit("88011^^^NORTHSIDE^MR", control="1")).outcome == "accepted"
+    later = send(general, admit("88011^^^NORTHSIDE^MR~5011^^^GENHOSP^MR", control="2",
+                                trigger="A08", when="20260303101500"))
+    assert later.outcome == "accepted", later.reason
+    assert count(general, Patient) == 1 and count(general, Encounter) == 1
+    [patient] = search(general, "Patient?identifier=5011")
+    usual = [i["value"] for i in patient["identifier"] if i.get("use") == "usual"]
+    assert usual == ["5011"]
+
+
 # -- visit number ---------------------------------------------------------------------------------
 
 def test_a_visit_without_pv1_19_is_the_pid18_account(general):
@@ -279,3 +293,27 @@ def test_a_mixed_feed_over_mllp_is_applied_and_findable_by_the_first_identifier(
                 assert stays["total"] == 1, value
     finally:
         srv.kill()
+
+
+# -- the store ----------------------------------------------------------------------------------
+
+def test_identities_kept_before_with_a_bare_oid_system_become_urn_oid(database_url):
+    """Rows stored by earlier versions (CX-4.2 kept as a bare OID) join the canonical form."""
+    engine = make_engine(database_url)
+    try:
+        migrate.upgrade(engine, "0005")
+        meta = MetaData()
+        patient = Table("patient", meta, autoload_with=engine)
+        ident = Table("patient_identifier", meta, autoload_with=engine)
+        with engine.begin() as conn:
+            pid = conn.execute(insert(patient).values(
+                version=1, updated_at=datetime.now(UTC))).inserted_primary_key[0]
+            conn.execute(insert(ident).values(patient_id=pid, system=RMC_OID, value="4711",
+                                              type_code="MR", is_mrn=True))
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(select(ident.c.system, ident.c.value)).all()
+        assert [tuple(r) for r in rows] == [(f"urn:oid:{RMC_OID}", "4711")]
+    finally:
+        engine.dispose()
+

@@ -12,18 +12,26 @@ from engine.storage.models import Encounter, Patient, PatientIdentifier, Patient
 
 _DEMOGRAPHICS = ("family", "given", "middle", "birth_date", "sex", "address")
 # Built once: every input asks it (statement building costs more than the query).
-_HOLDERS = (select(PatientIdentifier.system, PatientIdentifier.value, Patient)
+_HOLDERS = (select(PatientIdentifier.system, PatientIdentifier.value, Patient,
+                   PatientIdentifier.is_mrn)
             .join(Patient, Patient.id == PatientIdentifier.patient_id)
             .where(tuple_(PatientIdentifier.system, PatientIdentifier.value)
                    .in_(bindparam("ids", expanding=True))))
 
 
-def _owners(session: Session, ids: list[Identifier]) -> dict[tuple[str, str], Patient]:
-    """(system, value) -> holder, for identifiers already on file: one query, patients loaded."""
+def _owners(session: Session, ids: list[Identifier],
+            mrns: set[tuple[str, str]] | None = None) -> dict[tuple[str, str], Patient]:
+    """(system, value) -> holder, for identifiers already on file: one query, patients loaded.
+    `mrns` collects those that are their holder's MRN."""
     if not ids:
         return {}
     rows = session.execute(_HOLDERS, {"ids": [(i.system, i.value) for i in ids]})
-    return {(s, v): p for s, v, p in rows}
+    out = {}
+    for s, v, p, is_mrn in rows:
+        out[(s, v)] = p
+        if is_mrn and mrns is not None:
+            mrns.add((s, v))
+    return out
 
 
 def _survivor(session: Session, patient: Patient) -> Patient:
@@ -60,9 +68,13 @@ def _add_identifiers(session: Session, patient: Patient, ids: list[Identifier],
 def upsert(session: Session, data: PatientData, when: datetime, now: datetime) -> Patient:
     """Create or update the patient; demographics older than what we hold only fill gaps."""
     assert data.mrn is not None
-    known = _owners(session, [*data.identifiers, *data.alternates])
-    owner = next((known[k] for k in ((i.system, i.value) for i in (data.mrn, *data.alternates))
-                  if k in known), None)
+    held_as_mrn: set[tuple[str, str]] = set()
+    known = _owners(session, [*data.identifiers, *data.alternates], held_as_mrn)
+    # The MRN, else another of the site's MRNs (a merged system's), else an identifier that
+    # is some patient's MRN (one taken by fallback before the site's own MRN was sent).
+    keys = [(i.system, i.value) for i in (data.mrn, *data.alternates)]
+    keys += [(i.system, i.value) for i in data.identifiers if (i.system, i.value) in held_as_mrn]
+    owner = next((known[k] for k in keys if k in known), None)
     if owner is None:
         patient = Patient(as_of=when, updated_at=now, version=1)
         for name in _DEMOGRAPHICS:
