@@ -115,6 +115,7 @@ def test_fhir_urn_oid_is_the_same_patient_as_hl7_namespace_and_oid(riverside):
 
     assert response.status_code == 200, response.text
     assert count(riverside, Patient) == 1 and count(riverside, Encounter) == 2
+    assert len(search(riverside, "Patient?identifier=RMC|4711")) == 1
     [encounter] = search(riverside, "Encounter?identifier=V10")
     assert encounter["identifier"][0]["system"] == "urn:oid:2.16.840.1.113883.3.9901.2"
 
@@ -216,6 +217,33 @@ def test_a_patient_first_known_by_fallback_keeps_one_record_when_the_sites_mrn_a
     [patient] = search(general, "Patient?identifier=5011")
     usual = [i["value"] for i in patient["identifier"] if i.get("use") == "usual"]
     assert usual == ["5011"]
+
+
+def test_a_fhir_patient_under_an_unknown_system_is_applied_and_findable(general):
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:p1", "request": {"method": "POST", "url": "Patient"},
+         "resource": {"resourceType": "Patient", "meta": {"lastUpdated": "2026-03-03T10:00:00Z"},
+                      "identifier": [
+                          {"system": "http://northside.example/ids/ssn", "value": "X9"},
+                          {"use": "usual", "system": "http://northside.example/ids/mrn",
+                           "value": "N-1"}]}},
+        {"request": {"method": "POST", "url": "Encounter"},
+         "resource": {"resourceType": "Encounter", "status": "in-progress",
+                      "meta": {"lastUpdated": "2026-03-03T10:00:00Z"},
+                      "identifier": [{"value": "NV1"}], "class": {"code": "IMP"},
+                      "subject": {"reference": "urn:uuid:p1"}}},
+    ]}
+    response = general.post("/fhir", json=bundle, headers={
+        **auth_headers(general), "Content-Type": "application/fhir+json"})
+
+    assert response.status_code == 200, response.text
+    [patient] = search(general, "Patient?identifier=http://northside.example/ids/mrn|N-1")
+    usual = [i["value"] for i in patient["identifier"] if i.get("use") == "usual"]
+    assert usual == ["N-1"]  # use usual, as no identifier is of type MR
+    assert len(search(general, "Encounter?patient.identifier=X9")) == 1
+    with general.app.state.runtime.sessions() as s:
+        row = s.scalars(select(InboundMessage)).one()
+    assert "taken as the MRN" in (row.reason or "")
 
 
 # -- visit number ---------------------------------------------------------------------------------

@@ -126,6 +126,12 @@ class SiteProfile(BaseModel):
         """The stored system of a FHIR Identifier.system (and assigner.display)."""
         return identity.fhir_system(system, assigner, self.mrn)
 
+    def namespace_of(self, system: str, sent: str | None = None) -> str | None:
+        """The namespace to keep beside a stored system (searchable as written): the one
+        sent, else the listed authority's; None when it is the system itself."""
+        name = sent or next((a.namespace for a in self.mrn if a.canonical == system), None)
+        return name if name and name != system else None
+
     def mrn_rank(self, system: str, type_code: str | None) -> int | None:
         """The preference of an identifier as an MRN (0 best), None when it is not one."""
         for rank, authority in enumerate(self.mrn):

@@ -317,7 +317,7 @@ class _Mapper:
                 system=_fit(authority, 100, f"{here}.system") or "",
                 value=_fit(raw.value, 100, f"{here}.value") or "",
                 type_code=_fit(_type_code(raw), 20, f"{here}.type"),
-                namespace=assigner if assigner and assigner != authority else None,
+                namespace=self.site.namespace_of(authority, assigner),
             ))
             raws.append(raw)
         mrn = self._choose_mrn(idents, raws, where)

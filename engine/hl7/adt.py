@@ -246,7 +246,7 @@ def _identifiers(seg: Segment, n: int, site: SiteProfile, default_system: str,
             warnings.append(f"{seg.name}-{n} repetition {rep + 1} is too long to keep "
                             f"(value {len(value)}, system {len(system)} characters): left out")
             continue
-        kept_namespace = namespace if namespace and namespace != system else None
+        kept_namespace = site.namespace_of(system, namespace)
         out.append(Identifier(system=system, value=value, type_code=type_code,
                               namespace=kept_namespace[:_ID_SYSTEM] if kept_namespace else None))
     return out
