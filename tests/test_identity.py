@@ -276,6 +276,34 @@ def test_any_receiver_is_accepted_unless_the_site_lists_its_names(runtime_factor
     assert refused.outcome == "rejected" and "MSA|AR|" in refused.ack
 
 
+# -- canonical systems (engine.core.identity) ------------------------------------------------------
+
+@pytest.mark.parametrize(("namespace", "universal", "kind", "stored"), [
+    ("GENHOSP", "", "", "GENHOSP"),
+    ("NS", "1.2.3", "ISO", "urn:oid:1.2.3"),
+    ("", "1.2.3", "ISO", "urn:oid:1.2.3"),
+    ("", "1.2.3", "", "urn:oid:1.2.3"),
+    ("1.2.3", "", "", "urn:oid:1.2.3"),
+    ("", "urn:oid:1.2.3", "ISO", "urn:oid:1.2.3"),
+    ("NS", "http://example.org/mrn", "URI", "http://example.org/mrn"),
+    ("NS", "ns.example.org", "DNS", "NS"),
+    ("RMC", "", "", f"urn:oid:{RMC_OID}"),  # listed: the namespace alone is the OID identity
+    ("cvh", "", "", f"urn:oid:{CVH_OID}"),
+])
+def test_an_hl7_authority_is_stored_under_one_canonical_system(namespace, universal, kind,
+                                                                stored):
+    assert load_site_profile(RIVERSIDE).id_system(namespace, universal, kind) == stored
+
+
+@pytest.mark.parametrize(("system", "stored"), [
+    (f"urn:oid:{RMC_OID}", f"urn:oid:{RMC_OID}"), (RMC_OID, f"urn:oid:{RMC_OID}"),
+    ("urn:engine:id:RMC", f"urn:oid:{RMC_OID}"), ("RMC", f"urn:oid:{RMC_OID}"),
+    ("urn:engine:id:OTHER", "OTHER"), ("http://example.org/mrn", "http://example.org/mrn"),
+])
+def test_a_fhir_system_is_read_to_the_same_stored_system(system, stored):
+    assert load_site_profile(RIVERSIDE).fhir_id_system(system) == stored
+
+
 # -- the profile --------------------------------------------------------------------------------
 
 def test_the_first_profiles_single_mrn_mapping_still_loads(tmp_path):
