@@ -178,6 +178,8 @@ def test_every_pid3_repetition_is_kept_and_findable_the_first_too(general):
     assert usual["assigner"] == {"display": "NORTHSIDE"}
     assert len(search(general, "Encounter?patient.identifier=X-1")) == 1
     assert len(search(general, "Encounter?subject.identifier=NORTHSIDE|88002")) == 1
+    assert len(search(general, "Encounter?subject:Patient.identifier=X-1")) == 1
+    assert len(search(general, "Encounter?patient:Patient.identifier=NORTHSIDE|88002")) == 1
     assert search(general, "Task?patient.identifier=X-1") == []  # no rules here, no tasks
 
 

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, exists, or_
 
 from engine.api.fhir import identifier_params
-from engine.api.fhir.search import Param, by_id, date_range, period, reference, string, token
+from engine.api.fhir.search import Param, by_id, date_range, period, string, token
 from engine.core.errors import InvalidInput, Malformed
 from engine.core.identity import search_systems
 from engine.fhir import vocabulary as v
@@ -64,9 +64,6 @@ def _encounter_identifier(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElem
     return cond
 
 
-_patient_ref = reference(Encounter.patient_id, "Patient")
-
-
 def _status(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]:
     stored = v.STATUS_IN.get(text)  # FHIR's finer states fold the way input folds them
     if stored is None:
@@ -94,8 +91,10 @@ ENCOUNTER_PARAMS: dict[str, Param] = {**{p.name: p for p in (
     Param("_id", "token", "Logical id of the encounter", by_id(Encounter, "Encounter")),
     Param("identifier", "token", "Visit number, [system|]value (system "
           "urn:oid:<OID> or urn:engine:id:<assigning authority>)", _encounter_identifier),
-    Param("patient", "reference", "The patient: Patient/<id> or <id>", _patient_ref),
-    Param("subject", "reference", "Same as patient", _patient_ref),
+    identifier_params.patient_reference("patient", "The patient: Patient/<id> or <id>; "
+                                        ":Patient.identifier=[system|]value",
+                                        Encounter.patient_id),
+    identifier_params.patient_reference("subject", "Same as patient", Encounter.patient_id),
     Param("status", "token", "planned | in-progress | onleave | finished | cancelled",
           _status),
     Param("class", "token", "v3-ActCode: IMP inpatient, OBSENC observation, EMER emergency, "

@@ -1,10 +1,10 @@
 """Search by a patient's identifier, as liberal as the systems senders write.
 
-`identifier=[system|]value` on Patient, and the chain `patient.identifier` (and
-`subject.identifier`) on Encounter and the rule outputs. The system may be the published
-form (`urn:oid:<OID>`, `urn:engine:id:<namespace>`), the stored form (a bare OID or
-namespace) or the namespace the sender wrote beside an OID (CX-4.1): each finds the same
-identifier (engine.core.identity.search_systems).
+`identifier=[system|]value` on Patient, and the chain `patient.identifier` (also
+`subject.identifier`, `subject:Patient.identifier`) on Encounter and the rule outputs.
+The system may be the published form (`urn:oid:<OID>`, `urn:engine:id:<namespace>`),
+the stored form (a bare OID or namespace) or the namespace the sender wrote beside an OID
+(CX-4.1): each finds the same identifier (engine.core.identity.search_systems).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, exists, or_
 
-from engine.api.fhir.search import Build, Param, token
+from engine.api.fhir.search import Build, Param, reference, token
 from engine.core.identity import search_systems
 from engine.storage.models import PatientIdentifier
 
@@ -40,3 +40,18 @@ def chained(patient_id: Any) -> dict[str, Param]:
     doc = "The patient's identifier (chained): " + IDENTIFIER_DOC
     return {name: Param(name, "token", doc, held_by(patient_id))
             for name in ("patient.identifier", "subject.identifier")}
+
+
+CHAIN = "Patient.identifier"  # the modifier of `subject:Patient.identifier`
+
+
+def patient_reference(name: str, doc: str, patient_id: Any) -> Param:
+    """A `patient`/`subject` reference parameter that also takes `:Patient.identifier`."""
+    by_reference, by_identifier = reference(patient_id, "Patient"), held_by(patient_id)
+
+    def build(text: str, modifier: str | None, zone: ZoneInfo) -> ColumnElement[bool]:
+        if modifier == CHAIN:
+            return by_identifier(text, None, zone)
+        return by_reference(text, modifier, zone)
+
+    return Param(name, "reference", doc, build, (CHAIN,))

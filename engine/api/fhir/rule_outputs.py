@@ -120,10 +120,10 @@ def common_params() -> dict[str, Param]:
     """_id, patient, subject and encounter: shared by every output resource."""
     return {**{p.name: p for p in (
         Param("_id", "token", "Logical id", search.reference(RuleOutput.id, "")),
-        Param("patient", "reference", "The patient: Patient/<id> or <id>",
-              search.reference(RuleOutput.patient_id, "Patient")),
-        Param("subject", "reference", "Same as patient",
-              search.reference(RuleOutput.patient_id, "Patient")),
+        identifier_params.patient_reference("patient", "The patient: Patient/<id> or <id>",
+                                            RuleOutput.patient_id),
+        identifier_params.patient_reference("subject", "Same as patient",
+                                            RuleOutput.patient_id),
         Param("encounter", "reference", "The encounter: Encounter/<id> or <id>",
               search.reference(RuleOutput.encounter_id, "Encounter")),
     )}, **identifier_params.chained(RuleOutput.patient_id)}
