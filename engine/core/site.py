@@ -37,9 +37,6 @@ class CareStatusRule(BaseModel):
         return self.patient_type is None or self.patient_type == patient_type
 
 
-MrnRule = MrnAuthority  # the name of the first profiles' single `mrn:` mapping
-
-
 def _is_payer_class(value: str) -> TypeGuard[PayerClass]:
     """A payer class as sent (any text) narrowed to the profile's vocabulary."""
     return value in get_args(PayerClass)
