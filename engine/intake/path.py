@@ -27,6 +27,7 @@ from engine.hl7.message import Hl7ParseError, Message, decode, parse
 from engine.intake import encounters
 from engine.planning import evaluation
 from engine.planning.active import ActiveRules
+from engine.storage import locks
 from engine.storage.models import InboundMessage
 
 log = logging.getLogger("engine.intake")
@@ -37,6 +38,8 @@ REPLAYABLE = (InputOutcome.ERROR, InputOutcome.REJECTED)
 _ACK_CODES: dict[str, str] = {
     InputOutcome.ACCEPTED: "AA", InputOutcome.IGNORED: "AA", InputOutcome.REJECTED: "AR"}
 FhirMapper = Callable[[bytes], list[AdtEvent]]
+# A write's condition, checked in its transaction: raise to refuse, a reason to apply nothing.
+Precondition = Callable[[Session], str | None]
 # Built once: every input asks it, and building a statement costs more than running it.
 _TWIN = select(InboundMessage).where(InboundMessage.sender == bindparam("sender"),
                                      InboundMessage.control_id == bindparam("control_id"))
@@ -210,8 +213,17 @@ class Intake:
         control_id: str | None,
         events: list[AdtEvent] | None,
         error: str | None = None,
+        ignored: str | None = None,
+        precondition: Precondition | None = None,
     ) -> Receipt:
-        """Store and apply events mapped from a FHIR input; `error` quarantines it instead."""
+        """Store and apply events mapped from a FHIR input; `error` quarantines it instead,
+        `ignored` (why there is nothing to apply) stores it as ignored.
+
+        `precondition` (a write's If-Match or If-None-Exist) runs in the same transaction,
+        under the events' locks, before anything applies: it raises an engine error to
+        refuse (nothing is stored: the caller keeps the input with the refusal), returns why
+        the input applies nothing (stored as ignored), or None to apply it.
+        """
         now = self.clock.now()
         header = Header(control_id=control_id or "")
 
@@ -235,7 +247,14 @@ class Intake:
                 if error is not None or events is None:
                     self._refuse(row, "AR", AckIssue(102, error or "no events"))
                 else:
-                    self._apply(session, row, events)
+                    if ignored is None and precondition is not None:
+                        locks.lock(session, *(n for e in events for n in
+                                              encounters.lock_names(e)))
+                        ignored = precondition(session)
+                    if ignored is not None:
+                        row.outcome, row.reason = InputOutcome.IGNORED, ignored
+                    else:
+                        self._apply(session, row, events)
                 session.flush()
                 return self._receipt(row)
         except _Undo as undo:

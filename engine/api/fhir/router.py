@@ -1,6 +1,9 @@
-"""FHIR R4 endpoints under /fhir: metadata, Patient and Encounter read and search,
-Encounter create and update, transaction Bundles, and what the rules raised: Task (read,
-search, update, patch), Flag, RiskAssessment and ServiceRequest (read, search).
+"""FHIR R4 endpoints under /fhir: metadata, Patient and Encounter read, vread and search,
+Encounter create and update (If-Match, If-None-Exist), Observation create and read,
+transaction Bundles, and what the rules raised: Task (read, search, update, patch), Flag,
+RiskAssessment and ServiceRequest (read, search).
+
+Writes honour `Prefer: return=minimal | representation | OperationOutcome` (prefer.py).
 
 Handlers that touch the database are plain `def` (FastAPI runs them in its threadpool);
 only body reading is async. Every answer is application/fhir+json; every error an
@@ -13,7 +16,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import selectinload
 
 from engine.api.auth import require, require_token
@@ -22,6 +25,7 @@ from engine.api.fhir import (
     audit_event,
     clinical_params,
     includes,
+    prefer,
     resources,
     rule_outputs,
     search,
@@ -30,13 +34,19 @@ from engine.api.fhir import (
 from engine.api.fhir.body import Submitted, fhir_body
 from engine.api.fhir.capability import OUTPUTS, capability_statement
 from engine.api.fhir.search import SearchRegistry
-from engine.api.fhir.submission import ENCOUNTER_LOAD, Answer, submit
+from engine.api.fhir.submission import (
+    ENCOUNTER_LOAD,
+    Answer,
+    Conditions,
+    lab_encounter_id,
+    submit,
+)
 from engine.api.outcomes import FhirError
 from engine.api.security import audit
 from engine.core.errors import EngineError, NotFound
 from engine.core.roles import Permission
 from engine.fhir.outcome import FHIR_JSON
-from engine.storage.models import AuditRecord, Encounter, Patient
+from engine.storage.models import AuditRecord, Encounter, LabResult, Patient
 
 SUPPORTED = ("Patient", "Encounter", "Observation", *(r.name for r in OUTPUTS))
 Body = Annotated[Submitted, Depends(fhir_body)]
@@ -51,12 +61,20 @@ def _versioned(body: dict, version: int, updated: datetime) -> JSONResponse:
                                 "Last-Modified": resources.http_date(updated)})
 
 
-def _answer(answer: Answer) -> JSONResponse:
-    return _json(answer.body, answer.status, answer.headers)
+def _answer(answer: Answer, request: Request) -> Response:
+    body = prefer.shaped(answer.body, answer.resource, answer.note,
+                         request.headers.get("prefer"))
+    if body is None:  # return=minimal: the status and headers say it all
+        return Response(status_code=answer.status, headers=answer.headers)
+    return _json(body, answer.status, answer.headers)
+
+
+def _conditions(request: Request) -> Conditions:
+    return Conditions(request.headers.get("if-match"), request.headers.get("if-none-exist"))
 
 
 def _written(request: Request, interaction: str, target: str | None, run,
-             resource: str = "Encounter") -> JSONResponse:
+             resource: str = "Encounter") -> Response:
     """Submit a write and note what it created or changed (or tried to, when refused)."""
     try:
         answer: Answer = run()
@@ -73,12 +91,13 @@ def _written(request: Request, interaction: str, target: str | None, run,
                 created = entry["response"]["status"].startswith("201")
                 audit.note(request, "create" if created else "update", kind, rid,
                            int(rid) if kind == "Patient" and rid.isdigit() else None)
-        return _answer(answer)
-    subject = answer.body.get("subject", {}).get("reference", "")
+        return _json(answer.body, answer.status, answer.headers)
+    shown = answer.resource or answer.body
+    subject = shown.get("subject", {}).get("reference", "")
     patient = subject.removeprefix("Patient/")
     audit.note(request, "create" if answer.status == 201 else "update", resource,
-               answer.body.get("id"), int(patient) if patient.isdigit() else None)
-    return _answer(answer)
+               shown.get("id"), int(patient) if patient.isdigit() else None)
+    return _answer(answer, request)
 
 
 def _searched(request: Request, kind: str, rows: list, patient_of) -> None:
@@ -97,6 +116,14 @@ def _row_id(kind: str, text: str) -> int:
     if row is None:
         raise NotFound(f"{kind}/{text} is not known here")
     return row
+
+
+def _version(kind: str, rid: str, vid: str, current: int) -> None:
+    """vread: only the current version is kept (versioning without history)."""
+    if vid != str(current):
+        raise NotFound(f"{kind}/{rid}/_history/{vid} is not kept: this server keeps only the "
+                       f"current version of a resource, and the current version is {current} "
+                       f"(read {kind}/{rid})")
 
 
 def search_registry() -> SearchRegistry:
@@ -140,15 +167,26 @@ def build_router() -> APIRouter:
 
     @router.get("/Patient/{pid}", dependencies=reads)
     def read_patient(pid: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
+        return patient_version(pid, request, runtime, None)
+
+    def patient_version(pid: str, request: Request, runtime,
+                         vid: str | None) -> JSONResponse:
         with runtime.readers() as session:
             row = session.get(Patient, _row_id("Patient", pid),
                               options=[selectinload(Patient.identifiers)])
             if row is None:
                 audit.note(request, "read", "Patient", pid)
                 raise NotFound(f"Patient/{pid} is not known here")
+            if vid is not None:
+                _version("Patient", pid, vid, row.version)
             body = resources.patient(row, includes.replaced(session, [row.id]).get(row.id))
         audit.note(request, "read", "Patient", pid, row.id)
         return _versioned(body, row.version, row.updated_at)
+
+    @router.get("/Patient/{pid}/_history/{vid}", dependencies=reads)
+    def vread_patient(pid: str, vid: str, request: Request, runtime: RuntimeDep
+                      ) -> JSONResponse:
+        return patient_version(pid, request, runtime, vid)
 
     @router.get("/Encounter", dependencies=reads)
     def search_encounters(request: Request, runtime: RuntimeDep) -> JSONResponse:
@@ -162,36 +200,63 @@ def build_router() -> APIRouter:
 
     @router.get("/Encounter/{eid}", dependencies=reads)
     def read_encounter(eid: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
+        return encounter_version(eid, request, runtime, None)
+
+    def encounter_version(eid: str, request: Request, runtime,
+                           vid: str | None) -> JSONResponse:
         with runtime.readers() as session:
             row = session.get(Encounter, _row_id("Encounter", eid), options=list(ENCOUNTER_LOAD))
             if row is None:
                 audit.note(request, "read", "Encounter", eid)
                 raise NotFound(f"Encounter/{eid} is not known here")
+            if vid is not None:
+                _version("Encounter", eid, vid, row.version)
             body = resources.encounter(row)
         audit.note(request, "read", "Encounter", eid, row.patient_id)
         return _versioned(body, row.version, row.updated_at)
 
-    @router.post("/Encounter", dependencies=writes)
-    def create_encounter(request: Request, runtime: RuntimeDep, body: Body) -> JSONResponse:
-        return _written(request, "create", None,
-                        lambda: submit(runtime, body, "create", _base(request)))
+    @router.get("/Encounter/{eid}/_history/{vid}", dependencies=reads)
+    def vread_encounter(eid: str, vid: str, request: Request, runtime: RuntimeDep
+                        ) -> JSONResponse:
+        return encounter_version(eid, request, runtime, vid)
 
-    @router.post("/Observation", dependencies=writes)
-    def create_observation(request: Request, runtime: RuntimeDep, body: Body) -> JSONResponse:
+    @router.get("/Observation/{oid}", dependencies=reads)
+    def read_observation(oid: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
+        """A kept lab result (where an Observation create's Location points)."""
+        with runtime.readers() as session:
+            row = session.get(LabResult, _row_id("Observation", oid))
+            if row is None:
+                audit.note(request, "read", "Observation", oid)
+                raise NotFound(f"Observation/{oid} is not known here (a withdrawn result is "
+                               "not kept)")
+            body = resources.observation(row, lab_encounter_id(session, row))
+        audit.note(request, "read", "Observation", oid, row.patient_id)
+        return _json(body, headers={"Last-Modified": resources.http_date(row.recorded_at)})
+
+    @router.post("/Encounter", dependencies=writes)
+    def create_encounter(request: Request, runtime: RuntimeDep, body: Body) -> Response:
         return _written(request, "create", None,
                         lambda: submit(runtime, body, "create", _base(request),
-                                       resource="Observation"), "Observation")
+                                       conditions=_conditions(request), registry=registry))
+
+    @router.post("/Observation", dependencies=writes)
+    def create_observation(request: Request, runtime: RuntimeDep, body: Body) -> Response:
+        return _written(request, "create", None,
+                        lambda: submit(runtime, body, "create", _base(request),
+                                       resource="Observation",
+                                       conditions=_conditions(request)), "Observation")
 
     @router.put("/Encounter/{eid}", dependencies=writes)
     def update_encounter(eid: str, request: Request, runtime: RuntimeDep,
-                         body: Body) -> JSONResponse:
+                         body: Body) -> Response:
         target = f"Encounter/{eid}"
         return _written(request, "update", target,
-                        lambda: submit(runtime, body, "update", _base(request), target))
+                        lambda: submit(runtime, body, "update", _base(request), target,
+                                       conditions=_conditions(request)))
 
     @router.post("", dependencies=writes)
     @router.post("/", include_in_schema=False, dependencies=writes)
-    def transaction(request: Request, runtime: RuntimeDep, body: Body) -> JSONResponse:
+    def transaction(request: Request, runtime: RuntimeDep, body: Body) -> Response:
         return _written(request, "transaction", None,
                         lambda: submit(runtime, body, "transaction", _base(request)))
 
