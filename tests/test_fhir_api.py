@@ -162,7 +162,7 @@ def test_the_capability_statement_is_public_and_describes_the_api(api):
     [rest] = statement["rest"]
     by_type = {r["type"]: r for r in rest["resource"]}
     assert {i["code"] for i in by_type["Encounter"]["interaction"]} == {
-        "read", "search-type", "create", "update"}
+        "read", "vread", "search-type", "create", "update"}
     assert {p["name"] for p in by_type["Encounter"]["searchParam"]} >= {
         "identifier", "patient", "status", "class", "location", "date"}
     assert {p["name"] for p in by_type["Patient"]["searchParam"]} >= {"identifier", "name"}

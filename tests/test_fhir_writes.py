@@ -165,6 +165,18 @@ def test_a_conditional_create_of_a_visit_on_file_answers_it_unchanged(http, stor
     assert kept.outcome == "ignored" and f"Encounter/{enc['id']}" in kept.reason
 
 
+def test_a_fhir_clients_conditional_create_finds_the_visit_on_file(fhir, http):
+    enc = admitted(http, "910013", "VW1017")
+    again = fhir.resource("Encounter", **encounter_json(
+        "VW1017", {"reference": enc["subject"]["reference"]}, status="finished"))
+    again.create(identifier=f"{MRN_SYSTEM}|VW1017")  # POST Encounter?identifier=...
+    assert again.id == enc["id"] and again["status"] == "in-progress"
+    fresh = fhir.resource("Encounter", **encounter_json(
+        "VW1018", {"reference": enc["subject"]["reference"]}))
+    fresh.create(identifier=f"{MRN_SYSTEM}|VW1018")
+    assert fresh.id != enc["id"] and fresh["meta"]["versionId"] == "1"
+
+
 def test_a_conditional_create_with_no_match_creates(http):
     enc = admitted(http, "910012", "VW1012")
     subject = {"reference": enc["subject"]["reference"]}
@@ -172,6 +184,9 @@ def test_a_conditional_create_with_no_match_creates(http):
                   **{"If-None-Exist": f"identifier={MRN_SYSTEM}|VW1013"})
     assert answer.status_code == 201, answer.text
     assert answer.json()["identifier"][0]["value"] == "VW1013"
+    # a format parameter on the URL is no condition
+    plain = send(http, "POST", "/Encounter?_format=json", encounter_json("VW1019", subject))
+    assert plain.status_code == 201, plain.text
 
 
 def test_a_conditional_create_matching_several_encounters_is_refused(http, store):

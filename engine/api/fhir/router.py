@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
@@ -48,6 +49,8 @@ from engine.core.roles import Permission
 from engine.fhir.outcome import FHIR_JSON
 from engine.storage.models import AuditRecord, Encounter, LabResult, Patient
 
+# Query parameters of a write that shape the answer rather than name a condition.
+_FORMAT_PARAMS = frozenset({"_format", "_pretty", "_summary", "_elements"})
 SUPPORTED = ("Patient", "Encounter", "Observation", *(r.name for r in OUTPUTS))
 Body = Annotated[Submitted, Depends(fhir_body)]
 
@@ -70,7 +73,14 @@ def _answer(answer: Answer, request: Request) -> Response:
 
 
 def _conditions(request: Request) -> Conditions:
-    return Conditions(request.headers.get("if-match"), request.headers.get("if-none-exist"))
+    """If-Match and If-None-Exist; a create's query string (`POST Encounter?identifier=..`,
+    as fhirpy's `create(**search)` sends) is its If-None-Exist when the header is absent."""
+    none_exist = request.headers.get("if-none-exist")
+    if none_exist is None and request.method == "POST":
+        search_part = [(k, v) for k, v in request.query_params.multi_items()
+                       if k not in _FORMAT_PARAMS]
+        none_exist = urlencode(search_part) if search_part else None
+    return Conditions(request.headers.get("if-match"), none_exist)
 
 
 def _written(request: Request, interaction: str, target: str | None, run,
@@ -95,8 +105,9 @@ def _written(request: Request, interaction: str, target: str | None, run,
     shown = answer.resource or answer.body
     subject = shown.get("subject", {}).get("reference", "")
     patient = subject.removeprefix("Patient/")
-    audit.note(request, "create" if answer.status == 201 else "update", resource,
-               shown.get("id"), int(patient) if patient.isdigit() else None)
+    done = answer.action or ("create" if answer.status == 201 else "update")
+    audit.note(request, done, resource, shown.get("id"),
+               int(patient) if patient.isdigit() else None)
     return _answer(answer, request)
 
 

@@ -64,6 +64,7 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     resource: dict | None = None
     note: str | None = None
+    action: str | None = None  # what it did, for the audit (None: create or update by status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +276,8 @@ def _matched_answer(session: Session, encounter_id: int, note: str, base: str) -
     row = session.get(Encounter, encounter_id, options=list(ENCOUNTER_LOAD))
     if row is None:
         raise FhirError(500, "the matching encounter cannot be read back")
-    return Answer(200, resources.encounter(row), _headers(row, base), note=note)
+    # Nothing changed, but the caller now sees the encounter: audited as a read.
+    return Answer(200, resources.encounter(row), _headers(row, base), note=note, action="read")
 
 
 def _observation_answer(session: Session, message_id: int | None, base: str) -> Answer:
