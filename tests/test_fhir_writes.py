@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -123,6 +124,22 @@ def test_a_stale_encounter_update_is_refused_and_changes_nothing(http, store):
     applied = send(http, "PUT", f"/Encounter/{enc['id']}", stale, **{"If-Match": '"2"'})
     assert applied.status_code == 200, applied.text
     assert applied.json()["status"] == "finished" and applied.headers["etag"] == 'W/"3"'
+
+
+def test_of_concurrent_updates_from_one_version_exactly_one_applies(api, http, store):
+    enc = admitted(http, "910004", "VW1004")
+    rooms = [f"5NORTH 5{i:02d}-A" for i in range(4)]
+
+    def move(room: str) -> int:
+        body = dict(enc, location=[{"location": {"display": room}, "status": "active"}])
+        with api.client() as own:  # one connection each, so the PUTs really overlap
+            return send(own, "PUT", f"/Encounter/{enc['id']}", body,
+                        **{"If-Match": 'W/"1"'}).status_code
+
+    with ThreadPoolExecutor(len(rooms)) as pool:
+        statuses = sorted(pool.map(move, rooms))
+    assert statuses == [200, 412, 412, 412]
+    assert encounter_row(store, "VW1004").version == 2
 
 
 def test_an_if_match_that_is_no_etag_is_refused_as_malformed(http, store):
