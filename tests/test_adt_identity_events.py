@@ -5,10 +5,15 @@ the person. A conflict is answered AE with ERR 204 (unknown key) or 205 (duplica
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import socket
+
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.orm import Session
 
 from engine.hl7.build import FACILITY, adt, cx, er7, evn, msh, pid, pv1, segment
+from engine.hl7.framing import END, frame
 from engine.hl7.message import parse
+from engine.storage.db import normalise_url
 from engine.storage.models import (
     Encounter,
     InboundMessage,
@@ -16,6 +21,7 @@ from engine.storage.models import (
     PatientIdentifier,
     RuleOutput,
 )
+from tests.conftest import auth_headers
 
 
 def identity(trigger: str, when: str, *, mrn: str, prior_mrn: str = "", visit: str = "",
@@ -237,6 +243,19 @@ def test_an_a29_inactivates_the_person_and_their_open_work_stops(runtime):
     assert open_tasks_by_mrn(runtime) == {}
 
 
+def test_fhir_shows_the_a29_person_inactive_under_their_mrn(app_client):
+    intake = app_client.app.state.runtime.intake
+    intake.hl7(adt("A01", "202603021015", visit="V1"))
+    intake.hl7(identity("A29", "202603021100", mrn="100001"))
+
+    found = app_client.get("/fhir/Patient", params={"identifier": "100001"},
+                           headers=auth_headers(app_client))
+
+    assert found.status_code == 200, found.text
+    [entry] = found.json()["entry"]
+    assert entry["resource"]["active"] is False
+
+
 def test_an_a29_for_a_person_never_seen_is_refused_204(runtime):
     receipt = runtime.intake.hl7(identity("A29", "202603021100", mrn="100001"))
 
@@ -300,3 +319,43 @@ def test_an_identical_resend_and_one_restamped_in_msh7_are_duplicates(runtime):
     assert again.ack == first.ack == resent.ack
     with runtime.sessions() as s:
         assert s.scalar(select(func.count()).select_from(InboundMessage)) == 1
+
+
+# -- through the real MLLP listener -------------------------------------------------------------
+
+def _exchange(sock: socket.socket, message: bytes) -> str:
+    sock.sendall(frame(message))
+    data = b""
+    while END not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "the listener closed the connection"
+        data += chunk
+    return parse(data.strip(b"\x0b\x1c\r").decode()).segment("MSA").value(1)
+
+
+def test_a_sender_renumbers_and_corrects_over_mllp_and_every_message_lands(server):
+    """An admission, its MRN corrected (A47) and its visit renumbered (A50), then an update
+    and a discharge under the new keys: every message AA, one patient, one closed stay."""
+    feed = [
+        adt("A01", "202603021015", mrn="100001", visit="V1"),
+        identity("A47", "202603021100", mrn="200002", prior_mrn="100001"),
+        adt("A08", "202603021200", mrn="200002", visit="V1"),
+        identity("A50", "202603021300", mrn="200002", visit="V2", prior_visit="V1"),
+        adt("A03", "202603051100", mrn="200002", visit="V2", discharge_time="202603051100"),
+        adt("A60", "202603051200", mrn="200002", visit="V2"),
+        adt("A17", "202603051300", mrn="200002", visit="V2"),
+    ]
+    with socket.create_connection(("127.0.0.1", server.mllp_port), timeout=30) as sock:
+        answers = [_exchange(sock, message) for message in feed]
+
+    assert answers == ["AA", "AA", "AA", "AA", "AA", "AA", "AR"]
+    engine = create_engine(normalise_url(server.database_url))
+    try:
+        with Session(engine) as s:
+            assert s.scalar(select(func.count()).select_from(Patient)) == 1
+            stays = s.execute(select(Encounter.visit_number, Encounter.status)).all()
+            assert [tuple(r) for r in stays] == [("V2", "finished")]
+            outcomes = s.scalars(select(InboundMessage.outcome).order_by(InboundMessage.id))
+            assert list(outcomes) == ["accepted"] * 5 + ["ignored", "rejected"]
+    finally:
+        engine.dispose()
