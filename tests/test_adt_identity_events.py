@@ -359,3 +359,14 @@ def test_a_sender_renumbers_and_corrects_over_mllp_and_every_message_lands(serve
             assert list(outcomes) == ["accepted"] * 5 + ["ignored", "rejected"]
     finally:
         engine.dispose()
+
+
+def test_an_a47_naming_the_same_identifier_before_and_after_is_refused_and_keeps_the_mrn(
+        runtime):
+    runtime.intake.hl7(adt("A01", "202603021015", mrn="100001", visit="V1"))
+
+    receipt = runtime.intake.hl7(identity("A47", "202603021100", mrn="100001",
+                                          prior_mrn="100001"))
+
+    assert receipt.outcome == "error" and err_code(receipt.ack) == 204
+    assert visits(runtime) == [("V1", "in-progress", "100001")]

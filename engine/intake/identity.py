@@ -69,7 +69,10 @@ def _replacement(prior: Identifier, row: PatientIdentifier,
     for ident in candidates:
         if ident.system == prior.system:
             return ident
-    return event.patient.mrn if row.is_mrn else None
+    mrn = event.patient.mrn
+    if row.is_mrn and mrn is not None and (mrn.system, mrn.value) != (prior.system, prior.value):
+        return mrn
+    return None
 
 
 def change_identifier(session: Session, event: AdtEvent, now: datetime,
