@@ -370,3 +370,17 @@ def test_an_a47_naming_the_same_identifier_before_and_after_is_refused_and_keeps
 
     assert receipt.outcome == "error" and err_code(receipt.ack) == 204
     assert visits(runtime) == [("V1", "in-progress", "100001")]
+
+
+def test_a_cancelled_leave_of_absence_puts_the_patient_back_in_and_a_cancelled_return_out(
+        runtime):
+    runtime.intake.hl7(adt("A01", "202603021015", visit="V1"))
+    runtime.intake.hl7(adt("A21", "202603031000", visit="V1"))
+
+    back_in = runtime.intake.hl7(adt("A52", "202603031005", visit="V1"))
+    assert back_in.outcome == "accepted" and visits(runtime)[0][1] == "in-progress"
+
+    runtime.intake.hl7(adt("A21", "202603041000", visit="V1"))
+    runtime.intake.hl7(adt("A22", "202603041400", visit="V1"))
+    out_again = runtime.intake.hl7(adt("A53", "202603041405", visit="V1"))
+    assert out_again.outcome == "accepted" and visits(runtime)[0][1] == "onleave"
