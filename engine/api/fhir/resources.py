@@ -82,7 +82,7 @@ def patient(row: Patient, replaces: list[int] | None = None) -> dict:
               for i in sorted(row.identifiers, key=lambda i: (not i.is_mrn, i.id or 0))]
     if idents:
         out["identifier"] = idents
-    out["active"] = row.merged_into_id is None
+    out["active"] = row.merged_into_id is None and row.active is not False  # A40, A29
     given = [g for g in (row.given, row.middle) if g]
     if row.family or given:
         name: dict = {"use": "official"}
