@@ -43,8 +43,7 @@ class Query:
     include: list[str] = field(default_factory=list)
     elements: list[str] | None = None  # _elements: the matches carry only these (+ mandatory)
     pretty: bool = False
-    strict: bool = False
-    ignored: list[str] = field(default_factory=list)  # what lenient handling left out
+    strict: bool = False  # Prefer: handling=strict
 
 
 def strict_handling(prefer: str | None) -> bool:
@@ -76,26 +75,25 @@ def parse(registry: SearchRegistry, resource: str, items: list[tuple[str, str]],
             continue
         param = params.get(name)
         if param is None:
-            _unsupported(query, key, f"unknown search parameter {key!r} for {resource}; "
+            _unsupported(query, f"unknown search parameter {key!r} for {resource}; "
                          f"supported: {', '.join([*params, *RESULT_PARAMS, '_sort'])}")
             continue
         if modifier and modifier not in param.modifiers:
             raise InvalidInput(f"modifier :{modifier} is not supported on {resource} {name}")
         values = [x for x in split_values(value) if x]
         if not values:
-            _unsupported(query, key, f"search parameter {key} has no value")
+            _unsupported(query, f"search parameter {key} has no value")
             continue
         query.conditions.append(or_(*(param.build(x, modifier or None, zone) for x in values)))
         query.params.append((key, value))
     return query
 
 
-def _unsupported(query: Query, key: str, reason: str) -> None:
-    """Refuse under strict handling; otherwise leave the parameter out (and out of the
-    self link)."""
+def _unsupported(query: Query, reason: str) -> None:
+    """Refuse under strict handling; otherwise the caller leaves the parameter out (and out
+    of the self link)."""
     if query.strict:
         raise InvalidInput(f"{reason} (Prefer: handling=strict)")
-    query.ignored.append(key)
 
 
 def _shaping_param(query: Query, name: str, value: str) -> None:
@@ -108,7 +106,7 @@ def _shaping_param(query: Query, name: str, value: str) -> None:
         used = []
         for item in (x.strip() for x in value.split(",")):
             if item.lstrip("-") not in keys:
-                _unsupported(query, name, f"_sort={item!r} is not supported for "
+                _unsupported(query, f"_sort={item!r} is not supported for "
                              f"{query.resource}; sort keys: {', '.join(keys) or 'none'}")
                 continue
             query.sort.append((keys[item.lstrip("-")], item.startswith("-")))
@@ -118,7 +116,7 @@ def _shaping_param(query: Query, name: str, value: str) -> None:
         return
     served = query.target.includes
     if value not in served:
-        _unsupported(query, name, f"_include={value!r} is not supported for "
+        _unsupported(query, f"_include={value!r} is not supported for "
                      f"{query.resource}; supported: {', '.join(served) or 'none'}")
         return
     query.include.append(value)
@@ -141,7 +139,7 @@ def _result_param(query: Query, name: str, value: str) -> None:
         query.params.append((name, value))
     elif name == "_summary":
         if value not in ("count", "false", "data"):  # data: no narrative, which none has
-            _unsupported(query, name, f"_summary={value!r} is not supported (count, data "
+            _unsupported(query, f"_summary={value!r} is not supported (count, data "
                          "or false)")
             return
         if value == "count":
@@ -149,6 +147,9 @@ def _result_param(query: Query, name: str, value: str) -> None:
         query.params.append((name, value))
     elif name == "_elements":
         names = [x.strip() for x in value.split(",") if x.strip()]
+        if not names:
+            _unsupported(query, "_elements has no value")
+            return
         prefix = f"{query.resource}."
         query.elements = [*(query.elements or ()),
                           *(x.removeprefix(prefix) for x in names)]
