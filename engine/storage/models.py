@@ -42,7 +42,7 @@ class Patient(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
     as_of: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, default=1)
-    updated_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(index=True)  # _lastUpdated polls
 
     identifiers: Mapped[list[PatientIdentifier]] = relationship(
         back_populates="patient", cascade="all, delete-orphan"
@@ -109,7 +109,7 @@ class Encounter(Base):
     evaluated_at: Mapped[datetime | None]
     as_of: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, default=1)
-    updated_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(index=True)  # _lastUpdated polls
 
     patient: Mapped[Patient] = relationship()
     locations: Mapped[list[LocationStay]] = relationship(
@@ -300,7 +300,7 @@ class RuleOutput(Base):
     detail: Mapped[dict[str, Any] | None]
     facts: Mapped[dict[str, Any] | None]
     fired_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(index=True)  # _lastUpdated polls
     ended_at: Mapped[datetime | None]
     end_reason: Mapped[str | None] = mapped_column(String(300))
     version: Mapped[int] = mapped_column(Integer, default=1)

@@ -13,6 +13,16 @@ from engine.api.fhir.search import Param, SearchRegistry
 # The rule-output resources this server serves (the router adds their routes from it).
 OUTPUTS: tuple[OutputResource, ...] = (tasks.TASK, flags.FLAG, risk.RISK, proposals.PROPOSAL)
 
+SEARCH_DOC = (
+    "Search (GET [type]?... or POST [type]/_search with a form-encoded body) is lenient, as "
+    "FHIR asks: unknown or unsupported parameters are ignored and the Bundle's self link "
+    "shows only those used; send Prefer: handling=strict to have them refused (400). A "
+    "value a parameter cannot read, a code outside its FHIR value set and an unsupported "
+    "modifier are always refused (400); a code of the value set that is never kept here "
+    "matches nothing. Every type takes _lastUpdated (poll with _lastUpdated=gt<instant>"
+    "&_sort=_lastUpdated), _count (default 50, at most 500; pages link to next/previous), "
+    "_total, _summary=count, _elements (SUBSETTED) and _pretty.")
+
 _INTERACTIONS = {
     "Patient": ("read", "vread", "search-type"),
     "Encounter": ("read", "vread", "search-type", "create", "update"),
@@ -92,9 +102,7 @@ def capability_statement(published: datetime, base_url: str, registry: SearchReg
         "format": ["json"],
         "rest": [{
             "mode": "server",
-            "documentation": "Search is strict: unknown parameters are refused (400). Pages "
-                             "default to 50 entries (_count, at most 500) and link to the "
-                             "next/previous page. Transaction Bundles may carry Patient, "
+            "documentation": SEARCH_DOC + " Transaction Bundles may carry Patient, "
                              "Encounter, Condition, Coverage and Observation entries.",
             "security": {
                 "cors": False,

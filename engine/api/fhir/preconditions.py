@@ -78,7 +78,7 @@ def none_exist(registry: SearchRegistry, resource: str, header: str,
     text = header.strip()
     text = text.partition("?")[2] if "?" in text else text
     items = parse_qsl(text, keep_blank_values=True)
-    query = search.parse(registry, resource, items, site.zone)
+    query = search.parse(registry, resource, items, site.zone, strict=True)
     if not query.params:
         raise Malformed(f"If-None-Exist {header!r} names no search parameter: send one "
                         "like identifier=<system>|<visit number>")

@@ -53,6 +53,7 @@ from engine.storage.models import AuditRecord, Encounter, LabResult, Patient
 _FORMAT_PARAMS = frozenset({"_format", "_pretty", "_summary", "_elements"})
 SUPPORTED = ("Patient", "Encounter", "Observation", *(r.name for r in OUTPUTS))
 Body = Annotated[Submitted, Depends(fhir_body)]
+Asked = Annotated[search.Asked, Depends(search.asked)]
 
 
 def _json(body: dict, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -143,8 +144,7 @@ def search_registry() -> SearchRegistry:
     registry = SearchRegistry()
     registry.add("Patient", Patient, clinical_params.PATIENT_PARAMS)
     registry.add("Encounter", Encounter, clinical_params.ENCOUNTER_PARAMS)
-    # sorts={}: _sort and _include are refused as unsupported rather than unknown
-    registry.add("AuditEvent", AuditRecord, audit_event.PARAMS, sorts={})
+    registry.add("AuditEvent", AuditRecord, audit_event.PARAMS, updated=AuditRecord.at)
     for output in OUTPUTS:
         output.add_search(registry)
     return registry
@@ -166,15 +166,16 @@ def build_router() -> APIRouter:
         return _json(capability_statement(published[0], _base(request), registry))
 
     @router.get("/Patient", dependencies=reads)
-    def search_patients(request: Request, runtime: RuntimeDep) -> JSONResponse:
-        query = search.parse(registry, "Patient", request.query_params.multi_items(),
-                             runtime.site.zone)
+    @router.post("/Patient/_search", dependencies=reads)
+    def search_patients(request: Request, runtime: RuntimeDep, asked: Asked) -> Response:
+        query = search.parse(registry, "Patient", asked.items, runtime.site.zone,
+                             strict=asked.strict)
         with runtime.readers() as session:
             page = search.run(session, query, selectinload(Patient.identifiers))
             merged = includes.replaced(session, [p.id for p in page.rows])
             entries = [resources.patient(p, merged.get(p.id)) for p in page.rows]
         _searched(request, "Patient", page.rows, lambda p: p.id)
-        return _json(search.bundle(query, page, _base(request), entries))
+        return search.respond(query, search.bundle(query, page, _base(request), entries))
 
     @router.get("/Patient/{pid}", dependencies=reads)
     def read_patient(pid: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
@@ -200,14 +201,15 @@ def build_router() -> APIRouter:
         return patient_version(pid, request, runtime, vid)
 
     @router.get("/Encounter", dependencies=reads)
-    def search_encounters(request: Request, runtime: RuntimeDep) -> JSONResponse:
-        query = search.parse(registry, "Encounter", request.query_params.multi_items(),
-                             runtime.site.zone)
+    @router.post("/Encounter/_search", dependencies=reads)
+    def search_encounters(request: Request, runtime: RuntimeDep, asked: Asked) -> Response:
+        query = search.parse(registry, "Encounter", asked.items, runtime.site.zone,
+                             strict=asked.strict)
         with runtime.readers() as session:
             page = search.run(session, query, *ENCOUNTER_LOAD)
             entries = [resources.encounter(e) for e in page.rows]
         _searched(request, "Encounter", page.rows, lambda e: e.patient_id)
-        return _json(search.bundle(query, page, _base(request), entries))
+        return search.respond(query, search.bundle(query, page, _base(request), entries))
 
     @router.get("/Encounter/{eid}", dependencies=reads)
     def read_encounter(eid: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
