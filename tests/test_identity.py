@@ -359,7 +359,7 @@ def test_identities_kept_before_with_a_bare_oid_system_become_urn_oid(database_u
     """Rows stored by earlier versions (CX-4.2 kept as a bare OID) join the canonical form."""
     engine = make_engine(database_url)
     try:
-        migrate.upgrade(engine, "0005")
+        migrate.upgrade(engine, "0006_search")  # the revision before this one
         meta = MetaData()
         patient = Table("patient", meta, autoload_with=engine)
         ident = Table("patient_identifier", meta, autoload_with=engine)

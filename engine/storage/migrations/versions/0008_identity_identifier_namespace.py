@@ -5,8 +5,8 @@ the namespace id the sender wrote beside it (CX-4.1) is kept so a search by the 
 sent still finds it. Rows kept before this revision with a bare OID as their system are
 rewritten to the `urn:oid:` form (unless that identity already exists).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0006_identity
+Revises: 0006_search
 """
 
 import re
@@ -14,8 +14,8 @@ import re
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0006_identity"
+down_revision = "0006_search"
 branch_labels = None
 depends_on = None
 
