@@ -119,3 +119,8 @@ class AdtEvent:
 
 class EventError(NotApplicable, ValueError):
     """The input parsed but cannot be applied (answered AE / 422 and quarantined)."""
+
+
+class KeyTaken(EventError):
+    """A key the input names (a visit number) is on file for another patient: the HL7
+    "duplicate key identifier" (table 0357 code 205), not an internal error."""

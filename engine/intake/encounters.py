@@ -24,6 +24,7 @@ from engine.core.events import (
     CoverageData,
     DiagnosisData,
     EventError,
+    KeyTaken,
     VisitData,
 )
 from engine.core.vocabulary import EncounterStatus
@@ -158,7 +159,7 @@ def _find_or_create(
     if patient.id is None or enc.patient_id != patient.id:
         owner = session.get(Patient, enc.patient_id)
         if owner is None or patient.id is None or owner.merged_into_id != patient.id:
-            raise EventError(
+            raise KeyTaken(
                 f"visit {vn.value} belongs to another patient; send A40/A45 to move it first"
             )
         enc.patient_id = patient.id
