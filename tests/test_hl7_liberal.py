@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import select
 
+from engine.api.fhir.resources import patient as patient_resource
 from engine.hl7.build import cx, er7, evn, in1, msh, pid, pv1
 from engine.hl7.framing import frame
 from engine.hl7.message import parse
@@ -143,8 +144,13 @@ def test_partial_birth_dates_six_fractional_digits_offsets_and_minutes_are_read(
     assert (year_only.outcome, year_month.outcome) == ("accepted", "accepted"), (
         year_only.reason, year_month.reason)
     with runtime.sessions() as session:
-        assert the_patient(session, "920001").birth_date == date(1950, 1, 1)
-        assert the_patient(session, "920002").birth_date == date(1950, 3, 1)
+        year = the_patient(session, "920001")
+        month = the_patient(session, "920002")
+        assert (year.birth_date, year.birth_precision) == (date(1950, 1, 1), "year")
+        assert (month.birth_date, month.birth_precision) == (date(1950, 3, 1), "month")
+        # FHIR gives it back as precise as it was sent.
+        assert (patient_resource(year)["birthDate"], patient_resource(month)["birthDate"]) == (
+            "1950", "1950-03")
         first = the_encounter(session, "V920001")
         assert first.admit_time == datetime(2026, 12, 3, 15, 10, tzinfo=UTC)
         row = session.get(InboundMessage, year_only.message_id)

@@ -36,6 +36,9 @@ class PatientData:
     given: str | None = None
     middle: str | None = None
     birth_date: date | None = None
+    # How much of birth_date was sent: "year" (PID-7 `1950`), "month" (`195003`) or "day";
+    # a partial date is stored as its first day and given back as sent (FHIR `1950`).
+    birth_precision: str | None = None
     sex: str | None = None
     address: dict[str, str] | None = None
 

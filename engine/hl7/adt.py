@@ -25,7 +25,7 @@ from engine.core.events import (
 from engine.core.site import SiteProfile
 from engine.hl7.ack import SUPPORTED_VERSIONS, AckIssue, Header
 from engine.hl7.message import Message, Segment
-from engine.hl7.timestamps import Hl7TimestampError, parse_date, parse_dtm
+from engine.hl7.timestamps import Hl7TimestampError, date_precision, parse_date, parse_dtm
 
 # What the store can hold (engine.core.limits, generous). A value that does not fit would
 # fail its insert on every retry, stalling the sender's queue behind it; instead coded and
@@ -309,16 +309,18 @@ def _patient(msg: Message, site: SiteProfile, notes: Notes) -> PatientData:
         )
     address = None
     if parts := _by_type(pid, 11, 7, "H"):
-        address = {k: _clip(v, _NAME, pid, 11, notes)
-                   for k, v in zip(_ADDRESS, parts, strict=False) if v and v != '""'}
+        address = {k: kept for k, v in zip(_ADDRESS, parts, strict=False)
+                   if (kept := _clip(v, _NAME, pid, 11, notes))}
     name = _by_type(pid, 5, 7, "L")
+    birth_date = _date(pid, 7)
     return PatientData(
         identifiers=ids,
         mrn=mrn,
         family=_clip(_at(name, 1), _NAME, pid, 5, notes),
         given=_clip(_at(name, 2), _NAME, pid, 5, notes),
         middle=_clip(_at(name, 3), _NAME, pid, 5, notes),
-        birth_date=_date(pid, 7),
+        birth_date=birth_date,
+        birth_precision=date_precision(pid.value(7)) if birth_date else None,
         sex=_clip(pid.value(8), _SEX, pid, 8, notes),
         address=address,
     )

@@ -99,6 +99,12 @@ def _offset_changes_on(zone: ZoneInfo, year: int, month: int, day: int) -> bool:
     return start.utcoffset() != (start + timedelta(days=1)).utcoffset()
 
 
+def date_precision(value: str) -> str:
+    """How much of a DT/DTM was sent, as far as a date goes: "year", "month" or "day"."""
+    digits = len(value.strip()[:8])
+    return "year" if digits < 6 else "month" if digits < 8 else "day"
+
+
 def parse_date(value: str) -> date | None:
     """An HL7 DT (or the date part of a DTM): YYYY, YYYYMM or YYYYMMDD, as HL7 allows a
     partial date (a year-only birth date reads as 1 January of that year)."""

@@ -23,7 +23,6 @@ from engine.core.events import (
     AdtEvent,
     CoverageData,
     DiagnosisData,
-    EventError,
     KeyTaken,
     VisitData,
 )

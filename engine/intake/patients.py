@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from engine.core.events import EventError, Identifier, PatientData
 from engine.storage.models import Encounter, Patient, PatientIdentifier, PatientMerge
 
-_DEMOGRAPHICS = ("family", "given", "middle", "birth_date", "sex", "address")
+_DEMOGRAPHICS = ("family", "given", "middle", "birth_date", "birth_precision", "sex", "address")
 # Built once: every input asks it (statement building costs more than the query).
 _HOLDERS = (select(PatientIdentifier.system, PatientIdentifier.value, Patient)
             .join(Patient, Patient.id == PatientIdentifier.patient_id)

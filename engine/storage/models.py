@@ -35,6 +35,7 @@ class Patient(Base):
     given: Mapped[str | None] = mapped_column(String(limits.NAME))
     middle: Mapped[str | None] = mapped_column(String(limits.NAME))
     birth_date: Mapped[date | None] = mapped_column(Date)
+    birth_precision: Mapped[str | None] = mapped_column(String(5))  # year | month | day
     sex: Mapped[str | None] = mapped_column(String(limits.SEX))
     address: Mapped[dict[str, Any] | None]
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"))

@@ -16,6 +16,8 @@ from engine.core.vocabulary import EncounterStatus
 from engine.fhir import vocabulary as v
 from engine.storage.models import Diagnosis, Encounter, LocationStay, Patient, StatusPeriod
 
+_DATE_WIDTH = {"year": 4, "month": 7, "day": 10}  # characters of an ISO date at each precision
+
 
 def instant(when: datetime) -> str:
     """A FHIR instant in UTC with milliseconds (`2026-03-02T16:15:00.000Z`)."""
@@ -78,7 +80,9 @@ def patient(row: Patient, replaces: list[int] | None = None) -> dict:
     if row.sex:
         out["gender"] = v.GENDER_BY_SEX.get(row.sex, "unknown")
     if row.birth_date:
-        out["birthDate"] = row.birth_date.isoformat()
+        # As precise as it was sent: `1950`, `1950-03` or `1950-03-12`.
+        out["birthDate"] = row.birth_date.isoformat()[:_DATE_WIDTH.get(
+            row.birth_precision or "day", 10)]
     if row.address and (address := _address(row.address)):
         out["address"] = [address]
     links = []

@@ -1,8 +1,9 @@
-"""liberal intake: wide columns for coded and descriptive values, and inbound warnings
+"""liberal intake: wide columns, inbound warnings, birth date precision
 
 Real feeds send 54-character locations, 60-character plan codes and 120-character
 identifiers; the columns now keep them whole (engine.core.limits). What is still cut, or
 accepted but not kept exactly, is recorded on the inbound row (`inbound_message.warnings`).
+A partial birth date (PID-7 `1950`) keeps how much was sent (`patient.birth_precision`).
 
 SQLite does not enforce VARCHAR lengths, so only PostgreSQL's columns are altered.
 
@@ -70,9 +71,11 @@ def _resize(widen: bool) -> None:
 
 def upgrade() -> None:
     op.add_column("inbound_message", sa.Column("warnings", sa.Text(), nullable=True))
+    op.add_column("patient", sa.Column("birth_precision", sa.String(5), nullable=True))
     _resize(widen=True)
 
 
 def downgrade() -> None:
     _resize(widen=False)
+    op.drop_column("patient", "birth_precision")
     op.drop_column("inbound_message", "warnings")
