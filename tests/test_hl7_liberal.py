@@ -159,6 +159,17 @@ def test_partial_birth_dates_six_fractional_digits_offsets_and_minutes_are_read(
         assert second.event_time == datetime(2026, 12, 3, 10, 15, 0, 100000, tzinfo=UTC)
 
 
+def test_a_garbled_birth_date_is_a_warning_not_a_lost_stay(runtime):
+    receipt = runtime.intake.hl7(admission("TS-0003", mrn="920003", visit="V920003",
+                                           birth_date="19500231").encode())
+    assert receipt.outcome == "accepted", receipt.reason
+    ((location, code, severity, text),) = errs(receipt.ack)
+    assert (location, code, severity) == ("PID^1^7", "102", "W")
+    assert text.endswith("the birth date is not changed")
+    with runtime.sessions() as session:
+        assert the_patient(session, "920003").birth_date is None
+
+
 def test_a_malformed_msh7_is_read_from_evn_and_refused_only_with_no_usable_time(runtime):
     good_evn = runtime.intake.hl7(admission("TS-0101", when="2026-12-03 10:15",
                                             evn_when="20261203101500").encode())

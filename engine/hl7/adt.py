@@ -312,7 +312,12 @@ def _patient(msg: Message, site: SiteProfile, notes: Notes) -> PatientData:
         address = {k: kept for k, v in zip(_ADDRESS, parts, strict=False)
                    if (kept := _clip(v, _NAME, pid, 11, notes))}
     name = _by_type(pid, 5, 7, "L")
-    birth_date = _date(pid, 7)
+    try:
+        birth_date = _date(pid, 7)
+    except Hl7Refusal as refusal:  # a garbled birth date must not lose the stay
+        notes.append(AckIssue(102, f"{refusal.error.text}; the birth date is not changed",
+                              "PID", 7))
+        birth_date = None
     return PatientData(
         identifiers=ids,
         mrn=mrn,
