@@ -187,6 +187,28 @@ def test_a_garbled_birth_date_is_a_warning_not_a_lost_stay(runtime):
         assert the_patient(session, "920003").birth_date is None
 
 
+def test_a_garbled_discharge_time_discharges_at_the_event_time_with_a_warning(runtime):
+    """An A03 refused for its PV1-45 would leave the patient in-house on every worklist."""
+    assert runtime.intake.hl7(admission("TS-0201", mrn="920201", visit="V920201")
+                              .encode()).outcome == "accepted"
+    discharge = er7([
+        msh("A03", "TS-0202", "20261205140000", structure="ADT_A03"),
+        evn("A03", "20261205140000"),
+        pid(cx("920201", "GENHOSP", "MR"), "TESTPATIENT^LIBERAL"),
+        pv1("I", "4WEST^412^A^GENHOSP", visit=cx("V920201", "GENHOSP", "VN"),
+            disposition="01", discharge_time="2026-12-05T14:00"),
+    ])
+    receipt = runtime.intake.hl7(discharge.encode())
+    assert receipt.outcome == "accepted", receipt.reason
+    ((location, code, severity, text),) = errs(receipt.ack)
+    assert (location, code, severity) == ("PV1^1^45", "102", "W")
+    assert text.endswith("the event time stands")
+    with runtime.sessions() as session:
+        enc = the_encounter(session, "V920201")
+        assert (enc.status, enc.discharge_time) == (
+            "finished", datetime(2026, 12, 5, 20, tzinfo=UTC))
+
+
 def test_a_malformed_msh7_is_read_from_evn_and_refused_only_with_no_usable_time(runtime):
     good_evn = runtime.intake.hl7(admission("TS-0101", when="2026-12-03 10:15",
                                             evn_when="20261203101500").encode())

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import date, datetime
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from engine.core import lab_codes as labs
@@ -413,11 +415,27 @@ def _visit(msg: Message, trigger: str, site: SiteProfile, zone: ZoneInfo,
         hospital_service=_clip(pv1.value(10), _SERVICE, pv1, 10, notes),
         admission_type=_clip(pv1.value(4), _SHORT_CODE, pv1, 4, notes),
         admit_source=_clip(pv1.value(14), _SHORT_CODE, pv1, 14, notes),
-        admit_time=_dtm(pv1, 44, zone),
-        discharge_time=_dtm(pv1, 45, zone),
+        admit_time=_soft(lambda: _dtm(pv1, 44, zone), notes, "the event time stands"),
+        discharge_time=_soft(lambda: _dtm(pv1, 45, zone), notes, "the event time stands"),
         discharge_disposition=_clip(pv1.value(36), _SHORT_CODE, pv1, 36, notes),
-        expected_discharge_date=_date(pv2, 9) if pv2 is not None else None,
+        expected_discharge_date=_soft(lambda: _date(pv2, 9), notes,
+                                      "the expected discharge date is not changed")
+        if pv2 is not None else None,
     )
+
+
+_T = TypeVar("_T")
+
+
+def _soft(read: Callable[[], _T | None], notes: Notes, consequence: str) -> _T | None:
+    """A visit time that is garbled is a warning with its consequence, not a lost message:
+    each has a fallback (the event time, the value on file)."""
+    try:
+        return read()
+    except Hl7Refusal as refusal:
+        notes.append(AckIssue(refusal.error.code, f"{refusal.error.text}; {consequence}",
+                              refusal.error.segment, refusal.error.field))
+        return None
 
 
 def _diagnoses(msg: Message, notes: Notes) -> list[DiagnosisData] | None:
