@@ -17,7 +17,9 @@ Decisions, in one place:
   must reference one (in the Bundle, contained, or an Encounter on this server).
 * Observations with a LOINC code the engine uses (engine.core.lab_codes) become lab results, like
   OBX segments: valueQuantity in a known unit, effective[x] as the result time; their
-  Encounter, when named, must be in the Bundle or on this server.
+  Encounter, when named, must be in the Bundle or on this server. Other codes are
+  acknowledged and not kept (`EntryResult.not_kept` says why); their subject must still
+  name a patient, so a malformed one is refused all the same.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class EntryResult:
     resource_type: str
     mrn: Identifier | None = None
     visit: Identifier | None = None
+    not_kept: str | None = None  # why it was acknowledged and not kept (an unused code)
 
 
 @dataclass(slots=True)
@@ -195,10 +198,11 @@ class _Mapper:
                   if e.kind == "Patient" and self._key(self.patients[id(e)]) not in subjects]
         events += [self._event(group) for group in self.groups.values()]
         events += self.results  # after the encounters they may belong to
-        if not events:
+        results = [self._result(e) for e in self.entries]
+        if not events and not any(r.not_kept for r in results):
             raise EventError("nothing to apply: send a Patient, an Encounter or an "
                              f"Observation the engine uses (LOINC {', '.join(labs.LOINC)})")
-        return Mapping(events, [self._result(e) for e in self.entries], control_id)
+        return Mapping(events, results, control_id)
 
     def _remember_patient(self, entry: _Entry) -> None:
         self.patients[id(entry)] = self._patient(entry)
@@ -628,15 +632,23 @@ class _Mapper:
 
     def _observation(self, entry: _Entry) -> None:
         obs, where = entry.resource, entry.where
+        if obs.status not in v.OBSERVATION_STATUSES:
+            raise InvalidFhir(f"{where}.status {obs.status!r} is not an R4 Observation status")
         patient = self._subject(obs.subject, f"{where}.subject", entry)
         visit = None
         if obs.encounter is not None and obs.encounter.reference:
             visit, _group, _mrn = self._referenced_visit(obs.encounter.reference, entry,
                                                          f"{where}.encounter")
-        self.result_of_entry[id(entry)] = EntryResult("Observation", patient.mrn, visit)
         code = _code_in(obs.code, v.LOINC)
-        if code not in labs.LOINC:
-            return  # not a result the engine uses: acknowledged, not kept
+        if code not in labs.LOINC:  # not a result the engine uses: acknowledged, not kept
+            named = f"LOINC {code}" if code else "its code"
+            used = ", ".join(f"{c} {name}" for c, (name, _) in labs.LOINC.items())
+            self.result_of_entry[id(entry)] = EntryResult(
+                "Observation", patient.mrn, visit,
+                not_kept=f"Observation not kept: {named} is not a result this engine uses "
+                         f"(it keeps {used})")
+            return
+        self.result_of_entry[id(entry)] = EntryResult("Observation", patient.mrn, visit)
         taken = self._instant(obs.effectiveDateTime or obs.effectiveInstant or (
             obs.effectivePeriod.start if obs.effectivePeriod is not None else None) or
             obs.issued, f"{where}.effective[x]")

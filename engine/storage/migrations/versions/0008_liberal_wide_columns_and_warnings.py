@@ -7,15 +7,15 @@ A partial birth date (PID-7 `1950`) keeps how much was sent (`patient.birth_prec
 
 SQLite does not enforce VARCHAR lengths, so only PostgreSQL's columns are altered.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0006_liberal
+Revises: 0006_search
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0006_liberal"
+down_revision = "0006_search"
 branch_labels = None
 depends_on = None
 
