@@ -175,6 +175,13 @@ def test_partial_birth_dates_six_fractional_digits_offsets_and_minutes_are_read(
         second = session.get(InboundMessage, year_month.message_id)
         assert second.event_time == datetime(2026, 12, 3, 10, 15, 0, 100000, tzinfo=UTC)
 
+    # The full date sent later replaces the year, and is given back whole.
+    full = runtime.intake.hl7(admission("TS-0004", mrn="920001", visit="V920001",
+                                        birth_date="19500612", when="20261204101500").encode())
+    assert full.outcome == "accepted", full.reason
+    with runtime.sessions() as session:
+        assert patient_resource(the_patient(session, "920001"))["birthDate"] == "1950-06-12"
+
 
 def test_a_garbled_birth_date_is_a_warning_not_a_lost_stay(runtime):
     receipt = runtime.intake.hl7(admission("TS-0003", mrn="920003", visit="V920003",
