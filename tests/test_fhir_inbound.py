@@ -261,21 +261,47 @@ def test_fhir_validation_errors_name_the_element():
     assert "2026-13-01" in str(err.value)
 
 
-def test_unaccepted_resource_types_and_codes_are_invalid():
+def test_types_the_engine_does_not_keep_are_acknowledged_and_bad_codes_are_invalid():
     bundle = observation_bundle()
     bundle["entry"].append({"resource": {"resourceType": "MedicationRequest",
                                          "status": "active", "intent": "order"},
                             "request": {"method": "POST", "url": "MedicationRequest"}})
-    with pytest.raises(InvalidFhir, match=r"entry\[4\] is a MedicationRequest"):
-        map_raw(raw(bundle), SITE)
+    mapping = read(raw(bundle), SITE)
+    assert len(mapping.events) == 1
+    assert (mapping.entries[4].kept, mapping.entries[4].unkept) == (
+        False, "kept: no, the engine does not store MedicationRequest")
     bundle = observation_bundle()
     bundle["entry"][1]["resource"]["status"] = "walking"
     with pytest.raises(InvalidFhir, match="not an R4 Encounter status"):
         map_raw(raw(bundle), SITE)
     bundle = observation_bundle()
-    bundle["type"] = "batch"
-    with pytest.raises(InvalidFhir, match="transaction"):
+    bundle["type"] = "collection"
+    with pytest.raises(InvalidFhir, match="transaction or batch"):
         map_raw(raw(bundle), SITE)
+
+
+def test_a_batch_answers_a_bad_entry_alone():
+    bundle = observation_bundle(timestamp="2026-03-02T10:00:00Z")
+    bundle["type"] = "batch"
+    bundle["entry"][1]["resource"]["period"]["start"] = "2026-13-01"
+    mapping = read(raw(bundle), SITE)
+    assert mapping.batch
+    assert isinstance(mapping.entries[1].error, InvalidFhir)
+    # the Patient stands alone; the Condition and Coverage need the refused Encounter
+    assert [u.members for u in mapping.units] == [[0]]
+    assert "refused" in str(mapping.entries[2].error)
+    assert mapping.entries[3].error is not None
+
+
+def test_a_stored_batch_piece_replays_only_its_own_entries():
+    bundle = observation_bundle(timestamp="2026-03-02T10:00:00Z")
+    bundle["type"] = "batch"
+    piece = wrap(raw(bundle), Context("batch", "Bundle.entry[1]"))
+    [event] = map_raw(piece, SITE)
+    assert event.visit is not None and event.visit.visit_number.value == "VF7001"
+    assert [d.code for d in event.diagnoses] == ["R07.9"]
+    [patient_only] = map_raw(wrap(raw(bundle), Context("batch", "Bundle.entry[0]")), SITE)
+    assert patient_only.visit is None
 
 
 @pytest.mark.parametrize(("change", "reason"), [

@@ -286,10 +286,13 @@ class _Mapper:
                 if entry.kind == kind and entry.index not in self.failed:
                     self._attempt(entry, steps[kind])
         subjects = {self._key(g.patient) for g in self.groups.values()}
-        lone = [e for e in self.entries if e.kind == "Patient" and id(e) in self.patients
-                and (self.batch or self._key(self.patients[id(e)]) not in subjects)]
-        patient_events = {id(e): AdtEvent(TRIGGER, self._time(e.resource), self.patients[id(e)])
-                          for e in lone}
+        patient_events: dict[int, AdtEvent] = {}
+        for e in self.entries:
+            if e.kind == "Patient" and id(e) in self.patients and e.index not in self.failed \
+                    and (self.batch or self._key(self.patients[id(e)]) not in subjects):
+                self._attempt(e, lambda e: patient_events.__setitem__(id(e), AdtEvent(
+                    TRIGGER, self._time(e.resource), self.patients[id(e)])))
+        lone = [e for e in self.entries if id(e) in patient_events]
         group_events = {id(g): self._event(g) for g in self.groups.values()}
         events = [*patient_events.values(), *group_events.values()]
         events += self.results  # after the encounters they may belong to
