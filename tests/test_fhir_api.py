@@ -166,7 +166,7 @@ def test_the_capability_statement_is_public_and_describes_the_api(api):
     assert {p["name"] for p in by_type["Encounter"]["searchParam"]} >= {
         "identifier", "patient", "status", "class", "location", "date"}
     assert {p["name"] for p in by_type["Patient"]["searchParam"]} >= {"identifier", "name"}
-    assert [i["code"] for i in rest["interaction"]] == ["transaction"]
+    assert [i["code"] for i in rest["interaction"]] == ["transaction", "batch"]
 
 
 def test_patient_data_needs_the_bearer_token(api, store):

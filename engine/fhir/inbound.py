@@ -590,7 +590,11 @@ class _Mapper:
         `kinds` and in this input; None otherwise."""
         if ref is None:
             return None
-        target = self._local(ref.reference, container) if ref.reference else None
+        try:
+            target = self._local(ref.reference, container) if ref.reference else None
+        except EventError as exc:  # names a refused entry: read without it, and say so
+            self._warn(f"{ref.reference} not read: {exc}")
+            return None
         if target is None:
             target = self._by_identifier(ref.identifier, kinds)
         if target is None or target.kind not in kinds or target.resource is None:
