@@ -392,3 +392,42 @@ def test_the_fuzzing_sample_itself_maps():
     assert event.visit.attending_name == "DR SAMPLE" and event.visit.admit_source == "7"
     assert event.visit.discharge_disposition == "01"
     assert [d.code for d in event.diagnoses] == ["I10", "R07.9"]
+
+
+# -- converter Bundles, mangled: a batch answers each entry, a transaction maps or refuses ------
+_CONVERTED = json.loads((FIXTURES.parent / "tests" / "fixtures" / "fhir" /
+                         "epic_style_conditional_transaction.json").read_text())
+
+
+@pytest.mark.parametrize("kind", ["transaction", "batch"])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.sampled_from(list(_paths(_CONVERTED))[1:]), value=_JSON)
+def test_any_mangled_converter_bundle_maps_or_says_why(kind, path, value):
+    doc = copy.deepcopy(_CONVERTED)
+    doc["type"] = kind
+    node = doc
+    for step in path[:-1]:
+        node = node[step]
+    node[path[-1]] = value
+    try:
+        mapping = read(raw(doc), SITE)
+    except EventError as exc:
+        assert str(exc)
+        assert "internal error" not in str(exc)
+        return
+    for entry in mapping.entries:
+        assert entry.error is None or "internal error" not in str(entry.error)
+    if doc.get("type") == "batch":
+        assert mapping.batch and len(mapping.entries) == len(doc["entry"])
+
+
+def test_urn_id_spellings_of_the_site_authority_key_the_same_patient_and_stay():
+    doc = json.loads((FIXTURES.parent / "tests" / "fixtures" / "fhir" /
+                      "lfh_converter_adt_a01_transaction.json").read_text())
+    patient = next(e for e in doc["entry"] if e["resource"]["resourceType"] == "Patient")
+    patient["request"] = {"method": "PUT", "url": "Patient?identifier=urn:id:GENHOSP|910002"}
+    [event] = map_raw(raw(doc), SITE)
+    assert (event.patient.mrn.system, event.patient.mrn.value) == ("GENHOSP", "910002")
+    assert event.visit.visit_number.system == "GENHOSP"
+    others = {(i.system, i.value) for i in event.patient.identifiers} - {("GENHOSP", "910002")}
+    assert ("urn:id:IL-DMV", "S530-0000-9100") in others  # another authority: kept as sent

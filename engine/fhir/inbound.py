@@ -529,6 +529,7 @@ class _Mapper:
                 params = _query(text)
                 if "identifier" in params:
                     system, value = _parse_identifier_param(params["identifier"])
+                    system = self._authority(system)
                     mrn = Identifier(system or "", value, None)
                     if self._is_mrn(mrn):
                         mrn.type_code = self.site.mrn.identifier_type
@@ -618,6 +619,7 @@ class _Mapper:
         if "?" in url:
             params = _query(url)
             system, value = _parse_identifier_param(params.get("identifier", ""))
+            system = self._authority(system) if system is not None else None
             if value != ident.value or (system is not None and system != ident.system):
                 raise EventError(f"{entry.where}: the body does not carry the identifier "
                                  f"its request.url {url} names")
