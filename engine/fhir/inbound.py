@@ -726,9 +726,9 @@ class _Mapper:
         patient class (table 0004, as some converters send it) read by the site profile."""
         code = klass.code or ""
         if klass.system == V2_PATIENT_CLASS or (klass.system is None and len(code) == 1):
-            return code, self.site.status_for(code, None)
-        status = v.CARE_STATUS_BY_CLASS.get(code) or _MORE_CLASSES.get(code)
-        return None, status
+            by_site = self.site.status_for(code, None)
+            return self._clip(code, limits.PATIENT_CLASS, "Encounter.class"), by_site
+        return None, v.CARE_STATUS_BY_CLASS.get(code) or _MORE_CLASSES.get(code)
 
     def _location(self, locations: Any, where: str, entry: _Entry, label: str
                   ) -> Location | None:
