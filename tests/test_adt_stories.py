@@ -276,9 +276,9 @@ def test_merge_naming_one_unknown_prior_id_twice_is_applied_once(runtime):
     assert runtime.intake.hl7(raw).outcome == "accepted"
 
 
-def test_a_trigger_named_like_the_fhir_pseudo_trigger_is_ignored(runtime):
+def test_a_trigger_named_like_the_fhir_pseudo_trigger_is_refused_and_kept(runtime):
     receipt = runtime.intake.hl7(adt("FHIR", "202603021015"))
-    assert receipt.outcome == "ignored"
+    assert receipt.outcome == "rejected" and "MSA|AR|" in receipt.ack
     with runtime.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Encounter)) == 0
 

@@ -129,3 +129,21 @@ def test_ingest_in_event_time_then_tick_at_an_instant(database_url, tmp_path):
     assert bad.returncode == 1 and bad.stderr.startswith("error: 'next tuesday' is not an ISO")
     wrong = engine_cli("ingest", "--clock=sundial", str(story), database_url=database_url)
     assert wrong.returncode == 1 and "--clock must be" in wrong.stderr
+
+
+def test_ignored_lists_harmless_messages_by_trigger_and_quarantine_lists_refused_triggers(
+        database_url, tmp_path):
+    feed = tmp_path / "feed.hl7"
+    feed.write_bytes(b"\n".join([adt("A60", "202603021015"), adt("A60", "202603021016"),
+                                 adt("A09", "202603021017"), adt("A17", "202603021018")]))
+    engine_cli("ingest", str(feed), database_url=database_url)
+
+    listing = engine_cli("hl7", "ignored", database_url=database_url)
+    quarantine = engine_cli("hl7", "quarantine", database_url=database_url)
+
+    assert listing.returncode == 0, listing.stderr
+    a60 = next(line for line in listing.stdout.splitlines() if "A60" in line)
+    assert "2" in a60 and "allerg" in a60
+    assert "3 ignored input(s) in 2 trigger(s)" in listing.stdout
+    assert "A17" in quarantine.stdout and "1 quarantined input(s)" in quarantine.stdout
+    assert "3 input(s) acknowledged as harmless" in quarantine.stdout

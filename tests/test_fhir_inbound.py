@@ -268,7 +268,7 @@ def test_types_the_engine_does_not_keep_are_acknowledged_and_bad_codes_are_inval
                             "request": {"method": "POST", "url": "MedicationRequest"}})
     mapping = read(raw(bundle), SITE)
     assert len(mapping.events) == 1
-    assert (mapping.entries[4].kept, mapping.entries[4].unkept) == (
+    assert (mapping.entries[4].kept, mapping.entries[4].not_kept) == (
         False, "kept: no, the engine does not store MedicationRequest")
     bundle = observation_bundle()
     bundle["entry"][1]["resource"]["status"] = "walking"

@@ -147,7 +147,7 @@ def test_searches_refuse_what_they_do_not_understand(http):
                           ({"_sort": "title"}, "_sort='title'"),
                           ({"_include": "Task:owner"}, "_include='Task:owner'"),
                           ({"priority": "high"}, "priority='high'")]:
-        response = http.get("/Task", params=params)
+        response = http.get("/Task", params=params, headers={"Prefer": "handling=strict"})
         assert response.status_code == 400, params
         assert words in response.json()["issue"][0]["diagnostics"]
 

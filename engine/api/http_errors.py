@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from engine.api.outcomes import outcome_response
 from engine.core.errors import (
+    Ambiguous,
     Conflict,
     EngineError,
     InputTooLarge,
@@ -37,6 +38,7 @@ ANSWERS: dict[type[EngineError], tuple[int, str | None]] = {
     NotFound: (404, None),
     Conflict: (409, None),
     StaleVersion: (412, None),
+    Ambiguous: (412, None),
     NotAuthenticated: (401, None),
     NotPermitted: (403, None),
     RuleRefused: (422, "business-rule"),

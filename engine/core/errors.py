@@ -13,6 +13,7 @@ the ERR code. So a domain error carries words for a person and nothing about a t
       NotFound              what was asked for is not here
       Conflict              the change collides with the current state
         StaleVersion        ... it was made from a version that is no longer current
+        Ambiguous           ... its condition matches more than one record
       NotAuthenticated      who is asking is not known
       NotPermitted          who is asking may not do this
       RuleRefused           a business rule (the task lifecycle, a policy) refuses it
@@ -63,6 +64,11 @@ class Conflict(EngineError):
 
 class StaleVersion(Conflict):
     """The change was made from a version that is no longer current: read again, retry."""
+
+
+class Ambiguous(Conflict):
+    """The change's condition (a conditional create's search) matches more than one record,
+    so it cannot say which it means: narrow the condition."""
 
 
 class NotAuthenticated(EngineError):

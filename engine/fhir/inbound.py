@@ -17,7 +17,9 @@ Decisions, in one place:
   must reference one (in the Bundle, contained, or an Encounter on this server).
 * Observations with a LOINC code the engine uses (engine.core.lab_codes) become lab results, like
   OBX segments: valueQuantity in a known unit, effective[x] as the result time; their
-  Encounter, when named, must be in the Bundle or on this server.
+  Encounter, when named, must be in the Bundle or on this server. Other codes are
+  acknowledged and not kept (`EntryResult.not_kept` says why); their subject must still
+  name a patient, so a malformed one is refused all the same.
 * A Bundle may carry any resource type (converters send MessageHeader, Provenance, ...).
   Practitioner, PractitionerRole, Location and Organization are read for the attending,
   the location (its partOf chain by physicalType: bed, room, ward, building) and the payer;
@@ -82,11 +84,16 @@ class EntryResult:
     resource_type: str
     mrn: Identifier | None = None
     visit: Identifier | None = None
-    kept: bool = True  # False: a type the engine does not store (acknowledged)
-    unkept: str | None = None  # why not: "kept: no, the engine does not store <Type>"
+    # why it was acknowledged and not kept: a type the engine does not store ("kept: no,
+    # the engine does not store MessageHeader") or an unused code; None when kept
+    not_kept: str | None = None
     error: EventError | None = None  # batch: this entry was refused
     warnings: list[str] = field(default_factory=list)
     used: list[str] = field(default_factory=list)  # what an unkept entry was read for
+
+    @property
+    def kept(self) -> bool:
+        return self.not_kept is None
 
 
 @dataclass(slots=True)
@@ -296,10 +303,11 @@ class _Mapper:
         group_events = {id(g): self._event(g) for g in self.groups.values()}
         events = [*patient_events.values(), *group_events.values()]
         events += self.results  # after the encounters they may belong to
-        if not events and model.get_resource_type() != "Bundle":
+        results = [self._result(e) for e in self.entries]
+        if not events and model.get_resource_type() != "Bundle" and \
+                not any(r.not_kept for r in results):
             raise EventError("nothing to apply: send a Patient, an Encounter or an "
                              f"Observation the engine uses (LOINC {', '.join(labs.LOINC)})")
-        results = [self._result(e) for e in self.entries]
         if not self.batch:
             return Mapping(events, results, control_id, False,
                            [Unit(0, events, [e.index for e in self.entries])])
@@ -944,20 +952,23 @@ class _Mapper:
 
     def _observation(self, entry: _Entry) -> None:
         obs, where = entry.resource, entry.where
+        if obs.status not in v.OBSERVATION_STATUSES:
+            raise InvalidFhir(f"{where}.status {obs.status!r} is not an R4 Observation status")
         patient = self._subject(obs.subject, f"{where}.subject", entry)
         visit = None
         if obs.encounter is not None and obs.encounter.reference:
             visit, _group, _mrn = self._referenced_visit(obs.encounter.reference, entry,
                                                          f"{where}.encounter")
-        self.result_of_entry[id(entry)] = EntryResult("Observation", patient.mrn, visit)
         code = _code_in(obs.code, v.LOINC)
         if code not in labs.LOINC:  # not a result the engine uses: acknowledged, not kept
-            result = self.result_of_entry[id(entry)]
-            result.kept = False
-            result.unkept = (f"kept: no, the engine does not store Observation "
-                             f"{code or _first_code(obs.code) or ''} (it keeps LOINC "
-                             f"{', '.join(labs.LOINC)})")
+            named = f"LOINC {code}" if code else "its code"
+            used = ", ".join(f"{c} {name}" for c, (name, _) in labs.LOINC.items())
+            self.result_of_entry[id(entry)] = EntryResult(
+                "Observation", patient.mrn, visit,
+                not_kept=f"Observation not kept: {named} is not a result this engine uses "
+                         f"(it keeps {used})")
             return
+        self.result_of_entry[id(entry)] = EntryResult("Observation", patient.mrn, visit)
         taken = self._instant(obs.effectiveDateTime or obs.effectiveInstant or (
             obs.effectivePeriod.start if obs.effectivePeriod is not None else None) or
             obs.issued, f"{where}.effective[x]")
@@ -1002,8 +1013,8 @@ class _Mapper:
 
     def _outcome(self, entry: _Entry) -> EntryResult:
         if entry.kind not in _KEPT_STEPS:
-            return EntryResult(entry.kind, kept=False,
-                               unkept=f"kept: no, the engine does not store {entry.kind}")
+            return EntryResult(entry.kind,
+                               not_kept=f"kept: no, the engine does not store {entry.kind}")
         if entry.kind == "Observation" and id(entry) in self.result_of_entry:
             return self.result_of_entry[id(entry)]
         if entry.kind == "Patient" and id(entry) in self.patients:

@@ -71,6 +71,9 @@ STATUS_IN = {
     "entered-in-error": EncounterStatus.CANCELLED,
 }
 FHIR_ENCOUNTER_STATUSES = (*STATUS_IN, "unknown")
+# Observation.status (R4, required binding)
+OBSERVATION_STATUSES = ("registered", "preliminary", "final", "amended", "corrected",
+                        "cancelled", "entered-in-error", "unknown")
 
 # -- Patient.gender <-> HL7 administrative sex ----------------------------------------------
 GENDER_BY_SEX = {"M": "male", "F": "female", "O": "other", "A": "other", "U": "unknown",

@@ -20,6 +20,7 @@ from hl7apy import SUPPORTED_LIBRARIES
 from hl7apy.core import Message as HlMessage
 
 from engine.core.errors import EngineError, NotApplicable, answer_for
+from engine.core.events import DuplicateKey, UnknownKey
 
 ERROR_TEXT = {
     0: "Message accepted",
@@ -66,6 +67,8 @@ class AckIssue:
 # mapping itself (engine.hl7.adt.Hl7Refusal) carry their own answer.
 ANSWERS: dict[type[EngineError], tuple[str, int]] = {
     NotApplicable: ("AE", 207),
+    UnknownKey: ("AE", 204),  # unknown key identifier: a prior id or visit not on file
+    DuplicateKey: ("AE", 205),  # duplicate key identifier: the new key is another record's
 }
 
 

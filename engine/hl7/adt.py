@@ -391,6 +391,15 @@ def _coverage(msg: Message, site: SiteProfile) -> CoverageData | None:
     )
 
 
+# The MRG field each identity event cannot do without (v2.5.1 ch. 3).
+_MRG_NEEDS = {
+    "A40": (1, "prior patient identifier"),
+    "A45": (1, "prior patient identifier (the patient the visit moves from)"),
+    "A47": (1, "prior patient identifier (the identifier being changed)"),
+    "A50": (5, "prior visit number (the visit number being changed)"),
+}
+
+
 def to_event(msg: Message, header: Header, site: SiteProfile) -> AdtEvent:
     """Read an accepted ADT message into an AdtEvent, or refuse it with AE and a reason."""
     trigger = header.trigger
@@ -413,15 +422,17 @@ def to_event(msg: Message, header: Header, site: SiteProfile) -> AdtEvent:
             drg = (drg_parts[0], _clip(_at(drg_parts, 2), _DRG_TEXT))
     prior_patient: list[Identifier] = []
     prior_visit = None
-    if trigger == "A40":
-        mrg = msg.segment("MRG")
-        if mrg is None or not _identifiers(mrg, 1):
-            raise Hl7Refusal(
-                "AE", AckIssue(101, "A40 needs MRG-1 with the prior patient identifier", "MRG", 1)
-            )
+    mrg = msg.segment("MRG")
+    if mrg is not None:
         prior_patient = _identifiers(mrg, 1)
         visits = _identifiers(mrg, 5)
         prior_visit = visits[0] if visits else None
+        if prior_visit is not None:
+            prior_visit.system = prior_visit.system or site.visit_number_authority
+    needed = _MRG_NEEDS.get(trigger)
+    if needed is not None and not (prior_visit if needed[0] == 5 else prior_patient):
+        raise Hl7Refusal("AE", AckIssue(
+            101, f"{trigger} needs MRG-{needed[0]} with the {needed[1]}", "MRG", needed[0]))
     return AdtEvent(
         trigger=trigger,
         event_time=when,

@@ -23,11 +23,11 @@ from engine.core.events import (
     AdtEvent,
     CoverageData,
     DiagnosisData,
-    EventError,
+    DuplicateKey,
     VisitData,
 )
 from engine.core.vocabulary import EncounterStatus
-from engine.intake import labs, patients, triggers
+from engine.intake import identity, labs, patients, triggers
 from engine.storage import locks
 from engine.storage.models import (
     Diagnosis,
@@ -62,9 +62,10 @@ def lock_names(event: AdtEvent) -> list[str]:
     """The MRNs and the visit an event touches: what must not change under it concurrently."""
     mrns = [event.patient.mrn] if event.patient.mrn else []
     names = [f"id:{i.system}|{i.value}" for i in (mrns + event.prior_patient)]
+    visits = [event.prior_visit] if event.prior_visit else []
     if event.visit and event.visit.visit_number:
-        vn = event.visit.visit_number
-        names.append(locks.visit_lock_key(vn.system, vn.value))
+        visits.append(event.visit.visit_number)
+    names += [locks.visit_lock_key(vn.system, vn.value) for vn in visits]
     return names
 
 
@@ -73,46 +74,92 @@ def apply(
 ) -> Applied:
     """Apply one event inside the caller's transaction; raise EventError to refuse it."""
     locks.lock(session, *lock_names(event))
-    patient = patients.upsert(session, event.patient, event.event_time, now)
     handler = _PATIENT_EVENTS.get(event.trigger)
     if handler is not None:
-        return handler(session, patient, event, now, message)
+        return handler(session, event, now, message)
+    patient = _upsert(session, event, now, message)
     if event.trigger in PATIENT_ONLY or event.visit is None:
         return Applied(patient, None, "patient updated")
     return _apply_to_visit(session, patient, event, now, message)
 
 
-def _record_results(session: Session, patient: Patient, event: AdtEvent, now: datetime,
+def _upsert(session: Session, event: AdtEvent, now: datetime,
+            message: InboundMessage | None) -> Patient:
+    """The PID patient, created or updated; a registration brings an A29'd person back."""
+    patient = patients.upsert(session, event.patient, event.event_time, now)
+    identity.reactivate(session, patient, event, now, _id(message))
+    return patient
+
+
+def _id(message: InboundMessage | None) -> int | None:
+    return message.id if message is not None else None
+
+
+def _record_results(session: Session, event: AdtEvent, now: datetime,
                     message: InboundMessage | None) -> Applied:
+    patient = _upsert(session, event, now, message)
     found, summary = labs.record(session, patient, event, now, message)
     return Applied(patient, found, summary)
 
 
-def _merge_patients(session: Session, patient: Patient, event: AdtEvent, now: datetime,
+def _merge_patients(session: Session, event: AdtEvent, now: datetime,
                     message: InboundMessage | None) -> Applied:
-    merged = patients.merge(
-        session, patient, event.prior_patient, event.event_time, now,
-        message.id if message is not None else None,
-    )
+    patient = _upsert(session, event, now, message)
+    merged = patients.merge(session, patient, event.prior_patient, event.event_time, now,
+                            _id(message))
     return Applied(patient, None, f"merged {len(merged)} patient record(s)")
 
 
-PatientEvent = Callable[[Session, Patient, AdtEvent, datetime, InboundMessage | None], Applied]
-# Events about the patient rather than one visit (identity events drop in here); visit
-# events go to the per-trigger handlers of triggers.py.
+def _change_identifier(session: Session, event: AdtEvent, now: datetime,
+                       message: InboundMessage | None) -> Applied:
+    # Before the upsert: the PID identifier is the new one, not yet on file.
+    summary = identity.change_identifier(session, event, now, _id(message))
+    return Applied(_upsert(session, event, now, message), None, summary)
+
+
+def _inactivate(session: Session, event: AdtEvent, now: datetime,
+                message: InboundMessage | None) -> Applied:
+    return Applied(identity.inactivate(session, event, now, _id(message)), None,
+                   "person inactivated")
+
+
+def _change_visit_number(session: Session, event: AdtEvent, now: datetime,
+                         message: InboundMessage | None) -> Applied:
+    patient = _upsert(session, event, now, message)
+    note = identity.change_visit_number(session, patient, event, now, _id(message))
+    return _apply_to_visit(session, patient, event, now, message, note)
+
+
+def _move_visit(session: Session, event: AdtEvent, now: datetime,
+                message: InboundMessage | None) -> Applied:
+    patient = _upsert(session, event, now, message)
+    note = identity.move_visit(session, patient, event, now, _id(message))
+    return _apply_to_visit(session, patient, event, now, message, note)
+
+
+PatientEvent = Callable[[Session, AdtEvent, datetime, InboundMessage | None], Applied]
+# Events about the patient or a key (the identity events, with MRG) rather than one visit's
+# state, each resolving its patient itself; visit events go to the per-trigger handlers of
+# triggers.py. The rules re-evaluate what each returns (its stay, or the patient's stays).
 _PATIENT_EVENTS: dict[str, PatientEvent] = {
     RESULTS: _record_results,
-    "A40": _merge_patients,
+    "A29": _inactivate,  # delete person information: the person is kept, inactive
+    "A40": _merge_patients,  # merge patient (MRG-1 into PID-3)
+    "A45": _move_visit,  # move visit (MRG-5 from the MRG-1 patient to the PID patient)
+    "A47": _change_identifier,  # change patient identifier (MRG-1 to PID-3)
+    "A50": _change_visit_number,  # change visit number (MRG-5 to PV1-19)
 }
 
 
 def _apply_to_visit(session: Session, patient: Patient, event: AdtEvent, now: datetime,
-                    message: InboundMessage | None) -> Applied:
+                    message: InboundMessage | None, note: str | None = None) -> Applied:
     """A visit event: find or create its encounter, apply the trigger, record its history."""
     assert event.visit is not None
     encounter = _find_or_create(session, patient, event.visit, event, now)
     late = bool(encounter.as_of and event.event_time < encounter.as_of)
     summary = _apply_visit(session, encounter, event)
+    if note:
+        summary = f"{note}; {summary}"
     session.add(
         EncounterEvent(
             encounter=encounter,
@@ -158,7 +205,7 @@ def _find_or_create(
     if patient.id is None or enc.patient_id != patient.id:
         owner = session.get(Patient, enc.patient_id)
         if owner is None or patient.id is None or owner.merged_into_id != patient.id:
-            raise EventError(
+            raise DuplicateKey(
                 f"visit {vn.value} belongs to another patient; send A40/A45 to move it first"
             )
         enc.patient_id = patient.id

@@ -6,7 +6,9 @@ one transaction: the raw bytes, the outcome, the ACK and every effect commit tog
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.core.clock import Clock
 from engine.core.errors import EngineError
-from engine.core.events import SUPPORTED, AdtEvent, EventError
+from engine.core.events import HARMLESS, REFUSED_WHY, SUPPORTED, AdtEvent, EventError
 from engine.core.site import SiteProfile
 from engine.core.vocabulary import Channel, InputOutcome
 from engine.hl7.ack import AckIssue, Header, build_ack, issue_for
@@ -27,6 +29,7 @@ from engine.hl7.message import Hl7ParseError, Message, decode, parse
 from engine.intake import encounters
 from engine.planning import evaluation
 from engine.planning.active import ActiveRules
+from engine.storage import locks
 from engine.storage.models import InboundMessage
 
 log = logging.getLogger("engine.intake")
@@ -37,9 +40,27 @@ REPLAYABLE = (InputOutcome.ERROR, InputOutcome.REJECTED)
 _ACK_CODES: dict[str, str] = {
     InputOutcome.ACCEPTED: "AA", InputOutcome.IGNORED: "AA", InputOutcome.REJECTED: "AR"}
 FhirMapper = Callable[[bytes], list[AdtEvent]]
+# A write's condition, checked in its transaction: raise to refuse, a reason to apply nothing.
+Precondition = Callable[[Session], str | None]
 # Built once: every input asks it, and building a statement costs more than running it.
-_TWIN = select(InboundMessage).where(InboundMessage.sender == bindparam("sender"),
-                                     InboundMessage.control_id == bindparam("control_id"))
+_TWIN = (select(InboundMessage).where(InboundMessage.sender == bindparam("sender"),
+                                      InboundMessage.control_id == bindparam("control_id"))
+         .order_by(InboundMessage.id))
+_LINES = re.compile(r"\r\n|\r|\n")
+_FRAMING = "\x0b\x1c\r\n\t \ufeff"
+
+
+def content_digest(raw: bytes) -> str:
+    """What a resend must repeat: the message minus MSH-7 (senders restamp the send time on
+    a retransmission) and minus line-ending and framing differences. A reused MSH-10 whose
+    digest differs is a new message (senders reset their counters), not a duplicate."""
+    lines = [line for line in _LINES.split(decode(raw).strip(_FRAMING)) if line]
+    if lines and lines[0].startswith("MSH") and len(lines[0]) > 3:
+        fields = lines[0].split(lines[0][3])
+        if len(fields) > 6:
+            fields[6] = ""
+        lines[0] = lines[0][3].join(fields)
+    return hashlib.sha256("\r".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,14 +142,15 @@ class Intake:
         # AR but never used to recognise duplicates.
         keyed = failure is None and bool(header.control_id)
         sender = f"{header.sending_application}|{header.sending_facility}" if keyed else ""
+        digest = content_digest(raw) if keyed else None
         try:
             with self.sessions() as session, session.begin():
                 if keyed:
-                    twin = self._twin(session, sender, header.control_id)
+                    twin = self._twin(session, sender, header.control_id, digest)
                     if twin is not None:
                         twin.duplicates += 1
                         return self._receipt(twin, outcome=InputOutcome.DUPLICATE)
-                row = self._new_row(raw, channel, header, sender, now)
+                row = self._new_row(raw, channel, header, sender, now, digest)
                 session.add(row)
                 self._process_hl7(session, row, msg, header, failure, now)
                 session.flush()
@@ -136,7 +158,7 @@ class Intake:
         except _Undo as undo:
             # The event's effects were rolled back; keep the input and the refusal.
             with self.sessions() as session, session.begin():
-                row = self._new_row(raw, channel, header, sender, now)
+                row = self._new_row(raw, channel, header, sender, now, digest)
                 session.add(row)
                 self._describe(row, msg, header)
                 self._refuse(row, undo.code, undo.error)
@@ -145,12 +167,14 @@ class Intake:
                 return self._receipt(row)
 
     @staticmethod
-    def _new_row(raw: bytes, channel: str, header: Header, sender: str, now) -> InboundMessage:
+    def _new_row(raw: bytes, channel: str, header: Header, sender: str, now,
+                 digest: str | None) -> InboundMessage:
         keyed = bool(sender and header.control_id)
         return InboundMessage(
             channel=channel,
             sender=sender if keyed else None,
             control_id=header.control_id if keyed else None,
+            content_digest=digest if keyed else None,
             received_at=now,
             raw=raw,
             outcome="pending",
@@ -159,8 +183,15 @@ class Intake:
         )
 
     @staticmethod
-    def _twin(session: Session, sender: str, control_id: str) -> InboundMessage | None:
-        return session.scalars(_TWIN, {"sender": sender, "control_id": control_id}).first()
+    def _twin(session: Session, sender: str, control_id: str,
+              digest: str | None) -> InboundMessage | None:
+        """The stored input this one repeats: same sender and id, and (HL7) same content;
+        `digest` None (FHIR) matches on the id alone."""
+        for row in session.scalars(_TWIN, {"sender": sender, "control_id": control_id}):
+            if digest is None or digest == (row.content_digest if row.content_digest is not None
+                                            else content_digest(row.raw)):
+                return row
+        return None
 
     @staticmethod
     def _describe(row: InboundMessage, msg: Message | None, header: Header) -> None:
@@ -175,11 +206,13 @@ class Intake:
             if failure is not None:
                 raise failure
             check_envelope(msg, header, self.site)
-            if header.trigger not in SUPPORTED:
+            if header.trigger in HARMLESS:
                 row.outcome = InputOutcome.IGNORED
-                row.reason = f"trigger {header.trigger or '(none)'} is not used by this engine"
+                row.reason = f"{header.trigger} {HARMLESS[header.trigger]}"
                 row.ack = self._ack("AA", header, now)
                 return
+            if header.trigger not in SUPPORTED:
+                raise Hl7Refusal("AR", AckIssue(201, _unsupported(header.trigger), "MSH", 9))
             event = to_event(msg, header, self.site)
             row.event_time = event.event_time
         except Hl7Refusal as refusal:
@@ -210,13 +243,22 @@ class Intake:
         control_id: str | None,
         events: list[AdtEvent] | None,
         error: str | None = None,
+        ignored: str | None = None,
+        precondition: Precondition | None = None,
     ) -> Receipt:
-        """Store and apply events mapped from a FHIR input; `error` quarantines it instead."""
+        """Store and apply events mapped from a FHIR input; `error` quarantines it instead,
+        `ignored` (why there is nothing to apply) stores it as ignored.
+
+        `precondition` (a write's If-Match or If-None-Exist) runs in the same transaction,
+        under the events' locks, before anything applies: it raises an engine error to
+        refuse (nothing is stored: the caller keeps the input with the refusal), returns why
+        the input applies nothing (stored as ignored), or None to apply it.
+        """
         now = self.clock.now()
         header = Header(control_id=control_id or "")
 
         def new_row() -> InboundMessage:
-            row = self._new_row(raw, channel, header, sender or "", now)
+            row = self._new_row(raw, channel, header, sender or "", now, "")
             row.message_type = channel.upper()
             if events:
                 row.trigger = events[0].trigger
@@ -226,7 +268,7 @@ class Intake:
         try:
             with self.sessions() as session, session.begin():
                 if sender and control_id:
-                    twin = self._twin(session, sender, control_id)
+                    twin = self._twin(session, sender, control_id, None)
                     if twin is not None:
                         twin.duplicates += 1
                         return self._receipt(twin, outcome=InputOutcome.DUPLICATE)
@@ -235,7 +277,14 @@ class Intake:
                 if error is not None or events is None:
                     self._refuse(row, "AR", AckIssue(102, error or "no events"))
                 else:
-                    self._apply(session, row, events)
+                    if ignored is None and precondition is not None:
+                        locks.lock(session, *(n for e in events for n in
+                                              encounters.lock_names(e)))
+                        ignored = precondition(session)
+                    if ignored is not None:
+                        row.outcome, row.reason = InputOutcome.IGNORED, ignored
+                    else:
+                        self._apply(session, row, events)
                 session.flush()
                 return self._receipt(row)
         except _Undo as undo:
@@ -372,6 +421,11 @@ class Intake:
             return msg, header_of(msg), None
         except Hl7ParseError as exc:
             return None, _salvage_header(text), Hl7Refusal("AR", AckIssue(exc.code, str(exc)))
+
+
+def _unsupported(trigger: str) -> str:
+    why = REFUSED_WHY.get(trigger, "it is not an ADT trigger this engine applies")
+    return f"event {trigger or '(none)'} refused: {why}; kept for replay"
 
 
 class _Undo(Exception):

@@ -26,7 +26,7 @@ def _owners(session: Session, ids: list[Identifier]) -> dict[tuple[str, str], Pa
     return {(s, v): p for s, v, p in rows}
 
 
-def _survivor(session: Session, patient: Patient) -> Patient:
+def survivor(session: Session, patient: Patient) -> Patient:
     seen = set()
     while patient.merged_into_id is not None and patient.id not in seen:
         seen.add(patient.id)
@@ -37,7 +37,7 @@ def _survivor(session: Session, patient: Patient) -> Patient:
 def find(session: Session, ident: Identifier) -> Patient | None:
     """The patient holding this identifier, following merges to the survivor."""
     owner = _owners(session, [ident]).get((ident.system, ident.value))
-    return None if owner is None else _survivor(session, owner)
+    return None if owner is None else survivor(session, owner)
 
 
 def _add_identifiers(session: Session, patient: Patient, ids: list[Identifier],
@@ -68,7 +68,7 @@ def upsert(session: Session, data: PatientData, when: datetime, now: datetime) -
         session.add(patient)
         _add_identifiers(session, patient, data.identifiers, data.mrn, known)
         return patient
-    patient = _survivor(session, owner)
+    patient = survivor(session, owner)
     late = patient.as_of is not None and when < patient.as_of
     changed = _add_identifiers(session, patient, data.identifiers, data.mrn, known)
     for name in _DEMOGRAPHICS:

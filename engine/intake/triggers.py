@@ -6,7 +6,8 @@ every event alike: a stated discharge closes the histories, and the current loca
 care status are read back from them. A new trigger is one handler and one HANDLERS entry.
 
 Event-time ordering: a late message (older than the encounter's state) only fills gaps and
-places its history where it belongs; cancels (A11, A12, A13, A25) always apply.
+places its history where it belongs; cancels (A11, A12, A13, A25, A27, A38, A52, A53) always
+apply. Identity events (A45, A50) change the key first (identity.py), then update here.
 """
 
 from __future__ import annotations
@@ -264,6 +265,49 @@ def cancel_pending_discharge(step: Step) -> None:
     step.notes.append("pending discharge cancelled")
 
 
+def _cancel_planned(step: Step, what: str, admitted_hint: str) -> None:
+    """A38/A27: cancel a stay that is still planned; an admitted or finished one is not
+    what these cancel (refused, so the sender can send the cancel that applies)."""
+    enc = step.enc
+    if enc.id is not None and enc.status not in (EncounterStatus.PLANNED,
+                                                 EncounterStatus.CANCELLED):
+        raise EventError(f"{step.event.trigger} cancels a {what}; visit {enc.visit_number} is "
+                         f"{enc.status}: {admitted_hint}")
+    enc.status = EncounterStatus.CANCELLED
+    enc.pending_discharge_time = None
+    step.notes.append(f"{what} cancelled")
+
+
+def cancel_preadmit(step: Step) -> None:
+    """A38: the pre-admission (A05) is off."""
+    _cancel_planned(step, "pre-admit", "send A11 to cancel an admission")
+
+
+def cancel_pending_admit(step: Step) -> None:
+    """A27: the pending admission (A14) is off."""
+    _cancel_planned(step, "pending admit", "send A11 to cancel an admission")
+
+
+def cancel_leave(step: Step) -> None:
+    """A52: the leave of absence (A21) did not happen: the patient is in again."""
+    if step.enc.status == EncounterStatus.ONLEAVE:
+        step.enc.status = EncounterStatus.IN_PROGRESS
+    step.notes.append("leave of absence cancelled")
+
+
+def cancel_return(step: Step) -> None:
+    """A53: the return from leave (A22) did not happen: the patient is still on leave."""
+    if step.enc.status == EncounterStatus.IN_PROGRESS:
+        step.enc.status = EncounterStatus.ONLEAVE
+    step.notes.append("return from leave cancelled")
+
+
+def rekeyed(step: Step) -> None:
+    """A45 moved visit, A50 changed visit number: the key changed already (identity.py); the
+    PV1 they carry updates the stay like an A08, but implies no status."""
+    _move(step, _start(step, step.when))
+
+
 # trigger -> handler; a trigger not listed (FHIR, say) is an update.
 HANDLERS: dict[str, Handler] = {
     "A01": admit,
@@ -282,4 +326,12 @@ HANDLERS: dict[str, Handler] = {
     "A21": leave_of_absence,
     "A22": update,  # back from leave
     "A25": cancel_pending_discharge,
+    "A27": cancel_pending_admit,
+    "A38": cancel_preadmit,
+    "A45": rekeyed,
+    "A50": rekeyed,
+    "A52": cancel_leave,
+    "A53": cancel_return,
+    "A54": update,  # change attending doctor: PV1-7 is the new one
+    "A55": update,  # cancel change attending doctor: PV1-7 is the one in force again
 }

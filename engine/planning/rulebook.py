@@ -40,6 +40,15 @@ class Evaluation:
     changes: Changes
 
 
+def _stopped(enc: Encounter) -> str | None:
+    """Why no rule may fire for this stay (its outputs are cancelled with it), if so."""
+    if enc.status == EncounterStatus.CANCELLED:
+        return "encounter cancelled"
+    if enc.patient is not None and enc.patient.active is False:
+        return "person inactivated (A29)"
+    return None
+
+
 class Rulebook:
     def __init__(self, book: Book, site: SiteProfile, *, staffing_file: Path | None) -> None:
         self.book = book
@@ -84,12 +93,11 @@ class Rulebook:
         existing = read.outputs[enc.id]
         snap = snapshots.load(enc, existing, read.history[enc.id], read.labs[enc.id])
         derived = self.facts(snap, now)
-        firings = [] if enc.status == EncounterStatus.CANCELLED else self.matcher.match(
-            derived, snap.diagnoses)
+        stopped = _stopped(enc)
+        firings = [] if stopped else self.matcher.match(derived, snap.diagnoses)
         changes = Changes()
         if write:
-            reason = ("encounter cancelled" if enc.status == EncounterStatus.CANCELLED
-                      else "conditions no longer hold")
+            reason = stopped or "conditions no longer hold"
             changes = reconcile(session, self.book, enc, snap, existing,
                                 desired_outputs(self.book, firings, derived.values), now,
                                 self.zone, reason)
@@ -97,7 +105,7 @@ class Rulebook:
                 raised.follow(session, enc, changes.created, changes.cancelled, now,
                               self.staffing)
             enc.evaluated_at = now
-            enc.next_evaluation_at = self.next_boundary(
+            enc.next_evaluation_at = None if stopped else self.next_boundary(
                 snap, derived, now, [*existing, *changes.created])
         return Evaluation(snap, derived, firings, changes)
 

@@ -38,12 +38,18 @@ class Patient(Base):
     sex: Mapped[str | None] = mapped_column(String(limits.SEX))
     address: Mapped[dict[str, Any] | None]
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"))
+    # False after an A29 (delete person information): kept, shown inactive, no work raised.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
     as_of: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, default=1)
-    updated_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(index=True)  # _lastUpdated polls
 
     identifiers: Mapped[list[PatientIdentifier]] = relationship(
         back_populates="patient", cascade="all, delete-orphan"
+    )
+    identity_changes: Mapped[list[IdentityChange]] = relationship(
+        back_populates="patient", order_by="IdentityChange.id",
+        foreign_keys="IdentityChange.patient_id",
     )
 
 
@@ -103,7 +109,7 @@ class Encounter(Base):
     evaluated_at: Mapped[datetime | None]
     as_of: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, default=1)
-    updated_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(index=True)  # _lastUpdated polls
 
     patient: Mapped[Patient] = relationship()
     locations: Mapped[list[LocationStay]] = relationship(
@@ -179,12 +185,40 @@ class PatientMerge(Base):
     message: Mapped[InboundMessage | None] = relationship()
 
 
+class IdentityChange(Base):
+    """The history of an identity event: an identifier or visit number changed (A47, A50),
+    a visit moved between patients (A45), a person inactivated or back (A29). The rows it
+    changed hold only the new state; this keeps the old one and the message that did it."""
+
+    __tablename__ = "identity_change"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trigger: Mapped[str] = mapped_column(String(20))
+    # identifier | visit_number | visit_moved | inactivated | reactivated
+    kind: Mapped[str] = mapped_column(String(20))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
+    from_patient_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"))
+    encounter_id: Mapped[int | None] = mapped_column(ForeignKey("encounter.id"), index=True)
+    system: Mapped[str | None] = mapped_column(String(limits.ID_SYSTEM))
+    old_value: Mapped[str | None] = mapped_column(String(limits.ID_VALUE))
+    new_value: Mapped[str | None] = mapped_column(String(limits.ID_VALUE))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_message.id"))
+    event_time: Mapped[datetime]
+    recorded_at: Mapped[datetime]
+
+    patient: Mapped[Patient] = relationship(back_populates="identity_changes",
+                                            foreign_keys=[patient_id])
+
+
 class InboundMessage(Base):
     """Every input as received, whatever became of it: the store of "nothing is lost"."""
 
     __tablename__ = "inbound_message"
     __table_args__ = (
-        UniqueConstraint("sender", "control_id", name="uq_inbound_sender_control"),
+        # One row per sender, MSH-10 and content: a resend is found by it (and a concurrent
+        # twin fails its insert), while a reused MSH-10 with new content is a new message.
+        UniqueConstraint("sender", "control_id", "content_digest",
+                         name="uq_inbound_sender_control_content"),
         Index("ix_inbound_outcome", "outcome"),
     )
 
@@ -192,13 +226,16 @@ class InboundMessage(Base):
     channel: Mapped[str] = mapped_column(String(10))  # mllp | file | fhir
     sender: Mapped[str | None] = mapped_column(String(limits.SENDER))
     control_id: Mapped[str | None] = mapped_column(String(limits.CONTROL_ID))
+    # What a resend must match besides sender and MSH-10 (engine.intake.path.content_digest);
+    # "" for FHIR inputs, whose identifier alone names them; None on rows from before 0006.
+    content_digest: Mapped[str | None] = mapped_column(String(64))
     message_type: Mapped[str | None] = mapped_column(String(20))
     trigger: Mapped[str | None] = mapped_column(String(20))
     version: Mapped[str | None] = mapped_column(String(20))
     event_time: Mapped[datetime | None]
     received_at: Mapped[datetime]
     raw: Mapped[bytes] = mapped_column(LargeBinary)
-    # accepted | ignored | error (AE, quarantined) | rejected (AR, quarantined)
+    # accepted | ignored (harmless, AA) | error (AE, quarantined) | rejected (AR, quarantined)
     outcome: Mapped[str] = mapped_column(String(10))
     reason: Mapped[str | None] = mapped_column(Text)
     ack: Mapped[str | None] = mapped_column(Text)
@@ -263,7 +300,7 @@ class RuleOutput(Base):
     detail: Mapped[dict[str, Any] | None]
     facts: Mapped[dict[str, Any] | None]
     fired_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(index=True)  # _lastUpdated polls
     ended_at: Mapped[datetime | None]
     end_reason: Mapped[str | None] = mapped_column(String(300))
     version: Mapped[int] = mapped_column(Integer, default=1)

@@ -30,7 +30,8 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False
 )
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
-hl7_app = typer.Typer(no_args_is_help=True, help="HL7 quarantine: list and replay.")
+hl7_app = typer.Typer(no_args_is_help=True,
+                      help="HL7 quarantine: list and replay; what was acknowledged as harmless.")
 app.add_typer(db_app, name="db")
 app.add_typer(hl7_app, name="hl7")
 app.add_typer(rules_app, name="rules")
@@ -279,9 +280,11 @@ def _instant(text: str, zone) -> datetime:
 
 @hl7_app.command("quarantine")
 def quarantine(limit: Annotated[int, typer.Option(help="Rows to show.")] = 50) -> None:
-    """List inputs that were refused (AE/AR) and are kept for replay."""
+    """List inputs that were refused (AE/AR) and are kept for replay (harmless ones
+    acknowledged without being applied: `engine hl7 ignored`)."""
     from sqlalchemy import func, select
 
+    from engine.core.vocabulary import InputOutcome
     from engine.intake.path import QUARANTINED
     from engine.storage.models import InboundMessage
 
@@ -296,6 +299,8 @@ def quarantine(limit: Annotated[int, typer.Option(help="Rows to show.")] = 50) -
             .order_by(InboundMessage.id)
             .limit(limit)
         ).all()
+        ignored_total = session.scalar(
+            select(func.count()).where(InboundMessage.outcome == InputOutcome.IGNORED))
         table = Table("id", "received", "channel", "type", "control id", "outcome", "reason")
         for row in rows:
             table.add_row(
@@ -306,6 +311,48 @@ def quarantine(limit: Annotated[int, typer.Option(help="Rows to show.")] = 50) -
     runtime.close()
     out.print(table)
     out.print(f"{total} quarantined input(s)")
+    if ignored_total:
+        out.print(f"{ignored_total} input(s) acknowledged as harmless and not applied: "
+                  "engine hl7 ignored")
+
+
+@hl7_app.command("ignored")
+def ignored(
+    rows: Annotated[bool, typer.Option("--rows", help="List each message, not only triggers.")]
+    = False,
+    limit: Annotated[int, typer.Option(help="Rows to show with --rows.")] = 50,
+) -> None:
+    """List inputs acknowledged (AA) as harmless and not applied, by trigger, with why."""
+    from sqlalchemy import func, select
+
+    from engine.core.vocabulary import InputOutcome
+    from engine.storage.models import InboundMessage
+
+    runtime = _runtime()
+    is_ignored = InboundMessage.outcome == InputOutcome.IGNORED
+    with runtime.readers() as session:
+        by_trigger = session.execute(
+            select(InboundMessage.trigger, func.count(), func.min(InboundMessage.received_at),
+                   func.max(InboundMessage.received_at), func.max(InboundMessage.reason))
+            .where(is_ignored).group_by(InboundMessage.trigger).order_by(InboundMessage.trigger)
+        ).all()
+        table = Table("trigger", "messages", "first received", "last received", "why")
+        for trigger, count, first, last, why in by_trigger:
+            table.add_row(trigger or "?", str(count), first.strftime("%Y-%m-%d %H:%M:%S"),
+                          last.strftime("%Y-%m-%d %H:%M:%S"), why or "")
+        listed = Table("id", "received", "channel", "type", "control id")
+        if rows:
+            for row in session.scalars(select(InboundMessage).where(is_ignored)
+                                       .order_by(InboundMessage.id).limit(limit)):
+                listed.add_row(str(row.id), row.received_at.strftime("%Y-%m-%d %H:%M:%S"),
+                               row.channel, f"{row.message_type or '?'}^{row.trigger or '?'}",
+                               row.control_id or "")
+    runtime.close()
+    out.print(table)
+    if rows:
+        out.print(listed)
+    total = sum(count for _, count, *_rest in by_trigger)
+    out.print(f"{total} ignored input(s) in {len(by_trigger)} trigger(s)")
 
 
 @hl7_app.command("replay")

@@ -9,10 +9,11 @@ touched. Searching it is itself audited.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import ColumnElement, and_, false, func, or_
 
 from engine.api.auth import require
@@ -91,6 +92,7 @@ def audit_event(row: AuditRecord) -> dict:
     event: dict = {
         "resourceType": "AuditEvent",
         "id": str(row.id),
+        "meta": {"lastUpdated": instant(row.at)},  # recorded once, never changed
         "type": kind,
         "subtype": [subtype],
         "action": row.action if row.action in ACTIONS else "E",
@@ -131,7 +133,7 @@ PARAMS: dict[str, search.Param] = {p.name: p for p in (
     search.Param("_id", "token", "Logical id of the audit event",
                  search.by_id(AuditRecord, "AuditEvent")),
     search.Param("date", "date", "When it was recorded, with prefixes eq ne gt ge lt le sa eb",
-                 search.period(AuditRecord.at, AuditRecord.at)),
+                 search.instant(AuditRecord.at, "date")),
     search.Param("agent", "reference", "Who: the user or client name", _agent_param),
     search.Param("patient", "reference", "The patient whose data was read or changed: "
                  "Patient/<id> or <id>", _patient_param),
@@ -149,14 +151,16 @@ def build_router(answer: Callable[..., JSONResponse], base: Callable[[Request], 
     router = APIRouter(dependencies=[Depends(require(Permission.AUDIT_READ))])
 
     @router.get("/AuditEvent")
-    def search_audit(request: Request, runtime: RuntimeDep) -> JSONResponse:
-        query = search.parse(registry, "AuditEvent", request.query_params.multi_items(),
-                             runtime.site.zone)
+    @router.post("/AuditEvent/_search")
+    def search_audit(request: Request, runtime: RuntimeDep,
+                     asked: Annotated[search.Asked, Depends(search.asked)]) -> Response:
+        query = search.parse(registry, "AuditEvent", asked.items, runtime.site.zone,
+                             strict=asked.strict)
         with runtime.readers() as session:
             page = search.run(session, query)
             entries = [audit_event(r) for r in page.rows]
         audit.note(request, "search", "AuditEvent")
-        return answer(search.bundle(query, page, base(request), entries))
+        return search.respond(query, search.bundle(query, page, base(request), entries))
 
     @router.get("/AuditEvent/{aid}")
     def read_audit(aid: str, request: Request, runtime: RuntimeDep) -> JSONResponse:

@@ -13,26 +13,46 @@ from engine.api.fhir.search import Param, SearchRegistry
 # The rule-output resources this server serves (the router adds their routes from it).
 OUTPUTS: tuple[OutputResource, ...] = (tasks.TASK, flags.FLAG, risk.RISK, proposals.PROPOSAL)
 
+SEARCH_DOC = (
+    "Search (GET [type]?... or POST [type]/_search with a form-encoded body) is lenient, as "
+    "FHIR asks: unknown or unsupported parameters are ignored and the Bundle's self link "
+    "shows only those used; send Prefer: handling=strict to have them refused (400). A "
+    "value a parameter cannot read, a code outside its FHIR value set and an unsupported "
+    "modifier are always refused (400); a code of the value set that is never kept here "
+    "matches nothing. Every type takes _lastUpdated (poll with _lastUpdated=gt<instant>"
+    "&_sort=_lastUpdated), _count (default 50, at most 500; pages link to next/previous), "
+    "_total, _summary=count, _elements (SUBSETTED) and _pretty.")
+
 _INTERACTIONS = {
-    "Patient": ("read", "search-type"),
-    "Encounter": ("read", "search-type", "create", "update"),
+    "Patient": ("read", "vread", "search-type"),
+    "Encounter": ("read", "vread", "search-type", "create", "update"),
     "AuditEvent": ("read", "search-type"),
-    "Observation": ("create",),
+    "Observation": ("create", "read"),
 }
+# Only the current version of a resource is kept: vread answers it, older versions are 404.
+# Updates check If-Match where the server offers them (versioned-update).
+_VERSIONING = {"Observation": "no-version"}
+_CONDITIONAL_CREATE = frozenset({"Encounter"})
 _DOCS = {
     "Patient": "Patients known from ADT feeds and FHIR transactions. Merged patients "
                "(A40) stay readable with active=false and a replaced-by link.",
     "Encounter": "Hospital encounters. Create and update enter the same path as HL7 ADT: "
                  "the visit number (identifier) is required and identifies the encounter; "
                  "updates merge (absent elements keep their value); diagnoses are contained "
-                 "Conditions.",
+                 "Conditions. PUT honours If-Match (W/\"n\" or \"n\"; 412 when stale); "
+                 "POST honours If-None-Exist (0 matches: create, 1: that Encounter "
+                 "unchanged, 200; more: 412). vread answers the current version only. "
+                 "Writes honour Prefer: return=minimal|representation|OperationOutcome.",
     "AuditEvent": "The audit trail: every read, search and change of patient data, every "
                   "refused request and every sign-in, with who, what, when and the outcome. "
                   "Administrators only.",
     "Observation": "Lab results for the readmission scores: LOINC 718-7 hemoglobin (g/dL or "
                    "g/L) and 2951-2 sodium (mmol/L or mEq/L) as valueQuantity, with "
-                   "effective[x]; other codes are acknowledged and not kept. The same path "
-                   "as HL7 ORU^R01; entered-in-error withdraws a result.",
+                   "effective[x]; other codes are acknowledged (200, an OperationOutcome "
+                   "of severity information) and not kept. The same path as HL7 ORU^R01; "
+                   "entered-in-error withdraws a result. Read answers a kept result (where "
+                   "the create's Location points); no versions, no conditional create. "
+                   "Prefer: return=representation answers the kept result.",
 }
 
 
@@ -47,10 +67,11 @@ def _resource(registry: SearchRegistry, name: str, doc: str,
         "profile": f"http://hl7.org/fhir/StructureDefinition/{name}",
         "documentation": doc,
         "interaction": [{"code": code} for code in interactions],
-        "versioning": "versioned",
+        "versioning": _VERSIONING.get(name, "versioned-update" if "update" in interactions
+                                      else "versioned"),
         "readHistory": False,
         "updateCreate": False,
-        "conditionalCreate": False,
+        "conditionalCreate": name in _CONDITIONAL_CREATE,
         "conditionalUpdate": False,
         "conditionalDelete": "not-supported",
         "searchParam": [_search_param(p) for p in registry.params(name).values()],
@@ -81,9 +102,7 @@ def capability_statement(published: datetime, base_url: str, registry: SearchReg
         "format": ["json"],
         "rest": [{
             "mode": "server",
-            "documentation": "Search is strict: unknown parameters are refused (400). Pages "
-                             "default to 50 entries (_count, at most 500) and link to the "
-                             "next/previous page. Transaction Bundles may carry Patient, "
+            "documentation": SEARCH_DOC + " Transaction Bundles may carry Patient, "
                              "Encounter, Condition, Coverage and Observation entries.",
             "security": {
                 "cors": False,

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, exists, or_
+from sqlalchemy import ColumnElement, and_, exists, false, or_
 
-from engine.api.fhir.search import Param, by_id, date_range, period, reference, string, token
+from engine.api.fhir.search import (
+    Param,
+    by_id,
+    date_range,
+    period,
+    reference,
+    string,
+    token,
+    unused_code,
+)
 from engine.core.errors import InvalidInput, Malformed
+from engine.fhir import value_sets
 from engine.fhir import vocabulary as v
 from engine.storage.models import Encounter, LocationStay, Patient, PatientIdentifier
 
@@ -74,19 +84,21 @@ _patient_ref = reference(Encounter.patient_id, "Patient")
 
 
 def _status(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]:
-    stored = v.STATUS_IN.get(text)  # FHIR's finer states fold the way input folds them
+    code = token(text)[1]
+    stored = v.STATUS_IN.get(code)  # FHIR's finer states fold the way input folds them
     if stored is None:
-        raise InvalidInput(f"status={text!r} is not an Encounter status this server keeps: "
-                           f"use {', '.join(v.STATUS_IN)}")
+        return unused_code("status", code, v.STATUS_IN, value_sets.ENCOUNTER_STATUS)
     return Encounter.status == stored
 
 
 def _class(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]:
     system, code = token(text)
+    if system not in (None, "", v.V3_ACT_CODE):
+        return false()  # the binding is extensible; no class of another system is kept
     care_status = v.CARE_STATUS_BY_CLASS.get(code)
-    if care_status is None or system not in (None, v.V3_ACT_CODE):
-        raise InvalidInput(f"class={text!r} is not a v3 ActCode class this server keeps: "
-                           f"use {', '.join(sorted(v.CARE_STATUS_BY_CLASS))}")
+    if care_status is None:
+        return unused_code("class", code, sorted(v.CARE_STATUS_BY_CLASS),
+                           value_sets.ENCOUNTER_CLASS)
     return Encounter.care_status == care_status
 
 

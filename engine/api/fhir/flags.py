@@ -5,6 +5,7 @@ from __future__ import annotations
 from engine.api.fhir import resources
 from engine.api.fhir import rule_outputs as ro
 from engine.core.vocabulary import OutputKind, OutputStatus
+from engine.fhir import value_sets
 from engine.storage.models import RuleOutput
 
 FLAG_SYSTEM = "urn:engine:flag"
@@ -28,6 +29,6 @@ FLAG = ro.OutputResource(
     name="Flag", kind=OutputKind.FLAG,
     doc="Flags the rules raise on a stay (complex patient, readmission risk...): active "
         "while the rule holds, inactive (with period.end) once it stopped holding.",
-    params=ro.output_params(STATUS, "code", f"The flag ({FLAG_SYSTEM})"),
+    params=ro.output_params(STATUS, value_sets.FLAG_STATUS, "code", f"The flag ({FLAG_SYSTEM})"),
     render=ro.per_row(flag),
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from engine.api.fhir import resources
 from engine.api.fhir import rule_outputs as ro
 from engine.core.vocabulary import OutputKind, OutputStatus
+from engine.fhir import value_sets
 from engine.storage.models import RuleOutput
 
 TRANSITION_SYSTEM = "urn:engine:transition"
@@ -31,6 +32,7 @@ PROPOSAL = ro.OutputResource(
     doc="Proposed transitions of care (intent=proposal): code the transition (irf, snf, "
         "home_health, outpatient_followup, home, hospice, ltach), reasonCode the reasons, "
         "note the confidence. Revoked when the rules stop proposing it.",
-    params=ro.output_params(STATUS, "code", f"The transition ({TRANSITION_SYSTEM})"),
+    params=ro.output_params(STATUS, value_sets.REQUEST_STATUS, "code",
+                            f"The transition ({TRANSITION_SYSTEM})"),
     render=ro.per_row(service_request),
 )

@@ -1,5 +1,8 @@
 """Engine state as FHIR R4 Patient and Encounter JSON, built as plain dicts.
 
+Lab results read back as Observations (the row the engine keeps: code, value in the
+engine's unit, effective time), so the Location of an Observation create resolves.
+
 Search pages serialise dozens of these per request, so they are dicts (a few microseconds)
 rather than fhir.resources models (hundreds); tests validate every shape against the R4B
 models. Location references are display-only (we keep no Location resources) plus an
@@ -14,7 +17,20 @@ from email.utils import format_datetime
 
 from engine.core.vocabulary import EncounterStatus
 from engine.fhir import vocabulary as v
-from engine.storage.models import Diagnosis, Encounter, LocationStay, Patient, StatusPeriod
+from engine.storage.models import (
+    Diagnosis,
+    Encounter,
+    LabResult,
+    LocationStay,
+    Patient,
+    StatusPeriod,
+)
+
+UCUM = "http://unitsofmeasure.org"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+# A result's status as sent (HL7 OBX-11 or the Observation's own) -> FHIR Observation.status
+_RESULT_STATUS = {"F": "final", "C": "corrected", "P": "preliminary", "R": "preliminary",
+                  "A": "amended", "S": "preliminary", "I": "registered"}
 
 
 def instant(when: datetime) -> str:
@@ -66,7 +82,7 @@ def patient(row: Patient, replaces: list[int] | None = None) -> dict:
               for i in sorted(row.identifiers, key=lambda i: (not i.is_mrn, i.id or 0))]
     if idents:
         out["identifier"] = idents
-    out["active"] = row.merged_into_id is None
+    out["active"] = row.merged_into_id is None and row.active is not False  # A40, A29
     given = [g for g in (row.given, row.middle) if g]
     if row.family or given:
         name: dict = {"use": "official"}
@@ -234,4 +250,26 @@ def encounter(row: Encounter) -> dict:
                  if not s.cancelled and (s.unit or s.room or s.bed)]
     if locations:
         out["location"] = locations
+    return out
+
+
+def observation(row: LabResult, encounter_id: int | None = None) -> dict:
+    """A kept lab result as an Observation; it has no versions (meta.lastUpdated only)."""
+    status = row.status if row.status in v.OBSERVATION_STATUSES else \
+        _RESULT_STATUS.get(row.status or "", "final")
+    out: dict = {
+        "resourceType": "Observation",
+        "id": str(row.id),
+        "meta": {"lastUpdated": instant(row.recorded_at)},
+        "status": status,
+        "category": [{"coding": [v.coding(OBSERVATION_CATEGORY, "laboratory", "Laboratory")]}],
+        "code": {"coding": [v.coding(v.LOINC, row.code)], "text": row.name},
+        "subject": {"reference": f"Patient/{row.patient_id}"},
+    }
+    if encounter_id is not None:
+        out["encounter"] = {"reference": f"Encounter/{encounter_id}"}
+    out["effectiveDateTime"] = instant(row.effective_at)
+    out["issued"] = instant(row.recorded_at)
+    out["valueQuantity"] = {"value": row.value, "unit": row.unit, "system": UCUM,
+                            "code": row.unit}
     return out

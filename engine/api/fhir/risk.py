@@ -6,6 +6,7 @@ from __future__ import annotations
 from engine.api.fhir import resources
 from engine.api.fhir import rule_outputs as ro
 from engine.core.vocabulary import OutputKind, OutputStatus
+from engine.fhir import value_sets
 from engine.storage.models import RuleOutput
 
 SCORE_SYSTEM = "urn:engine:score"
@@ -48,6 +49,7 @@ RISK = ro.OutputResource(
     doc="Scores the rules compute (LACE, HOSPITAL): the value (extension score-value), "
         "qualitativeRisk high or low against the score's threshold, basis its components. "
         "Search `method` by score name (lace, hospital).",
-    params=ro.output_params(STATUS, "method", f"The score ({SCORE_SYSTEM})"),
+    params=ro.output_params(STATUS, value_sets.OBSERVATION_STATUS, "method",
+                            f"The score ({SCORE_SYSTEM})"),
     render=ro.per_row(risk_assessment),
 )

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
@@ -23,7 +23,7 @@ from engine.api.deps import RuntimeDep
 from engine.api.fhir import includes, resources, search
 from engine.api.fhir.search import Param
 from engine.api.security import audit
-from engine.core.errors import InvalidInput, NotFound
+from engine.core.errors import NotFound
 from engine.core.roles import Permission, Principal
 from engine.fhir.outcome import FHIR_JSON
 from engine.storage.models import RuleOutput
@@ -101,13 +101,15 @@ def token_param(column: Any, what: str, doc: str) -> Param:
     return Param(what, "token", doc, build)
 
 
-def status_param(by_status: Mapping[str, tuple[str, ...]]) -> Param:
-    """The FHIR status of an output resource, from the rule engine's view of it."""
+def status_param(by_status: Mapping[str, tuple[str, ...]], value_set: tuple[str, ...]) -> Param:
+    """The FHIR status of an output resource, from the rule engine's view of it; the other
+    codes of its FHIR `value_set` match nothing."""
 
     def build(text: str, _m: str | None, _z: Any) -> ColumnElement[bool]:
-        if text not in by_status:
-            raise InvalidInput(f"status={text!r}: use {', '.join(by_status)}")
-        return RuleOutput.status.in_(by_status[text])
+        code = text.rpartition("|")[2]
+        if code not in by_status:
+            return search.unused_code("status", code, by_status, value_set)
+        return RuleOutput.status.in_(by_status[code])
 
     return Param("status", "token", " | ".join(by_status), build)
 
@@ -129,10 +131,10 @@ def common_params() -> dict[str, Param]:
     )}
 
 
-def output_params(by_status: Mapping[str, tuple[str, ...]], code_name: str,
-                  code_doc: str) -> dict[str, Param]:
+def output_params(by_status: Mapping[str, tuple[str, ...]], value_set: tuple[str, ...],
+                  code_name: str, code_doc: str) -> dict[str, Param]:
     """The search parameters of a flag, score or proposal resource."""
-    return {**common_params(), "status": status_param(by_status),
+    return {**common_params(), "status": status_param(by_status, value_set),
             code_name: token_param(RuleOutput.code, code_name, code_doc)}
 
 
@@ -199,9 +201,10 @@ def add_routes(router: APIRouter, resource: OutputResource,
     reader = Depends(require(Permission.PATIENT_READ))
 
     def search_outputs(request: Request, runtime: RuntimeDep,
-                       _caller: Principal = reader) -> JSONResponse:
-        query = search.parse(registry, resource.name, request.query_params.multi_items(),
-                             runtime.site.zone)
+                       asked: Annotated[search.Asked, Depends(search.asked)],
+                       _caller: Principal = reader) -> Response:
+        query = search.parse(registry, resource.name, asked.items, runtime.site.zone,
+                             strict=asked.strict)
         with runtime.readers() as session:
             page = search.run(session, query)
             entries = resource.render(session, page.rows, runtime.staffing)
@@ -210,7 +213,8 @@ def add_routes(router: APIRouter, resource: OutputResource,
             audit.note(request, "search", resource.name, str(row.id), row.patient_id)
         for body in included:
             audit.note(request, "search", body["resourceType"], body["id"], _patient_of(body))
-        return json_response(search.bundle(query, page, base_url(request), entries, included))
+        return search.respond(query, search.bundle(query, page, base_url(request), entries,
+                                                   included))
 
     def read_output(oid: str, request: Request, runtime: RuntimeDep,
                     _caller: Principal = reader) -> JSONResponse:
@@ -222,5 +226,7 @@ def add_routes(router: APIRouter, resource: OutputResource,
 
     router.add_api_route(f"/{resource.name}", search_outputs, methods=["GET"],
                          name=f"search_{resource.name}")
+    router.add_api_route(f"/{resource.name}/_search", search_outputs, methods=["POST"],
+                         name=f"post_search_{resource.name}")
     router.add_api_route(f"/{resource.name}/{{oid}}", read_output, methods=["GET"],
                          name=f"read_{resource.name}")

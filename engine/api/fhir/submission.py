@@ -8,7 +8,12 @@ engine error it is (engine.core.errors), the HTTP edge answering it by family
 answer goes out only after the commit (store, then acknowledge).
 
 POST Encounter is keyed by the visit number: a visit already on file is updated (200)
-rather than duplicated; a new one is created (201).
+rather than duplicated; a new one is created (201). An update's If-Match and a create's
+If-None-Exist are checked in the write's transaction (engine.api.fhir.preconditions): a
+stale or ambiguous write is refused (412) and kept like any refusal; a create whose
+condition matches one encounter is stored as ignored and answered with it (200). An
+Observation with a code the engine does not use is stored as ignored and answered 200
+with an informational OperationOutcome.
 
 A transaction Bundle is one input, applied whole or refused whole. A batch Bundle is applied
 piece by piece (engine.fhir.inbound.Unit: a Patient; an Encounter with what folds into it;
@@ -27,10 +32,18 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
-from engine.api.fhir import references, resources
+from engine.api.fhir import preconditions, references, resources
 from engine.api.fhir.body import Submitted
+from engine.api.fhir.search import SearchRegistry
 from engine.api.outcomes import FhirError
-from engine.core.errors import EngineError, NotApplicable, NotFound, StorageUnavailable
+from engine.core.errors import (
+    Conflict,
+    EngineError,
+    Malformed,
+    NotApplicable,
+    NotFound,
+    StorageUnavailable,
+)
 from engine.core.events import EventError, Identifier
 from engine.core.vocabulary import Channel, InputOutcome
 from engine.fhir import inbound, reading
@@ -38,6 +51,7 @@ from engine.fhir.envelope import Context, wrap
 from engine.fhir.outcome import outcome
 from engine.fhir.reading import InvalidFhir
 from engine.intake import patients
+from engine.intake.path import Precondition
 from engine.storage.models import Encounter, LabResult, Patient
 
 log = logging.getLogger("engine.fhir")
@@ -48,9 +62,23 @@ ENCOUNTER_LOAD = (selectinload(Encounter.locations), selectinload(Encounter.stat
 
 @dataclass(slots=True)
 class Answer:
+    """What a write answers: `body` by default; `resource` (return=representation) and
+    `note` (return=OperationOutcome) when they differ from it."""
+
     status: int
     body: dict
     headers: dict[str, str] = field(default_factory=dict)
+    resource: dict | None = None
+    note: str | None = None
+    action: str | None = None  # what it did, for the audit (None: create or update by status)
+
+
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    """The conditional headers of a write, as sent (None: absent)."""
+
+    if_match: str | None = None
+    if_none_exist: str | None = None
 
 
 def _stored_form(raw: bytes, context: Context) -> bytes:
@@ -78,10 +106,31 @@ def _refuse(runtime, raw: bytes, caller: str,
     return error
 
 
+def _precondition(runtime, registry: SearchRegistry | None, conditions: Conditions,
+                  interaction: str, target: str | None, resource: str) -> Precondition | None:
+    """The check an update's If-Match or a create's If-None-Exist asks for; an engine error
+    (400) when the header cannot be used."""
+    if interaction == "update" and conditions.if_match is not None and target is not None:
+        expected = preconditions.if_match(conditions.if_match)
+        assert expected is not None
+        return preconditions.CurrentVersion(int(target.partition("/")[2]), expected)
+    if interaction == "create" and conditions.if_none_exist is not None:
+        if resource != "Encounter" or registry is None:
+            raise Malformed(f"If-None-Exist is not supported on {resource}: this server "
+                            "keeps lab results, not Observation resources to search; send the "
+                            "Observation without it (a resend of a result updates it)")
+        return preconditions.none_exist(registry, resource, conditions.if_none_exist,
+                                        runtime.site)
+    return None
+
+
 def submit(runtime, body: Submitted, interaction: str, base: str,
-           target: str | None = None, resource: str = "Encounter") -> Answer:
+           target: str | None = None, resource: str = "Encounter",
+           conditions: Conditions = Conditions(),
+           registry: SearchRegistry | None = None) -> Answer:
     """Store and apply one create, update or transaction; raise the refusal (an engine
-    error, or the FhirError of a media type not accepted) when refused."""
+    error, or the FhirError of a media type not accepted) when refused. `registry` reads
+    an If-None-Exist condition."""
     now = runtime.clock.now()
     context = Context(interaction, target, resources.instant(now))
     if body.problem is not None:
@@ -110,15 +159,24 @@ def submit(runtime, body: Submitted, interaction: str, base: str,
     if mapping.batch:
         return _batch(runtime, body, context, mapping, base)
     try:
+        check = _precondition(runtime, registry, conditions, interaction, target, resource)
+    except EngineError as exc:
+        raise _refuse(runtime, raw, body.caller, exc) from None
+    not_kept = [r.not_kept for r in mapping.entries if r.not_kept]
+    try:
         with runtime.readers() as session:
             before = _on_file(session, mapping)
-        receipt = runtime.intake.events(raw, channel=Channel.FHIR, sender=body.caller,
-                                        control_id=mapping.control_id, events=mapping.events)
+        receipt = runtime.intake.events(
+            raw, channel=Channel.FHIR, sender=body.caller, control_id=mapping.control_id,
+            events=mapping.events, precondition=check,
+            ignored=None if mapping.events else "; ".join(not_kept))
+    except Conflict as exc:  # stale (If-Match) or ambiguous (If-None-Exist): nothing applied
+        raise _refuse(runtime, raw, body.caller, exc) from None
     except SQLAlchemyError as exc:
         log.error("storage unavailable; FHIR input not applied: %s", type(exc).__name__)
         raise StorageUnavailable(STORAGE_DOWN) from exc
     refused = (InputOutcome.ERROR, InputOutcome.REJECTED, InputOutcome.UNAVAILABLE)
-    if receipt.outcome in refused or receipt.reason:
+    if receipt.outcome in refused or (receipt.reason and receipt.outcome != InputOutcome.IGNORED):
         reason = receipt.reason or f"input {receipt.outcome}"
         if receipt.outcome == InputOutcome.UNAVAILABLE:
             raise StorageUnavailable(reason)
@@ -128,7 +186,12 @@ def submit(runtime, body: Submitted, interaction: str, base: str,
     with runtime.readers() as session:
         if interaction == "transaction":
             return Answer(200, _transaction_response(session, mapping, before, base))
+        if isinstance(check, preconditions.NoneExist) and check.matched is not None:
+            return _matched_answer(session, check.matched, receipt.reason or "", base)
         if resource == "Observation":
+            if receipt.outcome == InputOutcome.IGNORED:
+                return Answer(200, outcome(receipt.reason or "Observation not kept",
+                                           code="informational", severity="information"))
             return _observation_answer(session, receipt.message_id, base)
         return _encounter_answer(session, mapping, before, base, interaction)
 
@@ -173,8 +236,8 @@ def _issues(result: inbound.EntryResult) -> list[dict]:
     """Information (what an unkept entry was, and what it was read for) and warnings (values
     not kept) of one entry, as OperationOutcome issues."""
     issues = []
-    if not result.kept and result.unkept:
-        text = result.unkept + "".join(f"; read as {use}" for use in result.used)
+    if result.not_kept:
+        text = result.not_kept + "".join(f"; read as {use}" for use in result.used)
         issues.append({"severity": "information", "code": "informational", "diagnostics": text})
     issues += [{"severity": "warning", "code": "too-long", "diagnostics": w}
                for w in result.warnings]
@@ -245,8 +308,8 @@ def _batch(runtime, body: Submitted, context: Context, mapping: inbound.Mapping,
                                             events=unit.events)
             if receipt.outcome == InputOutcome.UNAVAILABLE:
                 raise StorageUnavailable(receipt.reason or STORAGE_DOWN)
-            if receipt.outcome in (InputOutcome.ERROR, InputOutcome.REJECTED) or \
-                    receipt.reason:
+            if receipt.outcome in (InputOutcome.ERROR, InputOutcome.REJECTED) or (
+                    receipt.reason and receipt.outcome != InputOutcome.IGNORED):
                 for member in unit.members:
                     refused.setdefault(member, receipt.reason or f"input {receipt.outcome}")
             elif receipt.outcome == InputOutcome.DUPLICATE:
@@ -254,7 +317,9 @@ def _batch(runtime, body: Submitted, context: Context, mapping: inbound.Mapping,
                     [], [mapping.entries[m] for m in unit.members]))
         if not mapping.units and not refused:  # only entries the engine does not keep
             runtime.intake.events(wrap(body.raw, context), channel=Channel.FHIR,
-                                  sender=body.caller, control_id=mapping.control_id, events=[])
+                                  sender=body.caller, control_id=mapping.control_id, events=[],
+                                  ignored="; ".join(r.not_kept for r in mapping.entries
+                                                    if r.not_kept) or "nothing to apply")
     except SQLAlchemyError as exc:
         log.error("storage unavailable; FHIR batch not applied: %s", type(exc).__name__)
         raise StorageUnavailable(STORAGE_DOWN) from exc
@@ -271,12 +336,24 @@ def _encounter_answer(session: Session, mapping: inbound.Mapping, before: set, b
     if row is None:
         raise FhirError(500, "the encounter was stored but cannot be read back")
     created = interaction == "create" and _key("Encounter", visit) not in before
-    headers = {
-        "Location": f"{base}/Encounter/{row.id}/_history/{row.version}",
-        "ETag": resources.etag(row.version),
-        "Last-Modified": resources.http_date(row.updated_at),
-    }
-    return Answer(201 if created else 200, resources.encounter(row), headers)
+    done = "created" if created else "updated"
+    return Answer(201 if created else 200, resources.encounter(row), _headers(row, base),
+                  note=f"Encounter/{row.id} {done}; now at version {row.version}")
+
+
+def _headers(row: Encounter, base: str) -> dict[str, str]:
+    return {"Location": f"{base}/Encounter/{row.id}/_history/{row.version}",
+            "ETag": resources.etag(row.version),
+            "Last-Modified": resources.http_date(row.updated_at)}
+
+
+def _matched_answer(session: Session, encounter_id: int, note: str, base: str) -> Answer:
+    """A conditional create that matched one encounter: that encounter, unchanged."""
+    row = session.get(Encounter, encounter_id, options=list(ENCOUNTER_LOAD))
+    if row is None:
+        raise FhirError(500, "the matching encounter cannot be read back")
+    # Nothing changed, but the caller now sees the encounter: audited as a read.
+    return Answer(200, resources.encounter(row), _headers(row, base), note=note, action="read")
 
 
 def _observation_answer(session: Session, message_id: int | None, base: str) -> Answer:
@@ -290,4 +367,15 @@ def _observation_answer(session: Session, message_id: int | None, base: str) -> 
     return Answer(201, outcome(f"Observation stored as lab result {row.id} ({row.name} "
                                f"{row.value:g} {row.unit})", code="informational",
                                severity="information"),
-                  {"Location": f"{base}/Observation/{row.id}"})
+                  {"Location": f"{base}/Observation/{row.id}",
+                   "Last-Modified": resources.http_date(row.recorded_at)},
+                  resource=resources.observation(row, lab_encounter_id(session, row)))
+
+
+def lab_encounter_id(session: Session, row: LabResult) -> int | None:
+    """The encounter a lab result was ordered in, when it is on file."""
+    if row.visit_system is None or row.visit_number is None:
+        return None
+    found = _encounter(session, Identifier(row.visit_system, row.visit_number, "VN"),
+                       load=False)
+    return found.id if found is not None else None

@@ -9,7 +9,7 @@ hold, cancel or decline), `owner` (a reassignment: needs task:assign), and notes
 at the end of `note`. Server-managed elements (meta, lastModified, executionPeriod,
 businessStatus, text) are ignored. Any other difference is refused (422) naming the
 elements, so a client never believes it changed what it did not. `If-Match: W/"<version>"`
-must name the current version (412 otherwise).
+must name the current version (412 otherwise; engine.api.fhir.preconditions).
 
 The change runs as one transaction: lifecycle steps, then the re-evaluation of the
 encounter (the one path), then the commit.
@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from engine.api.auth import require
 from engine.api.deps import RuntimeDep
-from engine.api.fhir import search
+from engine.api.fhir import preconditions, search
 from engine.api.fhir.rule_outputs import json_response
 from engine.api.fhir.tasks import TASK, owner_name, task
 from engine.api.outcomes import FhirError
@@ -119,13 +119,7 @@ def diff(current: dict, wanted: Any) -> Change:
 
 
 def if_match(request: Request) -> int | None:
-    header = request.headers.get("if-match")
-    if header is None:
-        return None
-    text = header.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise Malformed(f"If-Match {header!r}: send the ETag you read, like W/\"3\"")
-    return int(text)
+    return preconditions.if_match(request.headers.get("if-match"))
 
 
 async def _body(request: Request, accepted: tuple[str, ...], max_bytes: int) -> Any:

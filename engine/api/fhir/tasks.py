@@ -30,6 +30,7 @@ from engine.api.fhir.rule_outputs import (
 )
 from engine.api.fhir.search import Param
 from engine.core.vocabulary import TERMINAL_TASK_STATUSES, OutputKind, TaskStatus
+from engine.fhir import value_sets
 from engine.storage.models import RuleOutput, TaskEvent
 from engine.work.history import notes
 from engine.work.lifecycle import READY, STATUSES
@@ -137,9 +138,10 @@ PARAMS: dict[str, Param] = {**common_params(), **{p.name: p for p in (
     Param("owner", "reference", "The person: a user name, Practitioner/<user name> or "
           f"{USER_SYSTEM}|<user name>", _owner),
     Param("status", "token", " | ".join(STATUSES),
-          search.choice("status", RuleOutput.task_status, STATUSES)),
+          search.choice("status", RuleOutput.task_status, STATUSES, value_sets.TASK_STATUS)),
     Param("priority", "token", " | ".join(PRIORITIES),
-          search.choice("priority", RuleOutput.priority, PRIORITIES)),
+          search.choice("priority", RuleOutput.priority, PRIORITIES,
+                        value_sets.REQUEST_PRIORITY)),
     token_param(RuleOutput.code, "code", f"The task type ({TASK_TYPE_SYSTEM})"),
     Param("focus", "reference", "The encounter the task is about",
           search.reference(RuleOutput.encounter_id, "Encounter")),

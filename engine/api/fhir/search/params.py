@@ -60,7 +60,7 @@ def split_values(text: str) -> list[str]:
 # -- dates -------------------------------------------------------------------------------------
 _DATE = re.compile(
     r"(?P<prefix>eq|ne|gt|lt|ge|le|sa|eb|ap)?(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
-    r"(?:T(?P<H>\d{2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.\d+)?)?"
+    r"(?:T(?P<H>\d{2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.(?P<F>\d{1,9}))?)?"
     r"(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?\Z"
 )
 
@@ -86,7 +86,11 @@ def date_range(name: str, text: str, zone: ZoneInfo) -> tuple[str, datetime, dat
                        tzinfo=tz)
     except ValueError as exc:
         raise Malformed(f"{name}={text!r} is not a valid date: {exc}") from exc
-    if m["S"]:
+    if m["F"]:  # a polling client echoes meta.lastUpdated: its precision is the fraction
+        digits = min(len(m["F"]), 6)
+        low = low.replace(microsecond=int(m["F"][:digits].ljust(6, "0")))
+        high = low + timedelta(microseconds=10 ** (6 - digits))
+    elif m["S"]:
         high = low + timedelta(seconds=1)
     elif m["H"]:
         high = low + timedelta(minutes=1)
@@ -99,11 +103,11 @@ def date_range(name: str, text: str, zone: ZoneInfo) -> tuple[str, datetime, dat
     return prefix, low, high
 
 
-def period(start: Any, end: Any) -> Build:
+def period(start: Any, end: Any, name: str = "date") -> Build:
     """A date parameter over a period (start, end); an open end means ongoing."""
 
     def build(text: str, _modifier: str | None, zone: ZoneInfo) -> ColumnElement[bool]:
-        prefix, low, high = date_range("date", text, zone)
+        prefix, low, high = date_range(name, text, zone)
         has_start, ongoing = start.isnot(None), end.is_(None)
         return {
             "eq": and_(start >= low, end.isnot(None), end < high),
@@ -161,13 +165,30 @@ def string(*columns: Any) -> Build:
     return build
 
 
-def choice(name: str, column: Any, allowed: tuple[str, ...]) -> Build:
-    """A token parameter `name` on `column` that takes one of `allowed` codes; any other
-    code is a 400 listing them."""
+def choice(name: str, column: Any, allowed: tuple[str, ...],
+           value_set: tuple[str, ...] = ()) -> Build:
+    """A token parameter `name` on `column` that takes one of `allowed` codes. A code of the
+    FHIR `value_set` the engine never keeps matches nothing; any other code is a 400."""
 
     def build(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]:
-        if text not in allowed:
-            raise InvalidInput(f"{name}={text!r}: use {', '.join(allowed)}")
-        return column == text
+        code = token(text)[1]
+        if code in allowed:
+            return column == code
+        return unused_code(name, code, allowed, value_set)
 
     return build
+
+
+def unused_code(name: str, code: str, kept: Any, value_set: tuple[str, ...]
+                ) -> ColumnElement[bool]:
+    """A code the engine does not keep: nothing has it when it is in the FHIR value set (a
+    client may ask for every status FHIR defines); otherwise a typo, refused."""
+    if code in value_set:
+        return false()
+    raise InvalidInput(f"{name}={code!r} is not a code of its FHIR value set; this server "
+                       f"keeps {', '.join(kept)}")
+
+
+def instant(column: Any, name: str) -> Build:
+    """A date parameter on an instant column (`_lastUpdated`, when recorded)."""
+    return period(column, column, name)

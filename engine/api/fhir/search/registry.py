@@ -8,17 +8,14 @@ from typing import Any
 
 from sqlalchemy import ColumnElement
 
-from engine.api.fhir.search.params import Param
+from engine.api.fhir.search.params import Param, instant
+
+LAST_UPDATED = "_lastUpdated"
 
 
 @dataclass(frozen=True, slots=True)
 class Searchable:
-    """One resource type's search: its table, parameters, sort keys and includes.
-
-    `sorts` None: `_sort` and `_include` are not result parameters of this type (they are
-    refused as unknown parameters); a dict, even empty: they are, refused with the keys and
-    includes the type has.
-    """
+    """One resource type's search: its table, parameters, sort keys and includes."""
 
     model: Any
     params: dict[str, Param]
@@ -35,15 +32,27 @@ class SearchRegistry:
 
     def add(self, resource: str, model: Any, params: dict[str, Param], *,
             base: ColumnElement[bool] | None = None, sorts: dict[str, Any] | None = None,
-            includes: tuple[str, ...] = ()) -> None:
-        """Make a resource type searchable: its table, parameters, sort keys and includes."""
+            includes: tuple[str, ...] = (), updated: Any = None) -> None:
+        """Make a resource type searchable: its table, parameters, sort keys and includes.
+
+        Every type is searchable and sortable by `_lastUpdated` (an EHR polls for changes
+        with `_lastUpdated=gt<last seen>&_sort=_lastUpdated`), on `updated` (the model's
+        updated_at unless given): the instant its meta.lastUpdated shows."""
         if resource in self._types:
             raise ValueError(f"{resource} is already searchable")
-        self._types[resource] = Searchable(model, dict(params), base,
-                                           None if sorts is None else dict(sorts), includes)
+        column = model.updated_at if updated is None else updated
+        polled = Param(LAST_UPDATED, "date", "When the resource last changed (meta."
+                       "lastUpdated), with prefixes eq ne gt ge lt le sa eb; sort by it with "
+                       "_sort=_lastUpdated", instant(column, LAST_UPDATED))
+        self._types[resource] = Searchable(
+            model, {**params, LAST_UPDATED: polled}, base,
+            {**(sorts or {}), LAST_UPDATED: column}, includes)
 
     def __getitem__(self, resource: str) -> Searchable:
         return self._types[resource]
+
+    def __contains__(self, resource: object) -> bool:
+        return resource in self._types
 
     def params(self, resource: str) -> dict[str, Param]:
         """The parameters of a type; none for a type that cannot be searched."""
