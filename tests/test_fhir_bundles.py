@@ -203,12 +203,12 @@ def test_a_transaction_with_one_unusable_entry_changes_nothing(http, fhir):
         if res["resourceType"] == "Encounter":
             res["identifier"][1]["value"] = "VE910093"
             entry["request"]["url"] = f"Encounter?identifier={MRN}|VE910093"
-        if res["resourceType"] == "Condition" and res["code"]["coding"][0]["code"] == "E11.9":
-            res["code"]["coding"][0]["system"] = "http://snomed.info/sct"
+        if res["resourceType"] == "Coverage":
+            res["beneficiary"] = {"reference": "urn:uuid:00000000-0000-4000-8000-00000000dead"}
     doc.pop("identifier")
     response = post(http, doc)
     assert response.status_code == 422
-    assert "ICD-10-CM" in response.json()["issue"][0]["diagnostics"]
+    assert "neither in this Bundle" in response.json()["issue"][0]["diagnostics"]
     assert fhir.resources("Patient").search(identifier=f"{MRN}|910093").fetch_all() == []
 
 

@@ -310,8 +310,6 @@ def test_a_stored_batch_piece_replays_only_its_own_entries():
      "has no MRN: send an identifier with system urn:engine:id:GENHOSP"),
     (lambda b: b["entry"][1]["resource"]["class"].update(code="HH"), "class 'HH'"),
     (lambda b: b["entry"][2]["resource"].pop("encounter"), "not linked to an Encounter"),
-    (lambda b: b["entry"][2]["resource"]["code"]["coding"][0].update(system="http://snomed.info/sct"),
-     "no ICD-10-CM code"),
     (lambda b: b["entry"][1]["resource"].update(subject={"reference": "Patient/999"}),
      "Patient/999 is neither in this Bundle"),
 ])
@@ -431,3 +429,15 @@ def test_urn_id_spellings_of_the_site_authority_key_the_same_patient_and_stay():
     assert event.visit.visit_number.system == "GENHOSP"
     others = {(i.system, i.value) for i in event.patient.identifiers} - {("GENHOSP", "910002")}
     assert ("urn:id:IL-DMV", "S530-0000-9100") in others  # another authority: kept as sent
+
+
+def test_a_condition_without_icd10_and_a_partial_birth_date_are_acknowledged_not_refused():
+    bundle = observation_bundle()
+    bundle["entry"][2]["resource"]["code"]["coding"][0].update(system="http://snomed.info/sct")
+    bundle["entry"][0]["resource"]["birthDate"] = "1950"
+    mapping = read(raw(bundle), SITE)
+    [event] = mapping.events
+    assert event.diagnoses is None  # the diagnoses on file are not replaced by nothing
+    assert event.patient.birth_date is None
+    assert "no ICD-10-CM code" in (mapping.entries[2].not_kept or "")
+    assert any("birthDate" in w for w in mapping.entries[0].warnings)

@@ -275,6 +275,7 @@ class _Mapper:
         self.failed: dict[int, EventError] = {}  # entry index -> why (batch)
         self.warnings: dict[int, list[str]] = {}  # id(entry) -> what was not kept and why
         self.used: dict[int, list[str]] = {}  # id(unkept entry) -> what it was read for
+        self.unused: dict[int, str] = {}  # id(entry of a kept type) -> why it was not kept
         self.current: _Entry | None = None  # the entry being mapped (warnings go to it)
 
     # -- driver ----------------------------------------------------------------------------
@@ -488,9 +489,11 @@ class _Mapper:
                                   "other, unknown")
             data.sex = v.SEX_BY_GENDER[p.gender]
         if p.birthDate is not None:
-            if not isinstance(p.birthDate, date):
-                raise EventError(f"{where}.birthDate {p.birthDate!r} must be a full date")
-            data.birth_date = p.birthDate
+            if isinstance(p.birthDate, date):
+                data.birth_date = p.birthDate
+            else:  # a year or year-month is valid FHIR; the store keeps full dates only
+                self._warn(f"{where}.birthDate {p.birthDate!r} not kept: the store keeps a "
+                           "full date")
         if p.address:
             a = next((a for a in p.address if a.use == "home"), p.address[0])
             lines = [line for line in a.line or [] if line]
@@ -859,9 +862,14 @@ class _Mapper:
         if verification in ("entered-in-error", "refuted"):
             return None
         code = _code_in(cond.code, v.ICD10CM) if cond.code is not None else None
-        if not code:
-            raise EventError(f"{where} (Condition) has no ICD-10-CM code (system "
-                             f"{v.ICD10CM})")
+        if not code:  # valid FHIR the engine does not use (a SNOMED problem): acknowledged
+            why = (f"Condition not kept: it has no ICD-10-CM code (system {v.ICD10CM}), the "
+                   "code system of the diagnoses the engine keeps")
+            if any(entry is e for e in self.entries):
+                self.unused[id(entry)] = why
+            else:
+                self._warn(f"{where}: {why}")
+            return None
         coding = next(c for c in cond.code.coding if c.system == v.ICD10CM and c.code == code)
         display = coding.display or cond.code.text
         return DiagnosisData(code=_fit(code, 20, f"{where}.code") or code, system="I10",
@@ -916,7 +924,11 @@ class _Mapper:
             group = next(g for g in self.groups.values() if id(entry) in g.listed_conditions)
             self.group_of_entry[id(entry)] = group
             return
-        group = self._group_for_encounter(entry.resource.encounter, entry)
+        cond = entry.resource
+        if not (_code_in(cond.code, v.ICD10CM) if cond.code is not None else None):
+            self._diagnosis(entry, None, 0)  # notes why it is not kept; folds into nothing
+            return
+        group = self._group_for_encounter(cond.encounter, entry)
         self.group_of_entry[id(entry)] = group
         if group.diagnoses is None:
             group.diagnoses = []
@@ -1005,6 +1017,7 @@ class _Mapper:
 
     def _result(self, entry: _Entry) -> EntryResult:
         result = self._outcome(entry)
+        result.not_kept = result.not_kept or self.unused.get(id(entry))
         result.warnings = self.warnings.get(id(entry), [])
         result.used = self.used.get(id(entry), [])
         if entry.index in self.failed:
