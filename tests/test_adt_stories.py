@@ -215,23 +215,23 @@ def test_merge_moves_encounters_to_the_survivor_without_losing_the_old_record(ru
         assert s.scalar(select(func.count()).select_from(Patient)) == 2
 
 
-def test_unmapped_patient_class_is_quarantined_then_replayed_after_the_profile_is_fixed(
-    runtime_factory, tmp_path: Path, adt, profile: Path
+def test_an_unmapped_patient_class_applies_the_stay_with_no_care_status_and_a_warning(
+    runtime_factory, adt, profile: Path
 ):
+    """A local class code the profile does not map no longer loses the whole stay: it is
+    applied with its care status unknown (no status rule fires on it), the sender sees an
+    ERR of severity W, and the next message with a mapped class sets the status."""
     rt = runtime_factory(site_profile=profile)
     receipt = rt.intake.hl7(adt("A01", "202603021015", patient_class="Z"))
-    assert receipt.outcome == "error"
-    assert "MSA|AE|" in receipt.ack and "not mapped in the site profile" in receipt.ack
+    assert receipt.outcome == "accepted", receipt.reason
+    assert "MSA|AA|" in receipt.ack and "not mapped in the site profile" in receipt.ack
+    assert (encounter(rt).patient_class, encounter(rt).care_status) == ("Z", None)
+    with rt.sessions() as s:
+        warnings = s.get(InboundMessage, receipt.message_id).warnings
+        assert "PV1-2" in warnings and "care status not changed" in warnings
 
-    fixed = tmp_path / "site.yaml"
-    text = profile.read_text()
-    fixed.write_text(text.replace(
-        "care_status:\n", "care_status:\n  - {patient_class: Z, status: inpatient}\n", 1))
-    rt2 = runtime_factory(site_profile=fixed)
-    replayed = rt2.intake.replay(receipt.message_id)
-
-    assert replayed.outcome == "accepted"
-    assert encounter(rt2).care_status == "inpatient"
+    assert rt.intake.hl7(adt("A08", "202603021115", status="inpatient")).outcome == "accepted"
+    assert encounter(rt).care_status == "inpatient"
 
 
 def test_a_training_message_is_refused_then_applied_by_an_engine_that_accepts_training(

@@ -35,18 +35,18 @@ def test_ingest_loads_story_files_through_the_one_path_and_summarises(database_u
 
 def test_quarantine_lists_refusals_and_replay_applies_them_after_a_fix(database_url, tmp_path):
     bad = tmp_path / "bad.hl7"
-    bad.write_bytes(adt("A01", "202603021015", patient_class="Z", visit="VQ1")
+    bad.write_bytes(adt("A01", "202603021015", visit="VQ1", processing_id="T")
                     + b"\n" + adt("A01", "202603021015", visit="VQ2"))
     ingest = engine_cli("ingest", str(bad), database_url=database_url)
     assert "accepted 1" in ingest.stdout and "errors 1" in ingest.stdout
 
     listing = engine_cli("hl7", "quarantine", database_url=database_url)
-    assert "not mapped in the site profile" in listing.stdout
+    assert "MSH-11 is not accepted here" in listing.stdout
     assert "1 quarantined input(s)" in listing.stdout
 
     profile = tmp_path / "site.yaml"
     profile.write_text((ROOT / "fixtures" / "site_profile.yaml").read_text().replace(
-        "care_status:\n", "care_status:\n  - {patient_class: Z, status: inpatient}\n", 1))
+        "accepted_processing_ids: [P]", "accepted_processing_ids: [P, T]", 1))
     replay = engine_cli("hl7", "replay", "--all", database_url=database_url,
                         env={"ENGINE_SITE_PROFILE": str(profile)})
     assert replay.returncode == 0, replay.stderr
@@ -58,7 +58,8 @@ def test_quarantine_lists_refusals_and_replay_applies_them_after_a_fix(database_
     try:
         with rt.sessions() as s:
             assert s.scalar(select(func.count()).select_from(Encounter)) == 2
-            assert s.scalar(select(func.count()).where(InboundMessage.outcome == "error")) == 0
+            assert s.scalar(select(func.count()).where(
+                InboundMessage.outcome.in_(("error", "rejected")))) == 0
     finally:
         rt.close()
 

@@ -166,7 +166,7 @@ def test_the_capability_statement_is_public_and_describes_the_api(api):
     assert {p["name"] for p in by_type["Encounter"]["searchParam"]} >= {
         "identifier", "patient", "status", "class", "location", "date"}
     assert {p["name"] for p in by_type["Patient"]["searchParam"]} >= {"identifier", "name"}
-    assert [i["code"] for i in rest["interaction"]] == ["transaction"]
+    assert [i["code"] for i in rest["interaction"]] == ["transaction", "batch"]
 
 
 def test_patient_data_needs_the_bearer_token(api, store):
@@ -480,9 +480,10 @@ BAD_INPUT = [
     ("/Encounter", FHIR_JSON, b'{"resourceType": "Encounter",', 400, "not valid JSON"),
     ("/Encounter", FHIR_JSON, json.dumps(patient_json("1")).encode(), 400,
      "expected Encounter"),
-    ("", FHIR_JSON, json.dumps(transaction(("urn:uuid:x", {
-        "resourceType": "MedicationRequest", "status": "active", "intent": "order"}))).encode(),
-     400, "is a MedicationRequest"),
+    ("", FHIR_JSON, json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {"status": "active", "intent": "order"},
+         "request": {"method": "POST", "url": "MedicationRequest"}}]}).encode(),
+     400, "entry[0].resource has no resourceType"),
     ("/Encounter", FHIR_JSON, json.dumps(_invalid_period()).encode(), 400,
      "Encounter.period.start"),
     ("/Encounter", FHIR_JSON, b"[" * 50_000 + b"]" * 50_000, 400, "nested too deeply"),

@@ -261,21 +261,47 @@ def test_fhir_validation_errors_name_the_element():
     assert "2026-13-01" in str(err.value)
 
 
-def test_unaccepted_resource_types_and_codes_are_invalid():
+def test_types_the_engine_does_not_keep_are_acknowledged_and_bad_codes_are_invalid():
     bundle = observation_bundle()
     bundle["entry"].append({"resource": {"resourceType": "MedicationRequest",
                                          "status": "active", "intent": "order"},
                             "request": {"method": "POST", "url": "MedicationRequest"}})
-    with pytest.raises(InvalidFhir, match=r"entry\[4\] is a MedicationRequest"):
-        map_raw(raw(bundle), SITE)
+    mapping = read(raw(bundle), SITE)
+    assert len(mapping.events) == 1
+    assert (mapping.entries[4].kept, mapping.entries[4].not_kept) == (
+        False, "kept: no, the engine does not store MedicationRequest")
     bundle = observation_bundle()
     bundle["entry"][1]["resource"]["status"] = "walking"
     with pytest.raises(InvalidFhir, match="not an R4 Encounter status"):
         map_raw(raw(bundle), SITE)
     bundle = observation_bundle()
-    bundle["type"] = "batch"
-    with pytest.raises(InvalidFhir, match="transaction"):
+    bundle["type"] = "collection"
+    with pytest.raises(InvalidFhir, match="transaction or batch"):
         map_raw(raw(bundle), SITE)
+
+
+def test_a_batch_answers_a_bad_entry_alone():
+    bundle = observation_bundle(timestamp="2026-03-02T10:00:00Z")
+    bundle["type"] = "batch"
+    bundle["entry"][1]["resource"]["period"]["start"] = "2026-13-01"
+    mapping = read(raw(bundle), SITE)
+    assert mapping.batch
+    assert isinstance(mapping.entries[1].error, InvalidFhir)
+    # the Patient stands alone; the Condition and Coverage need the refused Encounter
+    assert [u.members for u in mapping.units] == [[0]]
+    assert "refused" in str(mapping.entries[2].error)
+    assert mapping.entries[3].error is not None
+
+
+def test_a_stored_batch_piece_replays_only_its_own_entries():
+    bundle = observation_bundle(timestamp="2026-03-02T10:00:00Z")
+    bundle["type"] = "batch"
+    piece = wrap(raw(bundle), Context("batch", "Bundle.entry[1]"))
+    [event] = map_raw(piece, SITE)
+    assert event.visit is not None and event.visit.visit_number.value == "VF7001"
+    assert [d.code for d in event.diagnoses] == ["R07.9"]
+    [patient_only] = map_raw(wrap(raw(bundle), Context("batch", "Bundle.entry[0]")), SITE)
+    assert patient_only.visit is None
 
 
 @pytest.mark.parametrize(("change", "reason"), [
@@ -284,8 +310,6 @@ def test_unaccepted_resource_types_and_codes_are_invalid():
      "has no MRN: send an identifier with system urn:engine:id:GENHOSP"),
     (lambda b: b["entry"][1]["resource"]["class"].update(code="HH"), "class 'HH'"),
     (lambda b: b["entry"][2]["resource"].pop("encounter"), "not linked to an Encounter"),
-    (lambda b: b["entry"][2]["resource"]["code"]["coding"][0].update(system="http://snomed.info/sct"),
-     "no ICD-10-CM code"),
     (lambda b: b["entry"][1]["resource"].update(subject={"reference": "Patient/999"}),
      "Patient/999 is neither in this Bundle"),
 ])
@@ -366,3 +390,54 @@ def test_the_fuzzing_sample_itself_maps():
     assert event.visit.attending_name == "DR SAMPLE" and event.visit.admit_source == "7"
     assert event.visit.discharge_disposition == "01"
     assert [d.code for d in event.diagnoses] == ["I10", "R07.9"]
+
+
+# -- converter Bundles, mangled: a batch answers each entry, a transaction maps or refuses ------
+_CONVERTED = json.loads((FIXTURES.parent / "tests" / "fixtures" / "fhir" /
+                         "epic_style_conditional_transaction.json").read_text())
+
+
+@pytest.mark.parametrize("kind", ["transaction", "batch"])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.sampled_from(list(_paths(_CONVERTED))[1:]), value=_JSON)
+def test_any_mangled_converter_bundle_maps_or_says_why(kind, path, value):
+    doc = copy.deepcopy(_CONVERTED)
+    doc["type"] = kind
+    node = doc
+    for step in path[:-1]:
+        node = node[step]
+    node[path[-1]] = value
+    try:
+        mapping = read(raw(doc), SITE)
+    except EventError as exc:
+        assert str(exc)
+        assert "internal error" not in str(exc)
+        return
+    for entry in mapping.entries:
+        assert entry.error is None or "internal error" not in str(entry.error)
+    if doc.get("type") == "batch":
+        assert mapping.batch and len(mapping.entries) == len(doc["entry"])
+
+
+def test_urn_id_spellings_of_the_site_authority_key_the_same_patient_and_stay():
+    doc = json.loads((FIXTURES.parent / "tests" / "fixtures" / "fhir" /
+                      "lfh_converter_adt_a01_transaction.json").read_text())
+    patient = next(e for e in doc["entry"] if e["resource"]["resourceType"] == "Patient")
+    patient["request"] = {"method": "PUT", "url": "Patient?identifier=urn:id:GENHOSP|910002"}
+    [event] = map_raw(raw(doc), SITE)
+    assert (event.patient.mrn.system, event.patient.mrn.value) == ("GENHOSP", "910002")
+    assert event.visit.visit_number.system == "GENHOSP"
+    others = {(i.system, i.value) for i in event.patient.identifiers} - {("GENHOSP", "910002")}
+    assert ("urn:id:IL-DMV", "S530-0000-9100") in others  # another authority: kept as sent
+
+
+def test_a_condition_without_icd10_and_a_partial_birth_date_are_acknowledged_not_refused():
+    bundle = observation_bundle()
+    bundle["entry"][2]["resource"]["code"]["coding"][0].update(system="http://snomed.info/sct")
+    bundle["entry"][0]["resource"]["birthDate"] = "1950"
+    mapping = read(raw(bundle), SITE)
+    [event] = mapping.events
+    assert event.diagnoses is None  # the diagnoses on file are not replaced by nothing
+    assert event.patient.birth_date is None
+    assert "no ICD-10-CM code" in (mapping.entries[2].not_kept or "")
+    assert any("birthDate" in w for w in mapping.entries[0].warnings)

@@ -77,6 +77,9 @@ class PatientData:
     given: str | None = None
     middle: str | None = None
     birth_date: date | None = None
+    # How much of birth_date was sent: "year" (PID-7 `1950`), "month" (`195003`) or "day";
+    # a partial date is stored as its first day and given back as sent (FHIR `1950`).
+    birth_precision: str | None = None
     sex: str | None = None
     address: dict[str, str] | None = None
     # Other identifiers under the site's MRN authorities, most preferred first: the patient
@@ -159,8 +162,6 @@ class AdtEvent:
     prior_patient: list[Identifier] = field(default_factory=list)
     prior_visit: Identifier | None = None  # MRG-5 prior visit number
     labs: list[LabData] | None = None
-    # Applied, with something an operator should know (kept as the inbound row's reason).
-    warnings: list[str] = field(default_factory=list)
 
 
 class EventError(NotApplicable, ValueError):

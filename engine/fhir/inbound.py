@@ -23,11 +23,22 @@ Decisions, in one place:
   Encounter, when named, must be in the Bundle or on this server. Other codes are
   acknowledged and not kept (`EntryResult.not_kept` says why); their subject must still
   name a patient, so a malformed one is refused all the same.
+* A Bundle may carry any resource type (converters send MessageHeader, Provenance, ...).
+  Practitioner, PractitionerRole, Location and Organization are read for the attending,
+  the location (its partOf chain by physicalType: bed, room, ward, building) and the payer;
+  those and every other type are acknowledged as not kept. References inside a Bundle
+  resolve by fullUrl (`urn:uuid:`, absolute URL), by `Type/id`, or by identifier.
+* `batch` Bundles are read entry by entry: an entry that cannot be mapped is answered alone
+  (`Mapping.failed`) and each unit (a Patient; an Encounter with its Conditions and Coverage;
+  an Observation) is applied on its own. A `transaction` is one unit: all or nothing.
+* A descriptive or coded value longer than the store keeps (engine.core.limits) is not kept
+  and a warning says so in the entry's response; only keys (MRN, visit number) refuse.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -35,6 +46,7 @@ from typing import Any, cast
 from urllib.parse import parse_qsl
 
 from engine.core import lab_codes as labs
+from engine.core import limits
 from engine.core.events import (
     RESULTS,
     AdtEvent,
@@ -55,19 +67,47 @@ from engine.fhir.envelope import Context, unwrap
 from engine.fhir.reading import InvalidFhir
 
 log = logging.getLogger("engine.fhir")
-__all__ = ["EntryResult", "InvalidFhir", "Mapping", "map_raw", "read"]
+__all__ = ["EntryResult", "InvalidFhir", "Mapping", "Unit", "map_raw", "read"]
 
 TRIGGER = "FHIR"
+NPI = "http://hl7.org/fhir/sid/us-npi"
+LOCATION_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
+V2_PATIENT_CLASS = "http://terminology.hl7.org/CodeSystem/v2-0004"
+# location-physical-type -> the HL7 PL component it fills
+_SLOT_BY_PHYSICAL_TYPE = {"bd": "bed", "ro": "room", "wa": "unit", "wi": "unit", "lvl": "unit",
+                          "area": "unit", "co": "unit", "bu": "facility", "si": "facility"}
+# v3 ActCode classes beyond the five the engine publishes
+_MORE_CLASSES = {"NONAC": "inpatient", "SS": "observation"}
+_ATTENDING_CODES = ("ATND", "attender")
 
 
 @dataclass(slots=True)
 class EntryResult:
-    """What one entry of the input became (for the transaction-response)."""
+    """What one entry of the input became (for the transaction- or batch-response)."""
 
     resource_type: str
     mrn: Identifier | None = None
     visit: Identifier | None = None
-    not_kept: str | None = None  # why it was acknowledged and not kept (an unused code)
+    # why it was acknowledged and not kept: a type the engine does not store ("kept: no,
+    # the engine does not store MessageHeader") or an unused code; None when kept
+    not_kept: str | None = None
+    error: EventError | None = None  # batch: this entry was refused
+    warnings: list[str] = field(default_factory=list)
+    used: list[str] = field(default_factory=list)  # what an unkept entry was read for
+
+    @property
+    def kept(self) -> bool:
+        return self.not_kept is None
+
+
+@dataclass(slots=True)
+class Unit:
+    """Events applied together: a whole transaction, or one piece of a batch (`index` is the
+    entry that names it; `members` every entry it answers for)."""
+
+    index: int
+    events: list[AdtEvent]
+    members: list[int]
 
 
 @dataclass(slots=True)
@@ -75,6 +115,8 @@ class Mapping:
     events: list[AdtEvent]
     entries: list[EntryResult]
     control_id: str | None = None
+    batch: bool = False
+    units: list[Unit] = field(default_factory=list)
 
 
 def map_raw(raw: bytes, site: SiteProfile) -> list[AdtEvent]:
@@ -88,14 +130,18 @@ def read(raw: bytes, site: SiteProfile) -> Mapping:
     name = reading.resource_type(body)
     if context is None:
         context = Context("transaction" if name == "Bundle" else "create")
-    expected = "Bundle" if context.interaction == "transaction" else "Encounter"
+    bundled = context.interaction in ("transaction", "batch")
+    expected = "Bundle" if bundled else "Encounter"
     if context.interaction == "create" and name == "Observation":
         expected = name
     if name != expected:
         raise InvalidFhir(f"resourceType is {name!r}, expected {expected} at this endpoint")
-    model = reading.validate(body)
     try:
-        return _Mapper(site, context).run(model)
+        if name == "Bundle":
+            shell, entries = reading.validate_bundle(body)
+            mapping = _Mapper(site, context).run(shell, entries)
+        else:
+            mapping = _Mapper(site, context).run(reading.validate(body), [])
     except EventError:
         raise
     except Exception as exc:  # a mapping bug must not lose the input: refuse it, keep it
@@ -105,6 +151,26 @@ def read(raw: bytes, site: SiteProfile) -> Mapping:
                   where.filename, where.lineno)
         raise EventError(f"internal error mapping the input ({type(exc).__name__}); kept for "
                          "replay") from exc
+    if context.interaction == "batch":  # one stored piece of a batch (replay)
+        return _piece(mapping, context.target)
+    return mapping
+
+
+def _piece(mapping: Mapping, target: str | None) -> Mapping:
+    """The unit of a batch that answers for entry `target` (`Bundle.entry[3]`)."""
+    found = re.fullmatch(r"Bundle\.entry\[(\d{1,6})\]", target or "")
+    index = int(found[1]) if found else -1
+    if not 0 <= index < len(mapping.entries):
+        raise InvalidFhir(f"stored batch piece names no entry ({target!r})")
+    error = mapping.entries[index].error
+    if error is not None:
+        raise error
+    unit = next((u for u in mapping.units if index in u.members), Unit(index, [], [index]))
+    return Mapping(unit.events, mapping.entries, None, True, [unit])
+
+
+def piece_target(index: int) -> str:
+    return f"Bundle.entry[{index}]"
 
 
 # -- small readers -----------------------------------------------------------------------------
@@ -133,9 +199,10 @@ def _type_code(identifier: Any) -> str | None:
     return _first_code(identifier.type) if identifier.type is not None else None
 
 
-def _parse_identifier_param(text: str, site: SiteProfile) -> tuple[str | None, str]:
+def _parse_identifier_param(text: str) -> tuple[str | None, str]:
+    """(system as written, value) of `[system|]value`; the mapper reads the system."""
     system, sep, value = text.partition("|")
-    return (site.fhir_id_system(system) if sep else None), (value if sep else system)
+    return (system if sep else None), (value if sep else system)
 
 
 def _query(url: str) -> dict[str, str]:
@@ -143,17 +210,42 @@ def _query(url: str) -> dict[str, str]:
     return dict(parse_qsl(url.partition("?")[2]))
 
 
+def _parse_place(text: str) -> list[str | None]:
+    """`4WEST 412-A` -> unit, room, bed (the display this server publishes)."""
+    unit, _, place = text.strip().partition(" ")
+    room, _, bed = place.strip().partition("-")
+    return [unit, room, bed]
+
+
+def _person_name(names: Any) -> str | None:
+    """`GIVEN [MIDDLE] FAMILY` (as PV1-7 reads), or the name's text."""
+    if not names:
+        return None
+    name = next((n for n in names if n.use in ("official", "usual")), names[0])
+    if name.text:
+        return str(name.text)
+    parts = [*(g for g in name.given or [] if g), *([name.family] if name.family else [])]
+    return " ".join(parts) or None
+
+
 @dataclass(slots=True, eq=False)
 class _Entry:
     where: str
-    resource: Any
+    resource: Any  # the fhir.resources model; None for a type the engine does not read
     method: str = "POST"
     url: str | None = None
     full_url: str | None = None
+    index: int = 0
+    type_name: str = ""
+    raw_id: str | None = None
 
     @property
     def kind(self) -> str:
-        return self.resource.get_resource_type()
+        return self.type_name or self.resource.get_resource_type()
+
+    @property
+    def rid(self) -> str | None:
+        return self.resource.id if self.resource is not None else self.raw_id
 
 
 @dataclass(slots=True, eq=False)
@@ -168,10 +260,14 @@ class _Group:
     listed_conditions: set[int] = field(default_factory=set)
 
 
+_KEPT_STEPS = ("Patient", "Encounter", "Condition", "Coverage", "Observation")
+
+
 class _Mapper:
     def __init__(self, site: SiteProfile, context: Context) -> None:
         self.site = site
         self.context = context
+        self.batch = False
         self.entries: list[_Entry] = []
         self.index: dict[str, _Entry] = {}
         self.fallback_time: datetime | None = None
@@ -180,62 +276,113 @@ class _Mapper:
         self.group_of_entry: dict[int, _Group] = {}
         self.results: list[AdtEvent] = []  # lab results, one event per Observation
         self.result_of_entry: dict[int, EntryResult] = {}
-        self.warnings: list[str] = []
+        self.event_of_result: dict[int, AdtEvent] = {}
+        self.failed: dict[int, EventError] = {}  # entry index -> why (batch)
+        self.warnings: dict[int, list[str]] = {}  # id(entry) -> what was not kept and why
+        self.used: dict[int, list[str]] = {}  # id(unkept entry) -> what it was read for
+        self.unused: dict[int, str] = {}  # id(entry of a kept type) -> why it was not kept
+        self.current: _Entry | None = None  # the entry being mapped (warnings go to it)
 
     # -- driver ----------------------------------------------------------------------------
-    def run(self, model: Any) -> Mapping:
+    def run(self, model: Any, entries: list[reading.BundleEntry]) -> Mapping:
         """Patients first (they are referenced), then encounters, then what folds into them."""
         control_id = None
         if model.get_resource_type() == "Bundle":
-            control_id = self._read_bundle(model)
+            control_id = self._read_bundle(model, entries)
         else:
             self._read_single(model)
-        steps = (("Patient", self._remember_patient), ("Encounter", self._encounter),
-                 ("Condition", self._condition), ("Coverage", self._coverage),
-                 ("Observation", self._observation))
-        for kind, step in steps:
+        steps = {"Patient": self._remember_patient, "Encounter": self._encounter,
+                 "Condition": self._condition, "Coverage": self._coverage,
+                 "Observation": self._observation}
+        for kind in _KEPT_STEPS:
             for entry in self.entries:
-                if entry.kind == kind:
-                    step(entry)
+                if entry.kind == kind and entry.index not in self.failed:
+                    self._attempt(entry, steps[kind])
         subjects = {self._key(g.patient) for g in self.groups.values()}
-        events = [AdtEvent(TRIGGER, self._time(e.resource), self.patients[id(e)])
-                  for e in self.entries
-                  if e.kind == "Patient" and self._key(self.patients[id(e)]) not in subjects]
-        events += [self._event(group) for group in self.groups.values()]
+        patient_events: dict[int, AdtEvent] = {}
+        for e in self.entries:
+            if e.kind == "Patient" and id(e) in self.patients and e.index not in self.failed \
+                    and (self.batch or self._key(self.patients[id(e)]) not in subjects):
+                self._attempt(e, lambda e: patient_events.__setitem__(id(e), AdtEvent(
+                    TRIGGER, self._time(e.resource), self.patients[id(e)])))
+        lone = [e for e in self.entries if id(e) in patient_events]
+        group_events = {id(g): self._event(g) for g in self.groups.values()}
+        events = [*patient_events.values(), *group_events.values()]
         events += self.results  # after the encounters they may belong to
-        if events:
-            events[0].warnings = list(self.warnings)  # recorded once, on the input's row
         results = [self._result(e) for e in self.entries]
-        if not events and not any(r.not_kept for r in results):
+        if not events and model.get_resource_type() != "Bundle" and \
+                not any(r.not_kept for r in results):
             raise EventError("nothing to apply: send a Patient, an Encounter or an "
                              f"Observation the engine uses (LOINC {', '.join(labs.LOINC)})")
-        return Mapping(events, results, control_id)
+        if not self.batch:
+            return Mapping(events, results, control_id, False,
+                           [Unit(0, events, [e.index for e in self.entries])])
+        units = [Unit(e.index, [patient_events[id(e)]], [e.index]) for e in lone]
+        for group in self.groups.values():
+            members = [e.index for e in self.entries if self.group_of_entry.get(id(e)) is group
+                       and e.kind != "Observation"]
+            units.append(Unit(members[0], [group_events[id(group)]], members))
+        units += [Unit(e.index, [self.event_of_result[id(e)]], [e.index])
+                  for e in self.entries if id(e) in self.event_of_result]
+        units.sort(key=lambda u: u.index)
+        return Mapping(events, results, control_id, True, units)
+
+    def _attempt(self, entry: _Entry, step) -> None:
+        """Map one entry; in a batch its refusal is its own, in a transaction everyone's."""
+        self.current = entry
+        try:
+            step(entry)
+        except EventError as exc:
+            if not self.batch:
+                raise
+            self.failed[entry.index] = exc
+        finally:
+            self.current = None
+
+    def _warn(self, text: str) -> None:
+        if self.current is not None:
+            self.warnings.setdefault(id(self.current), []).append(text)
+
+    def _clip(self, value: str | None, limit: int, where: str) -> str | None:
+        """A descriptive or coded value: kept whole, or not kept (and said) when longer than
+        the store keeps. Never cut: a cut code is a wrong code."""
+        if value is not None and len(value) > limit:
+            self._warn(f"{where} not kept: {len(value)} characters, the store keeps {limit}")
+            return None
+        return value
 
     def _remember_patient(self, entry: _Entry) -> None:
         self.patients[id(entry)] = self._patient(entry)
 
-    def _read_bundle(self, bundle: Any) -> str | None:
-        if bundle.type != "transaction":
+    def _read_bundle(self, bundle: Any, entries: list[reading.BundleEntry]) -> str | None:
+        if bundle.type not in ("transaction", "batch"):
             raise InvalidFhir(f"Bundle.type is {bundle.type!r}: this endpoint takes a "
-                              "transaction Bundle")
+                              "transaction or batch Bundle")
+        self.batch = bundle.type == "batch"
         self.fallback_time = self._instant(bundle.timestamp, "Bundle.timestamp") or (
             bundle.meta.lastUpdated if bundle.meta else None)
-        for i, raw in enumerate(bundle.entry or []):
-            where = f"Bundle.entry[{i}]"
+        for item, raw in zip(entries, bundle.entry or [], strict=True):
+            where = f"Bundle.entry[{item.index}]"
             request = raw.request
-            if request is None or not request.method:
-                raise InvalidFhir(f"{where}.request is required in a transaction "
-                                  "(method POST or PUT)")
-            if request.method not in ("POST", "PUT"):
-                raise InvalidFhir(f"{where}.request.method {request.method} is not supported "
-                                  "here: use POST or PUT")
-            entry = _Entry(where, raw.resource, request.method, request.url, raw.fullUrl)
+            # No request: read as a POST (create, or update by identifier), as converters mean
+            method = request.method if request is not None and request.method else "POST"
+            error = item.error
+            if error is None and method not in ("POST", "PUT"):
+                error = InvalidFhir(f"{where}.request.method {method} is not supported "
+                                    "here: use POST or PUT")
+            entry = _Entry(where, item.model, method, request.url if request else None,
+                           raw.fullUrl, item.index, item.kind,
+                           item.raw.get("id") if isinstance(item.raw.get("id"), str) else None)
+            if error is not None:
+                if not self.batch:
+                    raise error
+                self.failed[item.index] = error
             self._add(entry)
         if not self.entries:
             raise InvalidFhir("Bundle has no entries")
         ident = bundle.identifier
         value = ident.value if ident is not None else None
-        return value if value and len(value) <= 200 else None
+        return value if value and len(value) <= 180 else None
 
     def _read_single(self, resource: Any) -> None:
         context = self.context
@@ -251,7 +398,7 @@ class _Mapper:
 
     def _add(self, entry: _Entry) -> None:
         self.entries.append(entry)
-        kind, rid = entry.kind, entry.resource.id
+        kind, rid = entry.kind, entry.rid
         if entry.full_url:
             self.index[entry.full_url] = entry
             head, _, tail = entry.full_url.rstrip("/").rpartition("/")
@@ -286,6 +433,16 @@ class _Mapper:
             + (f" (type {a.identifier_type})" if a.identifier_type else "")
             for a in self.site.mrn)
 
+    def _authority(self, system: str | None, assigner: str | None = None) -> str | None:
+        """The authority an identifier names; `urn:id:GENHOSP` (LinuxForHealth's spelling of
+        a namespace-only CX-4) is the site's own GENHOSP when that is its MRN or visit
+        authority, so both doors key the same patient and stay."""
+        if system and system.startswith("urn:id:"):
+            bare = self.site.id_system(system.removeprefix("urn:id:"))
+            if self.site.mrn_rank(bare, None) is not None or bare == self.site.visit_system:
+                return bare
+        return self.site.fhir_id_system(system, assigner)
+
     def _is_mrn(self, ident: Identifier) -> bool:
         return self.site.mrn_rank(ident.system, ident.type_code) is not None
 
@@ -302,8 +459,8 @@ class _Mapper:
         k = first_of_type((i.type_code for i in idents), "MR")
         if k is None:
             k = next((n for n, r in enumerate(raws) if r.use in ("usual", "official")), 0)
-        self.warnings.append(f"{where} (Patient): no identifier names an MRN authority of "
-                             f"the site profile; {idents[k].system} is taken as the MRN")
+        self._warn(f"{where} (Patient): no identifier names an MRN authority of the site "
+                   f"profile; {idents[k].system} is taken as the MRN")
         return idents[k]
 
     def _patient(self, entry: _Entry) -> PatientData:
@@ -312,17 +469,23 @@ class _Mapper:
         raws: list[Any] = []
         for i, raw in enumerate(p.identifier or []):
             assigner = raw.assigner.display if raw.assigner is not None else None
-            authority = self.site.fhir_id_system(raw.system, assigner) or (
+            authority = self._authority(raw.system, assigner) or (
                 self.site.default_id_system if raw.value else None)
+            here = f"{where}.identifier[{i}]"
             if not raw.value or not authority:
                 continue
-            here = f"{where}.identifier[{i}]"
-            idents.append(Identifier(
-                system=_fit(authority, 100, f"{here}.system") or "",
-                value=_fit(raw.value, 100, f"{here}.value") or "",
-                type_code=_fit(_type_code(raw), 20, f"{here}.type"),
-                namespace=self.site.namespace_of(authority, assigner),
-            ))
+            ident = Identifier(system=authority, value=raw.value, type_code=_type_code(raw),
+                               namespace=self.site.namespace_of(authority, assigner))
+            if len(ident.type_code or "") > limits.ID_TYPE:
+                ident.type_code = None  # a long free-text type (`type.text`) says nothing
+            if self._is_mrn(ident):
+                _fit(authority, limits.ID_SYSTEM, f"{here}.system")
+                _fit(raw.value, limits.ID_VALUE, f"{here}.value")
+            elif len(authority) > limits.ID_SYSTEM or len(raw.value) > limits.ID_VALUE:
+                self._warn(f"{here} not kept: longer than the store keeps ({limits.ID_SYSTEM} "
+                           f"characters of system, {limits.ID_VALUE} of value)")
+                continue
+            idents.append(ident)
             raws.append(raw)
         mrn = self._choose_mrn(idents, raws, where)
         if mrn is None:
@@ -337,18 +500,21 @@ class _Mapper:
                     else None)
         if name is not None:
             given = [g for g in name.given or [] if g]
-            data.family = _fit(name.family, 200, f"{where}.name.family")
-            data.given = _fit(given[0], 200, f"{where}.name.given") if given else None
-            data.middle = _fit(" ".join(given[1:]), 200, f"{where}.name.given") or None
+            data.family = self._clip(name.family, limits.NAME, f"{where}.name.family")
+            data.given = self._clip(given[0], limits.NAME, f"{where}.name.given") if given \
+                else None
+            data.middle = self._clip(" ".join(given[1:]), 200, f"{where}.name.given") or None
         if p.gender is not None:
             if p.gender not in v.SEX_BY_GENDER:
                 raise InvalidFhir(f"{where}.gender {p.gender!r} is not one of male, female, "
                                   "other, unknown")
             data.sex = v.SEX_BY_GENDER[p.gender]
         if p.birthDate is not None:
-            if not isinstance(p.birthDate, date):
-                raise EventError(f"{where}.birthDate {p.birthDate!r} must be a full date")
-            data.birth_date = p.birthDate
+            if isinstance(p.birthDate, date):
+                data.birth_date = p.birthDate
+            else:  # a year or year-month is valid FHIR; the store keeps full dates only
+                self._warn(f"{where}.birthDate {p.birthDate!r} not kept: the store keeps a "
+                           "full date")
         if p.address:
             a = next((a for a in p.address if a.use == "home"), p.address[0])
             lines = [line for line in a.line or [] if line]
@@ -360,7 +526,7 @@ class _Mapper:
 
     def _patient_from_identifier(self, ident: Any, where: str) -> PatientData:
         assigner = ident.assigner.display if ident.assigner is not None else None
-        authority = self.site.fhir_id_system(ident.system, assigner)
+        authority = self._authority(ident.system, assigner)
         mrn = Identifier(authority or self.site.default_id_system, ident.value or "",
                          _type_code(ident))
         if not mrn.value or not (self._is_mrn(mrn) or self.site.mrn_fallback == "first"):
@@ -402,7 +568,8 @@ class _Mapper:
             if text.startswith("Patient?"):
                 params = _query(text)
                 if "identifier" in params:
-                    system, value = _parse_identifier_param(params["identifier"], self.site)
+                    system, value = _parse_identifier_param(params["identifier"])
+                    system = self._authority(system)
                     mrn = Identifier(system or self.site.default_id_system, value, None)
                     if value and (self._is_mrn(mrn) or self.site.mrn_fallback == "first"):
                         self._typed(mrn)
@@ -417,16 +584,69 @@ class _Mapper:
                 raise EventError(f"{where} {text} is neither in this Bundle nor a Patient on "
                                  "this server")
         if ref.identifier is not None:
+            named = self._by_identifier(ref.identifier, ("Patient",))
+            if named is not None:
+                if id(named) not in self.patients:
+                    self.patients[id(named)] = self._patient(named)
+                return self.patients[id(named)]
             return self._patient_from_identifier(ref.identifier, where)
         raise EventError(f"{where} must reference the Patient (reference or MRN identifier)")
 
     def _local(self, text: str, container: _Entry | None) -> _Entry | None:
+        """The entry (or contained resource) a literal reference names: by fullUrl, by
+        `Type/id`, or by the `Type/id` an absolute URL ends in."""
         if text.startswith("#") and container is not None:
             for i, res in enumerate(container.resource.contained or []):
                 if res.id == text[1:]:
                     return _Entry(f"{container.where}.contained[{i}]", res)
             raise EventError(f"{container.where}: {text} names no contained resource")
-        return self.index.get(text)
+        found = self.index.get(text)
+        if found is None and "/" in text and not text.startswith("urn:"):
+            parts = text.rstrip("/").split("/")
+            if "_history" in parts:
+                parts = parts[:parts.index("_history")]
+            if len(parts) >= 2:
+                found = self.index.get(f"{parts[-2]}/{parts[-1]}")
+        if found is not None and found.index in self.failed:
+            raise EventError(f"{text} names entry {found.index}, which was refused: "
+                             f"{self.failed[found.index]}")
+        return found
+
+    def _by_identifier(self, ident: Any, kinds: tuple[str, ...]) -> _Entry | None:
+        """The Bundle entry of one of `kinds` that carries this identifier (a logical
+        reference)."""
+        if ident is None or not ident.value:
+            return None
+        for entry in self.entries:
+            if entry.kind not in kinds or entry.resource is None or entry.index in self.failed:
+                continue
+            for held in getattr(entry.resource, "identifier", None) or []:
+                if held.value == ident.value and (ident.system is None or held.system is None
+                                                  or held.system == ident.system):
+                    return entry
+        return None
+
+    def _resolve(self, ref: Any, kinds: tuple[str, ...], container: _Entry | None
+                 ) -> _Entry | None:
+        """The entry a Reference names, by reference or by identifier, if it is one of
+        `kinds` and in this input; None otherwise."""
+        if ref is None:
+            return None
+        try:
+            target = self._local(ref.reference, container) if ref.reference else None
+        except EventError as exc:  # names a refused entry: read without it, and say so
+            self._warn(f"{ref.reference} not read: {exc}")
+            return None
+        if target is None:
+            target = self._by_identifier(ref.identifier, kinds)
+        if target is None or target.kind not in kinds or target.resource is None:
+            return None
+        return target
+
+    def _note_use(self, entry: _Entry, text: str) -> None:
+        if not any(entry is e for e in self.entries):
+            return  # contained: answered with its container
+        self.used.setdefault(id(entry), []).append(text)
 
     @staticmethod
     def _key(patient: PatientData) -> tuple[str, str]:
@@ -439,13 +659,16 @@ class _Mapper:
         url = entry.url or ""
         if "?" in url:
             params = _query(url)
-            system, value = _parse_identifier_param(params.get("identifier", ""), self.site)
+            system, value = _parse_identifier_param(params.get("identifier", ""))
+            system = self._authority(system) if system is not None else None
             if value != ident.value or (system is not None and system != ident.system):
                 raise EventError(f"{entry.where}: the body does not carry the identifier "
                                  f"its request.url {url} names")
             return
         known = (self.context.references.get(url) or {}).get(kind)
         if not isinstance(known, dict):
+            if not url.rpartition("/")[2].isdigit():
+                return  # the sender's own id (`Patient/<uuid>`): keyed by its identifier
             raise EventError(f"{entry.where}: {url} is not known to this server")
         if (known.get("system"), known.get("value")) != (ident.system, ident.value):
             label = "visit number" if kind == "visit" else "MRN"
@@ -460,10 +683,10 @@ class _Mapper:
                              "required")
         chosen = next((i for i in idents if _type_code(i) == "VN"), idents[0])
         assigner = chosen.assigner.display if chosen.assigner is not None else None
-        system = self.site.fhir_id_system(chosen.system, assigner) or self.site.visit_system
-        return Identifier(_fit(system, 100, f"{entry.where}.identifier.system") or "",
-                          _fit(chosen.value, 100, f"{entry.where}.identifier.value") or "",
-                          "VN")
+        system = self._authority(chosen.system, assigner) or self.site.visit_system
+        return Identifier(_fit(system, limits.ID_SYSTEM, f"{entry.where}.identifier.system")
+                          or "", _fit(chosen.value, limits.ID_VALUE,
+                                      f"{entry.where}.identifier.value") or "", "VN")
 
     def _encounter(self, entry: _Entry) -> None:
         enc, where = entry.resource, entry.where
@@ -476,35 +699,38 @@ class _Mapper:
             raise EventError(f"{where}.status 'unknown' cannot be applied: send the status")
         if enc.class_fhir is None:
             raise InvalidFhir(f"{where}.class is required (v3-ActCode IMP, OBSENC, EMER, ...)")
-        code = enc.class_fhir.code
-        care_status = v.CARE_STATUS_BY_CLASS.get(code or "")
+        patient_class, care_status = self._care_status(enc.class_fhir)
         if care_status is None:
-            raise EventError(f"{where}.class {code!r} is not one of IMP, OBSENC, EMER, AMB, "
-                             "PRENC (v3-ActCode)")
+            raise EventError(f"{where}.class {enc.class_fhir.code!r} is not one of IMP, OBSENC, "
+                             "EMER, AMB, PRENC (v3-ActCode) nor a patient class of the site "
+                             "profile (v2-0004)")
         visit = VisitData(visit_number=visit_number, care_status=care_status,
-                          status=v.STATUS_IN[enc.status])
+                          status=v.STATUS_IN[enc.status], patient_class=patient_class)
         if enc.period is not None:
             visit.admit_time = self._instant(enc.period.start, f"{where}.period.start")
             visit.discharge_time = self._instant(enc.period.end, f"{where}.period.end")
-        visit.location = self._location(enc.location, where)
-        self._participant(enc.participant, visit, where)
+        label = f"visit {visit_number.value}"
+        visit.location = self._location(enc.location, where, entry, label)
+        self._participant(enc.participant, visit, where, entry, label)
         if enc.serviceType is not None:
-            visit.hospital_service = _fit(_first_code(enc.serviceType), 50,
-                                          f"{where}.serviceType")
+            visit.hospital_service = self._clip(_first_code(enc.serviceType), limits.SERVICE,
+                                                f"{where}.serviceType")
         if (hosp := enc.hospitalization) is not None:
             if hosp.admitSource is not None:
                 source = _code_in(hosp.admitSource, v.V2_ADMIT_SOURCE)
                 if source is None and (fhir := _code_in(hosp.admitSource, v.ADMIT_SOURCE)):
                     source = v.V2_BY_ADMIT_SOURCE.get(fhir, fhir)
-                visit.admit_source = _fit(source or _first_code(hosp.admitSource), 10,
-                                          f"{where}.hospitalization.admitSource")
+                visit.admit_source = self._clip(source or _first_code(hosp.admitSource),
+                                                limits.SHORT_CODE,
+                                                f"{where}.hospitalization.admitSource")
             if hosp.dischargeDisposition is not None:
                 dd = hosp.dischargeDisposition
                 code = _code_in(dd, v.NUBC_DISCHARGE)
                 if code is None and (fhir := _code_in(dd, v.DISCHARGE_DISPOSITION)):
                     code = v.NUBC_BY_DISPOSITION.get(fhir, fhir)
-                visit.discharge_disposition = _fit(
-                    code or _first_code(dd), 10, f"{where}.hospitalization.dischargeDisposition")
+                visit.discharge_disposition = self._clip(
+                    code or _first_code(dd), limits.SHORT_CODE,
+                    f"{where}.hospitalization.dischargeDisposition")
         patient = self._subject(enc.subject, f"{where}.subject", entry)
         if (visit_number.system, visit_number.value) in self.groups:
             raise EventError(f"{where}: visit {visit_number.value} appears twice in this input")
@@ -525,54 +751,139 @@ class _Mapper:
                 if kind is None and dx.use is not None and (dx.use.text or "").lower() == \
                         "working":
                     kind = "W"
-                self._add_diagnosis(group, target, kind, dx.rank)
-                if any(target is e for e in self.entries):
+                listed = any(target is e for e in self.entries)
+                if listed:
                     group.listed_conditions.add(id(target))
+                if self.batch and listed:
+                    try:
+                        self._add_diagnosis(group, target, kind, dx.rank)
+                    except EventError as exc:
+                        self.failed[target.index] = exc
+                    continue
+                self._add_diagnosis(group, target, kind, dx.rank)
 
-    def _location(self, locations: Any, where: str) -> Location | None:
+    def _care_status(self, klass: Any) -> tuple[str | None, str | None]:
+        """(patient class, care status) of Encounter.class: a v3 ActCode, or an HL7 v2
+        patient class (table 0004, as some converters send it) read by the site profile."""
+        code = klass.code or ""
+        if klass.system == V2_PATIENT_CLASS or (klass.system is None and len(code) == 1):
+            by_site = self.site.status_for(code, None)
+            return self._clip(code, limits.PATIENT_CLASS, "Encounter.class"), by_site
+        return None, v.CARE_STATUS_BY_CLASS.get(code) or _MORE_CLASSES.get(code)
+
+    def _location(self, locations: Any, where: str, entry: _Entry, label: str
+                  ) -> Location | None:
+        """The current place: an active location over completed ones, the latest dated one
+        otherwise; read from a Location of this Bundle, an engine identifier or the display."""
         usable = [x for x in locations or [] if x.status not in ("planned", "reserved")]
         if not usable:
             return None
         active = [x for x in usable if x.status == "active"]
+        open_ = [x for x in usable if x.status != "completed"]
         dated = [x for x in usable if x.period is not None and x.period.start is not None]
         if active:
             chosen = active[-1]
         elif dated:
             chosen = max(dated, key=lambda x: cast(datetime, self._instant(x.period.start, where)))
+        elif open_:
+            chosen = open_[-1]
         else:
             chosen = usable[-1]
         ref = chosen.location
         if ref is None:
             raise InvalidFhir(f"{where}.location.location is required")
         parts: list[str | None]
+        held = self._resolve(ref, ("Location",), entry)
         if ref.identifier is not None and ref.identifier.system == v.LOCATION_SYSTEM \
                 and ref.identifier.value:
             parts = ref.identifier.value.split("^")
+        elif held is not None:
+            parts = self._place(held, label)
         elif ref.display:
-            unit, _, place = ref.display.strip().partition(" ")
-            room, _, bed = place.strip().partition("-")
-            parts = [unit, room, bed]
+            parts = _parse_place(ref.display)
         else:
-            raise EventError(f"{where}.location needs location.display (\"4WEST 412-A\") or an "
-                             f"identifier with system {v.LOCATION_SYSTEM}: this server keeps no "
-                             "Location resources")
+            self._warn(f"{where}.location not kept: it names no Location in this Bundle, no "
+                       f"display and no identifier with system {v.LOCATION_SYSTEM}")
+            return None
         parts = [(p or None) for p in (parts + [None] * 4)[:4]]
-        loc = Location(*(_fit(p, 50, f"{where}.location") for p in parts))
+        kept = [self._clip(p, limit, f"{where}.location") for p, limit in
+                zip(parts, (limits.PLACE, 50, 50, 50), strict=True)]
+        if any(p is not None and k is None for p, k in zip(parts, kept, strict=True)):
+            return None
+        loc = Location(*kept)
         return None if loc.is_empty() else loc
 
-    @staticmethod
-    def _participant(participants: Any, visit: VisitData, where: str) -> None:
+    def _place(self, held: _Entry, label: str) -> list[str | None]:
+        """unit, room, bed, facility of a Location and the Locations it is partOf: each
+        filled by its physicalType (bd, ro, wa...); untyped ones from the bottom up."""
+        slots: dict[str, str] = {}
+        untyped: list[str] = []
+        node: _Entry | None = held
+        seen: set[int] = set()
+        while node is not None and id(node) not in seen and len(seen) < 8:
+            seen.add(id(node))
+            loc = node.resource
+            for ident in loc.identifier or []:
+                if ident.system == v.LOCATION_SYSTEM and ident.value and not slots \
+                        and not untyped:
+                    self._note_use(node, f"the location of {label}")
+                    return list(ident.value.split("^"))
+            name = loc.name or next(iter(loc.alias or []), None) or next(
+                (i.value for i in loc.identifier or [] if i.value), None)
+            code = _code_in(loc.physicalType, LOCATION_TYPE) if loc.physicalType else None
+            slot = _SLOT_BY_PHYSICAL_TYPE.get(code or "")
+            if name and slot and slot not in slots:
+                slots[slot] = name
+            elif name and slot is None:
+                untyped.append(name)
+            self._note_use(node, f"the location of {label}")
+            node = self._resolve(loc.partOf, ("Location",), node) if loc.partOf else None
+        if not slots and len(untyped) == 1:
+            return _parse_place(untyped[0])
+        if not slots:  # an untyped chain, bottom up: (room, unit), (bed, room, unit), ...
+            order = {2: ["room", "unit"], 3: ["bed", "room", "unit"]}.get(
+                len(untyped), ["bed", "room", "unit", "facility"])
+        else:
+            order = [slot for slot in ("bed", "room", "unit", "facility") if slot not in slots]
+        for slot, name in zip(order, untyped, strict=False):
+            slots[slot] = name
+        return [slots.get("unit"), slots.get("room"), slots.get("bed"), slots.get("facility")]
+
+    def _participant(self, participants: Any, visit: VisitData, where: str,
+                     entry: _Entry, label: str) -> None:
+        """The attending: the participant typed ATND (attender), else the first untyped one;
+        name and identifier (the NPI first) from its Practitioner when the Bundle has it."""
         people = [p for p in participants or [] if p.individual is not None]
-        if not people:
-            return
         attending = next((p for p in people if any(
-            code == "ATND" for t in p.type or [] for _, code in _codes(t))), people[0])
+            code in _ATTENDING_CODES for t in p.type or [] for _, code in _codes(t))), None)
+        if attending is None:
+            attending = next((p for p in people if not p.type), None)
+        if attending is None:
+            return
         who = attending.individual
         ident = who.identifier.value if who.identifier is not None else None
-        if ident is None and who.reference and "/" in who.reference:
+        name = who.display
+        held = self._resolve(who, ("Practitioner", "PractitionerRole"), entry)
+        if held is not None and held.kind == "PractitionerRole":
+            role = held
+            self._note_use(role, f"the attending of {label}")
+            held = self._resolve(role.resource.practitioner, ("Practitioner",), role)
+            if held is None and role.resource.identifier:
+                ident = ident or role.resource.identifier[0].value
+        if held is not None:
+            doc = held.resource
+            idents = [i for i in doc.identifier or [] if i.value]
+            npi = next((i.value for i in idents if i.system == NPI), None)
+            ident = npi or ident or (idents[0].value if idents else None) or doc.id
+            name = name or _person_name(doc.name)
+            self._note_use(held, f"the attending of {label}")
+        elif ident is None and who.reference and "/" in who.reference \
+                and not who.reference.startswith("urn:"):
             ident = who.reference.rpartition("/")[2]
-        visit.attending_id = _fit(ident, 50, f"{where}.participant.individual")
-        visit.attending_name = _fit(who.display, 200, f"{where}.participant.individual.display")
+        visit.attending_id = self._clip(ident, limits.ATTENDING_ID,
+                                        f"{where}.participant.individual")
+        visit.attending_name = self._clip(name, limits.ATTENDING_NAME,
+                                          f"{where}.participant.individual.display")
 
     # -- conditions and coverage -------------------------------------------------------------
     def _diagnosis(self, entry: _Entry, kind: str | None, sequence: int) -> DiagnosisData | None:
@@ -581,9 +892,14 @@ class _Mapper:
         if verification in ("entered-in-error", "refuted"):
             return None
         code = _code_in(cond.code, v.ICD10CM) if cond.code is not None else None
-        if not code:
-            raise EventError(f"{where} (Condition) has no ICD-10-CM code (system "
-                             f"{v.ICD10CM})")
+        if not code:  # valid FHIR the engine does not use (a SNOMED problem): acknowledged
+            why = (f"Condition not kept: it has no ICD-10-CM code (system {v.ICD10CM}), the "
+                   "code system of the diagnoses the engine keeps")
+            if any(entry is e for e in self.entries):
+                self.unused[id(entry)] = why
+            else:
+                self._warn(f"{where}: {why}")
+            return None
         coding = next(c for c in cond.code.coding if c.system == v.ICD10CM and c.code == code)
         display = coding.display or cond.code.text
         return DiagnosisData(code=_fit(code, 20, f"{where}.code") or code, system="I10",
@@ -638,7 +954,11 @@ class _Mapper:
             group = next(g for g in self.groups.values() if id(entry) in g.listed_conditions)
             self.group_of_entry[id(entry)] = group
             return
-        group = self._group_for_encounter(entry.resource.encounter, entry)
+        cond = entry.resource
+        if not (_code_in(cond.code, v.ICD10CM) if cond.code is not None else None):
+            self._diagnosis(entry, None, 0)  # notes why it is not kept; folds into nothing
+            return
+        group = self._group_for_encounter(cond.encounter, entry)
         self.group_of_entry[id(entry)] = group
         if group.diagnoses is None:
             group.diagnoses = []
@@ -649,11 +969,18 @@ class _Mapper:
         if cov.status not in ("active", None):
             return
         patient = self._subject(cov.beneficiary, f"{where}.beneficiary", entry)
-        plan = next((c.value for c in cov.class_fhir or []
-                     if any(code == "plan" for _, code in _codes(c.type))), None)
-        payer = cov.payor[0].display if cov.payor else None
-        data = CoverageData(plan_code=_fit(plan, 50, f"{where}.class.value"),
-                            payer_name=payer[:200] if payer else None,
+        plan = self._clip(next((c.value for c in cov.class_fhir or []
+                                if any(code == "plan" for _, code in _codes(c.type))), None),
+                          limits.PLAN, f"{where}.class.value")
+        payer = None
+        for ref in cov.payor or []:
+            org = self._resolve(ref, ("Organization",), entry)
+            payer = ref.display or (org.resource.name if org is not None else None)
+            if org is not None:
+                self._note_use(org, f"the payer of {where}")
+            if payer:
+                break
+        data = CoverageData(plan_code=plan, payer_name=payer[:limits.PAYER] if payer else None,
                             payer_class=self.site.payer_class_for(plan), authorization=None)
         order = cov.order if cov.order is not None else 1_000_000
         groups = [g for g in self.groups.values() if self._key(g.patient) == self._key(patient)]
@@ -703,8 +1030,10 @@ class _Mapper:
             when = self._time(obs)
         except EventError:
             when = taken  # nothing else dates it: the result time does
-        self.results.append(AdtEvent(RESULTS, when, patient, labs=[lab],
-                                     visit=VisitData(visit_number=visit) if visit else None))
+        event = AdtEvent(RESULTS, when, patient, labs=[lab],
+                         visit=VisitData(visit_number=visit) if visit else None)
+        self.results.append(event)
+        self.event_of_result[id(entry)] = event
 
     # -- results ---------------------------------------------------------------------------
     @staticmethod
@@ -717,11 +1046,23 @@ class _Mapper:
                         coverage=group.coverage[1] if group.coverage else None)
 
     def _result(self, entry: _Entry) -> EntryResult:
-        if entry.kind == "Observation":
+        result = self._outcome(entry)
+        result.not_kept = result.not_kept or self.unused.get(id(entry))
+        result.warnings = self.warnings.get(id(entry), [])
+        result.used = self.used.get(id(entry), [])
+        if entry.index in self.failed:
+            result.error = self.failed[entry.index]
+        return result
+
+    def _outcome(self, entry: _Entry) -> EntryResult:
+        if entry.kind not in _KEPT_STEPS:
+            return EntryResult(entry.kind,
+                               not_kept=f"kept: no, the engine does not store {entry.kind}")
+        if entry.kind == "Observation" and id(entry) in self.result_of_entry:
             return self.result_of_entry[id(entry)]
-        if entry.kind == "Patient":
+        if entry.kind == "Patient" and id(entry) in self.patients:
             return EntryResult("Patient", mrn=self.patients[id(entry)].mrn)
         group = self.group_of_entry.get(id(entry))
-        if group is None:  # a Coverage that was not active
+        if group is None:  # a Coverage that was not active, or a refused entry
             return EntryResult(entry.kind)
         return EntryResult(entry.kind, mrn=group.patient.mrn, visit=group.visit.visit_number)

@@ -7,6 +7,7 @@ Everything here raises InvalidFhir with a sentence an interface analyst can act 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
@@ -16,9 +17,12 @@ from engine.core.errors import Malformed
 from engine.core.events import EventError
 
 MAX_DEPTH = 64
-# What we take in; anything else in a Bundle entry or a contained list is refused by name,
-# before fhir.resources sees it (it fails on unknown resource types with a KeyError).
+# What the engine keeps (it becomes events) and what it reads to fill those in (a Bundle's
+# attending, location and payer). Both are validated with fhir.resources; a Bundle entry of
+# any other type is acknowledged and not kept, so it is not validated either (converters
+# send a dozen types no rule reads, and fhir.resources fails on names it does not know).
 ACCEPTED_TYPES = ("Patient", "Encounter", "Condition", "Coverage", "Observation")
+READ_TYPES = ("Practitioner", "PractitionerRole", "Organization", "Location")
 _MAX_ERRORS = 3
 
 
@@ -82,42 +86,77 @@ def expect_type(doc: Any, *expected: str) -> str:
     return name
 
 
-def _check_nested_types(doc: dict, where: str) -> None:
+def _check_contained(doc: dict, where: str) -> None:
     contained_list = doc.get("contained") or []
     if not isinstance(contained_list, list):
         raise InvalidFhir(f"{where}.contained is not a list")
     for i, contained in enumerate(contained_list):
         name = resource_type(contained, f"{where}.contained[{i}]")
-        if name not in ACCEPTED_TYPES:
+        if name not in (*ACCEPTED_TYPES, *READ_TYPES):
             raise InvalidFhir(f"{where}.contained[{i}] is a {name}; contained resources "
-                              f"accepted here: {', '.join(ACCEPTED_TYPES)}")
-    if doc.get("resourceType") != "Bundle":
-        return
-    entries = doc.get("entry") or []
-    if not isinstance(entries, list):
-        raise InvalidFhir("Bundle.entry is not a list")
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict) or "resource" not in entry:
-            raise InvalidFhir(f"Bundle.entry[{i}] has no resource")
-        name = resource_type(entry["resource"], f"Bundle.entry[{i}].resource")
-        if name not in ACCEPTED_TYPES:
-            raise InvalidFhir(f"Bundle.entry[{i}] is a {name}; a transaction here may carry "
-                              f"{', '.join(ACCEPTED_TYPES)}")
-        _check_nested_types(entry["resource"], f"Bundle.entry[{i}].resource")
+                              f"accepted here: {', '.join((*ACCEPTED_TYPES, *READ_TYPES))}")
 
 
-def validate(doc: dict) -> Any:
-    """The R4B model of `doc`, or InvalidFhir naming the first failing elements."""
-    name = resource_type(doc)
-    if name not in (*ACCEPTED_TYPES, "Bundle"):
-        raise InvalidFhir(f"resourceType {name!r} is not accepted here")
-    _check_nested_types(doc, name)
+def _model(name: str, doc: dict, where: str) -> Any:
+    _check_contained(doc, where)
     try:
         return get_fhir_model_class(name).model_validate(doc)
     except ValidationError as exc:
-        raise InvalidFhir(describe(name, exc)) from exc
+        raise InvalidFhir(describe(where, exc)) from exc
     except (KeyError, TypeError, ValueError) as exc:  # fhir.resources' own edge cases
-        raise InvalidFhir(f"{name} is not valid FHIR R4: {exc}") from exc
+        raise InvalidFhir(f"{where} is not valid FHIR R4: {exc}") from exc
+
+
+def validate(doc: dict) -> Any:
+    """The R4B model of a single resource the engine takes, or InvalidFhir naming the first
+    failing elements. Bundles go through `validate_bundle`."""
+    name = resource_type(doc)
+    if name not in ACCEPTED_TYPES:
+        raise InvalidFhir(f"resourceType {name!r} is not accepted here")
+    return _model(name, doc, name)
+
+
+@dataclass(slots=True)
+class BundleEntry:
+    """One entry: its resource's model when the engine reads that type, else the raw JSON;
+    `error` when the entry itself is not valid (a batch answers it alone)."""
+
+    index: int
+    kind: str
+    model: Any = None
+    raw: dict = field(default_factory=dict)
+    error: InvalidFhir | None = None
+
+
+def validate_bundle(doc: dict) -> tuple[Any, list[BundleEntry]]:
+    """The Bundle's own elements (entries without their resources) and each entry, checked
+    on its own so that one bad entry of a batch does not hide the others."""
+    entries = doc.get("entry") or []
+    if not isinstance(entries, list):
+        raise InvalidFhir("Bundle.entry is not a list")
+    shell = dict(doc)
+    shell["entry"] = [({k: val for k, val in e.items() if k != "resource"}
+                       if isinstance(e, dict) else e) for e in entries]
+    model = _model("Bundle", shell, "Bundle")
+    out = []
+    for i, entry in enumerate(entries):
+        where = f"Bundle.entry[{i}].resource"
+        resource = entry.get("resource")
+        try:
+            if resource is None:
+                raise InvalidFhir(f"Bundle.entry[{i}] has no resource")
+            name = resource_type(resource, where)
+        except InvalidFhir as exc:
+            out.append(BundleEntry(i, "?", error=exc))
+            continue
+        item = BundleEntry(i, name, raw=resource)
+        if name in (*ACCEPTED_TYPES, *READ_TYPES):
+            try:
+                item.model = _model(name, resource, where)
+            except InvalidFhir as exc:
+                item.error = exc
+        out.append(item)
+    return model, out
 
 
 def describe(name: str, exc: ValidationError) -> str:

@@ -11,6 +11,7 @@ import itertools
 import os
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -191,8 +192,13 @@ def build_ack(
     now: datetime,
     zone: ZoneInfo,
     error: AckIssue | None = None,
+    warnings: Sequence[AckIssue] = (),
 ) -> str:
-    """An ER7 ACK (segments joined by \\r) answering `header` with AA, AE or AR."""
+    """An ER7 ACK (segments joined by \\r) answering `header` with AA, AE or AR.
+
+    `warnings` (what was accepted but not kept exactly as sent) follow as ERR segments of
+    severity W from 2.5 on, where ERR-4 exists; before 2.5 they are only on the inbound row.
+    """
     version = header.version if header.version in SUPPORTED_VERSIONS else ACK_FALLBACK_VERSION
     msa_text = error is not None and version not in _NO_MSA3_VERSIONS
     template, trunc = _template(version, error is not None, msa_text)
@@ -243,5 +249,62 @@ def build_ack(
     out = list(template)
     for i in range(1, len(out), 2):
         out[i] = values[out[i]]
+    segments = "".join(out).split("\r")
+    if version not in _ERR1_VERSIONS:
+        segments += [_warning(w, trunc) for w in warnings[:MAX_WARNINGS]]
     # Empty trailing fields are dropped, as HL7's encoding rules ask.
-    return "\r".join(seg.rstrip("|") for seg in "".join(out).split("\r"))
+    return "\r".join(seg.rstrip("|") for seg in segments)
+
+
+MAX_WARNINGS = 10  # ERR segments of severity W in one ACK; the row keeps them all
+
+
+def _warning(issue: AckIssue, trunc: str) -> str:
+    """ERR-2 location, ERR-3 code (CWE), ERR-4 severity W, ERR-8 user message."""
+    segment = issue.segment if issue.segment and issue.segment.isalnum() else ""
+    position = str(issue.field) if segment and issue.field else ""
+    location = f"{segment}^1^{position}".rstrip("^") if segment else ""
+    code = f"{issue.code}^{_text(ERROR_TEXT.get(issue.code, 'Application error'), trunc)}^HL70357"
+    return f"ERR||{location}|{code}|W||||{_text(issue.text, trunc)}"
+
+
+def build_batch_ack(
+    acks: Sequence[str],
+    *,
+    file_header: str | None,
+    batch_header: str | None,
+    our_application: str,
+    our_facility: str,
+    now: datetime,
+    zone: ZoneInfo,
+) -> str:
+    """The answer to a batch (HL7 v2.5.1 section 2.10.3, batch acknowledgment): a batch of
+    our own holding the ACK of every message inside, in order. BHS-12 (and FHS-12 when the
+    sender wrapped a file) names the sender's BHS-11 (FHS-11); BTS-1 counts the ACKs."""
+    when = now.astimezone(zone).strftime("%Y%m%d%H%M%S%z")
+    segments = []
+    if file_header is not None:
+        segments.append(_envelope("FHS", file_header, our_application, our_facility, when))
+    segments.append(_envelope("BHS", batch_header or "", our_application, our_facility, when))
+    segments += [seg for ack in acks for seg in ack.split("\r")]
+    segments.append(f"BTS|{len(acks)}")
+    if file_header is not None:
+        segments.append("FTS|1")
+    return "\r".join(segments)
+
+
+def _envelope(name: str, theirs: str, our_application: str, our_facility: str,
+              when: str) -> str:
+    """Our FHS/BHS mirroring the sender's: the routing turned round, their control id
+    (field 11) as our reference (field 12)."""
+    sep = theirs[3] if len(theirs) > 3 else "|"
+    fields = theirs.split(sep)
+
+    def their(n: int) -> str:  # field n of their header; fields[1] is field 2 (encoding)
+        value = fields[n - 1] if 1 < n <= len(fields) else ""
+        return value.replace("|", "\\F\\") if sep != "|" else value
+
+    return "|".join([
+        name, "^~\\&", their(5) or escape(our_application), their(6) or escape(our_facility),
+        their(3), their(4), when, "", "", "", _ack_control_id(), their(11),
+    ]).rstrip("|")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import date, datetime
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from engine.core import lab_codes as labs
@@ -26,11 +28,12 @@ from engine.core.identity import first_of_type
 from engine.core.site import SiteProfile
 from engine.hl7.ack import SUPPORTED_VERSIONS, AckIssue, Header
 from engine.hl7.message import Message, Segment
-from engine.hl7.timestamps import Hl7TimestampError, parse_date, parse_dtm
+from engine.hl7.timestamps import Hl7TimestampError, date_precision, parse_date, parse_dtm
 
-# What the store can hold. A value that does not fit would fail its insert on every retry
-# ("storage unavailable"), stalling the sender's queue behind it; instead free text is cut
-# to fit and identifiers or codes that do not fit are refused (AE), kept for replay.
+# What the store can hold (engine.core.limits, generous). A value that does not fit would
+# fail its insert on every retry, stalling the sender's queue behind it; instead coded and
+# descriptive values are cut to fit with a warning on the inbound row, and only identifiers
+# longer than their bound (a cut one would name someone else) are refused (AE).
 CONTROL_ID_MAX = min(199, limits.CONTROL_ID)  # MSH-10 is ST(199) from 2.6
 SENDER_PART_MAX = (limits.SENDER - 1) // 2  # "application|facility"
 _ID_VALUE = limits.ID_VALUE
@@ -96,6 +99,23 @@ def _evn_trigger(msg: Message) -> str:
     return evn.value(1) if evn else ""
 
 
+# HL7 versions this engine reads, oldest first: a 2.x version outside them is read as the
+# nearest (v2 is backward compatible by rule: fields are only added or withdrawn).
+_READ_AS = sorted(SUPPORTED_VERSIONS, key=lambda v: tuple(int(p) for p in v.split(".")))
+
+
+def version_read_as(version: str) -> str | None:
+    """The supported version a message of `version` (MSH-12.1) is read as; None if not v2."""
+    if version in SUPPORTED_VERSIONS:
+        return version
+    parts = version.strip().split(".")
+    if len(parts) < 2 or parts[0] != "2" or not all(p.isdigit() for p in parts):
+        return None
+    key = tuple(int(p) for p in parts)
+    older = [v for v in _READ_AS if tuple(int(p) for p in v.split(".")) <= key]
+    return older[-1] if older else _READ_AS[0]
+
+
 def _check_processing_id(processing_id: str, site: SiteProfile) -> None:
     """Training (T) and debugging (D) feeds must not change live state: refuse (AR) them."""
     accepted = ", ".join(site.accepted_processing_ids)
@@ -118,13 +138,13 @@ def check_envelope(msg: Message, header: Header, site: SiteProfile) -> None:
             raise Hl7Refusal(
                 "AR", AckIssue(102, f"MSH-{n} is longer than {limit} characters", "MSH", n)
             )
-    if header.version not in SUPPORTED_VERSIONS:
+    if version_read_as(header.version) is None:
         raise Hl7Refusal(
             "AR",
             AckIssue(
                 203,
-                f"HL7 version {header.version or '(empty)'} in MSH-12 is not supported "
-                f"(accepted: 2.3 to 2.8.2)",
+                f"HL7 version {header.version[:20] or '(empty)'} in MSH-12 is not supported "
+                f"(accepted: v2, 2.1 to 2.9, read as 2.3 to 2.8.2)",
                 "MSH",
                 12,
             ),
@@ -152,21 +172,39 @@ def check_envelope(msg: Message, header: Header, site: SiteProfile) -> None:
         )
 
 
-def event_time(msg: Message, site: SiteProfile, zone: ZoneInfo | None = None) -> datetime:
+Notes = list[AckIssue]  # warnings: accepted, but not kept exactly as sent
+
+
+def event_time(msg: Message, site: SiteProfile, zone: ZoneInfo | None = None,
+               notes: Notes | None = None) -> datetime:
     """When it happened: EVN-6 occurred, else EVN-2 recorded, else MSH-7.
 
-    Every one of them that is sent must be a valid timestamp (a malformed EVN-2 is an AE
-    even when EVN-6 is fine): a feed that garbles one time cannot be trusted with another.
+    The first of them that is usable is the event time; one that is sent but malformed is
+    passed over with a warning (senders garble MSH-7 more often than EVN). Only a message
+    with no usable time at all is refused: with the first malformed time's error when one
+    was sent, else as having none.
     """
     zone = zone or site.zone
     evn = msg.segment("EVN")
-    sent = _dtm(msg.msh, 7, zone)
-    if evn is not None:
-        recorded = _dtm(evn, 2, zone)
-        sent = _dtm(evn, 6, zone) or recorded or sent
-    if sent is None:
+    places = [(evn, 6), (evn, 2)] if evn is not None else []
+    found: tuple[datetime, str] | None = None
+    malformed: list[Hl7Refusal] = []
+    for seg, n in [*places, (msg.msh, 7)]:
+        try:
+            when = _dtm(seg, n, zone)
+        except Hl7Refusal as refusal:
+            malformed.append(refusal)
+            continue
+        if when is not None and found is None:
+            found = when, f"{seg.name}-{n}"
+    if found is None:
+        if malformed:
+            raise malformed[0]
         raise EventError("no event time: EVN-6, EVN-2 and MSH-7 are all empty")
-    return sent
+    if notes is not None:
+        notes.extend(AckIssue(r.error.code, f"{r.error.text}; the event time is read from "
+                              f"{found[1]}", r.error.segment, r.error.field) for r in malformed)
+    return found[0]
 
 
 # Event, admit and discharge times outside these years are typing errors or test data;
@@ -191,6 +229,7 @@ def _dtm(seg: Segment, n: int, zone: ZoneInfo) -> datetime | None:
 
 
 def _date(seg: Segment, n: int) -> date | None:
+    """A DT: YYYY, YYYYMM or YYYYMMDD (a partial date reads as its first day)."""
     text = seg.value(n)
     if not text or text == '""':
         return None
@@ -205,7 +244,8 @@ def _opt(text: str) -> str | None:
 
 
 def _code(text: str, limit: int, seg: Segment, n: int) -> str | None:
-    """A coded or identifying value: refused (AE) when it is too long to keep."""
+    """An identifying value (a key): refused (AE) beyond its generous bound, since a cut key
+    would name another patient or stay."""
     if len(text) > limit:
         raise Hl7Refusal("AE", AckIssue(
             102, f"{seg.name}-{n} is {len(text)} characters long; at most {limit} are accepted",
@@ -213,13 +253,20 @@ def _code(text: str, limit: int, seg: Segment, n: int) -> str | None:
     return text if text and text != '""' else None
 
 
-def _clip(text: str, limit: int) -> str | None:
-    """Free text: cut to what the store keeps."""
-    return text[:limit] if text and text != '""' else None
+def _clip(text: str, limit: int, seg: Segment, n: int, notes: Notes) -> str | None:
+    """A coded or descriptive value: kept whole up to `limit` (engine.core.limits, wide),
+    beyond it cut to fit with a warning, never refused."""
+    if not text or text == '""':
+        return None
+    if len(text) > limit:
+        notes.append(AckIssue(102, f"{seg.name}-{n} is {len(text)} characters long; the "
+                                   f"first {limit} are kept", seg.name, n))
+        return text[:limit]
+    return text
 
 
 def _identifiers(seg: Segment, n: int, site: SiteProfile, default_system: str,
-                 warnings: list[str] | None = None) -> list[Identifier]:
+                 notes: Notes | None = None) -> list[Identifier]:
     """CX repetitions with a value, each under its canonical system (engine.core.identity).
 
     The authority is CX-4 (namespace&universal id&type); a repetition that names none gets
@@ -238,13 +285,14 @@ def _identifiers(seg: Segment, n: int, site: SiteProfile, default_system: str,
         type_code = _opt(_at(parts, 5))
         if len(value) > _ID_VALUE or len(system) > _ID_SYSTEM or \
                 len(type_code or "") > _ID_TYPE:
-            if warnings is None or site.mrn_rank(system[:_ID_SYSTEM], type_code) is not None:
+            if notes is None or site.mrn_rank(system[:_ID_SYSTEM], type_code) is not None:
                 raise Hl7Refusal("AE", AckIssue(
                     102, f"{seg.name}-{n} repetition {rep + 1} is longer than kept (value "
                     f"{_ID_VALUE}, authority {_ID_SYSTEM}, type {_ID_TYPE} characters)",
                     seg.name, n))
-            warnings.append(f"{seg.name}-{n} repetition {rep + 1} is too long to keep "
-                            f"(value {len(value)}, system {len(system)} characters): left out")
+            notes.append(AckIssue(102, f"{seg.name}-{n} repetition {rep + 1} is too long to "
+                                       f"keep (value {len(value)}, system {len(system)} "
+                                       "characters): left out", seg.name, n))
             continue
         kept_namespace = site.namespace_of(system, namespace)
         out.append(Identifier(system=system, value=value, type_code=type_code,
@@ -275,41 +323,47 @@ def _mrn_refusal(site: SiteProfile) -> Hl7Refusal:
     return Hl7Refusal("AE", AckIssue(101, f"PID-3 has no MRN of authority {wanted}", "PID", 3))
 
 
-def _patient(msg: Message, site: SiteProfile, warnings: list[str] | None = None) -> PatientData:
+def _patient(msg: Message, site: SiteProfile, notes: Notes) -> PatientData:
     pid = msg.segment("PID")
     if pid is None:
         raise Hl7Refusal("AE", AckIssue(100, "PID segment is missing", "PID"))
-    notes: list[str] = []
     ids = _identifiers(pid, 3, site, site.default_id_system, notes)
     if not ids and site.mrn_fallback == "first":
         # No PID-3: the patient id of 2.3-era feeds (PID-2), else the alternate (PID-4).
         for n in (2, 4):
             if ids := _identifiers(pid, n, site, site.default_id_system, notes):
-                notes.append(f"PID-3 has no identifier: PID-{n} is taken as the MRN")
+                notes.append(AckIssue(101, f"PID-3 has no identifier: PID-{n} is taken as "
+                                           "the MRN", "PID", 3))
                 break
     mrn, fallback = _mrn(ids, site)
     if mrn is None:
         raise _mrn_refusal(site)
     if fallback:
-        notes.append(fallback)
-    if warnings is not None:
-        warnings.extend(notes)
+        notes.append(AckIssue(103, fallback, "PID", 3))
     alternates = sorted(
         (i for i in ids if i is not mrn and site.mrn_rank(i.system, i.type_code) is not None),
         key=lambda i: site.mrn_rank(i.system, i.type_code) or 0)
     address = None
-    if parts := pid.parts(11):
-        address = {k: v for k, v in zip(_ADDRESS, parts, strict=False) if v and v != '""'}
-    name = pid.parts(5)
+    if parts := _by_type(pid, 11, 7, "H"):
+        address = {k: kept for k, v in zip(_ADDRESS, parts, strict=False)
+                   if (kept := _clip(v, _NAME, pid, 11, notes))}
+    name = _by_type(pid, 5, 7, "L")
+    try:
+        birth_date = _date(pid, 7)
+    except Hl7Refusal as refusal:  # a garbled birth date must not lose the stay
+        notes.append(AckIssue(102, f"{refusal.error.text}; the birth date is not changed",
+                              "PID", 7))
+        birth_date = None
     return PatientData(
         identifiers=ids,
         mrn=mrn,
         alternates=alternates,
-        family=_clip(_at(name, 1), _NAME),
-        given=_clip(_at(name, 2), _NAME),
-        middle=_clip(_at(name, 3), _NAME),
-        birth_date=_date(pid, 7),
-        sex=_code(pid.value(8), _SEX, pid, 8),
+        family=_clip(_at(name, 1), _NAME, pid, 5, notes),
+        given=_clip(_at(name, 2), _NAME, pid, 5, notes),
+        middle=_clip(_at(name, 3), _NAME, pid, 5, notes),
+        birth_date=birth_date,
+        birth_precision=date_precision(pid.value(7)) if birth_date else None,
+        sex=_clip(pid.value(8), _SEX, pid, 8, notes),
         address=address,
     )
 
@@ -317,57 +371,69 @@ def _patient(msg: Message, site: SiteProfile, warnings: list[str] | None = None)
 _ADDRESS = ("line", "line2", "city", "state", "postal_code", "country")
 
 
-def _location(seg: Segment, n: int) -> Location | None:
+def _by_type(seg: Segment, n: int, type_at: int, wanted: str) -> list[str]:
+    """The repetition of field n whose type (component `type_at`) is `wanted`, else the
+    first that is not empty: the legal name (XPN-7 L) and home address (XAD-7 H) are chosen
+    by type, since senders put an alias or a mailing address first too."""
+    first: list[str] = []
+    for rep in range(len(seg.repetitions(n))):
+        parts = seg.parts(n, rep)
+        if not any(p and p != '""' for p in parts[:type_at - 1]):
+            continue
+        if _at(parts, type_at).upper() == wanted:
+            return parts
+        first = first or parts
+    return first
+
+def _location(seg: Segment, n: int, notes: Notes) -> Location | None:
     parts = seg.parts(n)
     if not parts:
         return None
     loc = Location(
-        unit=_code(parts[0], _PLACE, seg, n),
-        room=_code(_at(parts, 2), _PLACE, seg, n),
-        bed=_code(_at(parts, 3), _PLACE, seg, n),
-        facility=_code(_at(parts, 4), _PLACE, seg, n),
+        unit=_clip(parts[0], _PLACE, seg, n, notes),
+        room=_clip(_at(parts, 2), _PLACE, seg, n, notes),
+        bed=_clip(_at(parts, 3), _PLACE, seg, n, notes),
+        facility=_clip(_at(parts, 4), _PLACE, seg, n, notes),
     )
     return None if loc.is_empty() else loc
 
 
 def _visit_number(msg: Message, pv1: Segment | None, site: SiteProfile,
-                  warnings: list[str] | None = None) -> Identifier | None:
+                  notes: Notes | None = None) -> Identifier | None:
     """PV1-19, else the PID-18 patient account number (Meditech- and Cerner-like feeds
     carry the stay there), under the visit system rules: no authority, the site's."""
     ids = _identifiers(pv1, 19, site, site.visit_system) if pv1 is not None else []
     if not ids and (pid := msg.segment("PID")) is not None:
         ids = _identifiers(pid, 18, site, site.visit_system)
-        if ids and warnings is not None:
-            warnings.append("PV1-19 is empty: the PID-18 account number is the visit number")
+        if ids and notes is not None:
+            notes.append(AckIssue(101, "PV1-19 is empty: the PID-18 account number is the "
+                                       "visit number", "PV1", 19))
     return ids[0] if ids else None
 
 
 def _visit(msg: Message, trigger: str, site: SiteProfile, zone: ZoneInfo,
-           warnings: list[str] | None = None) -> VisitData:
+           notes: Notes) -> VisitData:
     pv1 = msg.segment("PV1")
     if pv1 is None:
         raise Hl7Refusal("AE", AckIssue(100, f"PV1 segment is required for {trigger}", "PV1"))
-    visit_number = _visit_number(msg, pv1, site, warnings)
+    visit_number = _visit_number(msg, pv1, site, notes)
     if visit_number is None:
         raise Hl7Refusal("AE", AckIssue(
             101, f"PV1-19 visit number (or PID-18 account number) is required for {trigger}",
             "PV1", 19))
-    patient_class = _code(pv1.value(2), _CLASS, pv1, 2)
-    patient_type = _code(pv1.value(18), _TYPE, pv1, 18)
+    patient_class = _clip(pv1.value(2), _CLASS, pv1, 2, notes)
+    patient_type = _clip(pv1.value(18), _TYPE, pv1, 18, notes)
     care_status = None
     if patient_class or patient_type:
         care_status = site.status_for(patient_class, patient_type)
         if care_status is None:
-            raise Hl7Refusal(
-                "AE",
-                AckIssue(
-                    103,
-                    f"patient class {patient_class!r} (PV1-2) with patient type "
-                    f"{patient_type!r} (PV1-18) is not mapped in the site profile",
-                    "PV1",
-                    2,
-                ),
-            )
+            # A local or new code: the stay is applied, its care status left as it was
+            # (unknown on a new stay, so no rule that asks for one fires), and the operator
+            # told, rather than the whole stay lost for one code.
+            notes.append(AckIssue(
+                103, f"patient class {(patient_class or '')[:20]!r} (PV1-2) with patient "
+                f"type {(patient_type or '')[:20]!r} (PV1-18) is not mapped in the site "
+                "profile; care status not changed", "PV1", 2))
     pv2 = msg.segment("PV2")
     attending = pv1.parts(7)
     # HL7 '""' means "erase this value", unlike an empty field ("not sent").
@@ -385,56 +451,72 @@ def _visit(msg: Message, trigger: str, site: SiteProfile, zone: ZoneInfo,
         patient_class=patient_class,
         patient_type=patient_type,
         care_status=care_status,
-        location=_location(pv1, 3),
-        prior_location=_location(pv1, 6),
-        attending_id=_code(_at(attending, 1), _ATTENDING_ID, pv1, 7),
+        location=_location(pv1, 3, notes),
+        prior_location=_location(pv1, 6, notes),
+        attending_id=_clip(_at(attending, 1), _ATTENDING_ID, pv1, 7, notes),
         attending_name=_clip(
             " ".join(p for p in (_at(attending, 3), _at(attending, 2)) if p and p != '""'),
-            _ATTENDING_NAME,
+            _ATTENDING_NAME, pv1, 7, notes,
         ),
-        hospital_service=_code(pv1.value(10), _SERVICE, pv1, 10),
-        admission_type=_code(pv1.value(4), _SHORT_CODE, pv1, 4),
-        admit_source=_code(pv1.value(14), _SHORT_CODE, pv1, 14),
-        admit_time=_dtm(pv1, 44, zone),
-        discharge_time=_dtm(pv1, 45, zone),
-        discharge_disposition=_code(pv1.value(36), _SHORT_CODE, pv1, 36),
-        expected_discharge_date=_date(pv2, 9) if pv2 is not None else None,
+        hospital_service=_clip(pv1.value(10), _SERVICE, pv1, 10, notes),
+        admission_type=_clip(pv1.value(4), _SHORT_CODE, pv1, 4, notes),
+        admit_source=_clip(pv1.value(14), _SHORT_CODE, pv1, 14, notes),
+        admit_time=_soft(lambda: _dtm(pv1, 44, zone), notes, "the event time stands"),
+        discharge_time=_soft(lambda: _dtm(pv1, 45, zone), notes, "the event time stands"),
+        discharge_disposition=_clip(pv1.value(36), _SHORT_CODE, pv1, 36, notes),
+        expected_discharge_date=_soft(lambda: _date(pv2, 9), notes,
+                                      "the expected discharge date is not changed")
+        if pv2 is not None else None,
     )
 
 
-def _diagnoses(msg: Message) -> list[DiagnosisData] | None:
+_T = TypeVar("_T")
+
+
+def _soft(read: Callable[[], _T | None], notes: Notes, consequence: str) -> _T | None:
+    """A visit time that is garbled is a warning with its consequence, not a lost message:
+    each has a fallback (the event time, the value on file)."""
+    try:
+        return read()
+    except Hl7Refusal as refusal:
+        notes.append(AckIssue(refusal.error.code, f"{refusal.error.text}; {consequence}",
+                              refusal.error.segment, refusal.error.field))
+        return None
+
+
+def _diagnoses(msg: Message, notes: Notes) -> list[DiagnosisData] | None:
     segs = msg.all("DG1")
     if not segs:
         return None
     out = []
     for i, dg1 in enumerate(segs, 1):
         diagnosis = dg1.parts(3)
-        code = _code(_at(diagnosis, 1), _DX_CODE, dg1, 3)
+        code = _clip(_at(diagnosis, 1), _DX_CODE, dg1, 3, notes)
         if code is None:
             continue
         seq = dg1.value(1)
         out.append(
             DiagnosisData(
                 code=code,
-                system=_code(_at(diagnosis, 3), _DX_SYSTEM, dg1, 3),
-                display=_clip(_opt(_at(diagnosis, 2)) or dg1.value(4), _DX_TEXT),
-                diagnosis_type=_code(dg1.value(6), _DX_TYPE, dg1, 6),
+                system=_clip(_at(diagnosis, 3), _DX_SYSTEM, dg1, 3, notes),
+                display=_clip(_opt(_at(diagnosis, 2)) or dg1.value(4), _DX_TEXT, dg1, 3, notes),
+                diagnosis_type=_clip(dg1.value(6), _DX_TYPE, dg1, 6, notes),
                 sequence=int(seq) if seq.isdigit() else i,
             )
         )
     return out
 
 
-def _coverage(msg: Message, site: SiteProfile) -> CoverageData | None:
+def _coverage(msg: Message, site: SiteProfile, notes: Notes) -> CoverageData | None:
     in1 = msg.segment("IN1")
     if in1 is None:
         return None
-    plan = _code(in1.value(2, 1), _PLAN, in1, 2)
+    plan = _clip(in1.value(2, 1), _PLAN, in1, 2, notes)
     return CoverageData(
         plan_code=plan,
-        payer_name=_clip(in1.value(4, 1), _PAYER),
+        payer_name=_clip(in1.value(4, 1), _PAYER, in1, 4, notes),
         payer_class=site.payer_class_for(plan),
-        authorization=_code(in1.value(14, 1), _AUTH, in1, 14),
+        authorization=_clip(in1.value(14, 1), _AUTH, in1, 14, notes),
     )
 
 
@@ -447,28 +529,34 @@ _MRG_NEEDS = {
 }
 
 
-def to_event(msg: Message, header: Header, site: SiteProfile) -> AdtEvent:
-    """Read an accepted ADT message into an AdtEvent, or refuse it with AE and a reason."""
+def to_event(msg: Message, header: Header, site: SiteProfile,
+             notes: Notes | None = None) -> AdtEvent:
+    """Read an accepted ADT message into an AdtEvent, or refuse it with AE and a reason.
+
+    What is accepted but not kept exactly as sent is added to `notes` as warnings."""
+    notes = notes if notes is not None else []
     trigger = header.trigger
     zone = site.zone
+    read_as = version_read_as(header.version)
+    if read_as is not None and read_as != header.version:
+        notes.append(AckIssue(203, f"HL7 version {header.version[:20]} (MSH-12) is read as "
+                                   f"{read_as}", "MSH", 12))
     try:
-        when = event_time(msg, site, zone)
+        when = event_time(msg, site, zone, notes)
     except EventError as exc:
         raise Hl7Refusal("AE", AckIssue(101, str(exc), "EVN", 2)) from exc
-    warnings: list[str] = []
-    patient = _patient(msg, site, warnings)
+    patient = _patient(msg, site, notes)
     results = _labs(msg, zone, when)
     if trigger == RESULTS:
         return AdtEvent(trigger=trigger, event_time=when, patient=patient,
-                        visit=_result_visit(msg, site), labs=results or [],
-                        warnings=warnings)
-    visit = None if trigger in PATIENT_ONLY else _visit(msg, trigger, site, zone, warnings)
+                        visit=_result_visit(msg, site), labs=results or [])
+    visit = None if trigger in PATIENT_ONLY else _visit(msg, trigger, site, zone, notes)
     drg = None
     drg_seg = msg.segment("DRG")
     if drg_seg is not None:
         drg_parts = drg_seg.parts(1)
-        if _code(_at(drg_parts, 1), _DRG, drg_seg, 1):
-            drg = (drg_parts[0], _clip(_at(drg_parts, 2), _DRG_TEXT))
+        if drg_code := _clip(_at(drg_parts, 1), _DRG, drg_seg, 1, notes):
+            drg = (drg_code, _clip(_at(drg_parts, 2), _DRG_TEXT, drg_seg, 1, notes))
     prior_patient: list[Identifier] = []
     prior_visit = None
     mrg = msg.segment("MRG")
@@ -485,13 +573,12 @@ def to_event(msg: Message, header: Header, site: SiteProfile) -> AdtEvent:
         event_time=when,
         patient=patient,
         visit=visit,
-        diagnoses=_diagnoses(msg),
+        diagnoses=_diagnoses(msg, notes),
         drg=drg,
-        coverage=_coverage(msg, site),
+        coverage=_coverage(msg, site, notes),
         prior_patient=prior_patient,
         prior_visit=prior_visit,
         labs=results,
-        warnings=warnings,
     )
 
 

@@ -110,7 +110,8 @@ _BOM = b"\xef\xbb\xbf"
 
 
 def split_file(data: bytes) -> list[bytes]:
-    """Messages in an HL7 file: MLLP-framed or not, CR or LF separated, one or many.
+    """Messages in an HL7 file: MLLP-framed or not, CR or LF separated, one or many, bare
+    or inside FHS/BHS ... BTS/FTS batch envelopes (each message then stands on its own).
 
     Each message keeps its bytes as in the file, less the line breaks around it (the reader
     accepts any line ending). What is neither a message nor whitespace is returned too, so
@@ -126,7 +127,11 @@ def split_file(data: bytes) -> list[bytes]:
             chunks.append(last)
         if reader.stray.strip(b"\r\n \t\x00"):
             chunks.append(bytes(reader.stray))
-        return chunks
+        return [m for c in chunks for m in (unbatch(c).messages if is_batch(c) else [c])]
+    return _split_plain(_ENVELOPE.sub(b"", data))
+
+
+def _split_plain(data: bytes) -> list[bytes]:
     starts = [m.start() for m in _MSH_START.finditer(data)]
     if not starts:
         return [data] if data.strip() else []
@@ -139,6 +144,37 @@ def split_file(data: bytes) -> list[bytes]:
         if chunk:
             chunks.append(chunk)
     return chunks
+
+
+# HL7 v2 batch protocol (chapter 2.10.3): FHS/FTS wrap a file, BHS/BTS a batch, each optional
+# around the messages. A batch header or trailer line, wherever it stands.
+_ENVELOPE = re.compile(rb"(?:\A|(?<=[\r\n]))(?:FHS|BHS|BTS|FTS)(?![A-Z0-9\r\n])[^\r\n]*[\r\n]*")
+_LEADING = b"\xef\xbb\xbf\x0b\r\n \t\x00"
+
+
+@dataclass(frozen=True)
+class Batch:
+    """An HL7 batch taken apart: its header segments (FHS, BHS; None when absent) and the
+    messages inside, each to be answered and stored on its own."""
+
+    file_header: bytes | None
+    batch_header: bytes | None
+    messages: list[bytes]
+
+
+def is_batch(data: bytes) -> bool:
+    """Whether `data` (one MLLP frame, or one file) is an HL7 batch, not a single message."""
+    return data.lstrip(_LEADING).startswith((b"FHS", b"BHS"))
+
+
+def unbatch(data: bytes) -> Batch:
+    """The envelope's headers and the messages inside; what stands outside any message
+    (neither MSH nor envelope) is returned as a message too, for the intake to refuse."""
+    headers: dict[bytes, bytes] = {}
+    for m in _ENVELOPE.finditer(data):
+        headers.setdefault(m.group()[:3], m.group().rstrip(b"\r\n"))
+    body = _ENVELOPE.sub(b"", data.lstrip(_LEADING))
+    return Batch(headers.get(b"FHS"), headers.get(b"BHS"), _split_plain(body))
 
 
 def exchange(sock: socket.socket, message: bytes, timeout: float = 30.0) -> bytes:

@@ -1,5 +1,9 @@
 """HL7 DTM/TS values to aware datetimes: offset when given, else the hospital's zone.
 
+Every precision HL7 allows is read: year, month, day, minute, second, and 1 to 4 fractional
+digits (and 6, which many senders write), with or without a +/-HHMM offset. A partial value
+reads as its first instant (`1950` is 1950-01-01 00:00).
+
 Local times (no offset) are read in the site's IANA zone with `fold=0`, PEP 495's default:
 
 * the autumn hour that happens twice (America/Chicago 2026-11-01 01:00-01:59) reads as its
@@ -21,7 +25,7 @@ from engine.core.errors import Malformed
 
 _DTM = re.compile(
     r"(?P<y>\d{4})(?:(?P<mo>\d{2})(?:(?P<d>\d{2})(?:(?P<h>\d{2})(?:(?P<mi>\d{2})"
-    r"(?:(?P<s>\d{2})(?:\.(?P<frac>\d{1,4}))?)?)?)?)?)?(?P<tz>[+-]\d{4})?\Z"
+    r"(?:(?P<s>\d{2})(?:\.(?P<frac>\d{1,6}))?)?)?)?)?)?(?P<tz>[+-]\d{4})?\Z"
 )
 _UTC = UTC
 
@@ -95,16 +99,23 @@ def _offset_changes_on(zone: ZoneInfo, year: int, month: int, day: int) -> bool:
     return start.utcoffset() != (start + timedelta(days=1)).utcoffset()
 
 
+def date_precision(value: str) -> str:
+    """How much of a DT/DTM was sent, as far as a date goes: "year", "month" or "day"."""
+    digits = len(value.strip()[:8])
+    return "year" if digits < 6 else "month" if digits < 8 else "day"
+
+
 def parse_date(value: str) -> date | None:
-    """An HL7 DT (or the date part of a DTM): YYYYMMDD, and nothing that is not a date."""
+    """An HL7 DT (or the date part of a DTM): YYYY, YYYYMM or YYYYMMDD, as HL7 allows a
+    partial date (a year-only birth date reads as 1 January of that year)."""
     value = value.strip()
     if not value:
         return None
-    if len(value) < 8 or not value[:8].isdigit():
-        raise Hl7TimestampError(f"{value!r} is not an HL7 date (YYYYMMDD)")
-    if len(value) > 8 and not _DTM.match(value):
-        raise Hl7TimestampError(f"{value!r} is not an HL7 date (YYYYMMDD)")
+    m = _DTM.match(value)
+    if not m:
+        raise Hl7TimestampError(f"{value!r} is not an HL7 date (YYYY[MM[DD]])")
+    y, mo, d = m.group("y", "mo", "d")
     try:
-        return date(int(value[:4]), int(value[4:6]), int(value[6:8]))
+        return date(int(y), int(mo or 1), int(d or 1))
     except ValueError as exc:
         raise Hl7TimestampError(f"{value!r} is not a valid date: {exc}") from exc

@@ -23,8 +23,9 @@ from engine.core.errors import EngineError
 from engine.core.events import HARMLESS, REFUSED_WHY, SUPPORTED, AdtEvent, EventError
 from engine.core.site import SiteProfile
 from engine.core.vocabulary import Channel, InputOutcome
-from engine.hl7.ack import AckIssue, Header, build_ack, issue_for
+from engine.hl7.ack import AckIssue, Header, build_ack, build_batch_ack, issue_for
 from engine.hl7.adt import Hl7Refusal, check_envelope, header_of, to_event
+from engine.hl7.framing import is_batch, unbatch
 from engine.hl7.message import Hl7ParseError, Message, decode, parse
 from engine.intake import encounters
 from engine.planning import evaluation
@@ -78,16 +79,6 @@ class Receipt:
     def ack_code(self) -> str:
         return _ACK_CODES.get(self.outcome, "AE")
 
-    @property
-    def refusal(self) -> str | None:
-        """Why the input (or the first copy of a duplicate) was not applied; None if it was."""
-        if self.reason and self.reason.startswith(WARNED):
-            return None
-        return self.reason
-
-
-WARNED = "applied with warnings: "
-
 
 def _salvage_header(text: str) -> Header:
     """Best effort MSH read from a message that failed to parse, so the AR can echo MSH-10."""
@@ -123,6 +114,8 @@ class Intake:
         if len(raw) > self.max_bytes:
             error = AckIssue(207, f"message exceeds the {self.max_bytes}-byte limit")
             return self.refuse_raw(raw, channel, error)
+        if is_batch(raw):
+            return self._batch(raw, channel)
         now = self.clock.now()
         msg, header, failure = self._read(raw)
         for attempt in range(3):
@@ -146,6 +139,25 @@ class Intake:
                 return Receipt(InputOutcome.UNAVAILABLE, self._ack("AE", header, now, error), None,
                                error.text)
         raise AssertionError("unreachable")
+
+    def _batch(self, raw: bytes, channel: str) -> Receipt:
+        """An FHS/BHS batch: each message inside is answered and stored on its own, and the
+        answer is a batch of their ACKs (HL7 v2.5.1 2.10.3), in order."""
+        batch = unbatch(raw)
+        receipts = [self.hl7(message, channel) for message in batch.messages]
+        ack = build_batch_ack(
+            [r.ack for r in receipts],
+            file_header=decode(batch.file_header) if batch.file_header is not None else None,
+            batch_header=decode(batch.batch_header) if batch.batch_header is not None else None,
+            our_application=self.site.receiving_application,
+            our_facility=self.site.receiving_facility,
+            now=self.clock.now(),
+            zone=self.site.zone,
+        )
+        failed = [r for r in receipts if r.ack_code != "AA"]
+        outcome = failed[0].outcome if failed else InputOutcome.ACCEPTED
+        reason = f"batch of {len(receipts)} message(s), {len(failed)} not accepted"
+        return Receipt(outcome, ack, None, reason)
 
     def _hl7_once(self, raw, channel, msg, header, failure, now) -> Receipt:
         # An unreadable message has no trustworthy MSH-10: its salvaged id is echoed in the
@@ -223,16 +235,21 @@ class Intake:
                 return
             if header.trigger not in SUPPORTED:
                 raise Hl7Refusal("AR", AckIssue(201, _unsupported(header.trigger), "MSH", 9))
-            event = to_event(msg, header, self.site)
+            notes: list[AckIssue] = []
+            event = to_event(msg, header, self.site, notes)
             row.event_time = event.event_time
         except Hl7Refusal as refusal:
             self._refuse(row, refusal.ack_code, refusal.error)
             row.ack = self._ack(refusal.ack_code, header, now, refusal.error)
             return
         self._apply(session, row, [event])
-        row.ack = self._ack("AA", header, now)
+        # Accepted, but not kept exactly as sent: the operator can list these
+        # (`engine hl7 warnings`) and the sender sees them as ERR severity W.
+        row.warnings = "\n".join(n.text for n in notes) or None
+        row.ack = self._ack("AA", header, now, warnings=notes)
 
-    def _ack(self, code: str, header: Header, now: datetime, error: AckIssue | None = None) -> str:
+    def _ack(self, code: str, header: Header, now: datetime, error: AckIssue | None = None,
+             warnings: list[AckIssue] | None = None) -> str:
         return build_ack(
             code,
             header,
@@ -241,6 +258,7 @@ class Intake:
             now=now,
             zone=self.site.zone,
             error=error,
+            warnings=warnings or (),
         )
 
     # -- FHIR and other pre-mapped inputs -------------------------------------------------
@@ -336,14 +354,13 @@ class Intake:
             raise _Undo("AE", AckIssue(207, f"internal error ({type(exc).__name__}); kept for "
                                             "replay")) from exc
         row.outcome = InputOutcome.ACCEPTED
-        # Applied with warnings (an MRN by fallback...): kept where an operator reads why.
-        warnings = "; ".join(w for e in events for w in e.warnings)
-        row.reason = WARNED + warnings if warnings else None
+        row.reason = None
 
     @staticmethod
     def _refuse(row: InboundMessage, code: str, error: AckIssue) -> None:
         row.outcome = InputOutcome.REJECTED if code == "AR" else InputOutcome.ERROR
         row.reason = error.text
+        row.warnings = None
         row.patient = None
         row.encounter = None
 

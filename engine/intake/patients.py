@@ -79,6 +79,7 @@ def upsert(session: Session, data: PatientData, when: datetime, now: datetime) -
         patient = Patient(as_of=when, updated_at=now, version=1)
         for name in _DEMOGRAPHICS:
             setattr(patient, name, getattr(data, name))
+        _birth_precision(patient, data)
         session.add(patient)
         _add_identifiers(session, patient, data.identifiers, data.mrn, known)
         return patient
@@ -98,12 +99,25 @@ def upsert(session: Session, data: PatientData, when: datetime, now: datetime) -
         if current != value and (not late or current is None):
             setattr(patient, name, value)
             changed = True
+    changed = _birth_precision(patient, data) or changed
     if not late and patient.as_of != when:
         patient.as_of = when
     if changed:
         patient.version += 1
         patient.updated_at = now
     return patient
+
+
+def _birth_precision(patient: Patient, data: PatientData) -> bool:
+    """How much of the birth date on file was sent, from the message that sent that date
+    (a full date from FHIR or an older feed is a day); whether it changed."""
+    if data.birth_date is None or patient.birth_date != data.birth_date:
+        return False
+    precision = data.birth_precision or "day"
+    if (patient.birth_precision or "day") == precision:
+        return False
+    patient.birth_precision = precision
+    return True
 
 
 def merge(

@@ -32,9 +32,10 @@ class Patient(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     family: Mapped[str | None] = mapped_column(String(limits.NAME))
-    given: Mapped[str | None] = mapped_column(String(200))
-    middle: Mapped[str | None] = mapped_column(String(200))
+    given: Mapped[str | None] = mapped_column(String(limits.NAME))
+    middle: Mapped[str | None] = mapped_column(String(limits.NAME))
     birth_date: Mapped[date | None] = mapped_column(Date)
+    birth_precision: Mapped[str | None] = mapped_column(String(5))  # year | month | day
     sex: Mapped[str | None] = mapped_column(String(limits.SEX))
     address: Mapped[dict[str, Any] | None]
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"))
@@ -89,10 +90,10 @@ class Encounter(Base):
     discharge_time: Mapped[datetime | None]
     pending_discharge_time: Mapped[datetime | None]
     expected_discharge_date: Mapped[date | None] = mapped_column(Date)
-    facility: Mapped[str | None] = mapped_column(String(50))
+    facility: Mapped[str | None] = mapped_column(String(limits.PLACE))
     unit: Mapped[str | None] = mapped_column(String(limits.PLACE))
-    room: Mapped[str | None] = mapped_column(String(50))
-    bed: Mapped[str | None] = mapped_column(String(50))
+    room: Mapped[str | None] = mapped_column(String(limits.PLACE))
+    bed: Mapped[str | None] = mapped_column(String(limits.PLACE))
     attending_id: Mapped[str | None] = mapped_column(String(limits.ATTENDING_ID))
     attending_name: Mapped[str | None] = mapped_column(String(limits.ATTENDING_NAME))
     hospital_service: Mapped[str | None] = mapped_column(String(limits.SERVICE))
@@ -132,10 +133,10 @@ class LocationStay(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     encounter_id: Mapped[int] = mapped_column(ForeignKey("encounter.id"), index=True)
-    facility: Mapped[str | None] = mapped_column(String(50))
-    unit: Mapped[str | None] = mapped_column(String(50))
-    room: Mapped[str | None] = mapped_column(String(50))
-    bed: Mapped[str | None] = mapped_column(String(50))
+    facility: Mapped[str | None] = mapped_column(String(limits.PLACE))
+    unit: Mapped[str | None] = mapped_column(String(limits.PLACE))
+    room: Mapped[str | None] = mapped_column(String(limits.PLACE))
+    bed: Mapped[str | None] = mapped_column(String(limits.PLACE))
     start: Mapped[datetime]
     end: Mapped[datetime | None]
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -240,6 +241,9 @@ class InboundMessage(Base):
     # accepted | ignored (harmless, AA) | error (AE, quarantined) | rejected (AR, quarantined)
     outcome: Mapped[str] = mapped_column(String(10))
     reason: Mapped[str | None] = mapped_column(Text)
+    # What was accepted but not kept exactly as sent (a value cut to fit, an unmapped code,
+    # an unusable MSH-7 read from EVN...), one line each: `engine hl7 warnings` lists them.
+    warnings: Mapped[str | None] = mapped_column(Text)
     ack: Mapped[str | None] = mapped_column(Text)
     duplicates: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
@@ -432,8 +436,8 @@ class LabResult(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
     # The visit the result was ordered in (PV1-19, Observation.encounter), when sent.
-    visit_system: Mapped[str | None] = mapped_column(String(100))
-    visit_number: Mapped[str | None] = mapped_column(String(100))
+    visit_system: Mapped[str | None] = mapped_column(String(limits.ID_SYSTEM))
+    visit_number: Mapped[str | None] = mapped_column(String(limits.ID_VALUE))
     name: Mapped[str] = mapped_column(String(30))  # hemoglobin | sodium
     code: Mapped[str] = mapped_column(String(20))  # LOINC
     value: Mapped[float]

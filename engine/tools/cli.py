@@ -31,7 +31,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 hl7_app = typer.Typer(no_args_is_help=True,
-                      help="HL7 quarantine: list and replay; what was acknowledged as harmless.")
+                      help="HL7 quarantine and warnings: list and replay; what was acknowledged "
+                           "as harmless.")
 app.add_typer(db_app, name="db")
 app.add_typer(hl7_app, name="hl7")
 app.add_typer(rules_app, name="rules")
@@ -353,6 +354,33 @@ def ignored(
         out.print(listed)
     total = sum(count for _, count, *_rest in by_trigger)
     out.print(f"{total} ignored input(s) in {len(by_trigger)} trigger(s)")
+
+
+@hl7_app.command("warnings")
+def warnings(limit: Annotated[int, typer.Option(help="Rows to show.")] = 50) -> None:
+    """List inputs that were accepted with warnings: a value cut to fit, an unmapped code,
+    an unusable time read from elsewhere. The raw message is kept whole."""
+    from sqlalchemy import func, select
+
+    from engine.storage.models import InboundMessage
+
+    runtime = _runtime()
+    warned = InboundMessage.warnings.is_not(None)
+    with runtime.readers() as session:
+        total = session.scalar(select(func.count()).where(warned))
+        rows = session.scalars(
+            select(InboundMessage).where(warned).order_by(InboundMessage.id).limit(limit)
+        ).all()
+        table = Table("id", "received", "channel", "type", "control id", "outcome", "warnings")
+        for row in rows:
+            table.add_row(
+                str(row.id), row.received_at.strftime("%Y-%m-%d %H:%M:%S"), row.channel,
+                f"{row.message_type or '?'}^{row.trigger or '?'}", row.control_id or "",
+                row.outcome, row.warnings or "",
+            )
+    runtime.close()
+    out.print(table)
+    out.print(f"{total} input(s) accepted with warnings")
 
 
 @hl7_app.command("replay")

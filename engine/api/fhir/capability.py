@@ -115,10 +115,17 @@ def capability_statement(published: datetime, base_url: str, registry: SearchReg
                                "people). What a token may do follows its role and scope.",
             },
             "resource": resources,
-            "interaction": [{"code": "transaction",
-                             "documentation": "Patient, Encounter, Condition, Coverage and "
-                                              "Observation entries, linked by urn:uuid "
-                                              "fullUrls; applied "
-                                              "all or nothing."}],
+            "interaction": [
+                {"code": "transaction",
+                 "documentation": "Entries of any type, linked by fullUrl (urn:uuid or "
+                                  "absolute), Type/id or identifier. Patient, Encounter, "
+                                  "Condition, Coverage and Observation are applied; the "
+                                  "attending, location and payer are read from Practitioner, "
+                                  "Location and Organization entries; every other entry is "
+                                  "acknowledged as not kept. Applied all or nothing."},
+                {"code": "batch",
+                 "documentation": "As transaction, but each entry is answered on its own in "
+                                  "the batch-response: one refused entry leaves the others "
+                                  "applied."}],
         }],
     }

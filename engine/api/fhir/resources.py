@@ -32,6 +32,8 @@ OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-catego
 _RESULT_STATUS = {"F": "final", "C": "corrected", "P": "preliminary", "R": "preliminary",
                   "A": "amended", "S": "preliminary", "I": "registered"}
 
+_DATE_WIDTH = {"year": 4, "month": 7, "day": 10}  # characters of an ISO date at each precision
+
 
 def instant(when: datetime) -> str:
     """A FHIR instant in UTC with milliseconds (`2026-03-02T16:15:00.000Z`)."""
@@ -97,7 +99,9 @@ def patient(row: Patient, replaces: list[int] | None = None) -> dict:
     if row.sex:
         out["gender"] = v.GENDER_BY_SEX.get(row.sex, "unknown")
     if row.birth_date:
-        out["birthDate"] = row.birth_date.isoformat()
+        # As precise as it was sent: `1950`, `1950-03` or `1950-03-12`.
+        out["birthDate"] = row.birth_date.isoformat()[:_DATE_WIDTH.get(
+            row.birth_precision or "day", 10)]
     if row.address and (address := _address(row.address)):
         out["address"] = [address]
     links = []

@@ -14,6 +14,12 @@ stale or ambiguous write is refused (412) and kept like any refusal; a create wh
 condition matches one encounter is stored as ignored and answered with it (200). An
 Observation with a code the engine does not use is stored as ignored and answered 200
 with an informational OperationOutcome.
+
+A transaction Bundle is one input, applied whole or refused whole. A batch Bundle is applied
+piece by piece (engine.fhir.inbound.Unit: a Patient; an Encounter with what folds into it;
+an Observation), each piece its own stored input, so one refused entry leaves the others
+applied; the batch-response answers every entry with its status and, when it failed or was
+not kept, an OperationOutcome.
 """
 
 from __future__ import annotations
@@ -150,6 +156,8 @@ def submit(runtime, body: Submitted, interaction: str, base: str,
     except EventError as exc:  # not valid FHIR (InvalidFhir, 400) or not applicable (422)
         _keep(runtime, raw, body.caller, str(exc))
         raise
+    if mapping.batch:
+        return _batch(runtime, body, context, mapping, base)
     try:
         check = _precondition(runtime, registry, conditions, interaction, target, resource)
     except EngineError as exc:
@@ -168,8 +176,8 @@ def submit(runtime, body: Submitted, interaction: str, base: str,
         log.error("storage unavailable; FHIR input not applied: %s", type(exc).__name__)
         raise StorageUnavailable(STORAGE_DOWN) from exc
     refused = (InputOutcome.ERROR, InputOutcome.REJECTED, InputOutcome.UNAVAILABLE)
-    if receipt.outcome in refused or (receipt.refusal and receipt.outcome != InputOutcome.IGNORED):
-        reason = receipt.refusal or f"input {receipt.outcome}"
+    if receipt.outcome in refused or (receipt.reason and receipt.outcome != InputOutcome.IGNORED):
+        reason = receipt.reason or f"input {receipt.outcome}"
         if receipt.outcome == InputOutcome.UNAVAILABLE:
             raise StorageUnavailable(reason)
         raise NotApplicable(reason)
@@ -224,23 +232,42 @@ def _stamp(kind: str, rid: int, version: int, updated: datetime) -> dict[str, st
             "lastModified": resources.instant(updated)}
 
 
-def _transaction_response(session: Session, mapping: inbound.Mapping,
-                          before: set, base: str) -> dict:
-    entries = []
-    for result in mapping.entries:
-        kind = result.resource_type
-        if kind == "Patient" and result.mrn is not None:
-            row: Patient | Encounter | None = patients.find(session, result.mrn)
-        elif kind == "Encounter" and result.visit is not None:
-            row = _encounter(session, result.visit, load=False)
-        else:
-            row = None
-        if kind in ("Patient", "Encounter") and row is not None:
-            created = _key(kind, result.mrn if kind == "Patient" else result.visit) not in before
-            response = {"status": "201 Created" if created else "200 OK",
-                        **_stamp(kind, row.id, row.version, row.updated_at)}
-            entries.append({"fullUrl": f"{base}/{kind}/{row.id}", "response": response})
-            continue
+def _issues(result: inbound.EntryResult) -> list[dict]:
+    """Information (what an unkept entry was, and what it was read for) and warnings (values
+    not kept) of one entry, as OperationOutcome issues."""
+    issues = []
+    if result.not_kept:
+        text = result.not_kept + "".join(f"; read as {use}" for use in result.used)
+        issues.append({"severity": "information", "code": "informational", "diagnostics": text})
+    issues += [{"severity": "warning", "code": "too-long", "diagnostics": w}
+               for w in result.warnings]
+    return issues
+
+
+def _entry_response(session: Session, result: inbound.EntryResult, before: set, base: str,
+                    refused: EventError | str | None = None) -> dict:
+    """One entry of a transaction- or batch-response."""
+    if refused is not None:
+        invalid = isinstance(refused, InvalidFhir)
+        body = outcome(str(refused), code="invalid" if invalid else "processing")
+        body["issue"] += _issues(result)
+        return {"response": {"status": "400 Bad Request" if invalid else
+                             "422 Unprocessable Entity", "outcome": body}}
+    kind = result.resource_type
+    issues = _issues(result)
+    row: Patient | Encounter | None = None
+    if kind == "Patient" and result.mrn is not None:
+        row = patients.find(session, result.mrn)
+    elif kind == "Encounter" and result.visit is not None:
+        row = _encounter(session, result.visit, load=False)
+    if row is not None:
+        created = _key(kind, result.mrn if kind == "Patient" else result.visit) not in before
+        response: dict = {"status": "201 Created" if created else "200 OK",
+                          **_stamp(kind, row.id, row.version, row.updated_at)}
+        if issues:
+            response["outcome"] = {"resourceType": "OperationOutcome", "issue": issues}
+        return {"fullUrl": f"{base}/{kind}/{row.id}", "response": response}
+    if result.kept:
         folded = _encounter(session, result.visit, load=False) if result.visit else None
         if kind == "Observation":
             note = "stored as a lab result" if folded is None else \
@@ -248,9 +275,58 @@ def _transaction_response(session: Session, mapping: inbound.Mapping,
         else:
             note = (f"stored as part of Encounter/{folded.id}" if folded is not None
                     else "not applied (inactive)")
-        entries.append({"response": {"status": "200 OK", "outcome": outcome(
-            f"{kind} {note}", code="informational", severity="information")}})
+        issues.insert(0, {"severity": "information", "code": "informational",
+                          "diagnostics": f"{kind} {note}"})
+    return {"response": {"status": "200 OK", "outcome": {"resourceType": "OperationOutcome",
+                                                          "issue": issues}}}
+
+
+def _transaction_response(session: Session, mapping: inbound.Mapping,
+                          before: set, base: str) -> dict:
+    entries = [_entry_response(session, result, before, base) for result in mapping.entries]
     return {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
+
+
+def _batch(runtime, body: Submitted, context: Context, mapping: inbound.Mapping,
+           base: str) -> Answer:
+    """Apply each piece of a batch as its own input; keep each refused entry for replay."""
+    def piece(index: int) -> bytes:
+        return wrap(body.raw, Context("batch", inbound.piece_target(index), context.received,
+                                      context.references))
+
+    refused: dict[int, EventError | str] = {i: r.error for i, r in enumerate(mapping.entries)
+                                            if r.error is not None}
+    try:
+        with runtime.readers() as session:
+            before = _on_file(session, mapping)
+        for index, error in refused.items():
+            _keep(runtime, piece(index), body.caller, str(error))
+        for unit in mapping.units:
+            control = f"{mapping.control_id}#{unit.index}" if mapping.control_id else None
+            receipt = runtime.intake.events(piece(unit.index), channel=Channel.FHIR,
+                                            sender=body.caller, control_id=control,
+                                            events=unit.events)
+            if receipt.outcome == InputOutcome.UNAVAILABLE:
+                raise StorageUnavailable(receipt.reason or STORAGE_DOWN)
+            if receipt.outcome in (InputOutcome.ERROR, InputOutcome.REJECTED) or (
+                    receipt.reason and receipt.outcome != InputOutcome.IGNORED):
+                for member in unit.members:
+                    refused.setdefault(member, receipt.reason or f"input {receipt.outcome}")
+            elif receipt.outcome == InputOutcome.DUPLICATE:
+                before |= _everything(inbound.Mapping(
+                    [], [mapping.entries[m] for m in unit.members]))
+        if not mapping.units and not refused:  # only entries the engine does not keep
+            runtime.intake.events(wrap(body.raw, context), channel=Channel.FHIR,
+                                  sender=body.caller, control_id=mapping.control_id, events=[],
+                                  ignored="; ".join(r.not_kept for r in mapping.entries
+                                                    if r.not_kept) or "nothing to apply")
+    except SQLAlchemyError as exc:
+        log.error("storage unavailable; FHIR batch not applied: %s", type(exc).__name__)
+        raise StorageUnavailable(STORAGE_DOWN) from exc
+    with runtime.readers() as session:
+        entries = [_entry_response(session, result, before, base, refused.get(i))
+                   for i, result in enumerate(mapping.entries)]
+    return Answer(200, {"resourceType": "Bundle", "type": "batch-response", "entry": entries})
 
 
 def _encounter_answer(session: Session, mapping: inbound.Mapping, before: set, base: str,

@@ -6,7 +6,7 @@ sent still finds it. Rows kept before this revision with a bare OID as their sys
 rewritten to the `urn:oid:` form (unless that identity already exists).
 
 Revision ID: 0006_identity
-Revises: 0006_search
+Revises: 0006_liberal
 """
 
 import re
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_identity"
-down_revision = "0006_search"
+down_revision = "0006_liberal"
 branch_labels = None
 depends_on = None
 
@@ -35,7 +35,7 @@ def _oid_systems(table: sa.Table, system: sa.Column, value: sa.Column) -> None:
 
 def upgrade() -> None:
     with op.batch_alter_table("patient_identifier") as batch:
-        batch.add_column(sa.Column("namespace", sa.String(length=100), nullable=True))
+        batch.add_column(sa.Column("namespace", sa.String(length=250), nullable=True))
     meta = sa.MetaData()
     ident = sa.Table("patient_identifier", meta, autoload_with=op.get_bind())
     _oid_systems(ident, ident.c.system, ident.c.value)
