@@ -261,7 +261,7 @@ cases:
     story:
       - {event: A01, at: "2026-03-08 02:30"}
     not: [{task: im-notice}]
-  - name: a message the site refuses
+  - name: a message the site does not map
     story:
       - {event: A04, at: "2026-03-01 10:00", class: Z}
     not: [{task: im-notice}]
@@ -276,7 +276,7 @@ cases:
     assert "no rule raises task status-reveiw: check the spelling" in out
     assert "`at` is before the story's last event" in out
     assert "story step 1: 2026-03-08 02:30 never happened in America/Chicago" in out
-    assert "story step 1 (A04 at 2026-03-01 10:00 CST) was not accepted: error (patient " \
+    assert "story step 1 (A04 at 2026-03-01 10:00 CST) was applied with warnings: patient " \
            "class 'Z' (PV1-2)" in out
     assert out.splitlines()[-1] == "4 case(s) in 1 file(s): 0 passed, 4 failed"
 

@@ -74,6 +74,7 @@ class Receipt:
     reason: str | None = None
     patient_id: int | None = None
     encounter_id: int | None = None
+    warnings: str | None = None  # applied, with these notes (one per line; ERR severity W)
 
     @property
     def ack_code(self) -> str:
@@ -373,6 +374,7 @@ class Intake:
             row.reason,
             row.patient_id,
             row.encounter_id,
+            row.warnings,
         )
 
     def refuse_raw(self, raw: bytes, channel: str, error: AckIssue, *, code: str = "AR",

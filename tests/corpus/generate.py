@@ -802,7 +802,7 @@ def refusals(c: Corpus) -> None:
         msh("ORDERS", "GENHOSP", ts(11, 9), "O01", "REF-0006", "2.3", msg_type="ORM"),
         pid, "ORC|NW|ORD1", "OBR|1|ORD1||CBC^Complete blood count"),
           ack="AR", err="200", story="R")
-    c.add("refusal_A01_version_2_9_9", with_pid("2.9.9", "REF-0007", pid, pv1),
+    c.add("refusal_A01_version_1_0", with_pid("1.0", "REF-0007", pid, pv1),
           ack="AR", err="203", story="R")
     c.add("refusal_A01_empty_msh10", with_pid("2.5.1", "", pid, pv1),
           ack="AR", err="101", story="R")
@@ -813,10 +813,16 @@ def refusals(c: Corpus) -> None:
         "PID|1||E100001^^^GENHOSP^MR||TESTPATIENT^ALPHA||19480312|F",
         "OBR|1|ORDX||718-7^Hemoglobin^LN|||20260411090000",
         "OBX|1|NM|718-7^Hemoglobin^LN||PENDING|g/dL|||||F"), ack="AE", err="102", story="R")
-    c.add("refusal_A01_unmapped_patient_class", with_pid(
+    c.add("generic_A01_unmapped_patient_class", with_pid(
         "2.5.1", "REF-0011", "PID|1||R600002^^^GENHOSP^MR||TESTPATIENT^CLASSZ||19500101|F",
         pv1.replace("|I|", "|Z|").replace("RV600001", "RV600002")),
-          ack="AE", err="103", patient_absent="R600002", story="R")
+          ack="AA", patient="R600002", encounter="RV600002", story="R",
+          depends="item 2 (an unmapped patient class is applied with a warning, ERR 103 W)")
+    c.add("warning_A01_version_2_9_9", with_pid(
+        "2.9.9", "REF-0012", "PID|1||R600003^^^GENHOSP^MR||TESTPATIENT^NEWVERSION||19500101|F",
+        pv1.replace("RV600001", "RV600003")),
+          ack="AA", patient="R600003", encounter="RV600003", story="R",
+          depends="item 2 (a 2.x version past 2.8.2 is read as 2.8.2 with a warning, ERR 203 W)")
 
 
 # -- the FHIR corpus ------------------------------------------------------------------------------

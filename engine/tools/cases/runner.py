@@ -169,6 +169,10 @@ class Runner:
                         raise StoryError(f"story step {i} ({event.event} at "
                                          f"{when_text(when, self.zone)}) was not accepted: "
                                          f"{receipt.outcome} ({receipt.reason})")
+                    if receipt.warnings:  # a case tests what its story says, all of it
+                        raise StoryError(f"story step {i} ({event.event} at "
+                                         f"{when_text(when, self.zone)}) was applied with "
+                                         f"warnings: {receipt.warnings.replace(chr(10), '; ')}")
                 at = local_time(case.at, self.zone) if case.at is not None else arrived
                 advance(intake, clock, at)
                 tick(sessions, self.rulebook, at, all_open=True)
