@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from fhirpy import SyncFHIRClient
 from sqlalchemy import create_engine
 from sqlalchemy.schema import CreateSchema, DropSchema
 
@@ -172,3 +173,17 @@ def server(database_url) -> Iterator[ServerProcess]:
     srv = start_server(database_url)
     yield srv
     srv.kill()
+
+
+# A test module that starts its own server as a module fixture named `api` gets these two
+# clients for it (a module may define its own instead).
+@pytest.fixture(scope="module")
+def http(api: ServerProcess) -> Iterator[httpx.Client]:
+    with api.client() as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def fhir(api: ServerProcess) -> SyncFHIRClient:
+    """fhirpy, signed in as the EHR integration client."""
+    return SyncFHIRClient(api.fhir, authorization=auth_headers(api)["Authorization"])

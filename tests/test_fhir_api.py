@@ -108,17 +108,6 @@ def api(db_url, store) -> Iterator[ServerProcess]:
     srv.kill()
 
 
-@pytest.fixture(scope="module")
-def http(api) -> Iterator[httpx.Client]:
-    with api.client() as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def fhir(api) -> SyncFHIRClient:
-    return SyncFHIRClient(api.fhir, authorization=auth_headers(api)["Authorization"])
-
-
 def patient_id(store: Runtime, mrn: str) -> int:
     with store.sessions() as session:
         return session.scalars(select(PatientIdentifier.patient_id).where(

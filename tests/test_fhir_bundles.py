@@ -24,7 +24,6 @@ from fhir.resources.R4B.bundle import Bundle
 from fhirclient import client as smart_client
 from fhirclient.models.encounter import Encounter as SmartEncounter
 from fhirclient.models.patient import Patient as SmartPatient
-from fhirpy import SyncFHIRClient
 from sqlalchemy import select
 
 from engine.api.runtime import Runtime
@@ -59,17 +58,6 @@ def api(db_url, store) -> Iterator[ServerProcess]:
     srv = start_server(db_url, mllp=False)
     yield srv
     srv.kill()
-
-
-@pytest.fixture(scope="module")
-def http(api) -> Iterator[httpx.Client]:
-    with api.client() as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def fhir(api) -> SyncFHIRClient:
-    return SyncFHIRClient(api.fhir, authorization=auth_headers(api)["Authorization"])
 
 
 @pytest.fixture(scope="module")

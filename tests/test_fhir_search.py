@@ -67,17 +67,6 @@ def api(store) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="module")
-def http(api) -> Iterator[httpx.Client]:
-    with api.client() as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def fhirpy(api) -> SyncFHIRClient:
-    return SyncFHIRClient(api.fhir, authorization=auth_headers(api)["Authorization"])
-
-
-@pytest.fixture(scope="module")
 def smart(api):
     """fhirclient (SMART on FHIR's Python client) with the integration client's token."""
     app = fhirclient.FHIRClient(settings={"app_id": "engine-tests", "api_base": api.fhir + "/"})
@@ -128,17 +117,17 @@ def ids(body: dict) -> list[str]:
 
 
 # -- codes FHIR defines but the engine never keeps -----------------------------------------------
-def test_fhirpy_asking_for_every_open_task_status_gets_the_ready_ones(fhirpy, store):
+def test_fhirpy_asking_for_every_open_task_status_gets_the_ready_ones(fhir, store):
     ready = {str(t.id) for t in outputs(store, "task") if t.task_status == "ready"}
     assert ready
-    found = fhirpy.resources("Task").search(status="ready,requested,in-progress").fetch_all()
+    found = fhir.resources("Task").search(status="ready,requested,in-progress").fetch_all()
     assert {t["id"] for t in found} == ready
-    assert fhirpy.resources("Task").search(status="requested").fetch_all() == []
-    assert fhirpy.resources("Encounter").search(status="unknown").fetch_all() == []
-    assert fhirpy.resources("Encounter").search(**{"class": "HH"}).fetch_all() == []
-    assert fhirpy.resources("Flag").search(status="entered-in-error").fetch_all() == []
-    assert fhirpy.resources("RiskAssessment").search(status="preliminary").fetch_all() == []
-    assert fhirpy.resources("ServiceRequest").search(status="draft").fetch_all() == []
+    assert fhir.resources("Task").search(status="requested").fetch_all() == []
+    assert fhir.resources("Encounter").search(status="unknown").fetch_all() == []
+    assert fhir.resources("Encounter").search(**{"class": "HH"}).fetch_all() == []
+    assert fhir.resources("Flag").search(status="entered-in-error").fetch_all() == []
+    assert fhir.resources("RiskAssessment").search(status="preliminary").fetch_all() == []
+    assert fhir.resources("ServiceRequest").search(status="draft").fetch_all() == []
 
 
 def test_a_code_outside_the_fhir_value_set_is_still_a_typo(http):
@@ -165,7 +154,7 @@ def test_unknown_parameters_are_ignored_and_left_out_of_the_self_link(http, stor
 @pytest.mark.parametrize("params", [
     {"colour": "blue"}, {"_sort": "date"}, {"_include": "Encounter:practitioner"},
     {"_summary": "true"}, {"participant.identifier": "x"}])
-def test_strict_handling_refuses_what_lenient_handling_ignores(http, fhirpy, api, params):
+def test_strict_handling_refuses_what_lenient_handling_ignores(http, fhir, api, params):
     response = http.get("/Encounter", params=params,
                         headers={"Prefer": "return=representation, handling=strict"})
     assert response.status_code == 400, response.text
@@ -248,7 +237,7 @@ def test_pretty_json_for_people(http):
 
 
 # -- POST [type]/_search -------------------------------------------------------------------------
-def test_a_search_posted_as_a_form_merges_with_the_query_string(http, store, fhirpy):
+def test_a_search_posted_as_a_form_merges_with_the_query_string(http, store, fhir):
     pid = patient_of(store, MRNS[3])
     body = searchset(http.post("/Encounter/_search?status=in-progress",
                                content=f"patient=Patient/{pid}&_count=1", headers=FORM))
@@ -336,7 +325,7 @@ def declared(api: ServerProcess) -> list[tuple[str, str, str]]:
             for p in r.get("searchParam", ())]
 
 
-def test_fhirpy_runs_every_search_the_capability_statement_declares(api, fhirpy, store):
+def test_fhirpy_runs_every_search_the_capability_statement_declares(api, fhir, store):
     values = samples(store)
     params = declared(api)
     declared_here = {(kind, name) for kind, name, _ in params}
@@ -348,7 +337,7 @@ def test_fhirpy_runs_every_search_the_capability_statement_declares(api, fhirpy,
     admin = SyncFHIRClient(api.fhir, authorization=auth_headers(api, "admin")["Authorization"])
     empty = []
     for kind, name, _ in params:
-        client = admin if kind == "AuditEvent" else fhirpy
+        client = admin if kind == "AuditEvent" else fhir
         search = client.resources(kind).search(**{name: values[(kind, name)]}).limit(5)
         body = search.fetch_raw()
         valid(dict(body))

@@ -18,13 +18,12 @@ from fhir.resources.R4B.encounter import Encounter as FhirEncounter
 from fhir.resources.R4B.observation import Observation as FhirObservation
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient as FhirPatient
-from fhirpy import SyncFHIRClient
 from sqlalchemy import select
 
 from engine.api.runtime import Runtime
 from engine.storage.models import Encounter, InboundMessage, LabResult
 from harness.launch import ServerProcess, start_server
-from tests.conftest import BOTH_STORES, auth_headers, fresh_database, make_settings
+from tests.conftest import BOTH_STORES, fresh_database, make_settings
 from tests.test_fhir_inbound import MRN_SYSTEM, PAT, encounter_json, patient_json, transaction
 from tests.test_labs import observation
 
@@ -48,17 +47,6 @@ def api(db_url, store) -> Iterator[ServerProcess]:
     srv = start_server(db_url, mllp=False)
     yield srv
     srv.kill()
-
-
-@pytest.fixture(scope="module")
-def http(api) -> Iterator[httpx.Client]:
-    with api.client() as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def fhir(api) -> SyncFHIRClient:
-    return SyncFHIRClient(api.fhir, authorization=auth_headers(api)["Authorization"])
 
 
 def send(http: httpx.Client, method: str, path: str, doc: dict, **headers: str

@@ -279,6 +279,19 @@ def _instant(text: str, zone) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=zone)
 
 
+def _inbound_table(rows, last: str, value) -> Table:
+    """Inbound rows as the operator reads them: which message, what became of it, and one
+    column of why (the refusal's reason, the warnings)."""
+    table = Table("id", "received", "channel", "type", "control id", "outcome", last)
+    for row in rows:
+        table.add_row(
+            str(row.id), row.received_at.strftime("%Y-%m-%d %H:%M:%S"), row.channel,
+            f"{row.message_type or '?'}^{row.trigger or '?'}", row.control_id or "",
+            row.outcome, value(row) or "",
+        )
+    return table
+
+
 @hl7_app.command("quarantine")
 def quarantine(limit: Annotated[int, typer.Option(help="Rows to show.")] = 50) -> None:
     """List inputs that were refused (AE/AR) and are kept for replay (harmless ones
@@ -302,13 +315,7 @@ def quarantine(limit: Annotated[int, typer.Option(help="Rows to show.")] = 50) -
         ).all()
         ignored_total = session.scalar(
             select(func.count()).where(InboundMessage.outcome == InputOutcome.IGNORED))
-        table = Table("id", "received", "channel", "type", "control id", "outcome", "reason")
-        for row in rows:
-            table.add_row(
-                str(row.id), row.received_at.strftime("%Y-%m-%d %H:%M:%S"), row.channel,
-                f"{row.message_type or '?'}^{row.trigger or '?'}", row.control_id or "",
-                row.outcome, row.reason or "",
-            )
+        table = _inbound_table(rows, "reason", lambda row: row.reason)
     runtime.close()
     out.print(table)
     out.print(f"{total} quarantined input(s)")
@@ -371,13 +378,7 @@ def warnings(limit: Annotated[int, typer.Option(help="Rows to show.")] = 50) -> 
         rows = session.scalars(
             select(InboundMessage).where(warned).order_by(InboundMessage.id).limit(limit)
         ).all()
-        table = Table("id", "received", "channel", "type", "control id", "outcome", "warnings")
-        for row in rows:
-            table.add_row(
-                str(row.id), row.received_at.strftime("%Y-%m-%d %H:%M:%S"), row.channel,
-                f"{row.message_type or '?'}^{row.trigger or '?'}", row.control_id or "",
-                row.outcome, row.warnings or "",
-            )
+        table = _inbound_table(rows, "warnings", lambda row: row.warnings)
     runtime.close()
     out.print(table)
     out.print(f"{total} input(s) accepted with warnings")
