@@ -181,3 +181,21 @@ def test_a_standalone_encounter_with_no_identifier_is_keyed_and_updated_in_place
     assert response.status_code == 200, response.text
     [row] = stays_keyed(store, "enc-910013")
     assert row.status == "finished"
+
+
+def test_a_conditional_put_with_no_identifier_in_the_body_is_keyed_by_its_url(http, fhir):
+    doc = copy.deepcopy(bundle("medplum_style_batch_no_identifiers"))
+    doc["type"] = "transaction"
+    pat, enc = doc["entry"]
+    pat["fullUrl"] = "urn:uuid:0b5e7c9d-2a4f-4b6e-9f1a-000000910014"
+    pat["request"] = {"method": "PUT",
+                      "url": "Patient?identifier=urn:engine:id:GENHOSP|910014"}
+    enc["resource"]["subject"] = {"reference": pat["fullUrl"]}
+    enc["request"] = {"method": "PUT",
+                      "url": "Encounter?identifier=urn:engine:id:GENHOSP|V910014"}
+    response = post(http, doc)
+    assert response.status_code == 200, response.text
+    [patient] = fhir.resources("Patient").search(
+        identifier="urn:engine:id:GENHOSP|910014").fetch_all()
+    [stay] = fhir.resources("Encounter").search(patient=patient["id"]).fetch_all()
+    assert stay["identifier"][0]["value"] == "V910014"

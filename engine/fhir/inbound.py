@@ -700,11 +700,20 @@ class _Mapper:
 
     def _logical_key(self, entry: _Entry, key: str) -> Identifier | None:
         """A resource sent without an identifier (Synthea's Encounters, Medplum's Patients):
-        the record it updates on this server when a PUT names one, else its logical id under
+        the identifier a conditional PUT (`Encounter?identifier=s|v`) names, the record it
+        updates on this server when a PUT names one, else its logical id under
         `urn:engine:fhir-id:<Type>` (Resource.id, the id a `PUT <Type>/<id>` names, else the
         fullUrl's id), so a later PUT of the same id reaches the same record. None when
         there is nothing to key by."""
         kind = entry.kind
+        if entry.method == "PUT" and entry.url and "?" in entry.url:  # conditional: its key
+            system, value = _parse_identifier_param(_query(entry.url).get("identifier", ""))
+            if value:
+                default = self.site.visit_system if key == "visit" else \
+                    self.site.default_id_system
+                return Identifier(self._authority(system) or default,
+                                  _fit(value, limits.ID_VALUE, f"{entry.where}.request.url")
+                                  or "", "VN" if key == "visit" else None)
         url = entry.url if entry.method == "PUT" and entry.url and "?" not in entry.url \
             else None
         known = (self.context.references.get(url) or {}).get(key) if url else None
