@@ -16,6 +16,10 @@ Decisions, in one place:
   `assigner.display` are one. The MRN is the identifier of the site profile's most
   preferred MRN authority; with none, by `mrn_fallback: first`, the first of type MR, else
   of use `usual`/`official`, else the first (recorded as a warning).
+* A Patient or Encounter with no identifier is keyed by its logical id (Resource.id, the
+  id of a `PUT <Type>/<id>`, else the fullUrl's) under `urn:engine:fhir-id:<Type>`, with a
+  warning; a conditional PUT by the identifier its URL names. Only a resource with nothing
+  to key by is refused.
 * Conditions and Coverage are not resources here: they fold into their Encounter, so they
   must reference one (in the Bundle, contained, or an Encounter on this server).
 * Observations with a LOINC code the engine uses (engine.core.lab_codes) become lab results, like
@@ -721,13 +725,13 @@ class _Mapper:
             return Identifier(str(known.get("system") or ""), str(known["value"]),
                               known.get("type") if key == "mrn" else "VN")
         named = url.rpartition("/")[2] if url and url.startswith(f"{kind}/") else None
-        value = entry.rid or named or _fhir_id_of(entry.full_url)
-        if not value:
+        logical = entry.rid or named or _fhir_id_of(entry.full_url)
+        if not logical:
             return None
         system = f"{v.FHIR_ID_PREFIX}{kind}"
         self._warn(f"{entry.where} ({kind}) has no identifier: keyed by its resource id, "
-                   f"{system}|{value}; send the same id again to update it")
-        return Identifier(system, _fit(value, limits.ID_VALUE, f"{entry.where}.id") or "",
+                   f"{system}|{logical}; send the same id again to update it")
+        return Identifier(system, _fit(logical, limits.ID_VALUE, f"{entry.where}.id") or "",
                           "VN" if key == "visit" else None)
 
     def _visit_number(self, entry: _Entry) -> Identifier:
