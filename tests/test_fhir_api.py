@@ -465,6 +465,12 @@ def _invalid_period() -> dict:
     return doc
 
 
+def _without_full_url(bundle: dict, index: int) -> dict:
+    bundle["entry"][index].pop("fullUrl")
+    bundle["entry"][index]["resource"].pop("id", None)
+    return bundle
+
+
 BAD_INPUT = [
     ("/Encounter", FHIR_JSON, b'{"resourceType": "Encounter",', 400, "not valid JSON"),
     ("/Encounter", FHIR_JSON, json.dumps(patient_json("1")).encode(), 400,
@@ -478,13 +484,15 @@ BAD_INPUT = [
     ("/Encounter", FHIR_JSON, b"[" * 50_000 + b"]" * 50_000, 400, "nested too deeply"),
     ("/Encounter", "text/plain", json.dumps(_invalid_period()).encode(), 415, "Content-Type"),
     ("/Encounter", "application/xml", b"<Encounter/>", 415, "application/fhir+json"),
-    ("", FHIR_JSON, json.dumps(transaction(
+    # no identifier, no id, no fullUrl: nothing to key the record by
+    ("", FHIR_JSON, json.dumps(_without_full_url(transaction(
         (PAT, patient_json("850001")),
         (ENC, {k: val for k, val in encounter_json("VX2", {"reference": PAT}).items()
-               if k != "identifier"}))).encode(), 422, "visit number"),
-    ("", FHIR_JSON, json.dumps(transaction(
+               if k not in ("identifier", "id")})), 1)).encode(), 422, "visit number"),
+    ("", FHIR_JSON, json.dumps(_without_full_url(transaction(
         (PAT, {**patient_json("850002"), "identifier": [{"system": "urn:x"}]}),
-        (ENC, encounter_json("VX3", {"reference": PAT})))).encode(), 422, "has no MRN"),
+        (ENC, encounter_json("VX3", {"reference": PAT}))), 0)).encode(), 422,
+     "nothing to key the patient by"),
     ("", FHIR_JSON, json.dumps(transaction(
         (PAT, patient_json("850003", family="TEST\x00NUL")),
         (ENC, encounter_json("VX4", {"reference": PAT})))).encode(), 400, "NUL"),

@@ -304,10 +304,18 @@ def test_a_stored_batch_piece_replays_only_its_own_entries():
     assert patient_only.visit is None
 
 
+def _anonymous(entry: dict) -> None:
+    """An entry with no identifier, no id and no fullUrl."""
+    for key in ("identifier", "id"):
+        entry["resource"].pop(key, None)
+    entry.pop("fullUrl", None)
+
+
 @pytest.mark.parametrize(("change", "reason"), [
-    (lambda b: b["entry"][1]["resource"].pop("identifier"), "visit number"),
-    (lambda b: b["entry"][0]["resource"].pop("identifier"),
-     "has no MRN: send an identifier with system urn:engine:id:GENHOSP"),
+    # no identifier is keyed by the resource id (or fullUrl); with neither, nothing keys it
+    (lambda b: _anonymous(b["entry"][1]), "nothing to key the stay by"),
+    (lambda b: _anonymous(b["entry"][0]),
+     "nothing to key the patient by; send an identifier with system urn:engine:id:GENHOSP"),
     (lambda b: b["entry"][1]["resource"]["class"].update(code="HH"), "class 'HH'"),
     (lambda b: b["entry"][2]["resource"].pop("encounter"), "not linked to an Encounter"),
     (lambda b: b["entry"][1]["resource"].update(subject={"reference": "Patient/999"}),

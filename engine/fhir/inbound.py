@@ -16,6 +16,10 @@ Decisions, in one place:
   `assigner.display` are one. The MRN is the identifier of the site profile's most
   preferred MRN authority; with none, by `mrn_fallback: first`, the first of type MR, else
   of use `usual`/`official`, else the first (recorded as a warning).
+* A Patient or Encounter with no identifier is keyed by its logical id (Resource.id, the
+  id of a `PUT <Type>/<id>`, else the fullUrl's) under `urn:engine:fhir-id:<Type>`, with a
+  warning; a conditional PUT by the identifier its URL names. Only a resource with nothing
+  to key by is refused.
 * Conditions and Coverage are not resources here: they fold into their Encounter, so they
   must reference one (in the Bundle, contained, or an Encounter on this server).
 * Observations with a LOINC code the engine uses (engine.core.lab_codes) become lab results, like
@@ -208,6 +212,19 @@ def _parse_identifier_param(text: str) -> tuple[str | None, str]:
 def _query(url: str) -> dict[str, str]:
     """The parameters of a conditional reference or request.url (`Patient?identifier=...`)."""
     return dict(parse_qsl(url.partition("?")[2]))
+
+
+def _fhir_id_of(full_url: str | None) -> str | None:
+    """The id a fullUrl gives its resource: the uuid of `urn:uuid:<uuid>`, the last segment
+    of `.../Encounter/<id>`."""
+    if not full_url:
+        return None
+    if full_url.startswith("urn:uuid:"):
+        return full_url.removeprefix("urn:uuid:") or None
+    parts = [p for p in full_url.split("/") if p]
+    if "_history" in parts:
+        parts = parts[:parts.index("_history")]
+    return parts[-1] if parts else None
 
 
 def _parse_place(text: str) -> list[str | None]:
@@ -488,6 +505,15 @@ class _Mapper:
             idents.append(ident)
             raws.append(raw)
         mrn = self._choose_mrn(idents, raws, where)
+        if mrn is None and not any(raw.value for raw in p.identifier or []) \
+                and self.site.mrn_fallback == "first":
+            mrn = self._logical_key(entry, "mrn")
+            if mrn is not None:
+                idents.append(mrn)
+            else:
+                raise EventError(f"{where} (Patient) has no identifier, no id and no "
+                                 f"fullUrl: nothing to key the patient by; send "
+                                 f"{self._mrn_hint()}")
         if mrn is None:
             raise EventError(f"{where} (Patient) has no MRN: send {self._mrn_hint()}")
         self._typed(mrn)
@@ -676,11 +702,46 @@ class _Mapper:
                 f"{entry.where}: {label} {ident.system}|{ident.value} does not match {url} "
                 f"({known.get('system')}|{known.get('value')}); it cannot change in an update")
 
+    def _logical_key(self, entry: _Entry, key: str) -> Identifier | None:
+        """A resource sent without an identifier (Synthea's Encounters, Medplum's Patients):
+        the identifier a conditional PUT (`Encounter?identifier=s|v`) names, the record it
+        updates on this server when a PUT names one, else its logical id under
+        `urn:engine:fhir-id:<Type>` (Resource.id, the id a `PUT <Type>/<id>` names, else the
+        fullUrl's id), so a later PUT of the same id reaches the same record. None when
+        there is nothing to key by."""
+        kind = entry.kind
+        if entry.method == "PUT" and entry.url and "?" in entry.url:  # conditional: its key
+            system, value = _parse_identifier_param(_query(entry.url).get("identifier", ""))
+            if value:
+                default = self.site.visit_system if key == "visit" else \
+                    self.site.default_id_system
+                return Identifier(self._authority(system) or default,
+                                  _fit(value, limits.ID_VALUE, f"{entry.where}.request.url")
+                                  or "", "VN" if key == "visit" else None)
+        url = entry.url if entry.method == "PUT" and entry.url and "?" not in entry.url \
+            else None
+        known = (self.context.references.get(url) or {}).get(key) if url else None
+        if isinstance(known, dict) and known.get("value"):
+            return Identifier(str(known.get("system") or ""), str(known["value"]),
+                              known.get("type") if key == "mrn" else "VN")
+        named = url.rpartition("/")[2] if url and url.startswith(f"{kind}/") else None
+        logical = entry.rid or named or _fhir_id_of(entry.full_url)
+        if not logical:
+            return None
+        system = f"{v.FHIR_ID_PREFIX}{kind}"
+        self._warn(f"{entry.where} ({kind}) has no identifier: keyed by its resource id, "
+                   f"{system}|{logical}; send the same id again to update it")
+        return Identifier(system, _fit(logical, limits.ID_VALUE, f"{entry.where}.id") or "",
+                          "VN" if key == "visit" else None)
+
     def _visit_number(self, entry: _Entry) -> Identifier:
         idents = [i for i in entry.resource.identifier or [] if i.value]
         if not idents:
-            raise EventError(f"{entry.where}: Encounter.identifier (the visit number) is "
-                             "required")
+            keyed = self._logical_key(entry, "visit")
+            if keyed is None:
+                raise EventError(f"{entry.where}: the Encounter has no identifier (the visit "
+                                 "number), no id and no fullUrl: nothing to key the stay by")
+            return keyed
         chosen = next((i for i in idents if _type_code(i) == "VN"), idents[0])
         assigner = chosen.assigner.display if chosen.assigner is not None else None
         system = self._authority(chosen.system, assigner) or self.site.visit_system

@@ -35,6 +35,9 @@ ID_PREFIX = identity.NAMESPACE_PREFIX
 # A location reference carries the HL7 PL components `unit^room^bed^facility` here, so a
 # client can send back exactly what it read; the display is for people.
 LOCATION_SYSTEM = "urn:engine:location"
+# A Patient or Encounter sent with no identifier is keyed by its logical id under
+# `urn:engine:fhir-id:Patient` / `urn:engine:fhir-id:Encounter` (engine.fhir.inbound).
+FHIR_ID_PREFIX = "urn:engine:fhir-id:"
 
 
 def identifier_system(stored: str) -> str:

@@ -1175,15 +1175,65 @@ def fhir_cases() -> list[tuple[str, Any, dict]]:
     add("batch_with_one_bad_entry", good, status=200, type="batch-response",
         patient="F700020", encounter="FV700020", location="4WEST", attending="1900000020",
         entry_fails=[len(good["entry"]) - 1], depends=BATCH)
+
+    # Resources with no identifier, keyed by their logical id (urn:engine:fhir-id:<Type>).
+    add("synthea_transaction_encounter_without_identifier", synthea_bundle(22), status=200,
+        type="transaction-response", patient=f"{SYNTHEA_MRN}|{uuid(22, 1)[9:]}",
+        encounter=f"{FHIR_ID}Encounter|{uuid(22, 2)[9:]}", encounter_status="in-progress",
+        depends=NO_IDENTIFIER)
+    pat = patient("unused", 23)
+    pat.pop("identifier")
+    enc = {"resourceType": "Encounter", "status": "in-progress",
+           "class": {"system": ACT_CODE, "code": "IMP"},
+           "subject": {"reference": uuid(23, 1)},
+           "period": {"start": "2026-04-13T09:30:00-05:00"}}
+    add("medplum_batch_patient_and_encounter_without_identifier",
+        bundle("batch", 23, [(uuid(23, 1), pat, "POST", "Patient"),
+                             (uuid(23, 2), enc, "PUT", "Encounter/enc-700023")]),
+        status=200, type="batch-response", patient=f"{FHIR_ID}Patient|{uuid(23, 1)[9:]}",
+        encounter=f"{FHIR_ID}Encounter|enc-700023", depends=NO_IDENTIFIER)
     return out
 
 
+FHIR_ID = "urn:engine:fhir-id:"
+SYNTHEA_MRN = "http://hospital.smarthealthit.org"
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+NO_IDENTIFIER = "item 4 (a Patient or Encounter with no identifier keyed by its resource id)"
+
+
+def synthea_bundle(k: int) -> dict:
+    """Synthea's shape: uuid ids and fullUrls, a Patient whose MR identifier is Synthea's
+    system, an Encounter with no identifier, a SNOMED-coded Condition."""
+    pid, eid = uuid(k, 1)[9:], uuid(k, 2)[9:]
+    pat = patient("unused", k)
+    pat["id"] = pid
+    pat["identifier"] = [
+        {"system": "https://github.com/synthetichealth/synthea", "value": pid},
+        {"type": {"coding": [{"system": V2_0203, "code": "MR"}]}, "system": SYNTHEA_MRN,
+         "value": pid}]
+    enc = {"resourceType": "Encounter", "id": eid, "status": "in-progress",
+           "class": {"system": ACT_CODE, "code": "IMP"},
+           "type": [{"coding": [{"system": "http://snomed.info/sct", "code": "183452005"}]}],
+           "subject": {"reference": uuid(k, 1)},
+           "period": {"start": "2026-04-13T08:15:00-05:00"}}
+    cond = {"resourceType": "Condition", "id": uuid(k, 3)[9:],
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "233604007",
+                                 "display": "Pneumonia (disorder)"}]},
+            "subject": {"reference": uuid(k, 1)}, "encounter": {"reference": uuid(k, 2)}}
+    return bundle("transaction", k, [(uuid(k, 1), pat, "POST", "Patient"),
+                                     (uuid(k, 2), enc, "POST", "Encounter"),
+                                     (uuid(k, 3), cond, "POST", "Condition")])
+
+
 def copy_without_identifier(doc: dict) -> dict:
-    """The same Bundle whose Encounter has no visit number (an entry that must fail)."""
+    """The same Bundle whose Encounter has no visit number, no id and no fullUrl: nothing
+    to key it by (an entry that must fail)."""
     doc = json.loads(json.dumps(doc))
     for e in doc["entry"]:
         if e["resource"]["resourceType"] == "Encounter":
             e["resource"].pop("identifier")
+            e["resource"].pop("id", None)
+            e.pop("fullUrl", None)
             e["resource"]["subject"] = {"reference": "Patient?identifier="
                                                      f"{MRN_SYSTEM}|F700020"}
     return doc

@@ -239,7 +239,10 @@ def _issues(result: inbound.EntryResult) -> list[dict]:
     if result.not_kept:
         text = result.not_kept + "".join(f"; read as {use}" for use in result.used)
         issues.append({"severity": "information", "code": "informational", "diagnostics": text})
-    issues += [{"severity": "warning", "code": "too-long", "diagnostics": w}
+    # a value not kept for its length is `too-long`; any other warning (an MRN taken by
+    # fallback, a record keyed by its resource id) is informational
+    issues += [{"severity": "warning", "code": "too-long" if "characters" in w and
+                "not kept" in w else "informational", "diagnostics": w}
                for w in result.warnings]
     return issues
 
