@@ -212,8 +212,8 @@ def _resolve(session: Session, patient: Patient, visit: VisitData, event: AdtEve
     if key is not None and session.scalars(
             _BY_VISIT, {"system": key.system, "value": key.value}).first() is not None:
         return (_find_or_create(session, patient, key, visit, event, now),
-                f"{_NO_NUMBER}: {trigger} applied to the stay kept under "
-                f"{key.system}|{key.value}")
+                f"{_NO_NUMBER}: {trigger} applied to the stay kept under visit number "
+                f"{key.value} of {key.system}")
     wanted = (EncounterStatus.FINISHED,) if trigger in _REOPENS else OPEN_ENCOUNTER_STATUSES
     found = list(session.scalars(select(Encounter).where(
         Encounter.patient_id == patient.id, Encounter.status.in_(wanted)).limit(2))) \
@@ -224,7 +224,8 @@ def _resolve(session: Session, patient: Patient, visit: VisitData, event: AdtEve
                           f"stay {found[0].visit_number}")
     if key is not None:
         return (_find_or_create(session, patient, key, visit, event, now),
-                f"{_NO_NUMBER}: the stay is kept under {key.system}|{key.value}")
+                f"{_NO_NUMBER}: the stay is kept under visit number {key.value} of "
+                f"{key.system}")
     kind = "finished" if trigger in _REOPENS else "open"
     why = (f"no {kind} stay to apply it to" if not found
            else f"{len(found)} {kind} stays: send the visit number")
