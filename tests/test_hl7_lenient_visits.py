@@ -183,3 +183,11 @@ def test_msh2_with_the_escape_character_doubled_by_java_is_read_as_the_standard_
     with runtime.sessions() as session:
         enc = the_encounter(session, "V936001")
         assert (enc.unit, enc.room, enc.bed) == ("4WEST", "412", "A")
+
+
+def test_another_repeated_delimiter_in_msh2_stays_refused_and_is_quoted_as_sent(runtime):
+    text = adt("A01", "JE-0002", mrn="936002", visit="V936002").decode()
+    receipt = runtime.intake.hl7(text.replace("MSH|^~\\&|", "MSH|^~\\\\&#|", 1).encode())
+    assert receipt.outcome == "rejected"
+    assert receipt.reason == ("invalid encoding characters '^~\\\\&#' in MSH-2 (need 4 "
+                              "distinct delimiters)")
