@@ -244,7 +244,7 @@ def batch(*messages: str, control_id: str = "BATCH-0001") -> bytes:
 
 def test_a_batch_in_one_frame_is_answered_message_by_message_in_a_batch_ack(database_url):
     first = admission("B-0001", mrn="930001", visit="V930001")
-    broken = admission("B-0002", mrn="930002", visit="")  # no visit number: AE on its own
+    broken = admission("B-0002", mrn="930002", visit="W" * 251)  # a key too long: AE alone
     third = admission("B-0003", mrn="930003", visit="V930003")
     server = start_server(database_url, http=False)
     try:

@@ -260,9 +260,13 @@ def test_a_visit_without_pv1_19_is_the_pid18_account(general):
     assert "PID-18" in receipt.ack
 
 
-def test_a_visit_event_with_neither_visit_number_nor_account_is_refused(general):
+def test_an_admission_with_neither_visit_number_nor_account_is_kept_under_a_synthetic_key(
+        general):
     receipt = send(general, admit("88008^^^GENHOSP^MR", control="1", pv1_19=""))
-    assert receipt.outcome == "error" and "PID-18" in receipt.ack
+    assert receipt.outcome == "accepted", receipt.reason
+    assert receipt.warnings.startswith(
+        "no visit number (PV1-19, PID-18): the stay is kept under visit number ")
+    assert receipt.warnings.endswith(" of urn:engine:visit-key")
 
 
 # -- receiver -------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from engine.core.events import (
 from engine.core.identity import first_of_type
 from engine.core.site import SiteProfile
 from engine.hl7.ack import SUPPORTED_VERSIONS, AckIssue, Header
-from engine.hl7.message import Message, Segment
+from engine.hl7.message import DOUBLED_ESCAPE, Message, Segment
 from engine.hl7.timestamps import Hl7TimestampError, date_precision, parse_date, parse_dtm
 
 # What the store can hold (engine.core.limits, generous). A value that does not fit would
@@ -57,6 +57,9 @@ _DRG_TEXT = limits.DRG_TEXT
 _PLAN = limits.PLAN
 _PAYER = limits.PAYER
 _AUTH = limits.AUTH
+
+
+Notes = list[AckIssue]  # warnings: accepted, but not kept exactly as sent
 
 
 class Hl7Refusal(InvalidInput):
@@ -128,10 +131,16 @@ def _check_processing_id(processing_id: str, site: SiteProfile) -> None:
             f"(this engine accepts {accepted})", "MSH", 11))
 
 
-def check_envelope(msg: Message, header: Header, site: SiteProfile) -> None:
-    """Refuse (AR) what is not for us: wrong version, processing id, type or receiver, no id."""
-    if not header.control_id:
-        raise Hl7Refusal("AR", AckIssue(101, "MSH-10 message control id is empty", "MSH", 10))
+def check_envelope(msg: Message, header: Header, site: SiteProfile,
+                   notes: Notes | None = None) -> None:
+    """Refuse (AR) what is not for us: wrong version, processing id, type or receiver.
+
+    An empty MSH-10 is accepted with a warning (library samples and hand-written tests send
+    none): the message is applied, but a resend of it cannot be told from a new message, and
+    its ACK's MSA-2 is empty too."""
+    if not header.control_id and notes is not None:
+        notes.append(AckIssue(101, "MSH-10 message control id is empty: applied, but a resend "
+                                   "cannot be recognised as a duplicate", "MSH", 10))
     msh = msg.msh
     for n, limit in ((10, CONTROL_ID_MAX), (3, SENDER_PART_MAX), (4, SENDER_PART_MAX)):
         if len(msh.value(n)) > limit:
@@ -170,9 +179,6 @@ def check_envelope(msg: Message, header: Header, site: SiteProfile) -> None:
                 5,
             ),
         )
-
-
-Notes = list[AckIssue]  # warnings: accepted, but not kept exactly as sent
 
 
 def event_time(msg: Message, site: SiteProfile, zone: ZoneInfo | None = None,
@@ -411,13 +417,28 @@ def _visit_number(msg: Message, pv1: Segment | None, site: SiteProfile,
     return ids[0] if ids else None
 
 
+# A visit update with no PV1 at all changes the patient only (no stay is named or sent).
+PATIENT_UPDATE_WITHOUT_PV1 = frozenset({"A08"})
+# Identity events whose PV1-19 is the key being moved or changed to: never guessed.
+_NEEDS_VISIT_NUMBER = frozenset({"A45", "A50"})
+
+
 def _visit(msg: Message, trigger: str, site: SiteProfile, zone: ZoneInfo,
-           notes: Notes) -> VisitData:
+           notes: Notes) -> VisitData | None:
+    """The PV1/PV2 visit. No visit number (PV1-19, PID-18), or no PV1, is not refused here:
+    the stay is then the patient's one open stay, or a new one under a synthetic key
+    (engine.intake.encounters), and only a stay that cannot be told is refused there."""
     pv1 = msg.segment("PV1")
+    if pv1 is None and trigger in PATIENT_UPDATE_WITHOUT_PV1:
+        notes.append(AckIssue(100, "no PV1: patient updated, no stay changed", "PV1"))
+        return None
+    if pv1 is None and trigger not in _NEEDS_VISIT_NUMBER:
+        notes.append(AckIssue(100, f"no PV1 segment: {trigger} has no visit data", "PV1"))
+        return VisitData(visit_number=_visit_number(msg, None, site, notes))
     if pv1 is None:
         raise Hl7Refusal("AE", AckIssue(100, f"PV1 segment is required for {trigger}", "PV1"))
     visit_number = _visit_number(msg, pv1, site, notes)
-    if visit_number is None:
+    if visit_number is None and trigger in _NEEDS_VISIT_NUMBER:
         raise Hl7Refusal("AE", AckIssue(
             101, f"PV1-19 visit number (or PID-18 account number) is required for {trigger}",
             "PV1", 19))
@@ -535,6 +556,9 @@ def to_event(msg: Message, header: Header, site: SiteProfile,
 
     What is accepted but not kept exactly as sent is added to `notes` as warnings."""
     notes = notes if notes is not None else []
+    if msg.msh.raw(2) == DOUBLED_ESCAPE:
+        notes.append(AckIssue(102, f"MSH-2 is '{DOUBLED_ESCAPE}' (the escape character "
+                                   "doubled): read as '^~\\&'", "MSH", 2))
     trigger = header.trigger
     zone = site.zone
     read_as = version_read_as(header.version)

@@ -127,6 +127,10 @@ def _hex(code: str) -> str | None:
 
 DEFAULT_ENCODING = Encoding()
 _encodings: dict[str, Encoding] = {DEFAULT_ENCODING.chars: DEFAULT_ENCODING}
+# MSH-2 with the escape character doubled, as a Java or C# string literal leaves it when
+# copied out unescaped (LinuxForHealth samples): read as the standard one. Only this exact
+# shape; any other repeated delimiter stays refused.
+DOUBLED_ESCAPE = "^~\\\\&"
 
 
 class Segment:
@@ -333,6 +337,11 @@ def _msh18(raw: bytes) -> str:
     return fields[17].split(b"~")[0].decode("ascii", errors="replace").strip().upper()
 
 
+def _shown(chars: str) -> str:
+    """Delimiters as sent (repr would double a backslash), control characters escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in chars)
+
+
 def _encoding(text: str) -> Encoding:
     """Read MSH-1 and MSH-2; refuse what would make the rest of the message ambiguous."""
     if len(text) < 8:
@@ -346,6 +355,8 @@ def _encoding(text: str) -> Encoding:
     cached = _encodings.get(field_sep + chars)
     if cached is not None:
         return cached
+    if field_sep == "|" and text[4:10] == DOUBLED_ESCAPE + "|":
+        return DEFAULT_ENCODING  # a Java string's "\\" written as is; adt.py warns of it
     if field_sep.isalnum() or field_sep.isspace():
         raise Hl7ParseError(f"invalid field separator {field_sep!r} in MSH-1")
     # Four encoding characters (component, repetition, escape, subcomponent), plus the
@@ -357,7 +368,8 @@ def _encoding(text: str) -> Encoding:
         or any(c.isalnum() or c.isspace() for c in special)
     ):
         raise Hl7ParseError(
-            f"invalid encoding characters {chars!r} in MSH-2 (need 4 distinct delimiters)"
+            f"invalid encoding characters '{_shown(chars)}' in MSH-2 (need 4 distinct "
+            "delimiters)"
         )
     enc = Encoding(field_sep, *chars)
     if len(_encodings) < 64:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
@@ -24,9 +24,12 @@ from engine.core.events import (
     CoverageData,
     DiagnosisData,
     DuplicateKey,
+    Identifier,
     VisitData,
 )
-from engine.core.vocabulary import EncounterStatus
+from engine.core.vocabulary import OPEN_ENCOUNTER_STATUSES, EncounterStatus
+from engine.hl7.ack import AckIssue
+from engine.hl7.adt import Hl7Refusal
 from engine.intake import identity, labs, patients, triggers
 from engine.storage import locks
 from engine.storage.models import (
@@ -56,6 +59,7 @@ class Applied:
     patient: Patient
     encounter: Encounter | None
     summary: str
+    warning: str | None = None  # applied, but to a stay the message did not name
 
 
 def lock_names(event: AdtEvent) -> list[str]:
@@ -155,7 +159,7 @@ def _apply_to_visit(session: Session, patient: Patient, event: AdtEvent, now: da
                     message: InboundMessage | None, note: str | None = None) -> Applied:
     """A visit event: find or create its encounter, apply the trigger, record its history."""
     assert event.visit is not None
-    encounter = _find_or_create(session, patient, event.visit, event, now)
+    encounter, warning = _resolve(session, patient, event.visit, event, now)
     late = bool(encounter.as_of and event.event_time < encounter.as_of)
     summary = _apply_visit(session, encounter, event)
     if note:
@@ -176,7 +180,7 @@ def _apply_to_visit(session: Session, patient: Patient, event: AdtEvent, now: da
         labs.record(session, patient, event, now, message, encounter)
     encounter.version += 1
     encounter.updated_at = now
-    return Applied(patient, encounter, summary)
+    return Applied(patient, encounter, summary, warning)
 
 
 # Built once: every visit message asks it.
@@ -184,11 +188,70 @@ _BY_VISIT = select(Encounter).where(Encounter.visit_system == bindparam("system"
                                     Encounter.visit_number == bindparam("value"))
 
 
+# The visit system of a stay the sender gave no visit number for (docs/hl7.md).
+SYNTHETIC_VISIT_SYSTEM = "urn:engine:visit-key"
+# Triggers that may start a stay: with no visit number, a new stay under a synthetic key
+# unless the patient has exactly one open stay (an A01 after an A05 or A14).
+_STARTS_STAY = frozenset({"A01", "A04", "A05", "A14", "A06", "A07"})
+_REOPENS = frozenset({"A13"})  # cancel discharge: its stay is a finished one
+_NO_NUMBER = "no visit number (PV1-19, PID-18)"
+
+
+def _resolve(session: Session, patient: Patient, visit: VisitData, event: AdtEvent,
+             now: datetime) -> tuple[Encounter, str | None]:
+    """The stay a visit event is for, and a warning when the message did not name it.
+
+    Without a visit number (senders of samples and small systems omit it) the stay is the
+    patient's one open stay (for A13, its one finished stay); an admission, registration,
+    pre-admit or class change with none or several gets a new stay under a synthetic key
+    that a resend maps to again; any other event is refused (AE 101) when none or several."""
+    if visit.visit_number is not None:
+        return _find_or_create(session, patient, visit.visit_number, visit, event, now), None
+    trigger = event.trigger
+    key = synthetic_visit_number(event) if trigger in _STARTS_STAY else None
+    if key is not None and session.scalars(
+            _BY_VISIT, {"system": key.system, "value": key.value}).first() is not None:
+        return (_find_or_create(session, patient, key, visit, event, now),
+                f"{_NO_NUMBER}: {trigger} applied to the stay kept under visit number "
+                f"{key.value} of {key.system}")
+    wanted = (EncounterStatus.FINISHED,) if trigger in _REOPENS else OPEN_ENCOUNTER_STATUSES
+    found = list(session.scalars(select(Encounter).where(
+        Encounter.patient_id == patient.id, Encounter.status.in_(wanted)).limit(2))) \
+        if patient.id is not None else []
+    if len(found) == 1:
+        kind = "finished" if trigger in _REOPENS else "open"
+        return found[0], (f"{_NO_NUMBER}: {trigger} applied to the patient's one {kind} "
+                          f"stay {found[0].visit_number}")
+    if key is not None:
+        return (_find_or_create(session, patient, key, visit, event, now),
+                f"{_NO_NUMBER}: the stay is kept under visit number {key.value} of "
+                f"{key.system}")
+    kind = "finished" if trigger in _REOPENS else "open"
+    why = (f"no {kind} stay to apply it to" if not found
+           else f"{len(found)} {kind} stays: send the visit number")
+    raise Hl7Refusal("AE", AckIssue(
+        101, f"{trigger} names no visit (PV1-19 and PID-18 are empty) and the patient has "
+             f"{why}", "PV1", 19))
+
+
+def synthetic_visit_number(event: AdtEvent) -> Identifier | None:
+    """A stable key for a stay sent with no visit number: the admit time (PV1-44), else the
+    event time, in UTC to the minute, and a digest of the MRN; so a resend maps to the same
+    stay, and two patients never share one."""
+    mrn = event.patient.mrn
+    if mrn is None:
+        return None
+    visit = event.visit
+    when = ((visit.admit_time if visit is not None else None) or event.event_time)
+    digest = hashlib.blake2b(f"{mrn.system}|{mrn.value}".encode(), digest_size=8).hexdigest()
+    return Identifier(system=SYNTHETIC_VISIT_SYSTEM,
+                      value=f"{when.astimezone(UTC):%Y%m%d%H%M}-{digest}", type_code="VN")
+
+
 def _find_or_create(
-    session: Session, patient: Patient, visit: VisitData, event: AdtEvent, now: datetime
+    session: Session, patient: Patient, vn: Identifier, visit: VisitData, event: AdtEvent,
+    now: datetime,
 ) -> Encounter:
-    vn = visit.visit_number
-    assert vn is not None
     enc = session.scalars(_BY_VISIT, {"system": vn.system, "value": vn.value}).first()
     if enc is None:
         enc = Encounter(

@@ -228,22 +228,22 @@ class Intake:
         try:
             if failure is not None:
                 raise failure
-            check_envelope(msg, header, self.site)
+            notes: list[AckIssue] = []
+            check_envelope(msg, header, self.site, notes)
             if header.trigger in HARMLESS:
                 row.outcome = InputOutcome.IGNORED
                 row.reason = f"{header.trigger} {HARMLESS[header.trigger]}"
-                row.ack = self._ack("AA", header, now)
+                row.ack = self._ack("AA", header, now, warnings=notes)
                 return
             if header.trigger not in SUPPORTED:
                 raise Hl7Refusal("AR", AckIssue(201, _unsupported(header.trigger), "MSH", 9))
-            notes: list[AckIssue] = []
             event = to_event(msg, header, self.site, notes)
             row.event_time = event.event_time
         except Hl7Refusal as refusal:
             self._refuse(row, refusal.ack_code, refusal.error)
             row.ack = self._ack(refusal.ack_code, header, now, refusal.error)
             return
-        self._apply(session, row, [event])
+        notes += (AckIssue(101, w, "PV1", 19) for w in self._apply(session, row, [event]))
         # Accepted, but not kept exactly as sent: the operator can list these
         # (`engine hl7 warnings`) and the sender sees them as ERR severity W.
         row.warnings = "\n".join(n.text for n in notes) or None
@@ -325,8 +325,10 @@ class Intake:
                 return self._receipt(row)
 
     # -- shared ---------------------------------------------------------------------------
-    def _apply(self, session: Session, row: InboundMessage, events: list[AdtEvent]) -> None:
-        """Apply every event of one input, or raise _Undo so the transaction rolls back."""
+    def _apply(self, session: Session, row: InboundMessage,
+               events: list[AdtEvent]) -> list[str]:
+        """Apply every event of one input, or raise _Undo so the transaction rolls back; the
+        warnings of applying (a stay the input did not name)."""
         now = self.clock.now()
         try:
             touched: list = []
@@ -356,6 +358,7 @@ class Intake:
                                             "replay")) from exc
         row.outcome = InputOutcome.ACCEPTED
         row.reason = None
+        return [a.warning for a in touched if a.warning]
 
     @staticmethod
     def _refuse(row: InboundMessage, code: str, error: AckIssue) -> None:

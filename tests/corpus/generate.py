@@ -788,8 +788,8 @@ def refusals(c: Corpus) -> None:
     c.add("refusal_A01_pid3_empty", with_pid(
         "2.5.1", "REF-0002", "PID|1||||TESTPATIENT^NOID||19500101|F", pv1),
           ack="AE", err="101", story="R")
-    c.add("refusal_A01_no_visit_number", with_pid(
-        "2.4", "REF-0003", pid, "PV1|1|I|4WEST^401^A^GENHOSP"),
+    c.add("refusal_A03_no_visit_number_no_open_stay", with_pid(
+        "2.4", "REF-0003", pid, "PV1|1|I|4WEST^401^A^GENHOSP", trigger="A03"),
           ack="AE", err="101", patient_absent="R600001", story="R")
     c.add("refusal_A01_training_processing_id", with_pid(
         "2.5.1", "REF-0004", pid, pv1, processing="T"),
@@ -804,8 +804,11 @@ def refusals(c: Corpus) -> None:
           ack="AR", err="200", story="R")
     c.add("refusal_A01_version_1_0", with_pid("1.0", "REF-0007", pid, pv1),
           ack="AR", err="203", story="R")
-    c.add("refusal_A01_empty_msh10", with_pid("2.5.1", "", pid, pv1),
-          ack="AR", err="101", story="R")
+    c.add("warning_A01_empty_msh10", with_pid(
+        "2.5.1", "", pid.replace("R600001", "R600004"), pv1.replace("RV600001", "RV600004")),
+          ack="AA", patient="R600004", encounter="RV600004", status="in-progress", story="R",
+          depends="issue 13 lenient visits (an empty MSH-10 is applied with a warning, "
+                  "ERR 101 W; no duplicate detection, MSA-2 empty)")
     c.add("refusal_garbage", "THIS IS NOT HL7 \x01\x02 AT ALL\r", ack="AR", story="R")
     c.add("refusal_R01_hemoglobin_not_a_number", message(
         msh("LAB", "GENHOSP", ts(11, 10), "R01", "REF-0010", "2.5.1", msg_type="ORU",
@@ -823,6 +826,34 @@ def refusals(c: Corpus) -> None:
         pv1.replace("RV600001", "RV600003")),
           ack="AA", patient="R600003", encounter="RV600003", story="R",
           depends="item 2 (a 2.x version past 2.8.2 is read as 2.8.2 with a warning, ERR 203 W)")
+
+
+def lenient_visits(c: Corpus) -> None:
+    """Messages of library samples and vendor guides that name no stay or carry a sloppy
+    MSH: applied with warnings; a visit event is refused only when its stay cannot be told."""
+    def adt(trigger: str, cid: str, when: str, mrn: str, pv1: str | None) -> str:
+        return message(msh("ADTSYS", "GENHOSP", when, trigger, cid, "2.5.1",
+                           structure=STRUCT.get(trigger, "")),
+                       seg("EVN", {1: trigger, 2: when}),
+                       f"PID|1||{mrn}^^^GENHOSP^MR||TESTPATIENT^LENIENT||19500101|F", pv1)
+    why = "issue 13 lenient visits (applied with a warning, ERR W)"
+    c.add("lenient_A01_no_visit_number", adt(
+        "A01", "LEN-0001", ts(12, 8), "L700001", "PV1|1|I|4WEST^402^A^GENHOSP"),
+          ack="AA", patient="L700001", encounters=1, story="L", depends=why)
+    c.add("lenient_A08_no_pv1", adt("A08", "LEN-0002", ts(12, 9), "L700001", None)
+          .replace("TESTPATIENT^LENIENT", "RENAMED^LENIENT"),
+          ack="AA", patient="L700001", family="RENAMED", encounters=1, story="L",
+          depends=why)
+    c.add("lenient_A02_no_visit_number", adt(
+        "A02", "LEN-0003", ts(12, 10), "L700001", "PV1|1|I|5EAST^501^B^GENHOSP"),
+          ack="AA", patient="L700001", encounters=1, story="L", depends=why)
+    c.add("lenient_A03_no_pv1", adt("A03", "LEN-0004", ts(12, 11), "L700001", None),
+          ack="AA", patient="L700001", encounters=1, story="L", depends=why)
+    doubled = adt("A04", "LEN-0005", ts(12, 12), "L700002",
+                  "PV1|1|O|CLINIC^1^^GENHOSP|||||||MED|||||||||LV700002^^^GENHOSP^VN")
+    c.add("lenient_A04_msh2_escape_doubled", doubled.replace("MSH|^~\\&|", "MSH|^~\\\\&|", 1),
+          ack="AA", patient="L700002", encounter="LV700002", status="in-progress",
+          location="CLINIC", story="L", depends=why)
 
 
 # -- the FHIR corpus ------------------------------------------------------------------------------
@@ -1243,7 +1274,7 @@ def copy_without_identifier(doc: dict) -> dict:
 def write() -> None:
     corpus = Corpus()
     for part in (epic_stories, cerner_stories, meditech_stories, edge_cases, shapes,
-                 unknown_triggers, refusals):
+                 unknown_triggers, refusals, lenient_visits):
         part(corpus)
     hl7_dir, fhir_dir = HERE / "hl7", HERE / "fhir"
     for folder in (hl7_dir, fhir_dir):

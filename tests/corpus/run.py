@@ -227,7 +227,8 @@ def _stored_outcome(database_url: str, cid: str | None) -> str | None:
     try:
         with Session(engine) as session:
             row = session.scalars(select(InboundMessage)
-                                  .where(InboundMessage.control_id == cid)
+                                  .where(InboundMessage.control_id == cid if cid
+                                         else InboundMessage.control_id.is_(None))
                                   .order_by(InboundMessage.id.desc()).limit(1)).first()
             return row.outcome if row is not None else None
     finally:
