@@ -146,7 +146,8 @@ def test_a_key_is_refused_only_beyond_its_generous_bound(runtime):
     kept = runtime.intake.hl7(admission("KEY-0001", visit="V" * 250).encode())
     assert kept.outcome == "accepted", kept.reason
     refused = runtime.intake.hl7(admission("KEY-0002", visit="W" * 251).encode())
-    assert refused.outcome == "error" and refused.reason.startswith("PV1-19 is 251")
+    assert refused.outcome == "error" and refused.reason.startswith(
+        "PV1-19 repetition 1 is too long for a key (value 251 of at most 250")
 
 
 # -- times -----------------------------------------------------------------------------

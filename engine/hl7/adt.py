@@ -293,8 +293,9 @@ def _identifiers(seg: Segment, n: int, site: SiteProfile, default_system: str,
                 len(type_code or "") > _ID_TYPE:
             if notes is None or site.mrn_rank(system[:_ID_SYSTEM], type_code) is not None:
                 raise Hl7Refusal("AE", AckIssue(
-                    102, f"{seg.name}-{n} repetition {rep + 1} is longer than kept (value "
-                    f"{_ID_VALUE}, authority {_ID_SYSTEM}, type {_ID_TYPE} characters)",
+                    102, f"{seg.name}-{n} repetition {rep + 1} is too long for a key (value "
+                    f"{len(value)} of at most {_ID_VALUE}, authority {len(system)} of "
+                    f"{_ID_SYSTEM}, type {len(type_code or '')} of {_ID_TYPE} characters)",
                     seg.name, n))
             notes.append(AckIssue(102, f"{seg.name}-{n} repetition {rep + 1} is too long to "
                                        f"keep (value {len(value)}, system {len(system)} "
