@@ -187,3 +187,24 @@ def http(api: ServerProcess) -> Iterator[httpx.Client]:
 def fhir(api: ServerProcess) -> SyncFHIRClient:
     """fhirpy, signed in as the EHR integration client."""
     return SyncFHIRClient(api.fhir, authorization=auth_headers(api)["Authorization"])
+
+
+# One database, runtime and HTTP server per test module, for modules that share them among
+# their tests (a module may define its own `api`, e.g. with other settings).
+@pytest.fixture(scope="module", params=BOTH_STORES)
+def db_url(request, tmp_path_factory) -> Iterator[str]:
+    yield from fresh_database(request.param, tmp_path_factory.mktemp(request.module.__name__))
+
+
+@pytest.fixture(scope="module")
+def store(db_url: str) -> Iterator[Runtime]:
+    rt = Runtime.open(make_settings(db_url))
+    yield rt
+    rt.close()
+
+
+@pytest.fixture(scope="module")
+def api(db_url: str, store: Runtime) -> Iterator[ServerProcess]:
+    srv = start_server(db_url, mllp=False)
+    yield srv
+    srv.kill()

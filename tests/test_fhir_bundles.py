@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -28,8 +27,7 @@ from sqlalchemy import select
 
 from engine.api.runtime import Runtime
 from engine.storage.models import Encounter, InboundMessage, LabResult
-from harness.launch import ServerProcess, start_server
-from tests.conftest import BOTH_STORES, auth_headers, fresh_database, make_settings
+from tests.conftest import auth_headers
 
 FHIR_JSON = "application/fhir+json"
 BUNDLES = Path(__file__).parent / "fixtures" / "fhir"
@@ -41,25 +39,6 @@ def bundle(name: str) -> dict:
 
 
 # -- one database and one server per module ------------------------------------------------------
-@pytest.fixture(scope="module", params=BOTH_STORES)
-def db_url(request, tmp_path_factory) -> Iterator[str]:
-    yield from fresh_database(request.param, tmp_path_factory.mktemp("bundles"))
-
-
-@pytest.fixture(scope="module")
-def store(db_url) -> Iterator[Runtime]:
-    rt = Runtime.open(make_settings(db_url))
-    yield rt
-    rt.close()
-
-
-@pytest.fixture(scope="module")
-def api(db_url, store) -> Iterator[ServerProcess]:
-    srv = start_server(db_url, mllp=False)
-    yield srv
-    srv.kill()
-
-
 @pytest.fixture(scope="module")
 def smart(api) -> smart_client.FHIRClient:
     """fhirclient (SMART on FHIR's Python client), signed in with the integration token."""

@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import func, select
 
 from engine.api.runtime import Runtime
 from engine.storage.models import Encounter
-from harness.launch import ServerProcess, start_server
-from tests.conftest import BOTH_STORES, fresh_database, make_settings
 
 FHIR_JSON = "application/fhir+json"
 BUNDLES = Path(__file__).parent / "fixtures" / "fhir"
@@ -36,25 +32,6 @@ MEDPLUM_PATIENT = "0b5e7c9d-2a4f-4b6e-9f1a-000000910012"
 
 def bundle(name: str) -> dict:
     return json.loads((BUNDLES / f"{name}.json").read_text())
-
-
-@pytest.fixture(scope="module", params=BOTH_STORES)
-def db_url(request, tmp_path_factory) -> Iterator[str]:
-    yield from fresh_database(request.param, tmp_path_factory.mktemp("logical_ids"))
-
-
-@pytest.fixture(scope="module")
-def store(db_url) -> Iterator[Runtime]:
-    rt = Runtime.open(make_settings(db_url))
-    yield rt
-    rt.close()
-
-
-@pytest.fixture(scope="module")
-def api(db_url, store) -> Iterator[ServerProcess]:
-    srv = start_server(db_url, mllp=False)
-    yield srv
-    srv.kill()
 
 
 def post(http: httpx.Client, doc: dict, path: str = "") -> httpx.Response:

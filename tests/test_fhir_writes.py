@@ -9,7 +9,6 @@ One server per database serves the module; each story uses its own MRNs and visi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -22,31 +21,10 @@ from sqlalchemy import select
 
 from engine.api.runtime import Runtime
 from engine.storage.models import Encounter, InboundMessage, LabResult
-from harness.launch import ServerProcess, start_server
-from tests.conftest import BOTH_STORES, fresh_database, make_settings
 from tests.test_fhir_inbound import MRN_SYSTEM, PAT, encounter_json, patient_json, transaction
 from tests.test_labs import observation
 
 FHIR_JSON = "application/fhir+json"
-
-
-@pytest.fixture(scope="module", params=BOTH_STORES)
-def db_url(request, tmp_path_factory) -> Iterator[str]:
-    yield from fresh_database(request.param, tmp_path_factory.mktemp("writes"))
-
-
-@pytest.fixture(scope="module")
-def store(db_url) -> Iterator[Runtime]:
-    rt = Runtime.open(make_settings(db_url))
-    yield rt
-    rt.close()
-
-
-@pytest.fixture(scope="module")
-def api(db_url, store) -> Iterator[ServerProcess]:
-    srv = start_server(db_url, mllp=False)
-    yield srv
-    srv.kill()
 
 
 def send(http: httpx.Client, method: str, path: str, doc: dict, **headers: str
