@@ -19,8 +19,8 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient as FhirPatient
 from sqlalchemy import select
 
-from engine.api.runtime import Runtime
-from engine.storage.models import Encounter, InboundMessage, LabResult
+from engine.storage.models import LabResult
+from tests.test_fhir_api import encounter_row, last_inbound
 from tests.test_fhir_inbound import MRN_SYSTEM, PAT, encounter_json, patient_json, transaction
 from tests.test_labs import observation
 
@@ -48,16 +48,6 @@ def admitted(http: httpx.Client, mrn: str, visit: str, **kw) -> dict:
     assert answer.status_code == 200, answer.text
     found = http.get("/Encounter", params={"identifier": visit}).json()
     return found["entry"][0]["resource"]
-
-
-def encounter_row(store: Runtime, visit: str) -> Encounter:
-    with store.sessions() as session:
-        return session.scalars(select(Encounter).where(Encounter.visit_number == visit)).one()
-
-
-def last_inbound(store: Runtime) -> InboundMessage:
-    with store.sessions() as session:
-        return session.scalars(select(InboundMessage).order_by(InboundMessage.id.desc())).first()
 
 
 def follow(http: httpx.Client, location: str) -> httpx.Response:
