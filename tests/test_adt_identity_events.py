@@ -271,6 +271,21 @@ def test_a_harmless_trigger_is_acknowledged_and_recorded_as_ignored_with_why(run
     assert "allerg" in kept(runtime, receipt.message_id).reason
 
 
+def test_an_account_number_change_is_harmless_only_while_pv1_19_names_the_stay(runtime):
+    """PID-18 keys a stay sent without PV1-19, so an A49 for such a stay would change its key:
+    acknowledging it as harmless would drop that change. It is refused (AR 201) and kept."""
+    named = runtime.intake.hl7(adt("A49", "202603021015", visit="V1"))
+    assert named.outcome == "ignored" and "MSA|AA|" in named.ack
+
+    raw = er7([msh("A49", "A49-2", "202603021020"), evn("A49", "202603021020", pad_to=2),
+               pid(cx("100001", FACILITY, "MR"), "TESTPATIENT^ACCOUNT"),
+               pv1("I", "4WEST^401^A")]).encode()
+    unnamed = runtime.intake.hl7(raw)
+    assert unnamed.outcome == "rejected"
+    assert "MSA|AR|" in unnamed.ack and err_code(unnamed.ack) == 201
+    assert "PID-18" in kept(runtime, unnamed.message_id).reason
+
+
 def test_a_trigger_that_would_change_state_the_engine_does_not_apply_is_refused_201(runtime):
     runtime.intake.hl7(adt("A01", "202603021015", visit="V1"))
 

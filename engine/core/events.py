@@ -42,6 +42,9 @@ HARMLESS: dict[str, str] = {
     "A61": "change consulting doctor: the engine keeps no consulting doctors (PV1-9)",
     "A62": "cancel change consulting doctor: the engine keeps no consulting doctors (PV1-9)",
 }
+# Account-number triggers are harmless only while PV1-19 names the stay: with PV1-19 empty,
+# PID-18 is the stay's key (the visit-number fallback), so they would change it: refused.
+ACCOUNT_KEYED = frozenset({"A35", "A41", "A49"})
 # Why the triggers that would change state but are not applied are refused (AR, ERR 201).
 REFUSED_WHY: dict[str, str] = {
     "A17": "swap patients is not applied: send an A02 for each patient",

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.core.clock import Clock
 from engine.core.errors import EngineError
-from engine.core.events import HARMLESS, REFUSED_WHY, SUPPORTED, AdtEvent, EventError
+from engine.core.events import ACCOUNT_KEYED, HARMLESS, REFUSED_WHY, SUPPORTED, AdtEvent, EventError
 from engine.core.site import SiteProfile
 from engine.core.vocabulary import Channel, InputOutcome
 from engine.hl7.ack import AckIssue, Header, build_ack, build_batch_ack, issue_for
@@ -230,6 +230,10 @@ class Intake:
                 raise failure
             notes: list[AckIssue] = []
             check_envelope(msg, header, self.site, notes)
+            if header.trigger in ACCOUNT_KEYED and not _names_its_visit(msg):
+                raise Hl7Refusal("AR", AckIssue(201, (
+                    f"{header.trigger} changes the account number (PID-18), which keys the "
+                    "stay when PV1-19 is empty: send A50 with MRG-5, or PV1-19"), "MSH", 9))
             if header.trigger in HARMLESS:
                 row.outcome = InputOutcome.IGNORED
                 row.reason = f"{header.trigger} {HARMLESS[header.trigger]}"
@@ -455,6 +459,12 @@ class Intake:
             return msg, header_of(msg), None
         except Hl7ParseError as exc:
             return None, _salvage_header(text), Hl7Refusal("AR", AckIssue(exc.code, str(exc)))
+
+
+def _names_its_visit(msg: Message) -> bool:
+    """Whether PV1-19 names the stay (so PID-18 is not what keys it)."""
+    pv1 = msg.segment("PV1")
+    return pv1 is not None and bool(pv1.value(19))
 
 
 def _unsupported(trigger: str) -> str:
