@@ -23,6 +23,7 @@ from engine.storage.models import (
     LocationStay,
     Patient,
     PatientIdentifier,
+    RuleOutput,
     StatusPeriod,
 )
 
@@ -230,8 +231,17 @@ def test_an_unmapped_patient_class_applies_the_stay_with_no_care_status_and_a_wa
         warnings = s.get(InboundMessage, receipt.message_id).warnings
         assert "PV1-2" in warnings and "care status not changed" in warnings
 
+    assert "initial-ur-review" not in _task_codes(rt)  # an unknown status owes no UR review
+
     assert rt.intake.hl7(adt("A08", "202603021115", status="inpatient")).outcome == "accepted"
     assert encounter(rt).care_status == "inpatient"
+    assert "initial-ur-review" in _task_codes(rt)
+
+
+def _task_codes(rt) -> set[str]:
+    with rt.sessions() as s:
+        return set(s.scalars(select(RuleOutput.code).where(
+            RuleOutput.kind == "task", RuleOutput.status == "active")))
 
 
 def test_a_training_message_is_refused_then_applied_by_an_engine_that_accepts_training(
