@@ -286,6 +286,17 @@ def test_an_account_number_change_is_harmless_only_while_pv1_19_names_the_stay(r
     assert "PID-18" in kept(runtime, unnamed.message_id).reason
 
 
+def test_an_alternate_id_change_is_refused_when_pid_3_is_empty_and_pid_4_keys_the_patient(
+        runtime):
+    with_pid3 = runtime.intake.hl7(adt("A48", "202603021015", visit="V1"))
+    assert with_pid3.outcome == "ignored"
+
+    raw = er7([msh("A48", "A48-2", "202603021020"), evn("A48", "202603021020", pad_to=2),
+               "PID|1|||ALT777^^^GENHOSP^PI|TESTPATIENT^ALTERNATE"]).encode()
+    refused = runtime.intake.hl7(raw)
+    assert refused.outcome == "rejected" and err_code(refused.ack) == 201
+
+
 def test_a_trigger_that_would_change_state_the_engine_does_not_apply_is_refused_201(runtime):
     runtime.intake.hl7(adt("A01", "202603021015", visit="V1"))
 

@@ -42,9 +42,11 @@ HARMLESS: dict[str, str] = {
     "A61": "change consulting doctor: the engine keeps no consulting doctors (PV1-9)",
     "A62": "cancel change consulting doctor: the engine keeps no consulting doctors (PV1-9)",
 }
-# Account-number triggers are harmless only while PV1-19 names the stay: with PV1-19 empty,
-# PID-18 is the stay's key (the visit-number fallback), so they would change it: refused.
-ACCOUNT_KEYED = frozenset({"A35", "A41", "A49"})
+# Harmless only while the field named here keys the record; when it is empty the identity
+# fallbacks key the record by what the trigger changes (PID-18 for a stay with no PV1-19,
+# PID-2/PID-4 for a patient with no PID-3), so the change would be dropped: refused instead.
+HARMLESS_WHILE_SENT = {"A35": ("PV1", 19), "A41": ("PV1", 19), "A49": ("PV1", 19),
+                       "A48": ("PID", 3)}
 # Why the triggers that would change state but are not applied are refused (AR, ERR 201).
 REFUSED_WHY: dict[str, str] = {
     "A17": "swap patients is not applied: send an A02 for each patient",

@@ -20,7 +20,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.core.clock import Clock
 from engine.core.errors import EngineError
-from engine.core.events import ACCOUNT_KEYED, HARMLESS, REFUSED_WHY, SUPPORTED, AdtEvent, EventError
+from engine.core.events import (
+    HARMLESS,
+    HARMLESS_WHILE_SENT,
+    REFUSED_WHY,
+    SUPPORTED,
+    AdtEvent,
+    EventError,
+)
 from engine.core.site import SiteProfile
 from engine.core.vocabulary import Channel, InputOutcome
 from engine.hl7.ack import AckIssue, Header, build_ack, build_batch_ack, issue_for
@@ -230,10 +237,11 @@ class Intake:
                 raise failure
             notes: list[AckIssue] = []
             check_envelope(msg, header, self.site, notes)
-            if header.trigger in ACCOUNT_KEYED and not _names_its_visit(msg):
+            if (key := HARMLESS_WHILE_SENT.get(header.trigger)) and not _sent(msg, *key):
                 raise Hl7Refusal("AR", AckIssue(201, (
-                    f"{header.trigger} changes the account number (PID-18), which keys the "
-                    "stay when PV1-19 is empty: send A50 with MRG-5, or PV1-19"), "MSH", 9))
+                    f"{header.trigger} changes an identifier that keys the record when "
+                    f"{key[0]}-{key[1]} is empty (PID-18 for a stay, PID-2/PID-4 for a "
+                    f"patient): send {key[0]}-{key[1]}, or A50/A47 with MRG"), "MSH", 9))
             if header.trigger in HARMLESS:
                 row.outcome = InputOutcome.IGNORED
                 row.reason = f"{header.trigger} {HARMLESS[header.trigger]}"
@@ -461,10 +469,10 @@ class Intake:
             return None, _salvage_header(text), Hl7Refusal("AR", AckIssue(exc.code, str(exc)))
 
 
-def _names_its_visit(msg: Message) -> bool:
-    """Whether PV1-19 names the stay (so PID-18 is not what keys it)."""
-    pv1 = msg.segment("PV1")
-    return pv1 is not None and bool(pv1.value(19))
+def _sent(msg: Message, segment: str, field: int) -> bool:
+    """Whether the message carries this field (so the fallback keys are not in play)."""
+    seg = msg.segment(segment)
+    return seg is not None and bool(seg.value(field))
 
 
 def _unsupported(trigger: str) -> str:
