@@ -114,15 +114,17 @@ def test_pages_ask_for_sign_in_first(web):
         assert answer.headers["location"].startswith("/login?next=" + path[:4])
 
 
-def test_case_manager_sees_her_work_overdue_first_with_counts(web, rt):
+def test_case_manager_sees_her_work_stat_and_overdue_first_with_counts(web, rt):
     sign_in(web, "cm.alvarez")
     page = web.get("/worklist")
     assert page.status_code == 200
     html = page.text
     assert "My worklist" in html
-    assert task_ids(html) == mine(rt)  # the shared query's order: overdue, priority, due
+    assert task_ids(html) == mine(rt)  # the shared query's order: stat, overdue, priority
     assert (count(html, "overdue"), count(html, "due-today"), count(html, "open")) == (3, 3, 10)
-    first = html.split('data-task="', 2)[1]  # the urgent task one hour late comes first
+    rows = html.split('data-task="')[1:]
+    assert "due in 5 h" in rows[0] and "Stat" in rows[0]  # stat work first, due or not
+    first = rows[2]  # then the urgent task one hour late
     assert "overdue by 1 h" in first and "Urgent" in first
     assert "Wed 04 Mar 06:30" in first  # due time on the hospital's clock (Chicago)
     assert re.search(r"rule [a-z0-9-]+", first), "each task says which rule raised it"

@@ -280,6 +280,8 @@ def _lint_actions(c: _Compiler) -> None:
                           "then", i, "task")
             if task.repeat is not None:
                 _lint_repeat(c, task, i)
+            if task.type in task.after:
+                c.problem(f"task {task.type!r} comes after itself", "then", i, "task", "after")
         if action.kind == "score":
             score = action.score
             assert score is not None
@@ -392,11 +394,19 @@ def compile_book(files: list[RulesetFile], ref: Reference) -> Book:
             kind = action.output_kind
             producers.setdefault((kind, action.code), []).append(c.rule.id)
     by_id = {c.rule.id: c for c in compilers}
+    # `after` is checked against every rule written (a disabled one may come back on)
+    task_types = {a.task.type for f in files for r in f.model.rules for a in r.then
+                  if a.task is not None}
     for c in compilers:
         for ref_ in c.outputs:
             if ref_ not in producers:
                 c.problem(f"refers to {ref_[0]} {ref_[1]!r}, which no enabled rule raises: "
                           "the condition can never hold", "when")
+        for i, action in enumerate(c.rule.then):
+            for awaited in action.task.after if action.task is not None else []:
+                if awaited not in task_types:
+                    c.problem(f"task {action.code!r} comes after task {awaited!r}, which no "
+                              "rule raises (check the spelling)", "then", i, "task", "after")
     layer: dict[str, int] = {}
 
     def depth(rule_id: str, stack: tuple[str, ...]) -> int:

@@ -239,6 +239,9 @@ class TaskAction(_Strict):
     repeat: Repeat | None = Field(default=None, description="Raise the task again after each "
                                   "completion (a review cadence).")
     queue: str | None = Field(default=None, description="Role or queue the task goes to.")
+    after: list[str] = Field(
+        default_factory=list, description="Task types this one comes after: it cannot be "
+        "completed while one of them is open on the stay (the follow-up IM after the IM).")
 
 
 ActionBody = FlagAction | ScoreAction | ProposeAction | TaskAction

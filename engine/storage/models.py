@@ -284,6 +284,7 @@ class RuleOutput(Base):
         Index("ix_rule_output_open", "status", "kind", "due_at"),
         Index("ix_rule_output_owner", "owner", "task_status", "due_at"),
         Index("ix_rule_output_owner_id", "owner", "kind", "id"),  # a person's work by id
+        Index("ix_rule_output_escalated_to", "escalated_to", "task_status", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -317,6 +318,8 @@ class RuleOutput(Base):
     outcome: Mapped[str | None] = mapped_column(String(500))  # completion outcome / reason
     started_at: Mapped[datetime | None]
     escalated_at: Mapped[datetime | None]
+    # the supervisor an overdue task was escalated to; the owner keeps the task
+    escalated_to: Mapped[str | None] = mapped_column(String(100))
 
     encounter: Mapped[Encounter] = relationship()
     patient: Mapped[Patient] = relationship()

@@ -145,13 +145,53 @@ def facts(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable
     out.print(f"{len(CATALOGUE)} facts")
 
 
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _queues_mapped(book: Book, staffing_path: Path | None) -> None:
+    """Every queue a rule names must be worked by a role of the staffing file: an unmapped
+    queue's work has no owner and no one whose role may complete it."""
+    from engine.work.staffing import from_file
+
+    if staffing_path is not None and not staffing_path.is_file():
+        _fail(f"no such staffing file: {_shown(staffing_path)}")
+    try:
+        staffing = from_file(staffing_path)
+    except ValueError as exc:
+        _fail(str(exc).splitlines()[0])
+    where: dict[str, str] = {}
+    for f in book.files:
+        for i, rule in enumerate(f.model.rules):
+            for j, action in enumerate(rule.then):
+                if action.task is not None and action.task.queue:
+                    line = f.line_of("rules", i, "then", j, "task", "queue")
+                    where.setdefault(action.task.queue, f"{f.path}:{line} rule {rule.id}")
+    missing = staffing.unmapped(where)
+    if missing:
+        named = ", ".join(f"{q!r} ({where[q]})" for q in missing)
+        file = _shown(staffing_path) if staffing_path else "no staffing file (ENGINE_STAFFING_FILE)"
+        _fail(f"queue{'s' if len(missing) > 1 else ''} {named} not mapped to a role in {file}: "
+              "add under queues: (case_manager, ur_nurse or supervisor)")
+
+
+StaffingOpt = Annotated[Path | None, typer.Option(
+    "--staffing", help="Staffing file whose queues must cover the rules' queues (default: "
+    "ENGINE_STAFFING_FILE).", show_default=False)]
+
+
 @rules_app.command()
-def check(path: PathArg = None) -> None:
-    """Validate, compile and lint rulesets (and their test files); exit 1 on any problem."""
+def check(path: PathArg = None, staffing: StaffingOpt = None) -> None:
+    """Validate, compile and lint rulesets (and their test files), and check that the staffing
+    file maps every queue a rule names to a role; exit 1 on any problem."""
     from engine.tools.cases import case_files, case_problems, load_case_file
 
     target = _rulesets(path)
     book = _compile(target)
+    _queues_mapped(book, staffing or _settings().staffing_file)
     problems: list[str] = []
     if target.is_dir() and (target / "tests").is_dir():
         zone = _site(None).zone

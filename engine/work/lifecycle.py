@@ -19,19 +19,28 @@ failed by a person -> "cancelled" with `end_reason` "<cancelled|declined> by <wh
 A rule whose conditions still hold raises such work again as a new task (the rules, not a
 person, decide what is owed); completed work stays done.
 
+Role and order: a person starts or completes only work of their own role (the role the
+staffing file maps the task's queue to) unless they are a supervisor; systems (the EHR's
+client, the engine) are not people and are not asked. Starting a task another person owns
+takes it: the owner becomes the starter, and the history says from whom. A task whose rule
+says it comes `after` other task types (the follow-up IM after the first IM) cannot be
+completed while one of those is still open on the stay.
+
 API (stable: the web worklist and the FHIR API call these inside their own transaction,
 then commit; every function raises a `TaskError` subclass and changes nothing on refusal):
 
     load(session, task_id) -> RuleOutput | None
         the task, locked for change (the visit's advisory lock on PostgreSQL, then the row)
     transition(session, task, target, actor, *, now, outcome=None, reason=None, note=None,
-               expected_version=None) -> RuleOutput
+               expected_version=None, staffing=EMPTY) -> RuleOutput
         `target` is a status ("in-progress") or an action ("start"); `actor` a Principal
         (needs task:work) or a system name such as "engine"; the caller re-evaluates the
         stay after it (engine.planning.evaluation.after_work), in the same transaction
     add_note(session, task, text, actor, *, now, expected_version=None) -> TaskEvent
-    reassign(session, task, owner, actor, *, now, reason=None, expected_version=None)
-        -> RuleOutput    (needs task:assign; owner None puts the task back in its queue)
+    reassign(session, task, owner, actor, *, now, reason=None, expected_version=None,
+             staffing=EMPTY)
+        -> RuleOutput    (needs task:assign; owner None puts the task back in its queue;
+                          an owner of the staffing file must be of the task's role)
     allowed(status) -> tuple[str, ...]      the statuses reachable from `status`
     engine.work.history.history(session, task_id) -> list[TaskEvent]
 
@@ -46,6 +55,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.core import errors
 from engine.core.errors import EngineError, NotPermitted, RuleRefused, StaleVersion
 from engine.core.roles import Permission, Principal
 from engine.core.vocabulary import (
@@ -59,6 +69,7 @@ from engine.core.vocabulary import (
 from engine.storage.locks import lock, visit_lock_key
 from engine.storage.models import Encounter, RuleOutput, TaskEvent
 from engine.work.history import record
+from engine.work.staffing import EMPTY, Staffing
 
 READY, IN_PROGRESS, ON_HOLD = TaskStatus.READY, TaskStatus.IN_PROGRESS, TaskStatus.ON_HOLD
 COMPLETED, CANCELLED, FAILED = TaskStatus.COMPLETED, TaskStatus.CANCELLED, TaskStatus.FAILED
@@ -103,6 +114,43 @@ class Conflict(TaskError, StaleVersion):
 
 class Forbidden(TaskError, NotPermitted):
     """The actor's role lacks the permission this change needs."""
+
+
+class OutOfOrder(TaskError, errors.Conflict):
+    """The task waits for other work on the stay that is still open."""
+
+
+_ROLE_SAID = {"case_manager": "a case manager", "ur_nurse": "a UR nurse",
+              "supervisor": "a supervisor"}
+
+
+def _may_work(task: RuleOutput, actor: Principal | str, staffing: Staffing, verb: str) -> None:
+    """People work their own role's tasks (supervisors any); systems are not asked."""
+    if not isinstance(actor, Principal) or actor.kind != "user":
+        return
+    if staffing.may_work(actor.role, task.queue):
+        return
+    wanted = staffing.role_for_queue(task.queue) or ""
+    raise Forbidden(f"{task.title or task.code} is work for {_ROLE_SAID.get(wanted, wanted)}; "
+                    f"{_ROLE_SAID.get(actor.role, actor.role)} may not {verb} it (ask its "
+                    "owner or a supervisor)")
+
+
+def _awaited(session: Session, task: RuleOutput) -> None:
+    """Refuse completing a task while a task type it comes after is open on the stay."""
+    after = (task.detail or {}).get("after") or []
+    if not after:
+        return
+    waiting = session.execute(
+        select(RuleOutput.title, RuleOutput.code, RuleOutput.task_status)
+        .where(RuleOutput.encounter_id == task.encounter_id, RuleOutput.kind == OutputKind.TASK,
+               RuleOutput.status == OutputStatus.ACTIVE, RuleOutput.code.in_(after),
+               RuleOutput.task_status.in_(OPEN), RuleOutput.id != task.id)
+        .order_by(RuleOutput.id)).first()
+    if waiting is not None:
+        title, code, status = waiting
+        raise OutOfOrder(f"{task.title or task.code} comes after {title or code}, which is "
+                         f"still {status or READY}: complete that first")
 
 
 def allowed(status: str | None) -> tuple[str, ...]:
@@ -152,9 +200,11 @@ def _touch(task: RuleOutput, now: datetime) -> None:
 
 def transition(session: Session, task: RuleOutput, target: str, actor: Principal | str, *,
                now: datetime, outcome: str | None = None, reason: str | None = None,
-               note: str | None = None, expected_version: int | None = None) -> RuleOutput:
+               note: str | None = None, expected_version: int | None = None,
+               staffing: Staffing = EMPTY) -> RuleOutput:
     """Move the task to `target` (a status or an action) and record it; the caller then
-    re-evaluates the stay (the work layer does not know the rules)."""
+    re-evaluates the stay (the work layer does not know the rules). `staffing` says which
+    role works the task's queue (the engine's file; EMPTY knows the two default queues)."""
     _check(task, expected_version)
     permit(actor, Permission.TASK_WORK)
     target = ACTIONS.get(target, target)
@@ -171,13 +221,19 @@ def transition(session: Session, task: RuleOutput, target: str, actor: Principal
         raise Refused("completing a task needs an outcome (what was done)")
     if target in (CANCELLED, FAILED) and not reason:
         raise Refused(f"a task becomes {target} only with a reason")
+    if target in (IN_PROGRESS, COMPLETED):
+        _may_work(task, actor, staffing, "start" if target == IN_PROGRESS else "complete")
+    if target == COMPLETED:
+        _awaited(session, task)
     who = actor_name(actor)
     detail: dict | None = None
     if target == IN_PROGRESS:
         task.started_at = task.started_at or now
-        if task.owner is None and isinstance(actor, Principal) and actor.kind == "user":
-            task.owner = who  # starting a queue task claims it
-            detail = {"claimed": True}
+        if task.owner != who and isinstance(actor, Principal) and actor.kind == "user":
+            # starting a queue task claims it; starting someone else's takes it
+            detail = {"claimed": True} if task.owner is None else {"claimed": True,
+                                                                    "from": task.owner}
+            task.owner = who
     task.task_status = target
     task.outcome = outcome if target == COMPLETED else reason
     if target == COMPLETED:
@@ -209,8 +265,9 @@ def add_note(session: Session, task: RuleOutput, text: str, actor: Principal | s
 
 def reassign(session: Session, task: RuleOutput, owner: str | None, actor: Principal | str, *,
              now: datetime, reason: str | None = None,
-             expected_version: int | None = None) -> RuleOutput:
-    """Give an open task to `owner` (None: back to its queue); supervisors only."""
+             expected_version: int | None = None, staffing: Staffing = EMPTY) -> RuleOutput:
+    """Give an open task to `owner` (None: back to its queue); supervisors only. A person of
+    the staffing file must be of the task's role (or a supervisor)."""
     _check(task, expected_version)
     permit(actor, Permission.TASK_ASSIGN)
     if (task.task_status or READY) in TERMINAL:
@@ -218,6 +275,11 @@ def reassign(session: Session, task: RuleOutput, owner: str | None, actor: Princ
     owner = _text(owner)
     if owner == task.owner:
         return task
+    person = staffing.person(owner)
+    if person is not None and not staffing.may_work(person.role, task.queue):
+        wanted = staffing.role_for_queue(task.queue) or ""
+        raise Refused(f"{person.display or person.name} is {_ROLE_SAID.get(person.role)}; "
+                      f"{task.title or task.code} is work for {_ROLE_SAID.get(wanted, wanted)}")
     previous, task.owner = task.owner, owner
     _touch(task, now)
     record(session, task, TaskEventAction.ASSIGNED, actor_name(actor), now, text=_text(reason),

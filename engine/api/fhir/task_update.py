@@ -175,12 +175,14 @@ def update(request: Request, runtime: Runtime, tid: str, actor: Principal,
         change = diff(current, _patched(current, body) if is_patch else body)
         # A refused change raises a lifecycle.TaskError; the HTTP edge answers it by family.
         if change.owner is not None:
-            lifecycle.reassign(session, row, change.owner[0], actor, now=now)
+            lifecycle.reassign(session, row, change.owner[0], actor, now=now,
+                               staffing=runtime.staffing)
         for text in change.notes:
             lifecycle.add_note(session, row, text, actor, now=now)
         if change.status is not None:
             lifecycle.transition(session, row, change.status, actor, now=now,
-                                 outcome=change.outcome, reason=change.reason)
+                                 outcome=change.outcome, reason=change.reason,
+                                 staffing=runtime.staffing)
             evaluation.after_work(session, runtime.rules.current, row, now)
         session.flush()
         body_out = TASK.render(session, [row], runtime.staffing)[0]

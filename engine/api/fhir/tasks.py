@@ -6,7 +6,8 @@ Mapping: status = the lifecycle status; intent "order"; priority as the rule gav
 it; restriction.period.end the due time; executionPeriod from start to close; owner a
 logical reference to the person (identifier urn:engine:user|<user name>), absent while the
 task waits in its queue; statusReason the reason of a hold, cancel or decline; output the
-completion outcome; businessStatus "escalated" once overdue work went to the supervisor;
+completion outcome; businessStatus "escalated" (its text naming the supervisor) once overdue
+work was escalated, while the owner stays the person who holds it;
 note the notes; reasonCode the rule; input the facts that fired it (the evidence).
 """
 
@@ -40,6 +41,7 @@ from engine.work.worklist import PRIORITY_RANK
 TASK_TYPE_SYSTEM = "urn:engine:task-type"
 USER_SYSTEM = "urn:engine:user"
 INPUT_SYSTEM = "urn:engine:task-input"
+BUSINESS_STATUS_SYSTEM = "urn:engine:task-business-status"
 PRIORITIES = tuple(PRIORITY_RANK)
 
 
@@ -92,7 +94,10 @@ def task(row: RuleOutput, row_notes: list[TaskEvent], staffing: Staffing) -> dic
     if status in (TaskStatus.ON_HOLD, TaskStatus.CANCELLED, TaskStatus.FAILED) and row.outcome:
         out["statusReason"] = {"text": row.outcome}
     if row.escalated_at is not None and status not in TERMINAL_TASK_STATUSES:
-        out["businessStatus"] = {"text": "escalated"}
+        to = row.escalated_to and owner_ref(row.escalated_to, staffing)["display"]
+        out["businessStatus"] = {
+            "coding": [{"system": BUSINESS_STATUS_SYSTEM, "code": "escalated"}],
+            "text": f"escalated to {to}" if to else "escalated"}
     out["intent"] = "order"
     if row.priority:
         out["priority"] = row.priority

@@ -44,7 +44,7 @@ class Header:
     attending: str
     drg: str
     expected_discharge: str
-    assigned: list[str]
+    assigned: list[tuple[str, str]]  # (role, user name)
 
 
 @dataclass
@@ -92,7 +92,7 @@ def _header(session: Session, enc: Encounter, now: datetime, zone: ZoneInfo) -> 
     mrn = session.scalar(select(PatientIdentifier.value).where(
         PatientIdentifier.patient_id == patient.id, PatientIdentifier.is_mrn.is_(True)))
     end = enc.discharge_time or now
-    assigned = [f"{display.words(a.role)}: {a.user_name}" for a in session.scalars(
+    assigned = [(display.words(a.role), a.user_name) for a in session.scalars(
         select(CaseAssignment).where(CaseAssignment.encounter_id == enc.id)
         .order_by(CaseAssignment.role))]
     payer = " ".join(p for p in (enc.payer_name or enc.payer_plan or "",

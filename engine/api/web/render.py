@@ -13,6 +13,7 @@ from engine.api.deps import get_runtime
 from engine.api.web import display
 from engine.api.web.access import csrf_input
 from engine.api.web.layout import templates as TEMPLATES
+from engine.api.web.people import display_name, for_task
 from engine.core.roles import Permission
 
 TEMPLATES.env.filters["words"] = display.words
@@ -32,11 +33,16 @@ def page(request: Request, template: str, context: dict[str, Any],
          status_code: int = 200) -> HTMLResponse:
     """Render a page; every page knows its user, its CSRF field and its flash message."""
     principal = getattr(request.state, "principal", None)
-    zone = get_runtime(request).site.zone
+    runtime = get_runtime(request)
+    zone, staffing = runtime.site.zone, runtime.staffing
     return TEMPLATES.TemplateResponse(
         request, template,
         {"user": principal, "csrf": csrf_input(request),
          "local": lambda instant, fmt="%a %d %b %H:%M": display.local(instant, zone, fmt),
+         # a person by display name (the login id goes in a tooltip), and whom a task of a
+         # queue may be reassigned to (engine.api.web.people)
+         "person": lambda name: display_name(staffing, name),
+         "reassign_to": lambda queue, owner: for_task(staffing, queue, owner),
          **context},
         status_code=status_code,
         headers={"Cache-Control": "no-store"},

@@ -57,11 +57,12 @@ def act(request: Request, task_id: int, action: str, user: Viewer, runtime: Runt
                 lifecycle.add_note(session, task, text, user, now=now, expected_version=seen)
             elif action == "reassign":
                 lifecycle.reassign(session, task, owner or None, user, now=now,
-                                   expected_version=seen)
+                                   expected_version=seen, staffing=runtime.staffing)
             else:
                 assert step is not None  # every other action is a status change
                 lifecycle.transition(session, task, step, user, now=now, outcome=outcome,
-                                     reason=reason, expected_version=seen)
+                                     reason=reason, expected_version=seen,
+                                     staffing=runtime.staffing)
                 evaluation.after_work(session, runtime.rules.current, task, now)
     except lifecycle.TaskError as exc:  # refused: nothing changed (the transaction rolled back)
         assert encounter_id is not None
@@ -70,7 +71,9 @@ def act(request: Request, task_id: int, action: str, user: Viewer, runtime: Runt
             message = ("someone changed this task after you opened the page; it is shown "
                        "below as it is now: check it and try again")
         return render_encounter(request, runtime, encounter_id, error=message,
-                                error_for=task_id, error_field=field, status_code=status_of(exc))
+                                error_for=task_id, error_field=field,
+                                typed=outcome if action == "complete" else "",
+                                status_code=status_of(exc))
     back = local_path(next_page) if next_page else f"/encounters/{encounter_id}"
     sep = "&" if "?" in back else "?"
     anchor = f"#output-{task_id}" if back.startswith("/encounters/") else ""
