@@ -141,7 +141,7 @@ def load(session: Session, encounter_id: int, book: Book | None, now: datetime,
                 view.due = f"was due {display.local(o.due_at, zone)}"
         views.append(view)
     tasks = [v for v in views if v.output.kind == OutputKind.TASK]
-    tasks.sort(key=lambda v: (not v.is_open_task, not v.overdue,
+    tasks.sort(key=lambda v: (not v.is_open_task, v.output.priority != "stat", not v.overdue,
                               v.output.due_at or now))
     findings = [v for v in views
                 if v.output.kind != OutputKind.TASK and v.output.status == OutputStatus.ACTIVE]
