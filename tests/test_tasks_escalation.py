@@ -225,7 +225,8 @@ def test_a_case_manager_cannot_complete_the_ur_nurses_review(rt, clock, web):
                        data={"csrf_token": token, "outcome": "InterQual met, inpatient"})
     assert refused.status_code == 403
     assert "work for a UR nurse; a case manager may not complete it" in refused.text
-    assert 'value="InterQual met, inpatient"' in refused.text  # the form keeps the typing
+    card = refused.text.split(f'id="output-{review.id}"', 1)[1].split("</article>", 1)[0]
+    assert "UR nurse work" in card and f"/tasks/{review.id}/complete" not in card
     started = web.post(f"/tasks/{review.id}/start", data={"csrf_token": token})
     assert started.status_code == 403
     again = open_task(rt, "initial-ur-review")
@@ -287,6 +288,7 @@ def test_the_follow_up_im_waits_for_the_first(rt, clock, web):
     assert refused.status_code == 409
     assert ("comes after Deliver the Important Message from Medicare, which is still "
             "ready: complete that first") in refused.text
+    assert 'value="copy given"' in refused.text  # the form keeps what she typed
     assert open_task(rt, "im-follow-up-notice").task_status == "ready"
 
 

@@ -216,13 +216,13 @@ def transition(session: Session, task: RuleOutput, target: str, actor: Principal
         reachable = ", ".join(allowed(current)) or "none: it is closed"
         raise Refused(f"task {task.id} is {current}; it cannot become {target} "
                       f"(allowed: {reachable})")
+    if target in (IN_PROGRESS, COMPLETED):  # whose work it is, before what was typed
+        _may_work(task, actor, staffing, "start" if target == IN_PROGRESS else "complete")
     outcome, reason = _text(outcome), _text(reason)
     if target == COMPLETED and not outcome:
         raise Refused("completing a task needs an outcome (what was done)")
     if target in (CANCELLED, FAILED) and not reason:
         raise Refused(f"a task becomes {target} only with a reason")
-    if target in (IN_PROGRESS, COMPLETED):
-        _may_work(task, actor, staffing, "start" if target == IN_PROGRESS else "complete")
     if target == COMPLETED:
         _awaited(session, task)
     who = actor_name(actor)

@@ -43,6 +43,10 @@ def page(request: Request, template: str, context: dict[str, Any],
          # queue may be reassigned to (engine.api.web.people)
          "person": lambda name: display_name(staffing, name),
          "reassign_to": lambda queue, owner: for_task(staffing, queue, owner),
+         # whether the signed-in person may start and complete work of a queue (lifecycle)
+         "may_work": lambda queue: principal is None or staffing.may_work(principal.role,
+                                                                          queue),
+         "role_of": lambda queue: display.words(staffing.role_for_queue(queue)),
          **context},
         status_code=status_code,
         headers={"Cache-Control": "no-store"},
