@@ -176,6 +176,11 @@ def test_a_case_managers_task_is_reassigned_only_among_case_managers(rt, web):
                        data={"csrf_token": token.group(1), "owner": "ur.grant"})
     assert refused.status_code == 422 and "work for a case manager" in refused.text
     assert open_task(rt, "im-notice").owner == "cm.alvarez"
+    web.post(f"/tasks/{im.id}/reassign", data={"csrf_token": token.group(1),
+                                               "owner": "cm.baker"})
+    page = web.get(f"/encounters/{im.encounter_id}").text
+    assert "owner <span class=\"owner\" title=\"cm.baker\">James Baker, RN</span>" in page
+    assert "assigned by Rosa Garcia, RN (case management supervisor)" in page  # timeline
 
 
 # -- the overdue MOON ----------------------------------------------------------------------

@@ -224,7 +224,7 @@ def test_decline_needs_a_reason_and_a_note_is_kept(web, rt):
     noted = web.post(f"/tasks/{task_id}/note", data={"csrf_token": token, "text": "Called"},
                      follow_redirects=False)
     assert noted.status_code == 303 and "done=noted" in noted.headers["location"]
-    assert "note by cm.alvarez: Called" in web.get(noted.headers["location"]).text
+    assert "note by Maria Alvarez, RN: Called" in web.get(noted.headers["location"]).text
     declined = web.post(f"/tasks/{task_id}/decline",
                         data={"csrf_token": token, "reason": "Family declined"},
                         follow_redirects=False)

@@ -11,6 +11,7 @@ from engine.api.security.audit import note
 from engine.api.web import encounter_view
 from engine.api.web.access import Viewer
 from engine.api.web.flash import flash
+from engine.api.web.people import display_name
 from engine.api.web.render import page
 
 router = APIRouter()
@@ -25,7 +26,8 @@ def render_encounter(request: Request, runtime: Runtime, encounter_id: int, *,
     rulebook = runtime.rules.current
     with runtime.readers() as session:
         view = encounter_view.load(session, encounter_id, rulebook.book if rulebook else None,
-                                   runtime.clock.now(), runtime.site.zone)
+                                   runtime.clock.now(), runtime.site.zone,
+                                   lambda login: display_name(runtime.staffing, login))
     if view is None:
         return page(request, "missing.html", {"what": "stay"}, status_code=404)
     note(request, "read", "Encounter", str(encounter_id), view.header.patient_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -115,7 +116,8 @@ def _header(session: Session, enc: Encounter, now: datetime, zone: ZoneInfo) -> 
 
 
 def load(session: Session, encounter_id: int, book: Book | None, now: datetime,
-         zone: ZoneInfo) -> EncounterPage | None:
+         zone: ZoneInfo, name: Callable[[str], str] = str) -> EncounterPage | None:
+    """The page's content; `name` turns a login into the name people know (the timeline)."""
     enc = session.get(Encounter, encounter_id)
     if enc is None:
         return None
@@ -146,11 +148,11 @@ def load(session: Session, encounter_id: int, book: Book | None, now: datetime,
     findings = [v for v in views
                 if v.output.kind != OutputKind.TASK and v.output.status == OutputStatus.ACTIVE]
     return EncounterPage(_header(session, enc, now, zone), tasks, findings,
-                         _timeline(session, enc, views, zone))
+                         _timeline(session, enc, views, zone, name))
 
 
 def _timeline(session: Session, enc: Encounter, views: list[OutputView],
-              zone: ZoneInfo) -> list[Moment]:
+              zone: ZoneInfo, name: Callable[[str], str]) -> list[Moment]:
     moments: list[Moment] = []
 
     def add(at: datetime, kind: str, text: str, anchor: str | None = None) -> None:
@@ -169,7 +171,7 @@ def _timeline(session: Session, enc: Encounter, views: list[OutputView],
             if step.action == TaskEventAction.CREATED:
                 continue
             said = f": {step.text}" if step.text else ""
-            add(step.at, "work", f"{o.title or o.code}: {step.action} by {step.actor}{said}",
+            add(step.at, "work", f"{o.title or o.code}: {step.action} by {name(step.actor)}{said}",
                 anchor)
         if o.status == OutputStatus.CANCELLED and o.ended_at is not None:
             add(o.ended_at, o.kind, f"{display.words(o.kind)} withdrawn: {o.title or o.code}"
