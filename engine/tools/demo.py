@@ -175,7 +175,10 @@ def load_demo(settings: Settings, *, now: datetime | None = None, beds: int = BE
     default) and load it in event time with staff working; then a tick at `now`."""
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     clock = FixedClock(datetime(1900, 1, 1, tzinfo=UTC))
-    runtime = Runtime.open(settings, clock=clock)
+    # The history is rebuilt on every start: its load need not survive a power cut (SQLite
+    # NORMAL skips the fsync per commit; the server then runs with the configured setting).
+    runtime = Runtime.open(settings.model_copy(update={"sqlite_synchronous": "NORMAL"}),
+                           clock=clock)
     try:
         zone = runtime.site.zone
         first = (now - timedelta(days=days)).astimezone(zone).date()
