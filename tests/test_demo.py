@@ -38,6 +38,7 @@ class Picture:
     ended_stay_work: list[tuple[str, str]] = field(default_factory=list)  # (visit, code)
     moon_never_owed: list[tuple[str, str, float]] = field(default_factory=list)
     same_second: int = 0  # tasks raised and withdrawn within one second
+    raised_after_discharge: list[tuple[str, str]] = field(default_factory=list)  # in-stay work
     obs_hours: dict[str, float] = field(default_factory=dict)  # visit -> hours, ended obs
     names: list[str] = field(default_factory=list)
 
@@ -65,6 +66,10 @@ def picture(runtime: Runtime, now: datetime) -> Picture:
                     and ended - _aware(task.fired_at) <= timedelta(seconds=1)
                     and task.end_reason and " by " not in task.end_reason):
                 seen.same_second += 1
+            left = _aware(enc.discharge_time)
+            if (left is not None and _aware(task.fired_at) > left
+                    and task.code not in POST_DISCHARGE):
+                seen.raised_after_discharge.append((enc.visit_number, task.code))
             if task.status != OutputStatus.ACTIVE:
                 continue
             seen.open_tasks.append(task)
@@ -95,8 +100,10 @@ def demo(request, tmp_path_factory):
 def test_the_history_is_loaded_in_event_time_not_all_at_once(demo):
     loaded, seen = demo
     assert set(loaded.counts) <= {"accepted", "duplicate"}
-    # At the wall clock every stay's outputs were raised and withdrawn in the same second.
+    # At the wall clock every stay's outputs were raised and withdrawn in the same second,
+    # and the work of the stay (reviews, notices, plans) was raised after it had ended.
     assert seen.same_second == 0
+    assert seen.raised_after_discharge == []
     # A stay's observation hours count between its own events, not up to the loading time.
     assert seen.obs_hours and max(seen.obs_hours.values()) < 24 * 4
 
