@@ -56,7 +56,6 @@ def _templates(rule: CompiledRule) -> list[Template]:
                 score = body
             elif isinstance(body, ProposeAction):
                 fields["detail"].update(reasons=list(body.reasons), confidence=body.confidence)
-                fields["title"] = f"Propose {body.transition.replace('_', ' ')}"
             else:
                 fields.update(title=body.title, priority=body.priority, queue=body.queue)
                 fields["detail"]["instructions"] = body.instructions
