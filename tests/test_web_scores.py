@@ -131,6 +131,9 @@ def test_flags_and_scores_read_as_words_on_the_worklist_and_times_carry_the_zone
     assert "HOSPITAL 6 (intermediate)" in worklist and "LACE 12 (high)" in worklist
     assert "Readmission risk (LACE)" in worklist  # the flag's label, not "Readmission risk"
     assert "CST" in worklist  # due times say whose clock they are on
+    page = web.get("/worklist").text  # task types by their rule's title, not "Im notice"
+    assert re.search(r'<option value="im-notice" >Deliver the Important Message from '
+                     r'Medicare</option>', page), page
     words = text_of(web.get(f"/encounters/{lace.encounter_id}").text)
     assert "Fri 06 Mar 15:00 CST · escalated by engine: overdue since Fri 06 Mar 14:00 CST" \
         in words

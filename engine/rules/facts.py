@@ -119,8 +119,9 @@ CATALOGUE: tuple[FactSpec, ...] = (
        "Local calendar days from the last discharge of another stay to this admission."),
     _f("charlson_index", "number", "Charlson comorbidity index (Quan 2005 ICD-10 coding)."),
     _f("charlson_conditions", "list", "Charlson conditions found in the diagnoses."),
-    _f("lace_score", "number", "LACE index 0-19 (van Walraven 2010); high risk at 10+.",
-       "points", "daily"),
+    _f("lace_score", "number",
+       "LACE index 0-19 (van Walraven 2010): 0-4 low, 5-9 moderate, 10+ high.", "points",
+       "daily"),
     _f("lace_l", "number", "LACE: length-of-stay points.", "points", "daily"),
     _f("lace_a", "number", "LACE: acuity points (3 for an acute admission).", "points"),
     _f("lace_c", "number", "LACE: comorbidity points (Charlson, 4+ scores 5).", "points"),
@@ -128,7 +129,8 @@ CATALOGUE: tuple[FactSpec, ...] = (
     _f("hemoglobin", "number", "Latest hemoglobin on file.", "g/dL"),
     _f("sodium", "number", "Latest sodium on file.", "mmol/L"),
     _f("hospital_score", "number",
-       "HOSPITAL score 0-13 (Donze 2013), when hemoglobin and sodium are on file; high at 7+. "
+       "HOSPITAL score 0-13 (Donze 2013), when hemoglobin and sodium are on file: 0-4 low, "
+       "5-6 intermediate, 7+ high. "
        "A procedure counts only when one is on file.", "points", "daily"),
     _f("had_procedure", "boolean", "A procedure is on file for this stay."),
     _f("hospital_h", "number", "HOSPITAL: hemoglobin points (1 below 12 g/dL).", "points"),
