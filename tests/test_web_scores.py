@@ -114,6 +114,8 @@ def test_charlson_is_shown_with_its_conditions_in_words(web, rt):
             "complication (1 point), Metastatic solid tumor (6 points)") in words
     assert "Malignancy" not in words  # metastatic disease replaces it (Charlson weights)
     assert "Quan H et al. Med Care 2005" in words
+    assert "Proposal: Early outpatient follow-up" in words  # its rule's title
+    assert "Propose " not in words  # not "Propose outpatient followup"
 
 
 def test_flags_and_scores_read_as_words_on_the_worklist_and_times_carry_the_zone(web, rt):
