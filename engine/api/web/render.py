@@ -17,6 +17,7 @@ from engine.api.web.people import display_name, for_task
 from engine.core.roles import Permission
 
 TEMPLATES.env.filters["words"] = display.words
+TEMPLATES.env.globals["finding"] = display.finding
 TEMPLATES.env.globals["Permission"] = Permission
 
 
@@ -38,7 +39,8 @@ def page(request: Request, template: str, context: dict[str, Any],
     return TEMPLATES.TemplateResponse(
         request, template,
         {"user": principal, "csrf": csrf_input(request),
-         "local": lambda instant, fmt="%a %d %b %H:%M": display.local(instant, zone, fmt),
+         "local": lambda instant, fmt="%a %d %b %H:%M %Z": display.local(instant, zone, fmt),
+         "localized": lambda text: display.localized(text, zone),
          # a person by display name (the login id goes in a tooltip), and whom a task of a
          # queue may be reassigned to (engine.api.web.people)
          "person": lambda name: display_name(staffing, name),
