@@ -42,7 +42,7 @@ class Prefetched:
     # status period: the history facts' source (the stay itself included).
     history: dict[int | None, list[tuple]] = field(default_factory=dict)
     labs: dict[int | None, dict[str, float]] = field(default_factory=dict)
-    # People's declines that still hold (engine.planning.decisions).
+    # People's declines that still hold (engine.planning.held).
     decisions: dict[int | None, list[Decision]] = field(default_factory=dict)
 
 
@@ -62,7 +62,9 @@ def prefetch(session: Session, encs: list[Encounter]) -> Prefetched:
     out.history = {e: stays.get(p, []) if p is not None else [] for e, p in people.items()}
     found = lab_candidates(session, encs)
     out.labs = {e.id: latest_labs(e, found) for e in encs}
-    out.decisions = {None: [], **holding(session, ids)}
+    found_decisions = holding(session, ids)
+    out.decisions = {e.id: found_decisions.get(e.id, []) if e.id is not None else []
+                     for e in encs}
     return out
 
 

@@ -2,8 +2,9 @@
 
 Re-evaluating never duplicates: outputs are keyed by rule, kind and code. An output whose
 conditions stopped holding is cancelled with the reason; completed work stays completed and
-is not raised again; work a person declined is held back while the decision holds. The changes are returned; the caller hands new and withdrawn tasks to
-the work layer (engine.work.raised).
+is not raised again; work a person declined is held back while the decision holds. The
+changes are returned; the caller hands new and withdrawn tasks to the work layer
+(engine.work.raised).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def reconcile(session: Session, book: Book, enc: Encounter, snap: Snapshot,
               existing: list[RuleOutput], desired: list[Desired], now: datetime,
               zone, end_reason: str, withheld: dict[str, str] | None = None) -> Changes:
     """`withheld`: {key: why} for outputs a person's decision holds back (cancelled with
-    that reason when active, engine.planning.decisions)."""
+    that reason when active, engine.planning.held)."""
     changes = Changes()
     withheld = withheld or {}
     active = {o.key: o for o in existing if o.status == OutputStatus.ACTIVE}

@@ -451,7 +451,7 @@ class LabResult(Base):
 class Decision(Base):
     """A person declined work a rule raised for a stay: who, when, why, and the values of the
     facts the decision rests on. While those values stand the rule does not raise that work
-    again (engine.planning.decisions); when one changes the decision lapses, once."""
+    again (engine.planning.held); when one changes the decision lapses, once."""
 
     __tablename__ = "decision"
     __table_args__ = (Index("ix_decision_encounter_open", "encounter_id", "lapsed_at"),)

@@ -1,13 +1,14 @@
 """People's decisions about work the rules raised: a decline, kept with who, when and why.
 
 A decline is recorded here (the task becomes `rejected`, or the proposal is withdrawn) and
-the rules read it back (engine.planning.decisions): while the facts the decision rests on
+the rules read it back (engine.planning.held): while the facts the decision rests on
 stand, the rule does not raise that work again for the stay; when one of them changes the
 decision lapses and the work is raised once more. The reasons are engine.core.declines.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -63,11 +64,17 @@ def said(decision: Decision) -> str:
             f"{reason_words(decision.reason_code, decision.reason_text)}")
 
 
-def describe(decision: Decision, zone: ZoneInfo) -> str:
-    """The decision as an explanation says it, with what would reopen it."""
-    when = decision.at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
-    facts = sorted((decision.holds_on or {}).keys())
-    until = (f"; holds until {' or '.join(f.replace('_', ' ') for f in facts)} change"
-             if facts else "")
-    return (f"declined by {decision.by_display or decision.by} at {when}: "
-            f"{reason_words(decision.reason_code, decision.reason_text)}{until}")
+def describe(decision: Decision, zone: ZoneInfo, facts: Iterable[str] = ()) -> str:
+    """The decision as an explanation says it, with what would reopen it (`facts`: the
+    rule's, else those the decision recorded) or what did."""
+    def at(instant: datetime) -> str:
+        return instant.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+    text = (f"declined by {decision.by_display or decision.by} at {at(decision.at)}: "
+            f"{reason_words(decision.reason_code, decision.reason_text)}")
+    if decision.lapsed_at is not None:
+        return f"{text}; reopened at {at(decision.lapsed_at)} ({decision.lapsed_because})"
+    names = sorted(facts) or sorted((decision.holds_on or {}).keys())
+    if names:
+        text += f"; holds until {' or '.join(n.replace('_', ' ') for n in names)} change"
+    return text

@@ -91,7 +91,7 @@ _EVENT = {READY: TaskEventAction.RELEASED, IN_PROGRESS: TaskEventAction.STARTED,
           ON_HOLD: TaskEventAction.HELD, COMPLETED: TaskEventAction.COMPLETED,
           CANCELLED: TaskEventAction.CANCELLED, FAILED: TaskEventAction.FAILED,
           REJECTED: TaskEventAction.DECLINED}
-_VERB = {CANCELLED: "cancelled", FAILED: "failed", REJECTED: "declined"}
+_VERB: dict[str, str] = {CANCELLED: "cancelled", FAILED: "failed", REJECTED: "declined"}
 MAX_TEXT = 500
 
 

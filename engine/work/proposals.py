@@ -1,7 +1,7 @@
 """A person declines a transition proposal ("home with self-care does not fit"): the proposal
 is withdrawn with the reason and kept as a decision, so the rule proposes it again only when a
 fact it rests on changes; the rule's confirm task is withdrawn with it at the re-evaluation
-(engine.planning.decisions). The caller re-evaluates the stay, then commits."""
+(engine.planning.held). The caller re-evaluates the stay, then commits."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from engine.api.web.access import Viewer
 from engine.api.web.flash import flash
 from engine.api.web.people import choices
 from engine.api.web.render import page
+from engine.core.declines import DECLINE_REASONS
 from engine.core.roles import Permission, Principal
 
 router = APIRouter()
@@ -20,8 +21,10 @@ router = APIRouter()
 
 def render_encounter(request: Request, runtime: Runtime, encounter_id: int, *,
                      error: str | None = None, error_for: int | None = None,
-                     error_field: str | None = None, status_code: int = 200) -> HTMLResponse:
-    """The encounter page, optionally with a refused action's message beside its task."""
+                     error_field: str | None = None, status_code: int = 200,
+                     typed: dict[str, str] | None = None) -> HTMLResponse:
+    """The encounter page, optionally with a refused action's message beside its task and
+    what was `typed` back in its form."""
     rulebook = runtime.rules.current
     with runtime.readers() as session:
         view = encounter_view.load(session, encounter_id, rulebook.book if rulebook else None,
@@ -35,6 +38,7 @@ def render_encounter(request: Request, runtime: Runtime, encounter_id: int, *,
     return page(request, "encounter.html", {
         "page": view, "people": people, "message": None if error else flash(request),
         "error": error, "error_for": error_for, "error_field": error_field,
+        "typed": typed or {}, "decline_reasons": DECLINE_REASONS,
         "return_to": f"/encounters/{encounter_id}",
     }, status_code=status_code)
 

@@ -38,6 +38,8 @@ class Explanation:
     conditions: Node | None  # None when the rule is no longer loaded
     current: bool  # the loaded rulesets are the version that raised it
     extra: dict[str, Any] = field(default_factory=dict)
+    # A person's decline of this work: "declined by X at T: reason; holds until ... change"
+    decision: str | None = None
 
 
 def recorded_facts(facts: dict[str, Any] | None) -> list[Fact]:
@@ -64,7 +66,7 @@ def raised_by(outputs: list[RuleOutput]) -> dict[str, list[str]]:
 
 def explain_output(output: RuleOutput, book: Book | None,
                    diagnoses: list[tuple[str, str | None]],
-                   raised: dict[str, list[str]]) -> Explanation:
+                   raised: dict[str, list[str]], decision: str | None = None) -> Explanation:
     detail = output.detail or {}
     rule = None
     if book is not None:
@@ -87,4 +89,5 @@ def explain_output(output: RuleOutput, book: Book | None,
         current=book is not None and book.version == output.ruleset_version,
         extra={k: v for k, v in detail.items()
                if k in ("components", "high", "high_at", "confidence")},
+        decision=decision,
     )

@@ -17,8 +17,8 @@ from engine.work import decisions as kept
 
 def withhold(book: Book, values: dict[str, Any], diagnoses: Diagnoses, desired: list[Desired],
              holding: list[Decision], now: datetime, *, write: bool = True,
-             ) -> tuple[list[Desired], dict[str, str]]:
-    """The outputs still to raise, and {key: why} for those a decision withholds.
+             ) -> tuple[list[Desired], dict[str, Decision]]:
+    """The outputs still to raise, and {key: decision} for those a decision withholds.
 
     With `write`, a decision made since the last evaluation records the facts it rests on,
     and one whose facts changed lapses (in the caller's transaction)."""
@@ -38,7 +38,7 @@ def withhold(book: Book, values: dict[str, Any], diagnoses: Diagnoses, desired: 
 
     lapsed: set[int] = set()
     out: list[Desired] = []
-    withheld: dict[str, str] = {}
+    withheld: dict[str, Decision] = {}
     for d in desired:
         rule_id = d.fields["rule_id"]
         held = None
@@ -59,7 +59,7 @@ def withhold(book: Book, values: dict[str, Any], diagnoses: Diagnoses, desired: 
         if held is None:
             out.append(d)
         else:
-            withheld[d.key] = kept.said(held)
+            withheld[d.key] = held
     if write:  # a decision whose rule no longer fires still records what it rested on
         for rule_id, found in by_rule.items():
             for decision in found:
