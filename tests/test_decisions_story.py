@@ -31,7 +31,7 @@ CHICAGO = ZoneInfo("America/Chicago")
 QUIET = {"ENGINE_ESCALATION_GRACE_MINUTES": "100000000", "ENGINE_CLOCK_INTERVAL_S": "3600"}
 PASSWORD = "correct horse battery staple"
 HOME_TASK = "confirm-transition-home"
-WEB_VISIT, FHIR_VISIT = "VD100", "VD200"
+WEB_VISIT, FHIR_VISIT, PROPOSAL_VISIT = "VD100", "VD200", "VD300"
 
 
 def _stamp(when: datetime) -> str:
@@ -51,6 +51,7 @@ def store(request, tmp_path_factory) -> Iterator[Runtime]:
         earlier = datetime.now(CHICAGO) - timedelta(hours=2)
         observe(rt, WEB_VISIT, "930001", earlier)
         observe(rt, FHIR_VISIT, "930002", earlier)
+        observe(rt, PROPOSAL_VISIT, "930003", earlier)
         add_user(rt.sessions, "cm.alvarez", "case_manager", PASSWORD)
         yield rt
         rt.close()
@@ -188,3 +189,33 @@ def test_the_ehr_declines_over_fhir_with_a_coded_reason(server, store, fhir):
     assert ready(store, FHIR_VISIT) == []
     rejected = fhir.get("/Task", params={"status": "rejected", "code": HOME_TASK}).json()
     assert str(task_id) in [e["resource"]["id"] for e in rejected.get("entry", [])]
+
+
+def test_declining_the_proposal_on_the_web_withdraws_its_confirm_task(server, store, fhir):
+    stay = encounter_id(store, PROPOSAL_VISIT)
+    with store.readers() as s:
+        (proposal,) = s.scalars(select(RuleOutput.id).where(
+            RuleOutput.encounter_id == stay, RuleOutput.kind == "proposal",
+            RuleOutput.code == "home", RuleOutput.status == "active")).all()
+    web = signed_in(server)
+    try:
+        page = web.get(f"/encounters/{stay}").text
+        assert f'action="/proposals/{proposal}/decline"' in page
+        unchosen = web.post(f"/proposals/{proposal}/decline", data={
+            "csrf_token": csrf(page), "reason": "going to her daughter's"})
+        assert unchosen.status_code == 422 and "choose one from the list" in unchosen.text
+        assert 'value="going to her daughter&#39;s"' in unchosen.text  # kept as typed
+        done = web.post(f"/proposals/{proposal}/decline", data={
+            "csrf_token": csrf(page), "reason_code": "patient-declined",
+            "reason": "going to her daughter's"})
+        assert done.status_code == 303 and "done=proposal-declined" in done.headers["location"]
+    finally:
+        web.close()
+    said = "declined by Maria Alvarez, RN: Patient or family declined: going to her daughter's"
+    (task,) = home_tasks(store, PROPOSAL_VISIT)
+    assert (task.task_status, task.end_reason) == ("cancelled", said)
+    revoked = fhir.get(f"/ServiceRequest/{proposal}").json()
+    assert revoked["status"] == "revoked"
+    tick(store.sessions, store.rules.current, datetime.now(CHICAGO) + timedelta(hours=1),
+         all_open=True)
+    assert len(home_tasks(store, PROPOSAL_VISIT)) == 1 and ready(store, PROPOSAL_VISIT) == []

@@ -218,7 +218,7 @@ def test_decline_needs_a_reason_and_a_note_is_kept(web, rt):
     task_id = mine(rt)[1]
     token = csrf(web.get("/worklist").text)
     refused = web.post(f"/tasks/{task_id}/decline", data={"csrf_token": token})
-    assert refused.status_code == 422 and "a decline needs a reason: one of" in refused.text
+    assert refused.status_code == 422 and "a decline needs a reason" in refused.text
     # "other" needs words; what was chosen stays chosen on the page that says so
     vague = web.post(f"/tasks/{task_id}/decline", data={"csrf_token": token,
                                                          "reason_code": "other"})

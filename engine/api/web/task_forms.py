@@ -37,6 +37,10 @@ ACTIONS = {
 }
 
 
+# The form offers the coded list: words alone ("other" over FHIR) are not a choice here.
+CHOOSE_A_REASON = "a decline needs a reason: choose one from the list (Other, with words)"
+
+
 @router.post("/tasks/{task_id}/{action}", response_class=HTMLResponse)
 def act(request: Request, task_id: int, action: str, user: Viewer, runtime: RuntimeDep,
         now: Now, outcome: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
@@ -64,6 +68,8 @@ def act(request: Request, task_id: int, action: str, user: Viewer, runtime: Runt
                                    expected_version=seen)
             else:
                 assert step is not None  # every other action is a status change
+                if action == "decline" and not reason_code:
+                    raise lifecycle.Refused(CHOOSE_A_REASON)
                 lifecycle.transition(session, task, step, user, now=now, outcome=outcome,
                                      reason=reason, expected_version=seen,
                                      reason_code=reason_code or None,
@@ -111,6 +117,8 @@ def decline_proposal(request: Request, output_id: int, user: Viewer, runtime: Ru
                 return page(request, "missing.html", {"what": "proposal"}, status_code=404)
             encounter_id = proposal.encounter_id
             note(request, "decline", "ServiceRequest", str(output_id), proposal.patient_id)
+            if not reason_code:
+                raise lifecycle.Refused(CHOOSE_A_REASON)
             proposals.decline(session, proposal, user, now=now, reason_code=reason_code or None,
                               reason=reason, by_display=_display(runtime, user.name),
                               expected_version=int(version) if version.isdigit() else None)
