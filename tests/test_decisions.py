@@ -191,3 +191,17 @@ def test_declined_ltach_holds_as_hours_pass_and_reopens_on_a_new_matching_diagno
     with rt.readers() as s:
         assert len(active(s, LTACH_TASK)) == 1 and len(active(s, "ltach", "proposal")) == 1
         assert s.scalars(select(Decision)).one().lapsed_because == "changed: diagnoses"
+
+
+def test_a_decline_in_words_alone_sticks_too(observed):
+    """As measured before decisions: a decline with a reason raised a fresh Ready copy in the
+    same second, and the task said `failed`. Words alone are the reason "other"."""
+    rt = observed
+    with rt.sessions() as s, s.begin():
+        row = lifecycle.load(s, active(s, HOME_TASK)[0].id)
+        lifecycle.transition(s, row, "decline", ALVAREZ, now=NOW,
+                             reason="home with daughter already arranged")
+        evaluation.after_work(s, rt.rules.current, row, NOW)
+    with rt.readers() as s:
+        assert s.get(RuleOutput, row.id).task_status == "rejected"
+        assert active(s, HOME_TASK) == [] and active(s, "home", "proposal") == []
