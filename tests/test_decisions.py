@@ -6,6 +6,7 @@ a new lab or time passing is not such a change. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -20,6 +21,7 @@ from engine.planning.tick import tick
 from engine.storage.models import Decision, RuleOutput, TaskEvent
 from engine.work import lifecycle, proposals
 from engine.work.lifecycle import Refused
+from tests.conftest import ROOT
 
 CHICAGO = ZoneInfo("America/Chicago")
 NOW = datetime(2026, 3, 2, 11, 0, tzinfo=CHICAGO)
@@ -113,6 +115,14 @@ def test_admission_as_inpatient_reopens_the_decision_once(observed):
     tick(rt.sessions, rt.rules.current, NOW + timedelta(hours=3), all_open=True)
     with rt.readers() as s:
         assert len(rows(s, HOME_TASK)) == 2 and len(active(s, HOME_TASK)) == 1
+    # she decides again, as an inpatient: a new decision on the new facts, and it holds
+    decline(rt, HOME_TASK, NOW + timedelta(hours=4), reason_code="duplicate", reason=None)
+    tick(rt.sessions, rt.rules.current, NOW + timedelta(hours=8), all_open=True)
+    with rt.readers() as s:
+        assert active(s, HOME_TASK) == [] and len(rows(s, HOME_TASK)) == 2
+        latest = s.scalars(select(Decision).order_by(Decision.id.desc())).first()
+        assert latest.holds_on == {"care_status": "inpatient", "diagnoses": []}
+        assert latest.lapsed_at is None
 
 
 def test_a_decline_needs_a_coded_reason_and_other_needs_words(observed):
@@ -205,3 +215,49 @@ def test_a_decline_in_words_alone_sticks_too(observed):
     with rt.readers() as s:
         assert s.get(RuleOutput, row.id).task_status == "rejected"
         assert active(s, HOME_TASK) == [] and active(s, "home", "proposal") == []
+
+
+# A rule that says its decisions rest on the payer alone (`reconsider_when`).
+PAYER_RULE = """\
+name: decision_tests
+version: "test-1"
+owner: tests
+description: A decision that rests on the payer only.
+rules:
+  - id: payer-authorization
+    title: Authorization from the payer
+    citation: hospital UR plan (test content)
+    reconsider_when: [payer_class]
+    when:
+      all:
+        - {fact: encounter_status, in: [in-progress, onleave]}
+        - {fact: care_status, in: [observation, inpatient]}
+    then:
+      - task:
+          type: payer-authorization
+          title: Request the payer's authorization
+          due: {after: fired, hours: 8}
+          queue: case_manager
+"""
+
+
+def test_a_rule_names_the_facts_its_decisions_rest_on(runtime_factory, tmp_path):
+    folder = tmp_path / "rulesets"
+    shutil.copytree(ROOT / "rulesets", folder)
+    (folder / "decision_tests.yaml").write_text(PAYER_RULE)
+    rt = runtime_factory(clock=FixedClock(NOW), rulesets=folder)
+    rt.intake.hl7(adt("A04", "202603020800", admit_time="202603020800", patient_class="O",
+                      patient_type="OBS"))
+    decline(rt, "payer-authorization", NOW, reason_code="already-done-elsewhere",
+            reason="patient access obtained it at registration")
+    with rt.readers() as s:
+        assert s.scalars(select(Decision)).one().holds_on == {"payer_class": "medicare"}
+    # admitted as an inpatient: not a fact this decision rests on
+    rt.intake.hl7(adt("A06", "202603021300", patient_class="I"))
+    with rt.readers() as s:
+        assert active(s, "payer-authorization") == []
+    # the insurance changes to a commercial plan: the authorization is asked for again
+    rt.intake.hl7(adt("A08", "202603021400", patient_class="I", plan="COM300"))
+    with rt.readers() as s:
+        assert len(active(s, "payer-authorization")) == 1
+        assert s.scalars(select(Decision)).one().lapsed_because == "changed: payer_class"

@@ -122,6 +122,12 @@ BROKEN = {
         UR, "          queue: physician_advisor\n", "",
         "      - task:\n          type: observation-escalation", "ur-observation-48-hours",
         "task 'observation-escalation' has no queue (who does the work?)"),
+    "decision resting on an unknown fact": (
+        "transitions.yaml", "    citation: 42 CFR 482.43(a) (discharge-planning evaluation)\n",
+        "    citation: 42 CFR 482.43(a) (discharge-planning evaluation)\n"
+        "    reconsider_when: [care_status, carestatus]\n", "    reconsider_when:",
+        "propose-home", "reconsider_when names unknown fact 'carestatus' (a fact from `engine "
+        "rules facts`, or diagnoses)"),
 }
 
 
