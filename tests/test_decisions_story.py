@@ -31,7 +31,7 @@ CHICAGO = ZoneInfo("America/Chicago")
 QUIET = {"ENGINE_ESCALATION_GRACE_MINUTES": "100000000", "ENGINE_CLOCK_INTERVAL_S": "3600"}
 PASSWORD = "correct horse battery staple"
 HOME_TASK = "confirm-transition-home"
-WEB_VISIT, FHIR_VISIT, PROPOSAL_VISIT = "VD100", "VD200", "VD300"
+WEB_VISIT, FHIR_VISIT, PROPOSAL_VISIT, PATCH_VISIT = "VD100", "VD200", "VD300", "VD400"
 
 
 def _stamp(when: datetime) -> str:
@@ -52,6 +52,7 @@ def store(request, tmp_path_factory) -> Iterator[Runtime]:
         observe(rt, WEB_VISIT, "930001", earlier)
         observe(rt, FHIR_VISIT, "930002", earlier)
         observe(rt, PROPOSAL_VISIT, "930003", earlier)
+        observe(rt, PATCH_VISIT, "930004", earlier)
         add_user(rt.sessions, "cm.alvarez", "case_manager", PASSWORD)
         yield rt
         rt.close()
@@ -189,6 +190,19 @@ def test_the_ehr_declines_over_fhir_with_a_coded_reason(server, store, fhir):
     assert ready(store, FHIR_VISIT) == []
     rejected = fhir.get("/Task", params={"status": "rejected", "code": HOME_TASK}).json()
     assert str(task_id) in [e["resource"]["id"] for e in rejected.get("entry", [])]
+    # a JSON Patch with words alone: the reason "other", in those words
+    (patched_id,) = ready(store, PATCH_VISIT)
+    etag = fhir.get(f"/Task/{patched_id}").headers["etag"]
+    patched = fhir.patch(f"/Task/{patched_id}", json=[
+        {"op": "replace", "path": "/status", "value": "rejected"},
+        {"op": "add", "path": "/statusReason", "value": {"text": "family taking her to SNF"}}],
+        headers={"Content-Type": "application/json-patch+json", "If-Match": etag})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["statusReason"] == {
+        "coding": [{"system": "urn:engine:decline-reason", "code": "other",
+                    "display": "Other (say why)"}],
+        "text": "Other: family taking her to SNF"}
+    assert ready(store, PATCH_VISIT) == []
 
 
 def test_declining_the_proposal_on_the_web_withdraws_its_confirm_task(server, store, fhir):
