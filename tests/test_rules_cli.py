@@ -128,6 +128,12 @@ BROKEN = {
         "    reconsider_when: [care_status, carestatus]\n", "    reconsider_when:",
         "propose-home", "reconsider_when names unknown fact 'carestatus' (a fact from `engine "
         "rules facts`, or diagnoses)"),
+    "decision resting on time passing": (
+        "transitions.yaml", "    citation: 42 CFR 482.43(a) (discharge-planning evaluation)\n",
+        "    citation: 42 CFR 482.43(a) (discharge-planning evaluation)\n"
+        "    reconsider_when: [care_status, hours_in_inpatient]\n", "    reconsider_when:",
+        "propose-home", "reconsider_when names 'hours_in_inpatient', which changes as time "
+        "passes: a decision would lapse at the next evaluation"),
 }
 
 

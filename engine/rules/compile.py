@@ -296,6 +296,9 @@ def _lint_reconsider(c: _Compiler) -> None:
         if name != "diagnoses" and name not in FACTS:
             c.problem(f"reconsider_when names unknown fact {name!r} (a fact from `engine rules "
                       "facts`, or diagnoses)", "reconsider_when")
+        elif name in FACTS and FACTS[name].varies == "hourly":
+            c.problem(f"reconsider_when names {name!r}, which changes as time passes: a "
+                      "decision would lapse at the next evaluation", "reconsider_when")
 
 
 def _lint_repeat(c: _Compiler, task: TaskAction, i: int) -> None:

@@ -295,8 +295,8 @@ class Rule(_Strict):
     reconsider_when: list[str] | None = Field(
         default=None, description="When a person declines this rule's work, the decision holds "
         "until one of these facts changes (fact names, or `diagnoses`: the diagnosis codes the "
-        "rule's conditions matched). Default: care_status and diagnoses; time passing, a "
-        "transfer or a new lab never reopen a decision unless named here.")
+        "rule's conditions matched; [] holds for the whole stay). Default: care_status and "
+        "diagnoses; a transfer or a new lab never reopen a decision unless named here.")
 
 
 class Ruleset(_Strict):

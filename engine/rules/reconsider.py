@@ -20,7 +20,8 @@ DEFAULT = ("care_status", DIAGNOSES)
 
 def holds_while(rule: CompiledRule) -> tuple[str, ...]:
     """The facts a decline of this rule's work rests on."""
-    return tuple(rule.rule.reconsider_when or DEFAULT)
+    named = rule.rule.reconsider_when
+    return DEFAULT if named is None else tuple(named)  # []: it holds for the whole stay
 
 
 def matched_diagnoses(book: Book, rule: CompiledRule, diagnoses: Diagnoses) -> list[str]:
