@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from engine.core.clock import FixedClock
 from engine.core.roles import Principal
-from engine.hl7.build import adt
+from engine.hl7.build import adt, oru
 from engine.planning import evaluation
 from engine.planning.tick import tick
 from engine.storage.models import Decision, RuleOutput, TaskEvent
@@ -30,6 +30,7 @@ HOME_TASK = "confirm-transition-home"
 RESP_FAILURE = "DG1|1||J96.00^Acute respiratory failure^I10||20260301|A"
 RESP_FAILURE_HYPOXIC = "DG1|2||J96.01^Acute respiratory failure with hypoxia^I10||20260303|A"
 LTACH_TASK = "confirm-transition-ltach"
+DIABETES = "DG1|3||E11.9^Type 2 diabetes mellitus^I10||20260303|A"
 
 
 def rows(session, code: str, kind: str = "task") -> list[RuleOutput]:
@@ -194,6 +195,13 @@ def test_declined_ltach_holds_as_hours_pass_and_reopens_on_a_new_matching_diagno
         assert active(s, LTACH_TASK) == [] and active(s, "ltach", "proposal") == []
         assert s.scalars(select(Decision)).one().holds_on == {
             "care_status": "inpatient", "diagnoses": ["J96.00"]}
+    # a new lab and a diagnosis the rule does not read: not material, still declined
+    soon = NOW + timedelta(hours=20)
+    rt.intake.hl7(oru(soon.strftime("%Y%m%d%H%M"), "718-7|9.8|g/dL"))
+    rt.intake.hl7(adt("A08", soon.strftime("%Y%m%d%H%M"), location="ICU^1^A^GENHOSP",
+                      extra=[RESP_FAILURE, DIABETES]))
+    with rt.readers() as s:
+        assert active(s, LTACH_TASK) == [] and s.scalars(select(Decision)).one().lapsed_at is None
     # the team documents hypoxic respiratory failure: the rule now fires on a new code
     later = NOW + timedelta(days=1, hours=1)
     rt.intake.hl7(adt("A08", later.strftime("%Y%m%d%H%M"), location="ICU^1^A^GENHOSP",
