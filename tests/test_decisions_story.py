@@ -154,7 +154,9 @@ def test_case_manager_declines_discharge_home_and_it_is_not_asked_again(server, 
         env={**os.environ, "ENGINE_DATABASE_URL": store.settings.database_url,
              "COLUMNS": "200"})
     assert explained.returncode == 0, explained.stderr
-    line = next(x for x in explained.stdout.splitlines() if "declined by" in x)
+    lines = explained.stdout.splitlines()
+    assert any(x.startswith("      held back: declined by Maria Alvarez, RN at ") for x in lines)
+    line = next(x for x in lines if x.startswith("  propose-home: "))
     assert "declined by Maria Alvarez, RN at " in line
     assert line.endswith("holds until care status or diagnoses change  [holding back: "
                          "propose-home/proposal/home, propose-home/task/confirm-transition-home]")

@@ -321,16 +321,17 @@ def explain(
                 out.print(f"  {spec.name} = {show_value(value)}{unit}")
             out.print("  diagnoses = " + (", ".join(f"{c} ({t or '?'})" for c, t in diagnoses)
                                           or "none"))
-        for line in render(explanations, only=only):
+        held = {d["rule"]: d["said"] for d in decided if d["holding_back"]}
+        for line in render(explanations, only=only, held=held):
             out.print(line)
         shown = [d for d in decided if only is None or d["rule"] in only]
         if shown:
             out.print("\ndecisions (people declined this work; the rule does not raise it again "
                       "while they hold):")
         for d in shown:
-            held = f"  [holding back: {', '.join(d['holding_back'])}]" if d["holding_back"] \
+            back = f"  [holding back: {', '.join(d['holding_back'])}]" if d["holding_back"] \
                 else ""
-            out.print(f"  {d['rule']}: {d['output']} {d['said']}{held}")
+            out.print(f"  {d['rule']}: {d['output']} {d['said']}{back}")
         fired = sorted(ours)
         out.print(f"\n{len(fired)} rule(s) fire: {', '.join(fired) or 'none'}")
     if ours != engine_fired:
