@@ -126,6 +126,18 @@ BROKEN = {
         UR, "          after: [im-notice]\n", "          after: [im-notise]\n", None,
         "notice-im-follow-up", "task 'im-follow-up-notice' comes after task 'im-notise', "
         "which no rule raises (check the spelling)"),
+    "decision resting on an unknown fact": (
+        "transitions.yaml", "    citation: 42 CFR 482.43(a) (discharge-planning evaluation)\n",
+        "    citation: 42 CFR 482.43(a) (discharge-planning evaluation)\n"
+        "    reconsider_when: [care_status, carestatus]\n", "    reconsider_when:",
+        "propose-home", "reconsider_when names unknown fact 'carestatus' (a fact from `engine "
+        "rules facts`, or diagnoses)"),
+    "decision resting on time passing": (
+        "transitions.yaml", "    citation: 42 CFR 482.43(a) (discharge-planning evaluation)\n",
+        "    citation: 42 CFR 482.43(a) (discharge-planning evaluation)\n"
+        "    reconsider_when: [care_status, hours_in_inpatient]\n", "    reconsider_when:",
+        "propose-home", "reconsider_when names 'hours_in_inpatient', which changes as time "
+        "passes: a decision would lapse at the next evaluation"),
 }
 
 

@@ -350,3 +350,41 @@ def test_the_printed_worklist(web):
     printed = rows(driver)
     assert printed and not any(r["link"] for r in printed)
     assert fits(driver)
+
+
+def test_a_case_manager_declines_a_plan_that_does_not_apply(web):
+    """She declines "Confirm discharge home" with a coded reason: the page says so by her
+    name, and the same work is not raised again for the stay."""
+    from selenium.webdriver.support.ui import Select
+
+    driver, base = web.driver, web.base
+    runtime = Runtime.open(make_settings(web.database_url), migrate=False)
+    query = select(RuleOutput).where(
+        RuleOutput.kind == "task", RuleOutput.code == "confirm-transition-home",
+        RuleOutput.status == "active", RuleOutput.task_status == "ready",
+        RuleOutput.owner.like("cm.%")).order_by(RuleOutput.id)
+    with runtime.readers() as s:
+        target = s.scalars(query).first()
+        assert target is not None, "the week leaves a discharge home to confirm"
+        task, stay, owner = target.id, target.encounter_id, target.owner
+    sign_in(driver, base, owner)
+    driver.get(f"{base}/encounters/{stay}")
+    card = f"#output-{task}"
+    decline = f'{card} form[action$="/decline"] button'
+    # the words typed, no reason chosen: refused, and the words are still there
+    by_css(driver, f"#reason-{task}").send_keys("PT: needs rehab, lives alone")
+    navigating(driver, by_css(driver, decline).click)
+    assert "choose one from the list" in by_css(driver, ".error[role=alert]").text
+    assert by_css(driver, f"#reason-{task}").get_attribute("value") == (
+        "PT: needs rehab, lives alone")
+    Select(by_css(driver, f"#reason_code-{task}")).select_by_value("not-clinically-appropriate")
+    navigating(driver, by_css(driver, decline).click)
+    assert by_css(driver, ".flash").text.startswith("Task declined")
+    assert "Declined" in by_css(driver, f"{card} .status").text
+    assert "Not clinically appropriate: PT: needs rehab, lives alone" in by_css(driver, card).text
+    with runtime.readers() as s:
+        again = s.scalars(select(RuleOutput).where(
+            RuleOutput.encounter_id == stay, RuleOutput.code == "confirm-transition-home",
+            RuleOutput.status == "active")).all()
+    runtime.close()
+    assert again == [], "no fresh copy of work she declined"

@@ -2,8 +2,9 @@
 
 Re-evaluating never duplicates: outputs are keyed by rule, kind and code. An output whose
 conditions stopped holding is cancelled with the reason; completed work stays completed and
-is not raised again. The changes are returned; the caller hands new and withdrawn tasks to
-the work layer (engine.work.raised).
+is not raised again; work a person declined is held back while the decision holds. The
+changes are returned; the caller hands new and withdrawn tasks to the work layer
+(engine.work.raised).
 """
 
 from __future__ import annotations
@@ -51,8 +52,11 @@ _COMPARED = ("title", "severity", "priority", "queue", "value", "due_at", "detai
 
 def reconcile(session: Session, book: Book, enc: Encounter, snap: Snapshot,
               existing: list[RuleOutput], desired: list[Desired], now: datetime,
-              zone, end_reason: str) -> Changes:
+              zone, end_reason: str, withheld: dict[str, str] | None = None) -> Changes:
+    """`withheld`: {key: why} for outputs a person's decision holds back (cancelled with
+    that reason when active, engine.planning.held)."""
     changes = Changes()
+    withheld = withheld or {}
     active = {o.key: o for o in existing if o.status == OutputStatus.ACTIVE}
     completed = {o.key for o in existing if o.status == OutputStatus.COMPLETED}
     wanted = set()
@@ -85,7 +89,7 @@ def reconcile(session: Session, book: Book, enc: Encounter, snap: Snapshot,
         if key not in wanted:
             row.status = OutputStatus.CANCELLED
             row.ended_at = now
-            row.end_reason = end_reason
+            row.end_reason = withheld.get(key.partition("#")[0], end_reason)
             row.updated_at = now
             row.version += 1
             changes.cancelled.append(row)

@@ -54,6 +54,7 @@ class Predicate:
     describe: str
     test: Callable[[dict[str, Any], Diagnoses, set[str]], bool | None]
     layer_dependent: bool = False
+    reads_diagnoses: bool = False  # a diagnosis match: which codes it matched is a fact
 
 
 @dataclass
@@ -178,7 +179,8 @@ class _Compiler:
                        for code, t in diagnoses)
 
         return Predicate(name, f"a diagnosis matches {label}"
-                         + (f" (types {','.join(sorted(types))})" if types else ""), test)
+                         + (f" (types {','.join(sorted(types))})" if types else ""), test,
+                         reads_diagnoses=True)
 
     def _comparison(self, cond: Comparison, negate: bool, path: YamlPath) -> dict[str, Any]:
         spec = FACTS.get(cond.fact)
@@ -298,6 +300,16 @@ def _lint_actions(c: _Compiler) -> None:
                               f"{FACTS[part.fact].type}", "then", i, "score")
 
 
+def _lint_reconsider(c: _Compiler) -> None:
+    for name in c.rule.reconsider_when or []:
+        if name != "diagnoses" and name not in FACTS:
+            c.problem(f"reconsider_when names unknown fact {name!r} (a fact from `engine rules "
+                      "facts`, or diagnoses)", "reconsider_when")
+        elif name in FACTS and FACTS[name].varies == "hourly":
+            c.problem(f"reconsider_when names {name!r}, which changes as time passes: a "
+                      "decision would lapse at the next evaluation", "reconsider_when")
+
+
 def _lint_repeat(c: _Compiler, task: TaskAction, i: int) -> None:
     repeat, due = task.repeat, task.due
     assert repeat is not None  # the caller lints recurring tasks only
@@ -391,6 +403,7 @@ def compile_book(files: list[RulesetFile], ref: Reference) -> Book:
             c = _Compiler(source, rule, i, ref, predicates, problems)
             c.compiled.definition = {"all": [{"m": c.expr(rule.when, False, ("when",))}]}
             _lint_actions(c)
+            _lint_reconsider(c)
             _contradictions(c, rule.when, ("when",))
             compilers.append(c)
 

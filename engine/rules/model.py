@@ -363,6 +363,11 @@ class Rule(_Strict):
     enabled: bool = True
     when: Condition
     then: list[Action] = Field(min_length=1)
+    reconsider_when: list[str] | None = Field(
+        default=None, description="When a person declines this rule's work, the decision holds "
+        "until one of these facts changes (fact names, or `diagnoses`: the diagnosis codes the "
+        "rule's conditions matched; [] holds for the whole stay). Default: care_status and "
+        "diagnoses; a transfer or a new lab never reopen a decision unless named here.")
 
 
 class Ruleset(_Strict):

@@ -318,6 +318,7 @@ def explain(
                 _fail(f"no encounter {encounter}")
             evaluation = rulebook.evaluate_encounter(session, enc, now, write=False)
             enc_id, visit_number = enc.id, enc.visit_number
+            decided = _decisions(rulebook.book, evaluation, site.zone)
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         _fail(f"cannot read the database ({reason})")
@@ -344,6 +345,7 @@ def explain(
             "facts": {k: _jsonable(v) for k, v in sorted(values.items())},
             "diagnoses": [list(d) for d in diagnoses],
             "rules": [e.as_dict() for e in explanations if only is None or e.rule.id in only],
+            "decisions": [d for d in decided if only is None or d["rule"] in only],
         }, indent=2, default=str))
     else:
         out.print(f"encounter {visit_number} (id {enc_id}, {evaluation.snapshot.status}, "
@@ -359,13 +361,40 @@ def explain(
                 out.print(f"  {spec.name} = {show_value(value)}{unit}")
             out.print("  diagnoses = " + (", ".join(f"{c} ({t or '?'})" for c, t in diagnoses)
                                           or "none"))
-        for line in render(explanations, only=only):
+        held = {d["rule"]: d["said"] for d in decided if d["holding_back"]}
+        for line in render(explanations, only=only, held=held):
             out.print(line)
+        shown = [d for d in decided if only is None or d["rule"] in only]
+        if shown:
+            out.print("\ndecisions (people declined this work; the rule does not raise it again "
+                      "while they hold):")
+        for d in shown:
+            back = f"  [holding back: {', '.join(d['holding_back'])}]" if d["holding_back"] \
+                else ""
+            out.print(f"  {d['rule']}: {d['output']} {d['said']}{back}")
         fired = sorted(ours)
         out.print(f"\n{len(fired)} rule(s) fire: {', '.join(fired) or 'none'}")
     if ours != engine_fired:
         _fail("the explanation disagrees with the engine on "
               f"{', '.join(sorted(ours ^ engine_fired))}; please report this")
+
+
+def _decisions(book: Any, evaluation: Any, zone: Any) -> list[dict[str, Any]]:
+    """The stay's decisions that hold, as `explain` shows them (what each holds back now)."""
+    from engine.rules.reconsider import holds_while
+    from engine.work.decisions import describe
+
+    rules = {r.id: r for r in book.rules}
+    out = []
+    for d in evaluation.decisions:
+        rule = rules.get(d.rule_id)
+        out.append({"rule": d.rule_id, "output": d.output_key, "by": d.by, "at": d.at,
+                    "reason": d.reason_code, "text": d.reason_text,
+                    "holds_while": list(holds_while(rule)) if rule else [],
+                    "said": describe(d, zone, holds_while(rule) if rule else ()),
+                    "holding_back": sorted(k for k, v in evaluation.withheld.items()
+                                           if v is d)})
+    return out
 
 
 def _jsonable(value: Any) -> Any:
