@@ -328,7 +328,8 @@ def test_a_known_gap_is_reported_but_does_not_fail_until_it_is_fixed(tmp_path):
 cases:
   - name: Commercial patients get the MOON too (a hospital policy not yet written)
     known_gap: the rule covers Medicare only
-    facts: {payer_class: commercial, care_status: observation, hours_in_observation: 30}
+    facts: {payer_class: commercial, care_status: observation, hours_in_observation: 30,
+            encounter_status: in-progress}
     expect: [{task: moon-notice}]
 """)
     gap = rules_cli("test", "rulesets", cwd=tmp_path)

@@ -35,7 +35,8 @@ def _occurrence(d: Desired, completed: set[str]) -> str:
     return f"{d.key}#{done + 1}" if done else d.key
 
 
-def _due_at(d: Desired, snap: Snapshot, fired_at: datetime, zone, holidays):
+def _due_at(d: Desired, snap: Snapshot, fired_at: datetime, zone, holidays,
+            planned: dict[str, datetime] | None = None):
     if d.due is None:
         return None
     if d.repeat is None:
@@ -44,7 +45,28 @@ def _due_at(d: Desired, snap: Snapshot, fired_at: datetime, zone, holidays):
         return None
     types = [d.fields["code"], *d.repeat.counts_from]
     last = max((snap.last_completed[t] for t in types if t in snap.last_completed), default=None)
-    return recurring_due(d.due, d.every_days, last, snap, fired_at, zone)
+    # Never due before the task it counts from: a continued-stay review follows the initial
+    # review (42 CFR 482.30(d)), so while that is open the interval runs from its due time.
+    after = max((planned[t] for t in d.repeat.counts_from if planned and t in planned),
+                default=None)
+    return recurring_due(d.due, d.every_days, last, snap, fired_at, zone, not_before=after)
+
+
+def _planned(desired: list[Desired], active: dict[str, RuleOutput], snap: Snapshot,
+             now: datetime, zone, holidays) -> dict[str, datetime]:
+    """Due times, by task type, of the one-off tasks this evaluation keeps or raises that a
+    recurring task counts from."""
+    wanted = {t for d in desired if d.repeat is not None for t in d.repeat.counts_from}
+    planned: dict[str, datetime] = {}
+    for d in desired:
+        code = d.fields.get("code")
+        if d.repeat is not None or code not in wanted:
+            continue
+        current = active.get(d.key)
+        due = _due_at(d, snap, current.fired_at if current is not None else now, zone, holidays)
+        if due is not None:
+            planned[code] = min(due, planned.get(code, due))
+    return planned
 
 
 _COMPARED = ("title", "severity", "priority", "queue", "value", "due_at", "detail")
@@ -60,6 +82,7 @@ def reconcile(session: Session, book: Book, enc: Encounter, snap: Snapshot,
     active = {o.key: o for o in existing if o.status == OutputStatus.ACTIVE}
     completed = {o.key for o in existing if o.status == OutputStatus.COMPLETED}
     wanted = set()
+    planned = _planned(desired, active, snap, now, zone, book.reference.holidays)
     for d in desired:
         key = _occurrence(d, completed) if d.repeat is not None else d.key
         wanted.add(key)
@@ -67,7 +90,7 @@ def reconcile(session: Session, book: Book, enc: Encounter, snap: Snapshot,
         if current is None and key in completed:
             continue
         fired_at = current.fired_at if current is not None else now
-        due_at = _due_at(d, snap, fired_at, zone, book.reference.holidays)
+        due_at = _due_at(d, snap, fired_at, zone, book.reference.holidays, planned)
         values = {**d.fields, "due_at": due_at}
         if current is None:
             row = RuleOutput(encounter=enc, patient=enc.patient, key=key,
