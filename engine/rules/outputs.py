@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.core.vocabulary import OutputKind
+from engine.rules import plan
 from engine.rules.compile import Book, CompiledRule, Template
 from engine.rules.matching import Firing
 from engine.rules.model import Due, FlagAction, ProposeAction, Repeat, ScoreAction
@@ -53,10 +54,14 @@ def _templates(rule: CompiledRule) -> list[Template]:
                 score = body
             elif isinstance(body, ProposeAction):
                 fields["detail"].update(reasons=list(body.reasons), confidence=body.confidence)
-                fields["title"] = f"Propose {body.transition.replace('_', ' ')}"
+                if body.rank is not None:
+                    fields["detail"]["plan_rank"] = body.rank
+                fields["title"] = body.title or f"Propose {body.transition.replace('_', ' ')}"
             else:
                 fields.update(title=body.title, priority=body.priority, queue=body.queue)
                 fields["detail"]["instructions"] = body.instructions
+                if body.plan:
+                    fields["detail"][plan.PLAN_TASK] = {}
                 due, repeat = body.due, body.repeat
             templates.append((f"{rule.id}/{kind}/{action.code}", fields, due, score, repeat))
         rule.templates = templates
@@ -64,6 +69,8 @@ def _templates(rule: CompiledRule) -> list[Template]:
 
 
 def desired_outputs(book: Book, firings: list[Firing], values: dict[str, Any]) -> list[Desired]:
+    """What the firings raise, with the proposed dispositions ranked into one discharge plan
+    (engine.rules.plan)."""
     out = []
     for firing in firings:
         facts = {k: _json(v) for k, v in firing.facts.items()}
@@ -81,4 +88,4 @@ def desired_outputs(book: Book, firings: list[Firing], values: dict[str, Any]) -
                 every = repeat.every_days or values.get(repeat.every_days_fact or "")
                 every = float(every) if isinstance(every, int | float) and every > 0 else None
             out.append(Desired(key, fields, due, facts, repeat, every))
-    return out
+    return plan.arrange(out, values.get("chosen_disposition"), plan.choices(book))

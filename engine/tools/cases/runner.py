@@ -76,7 +76,7 @@ def _diagnoses(items: Sequence[tuple[str, str] | str] | None) -> list[tuple[str,
 
 def _output(row: RuleOutput) -> Output:
     return Output(row.kind, row.code, row.rule_id, row.due_at, row.priority, row.queue,
-                  row.severity, row.value)
+                  row.severity, row.value, (row.detail or {}).get("plan"))
 
 
 def hl7_message(event: StoryEvent, when: datetime, site: SiteProfile, control_id: str) -> bytes:
@@ -138,7 +138,8 @@ class Runner:
                                self.rulebook.book.reference.holidays)
             f = d.fields
             outputs.append(Output(f["kind"], f["code"], f["rule_id"], due, f["priority"],
-                                  f["queue"], f["severity"], f["value"]))
+                                  f["queue"], f["severity"], f["value"],
+                                  f["detail"].get("plan")))
         return outputs
 
     def _story(self, case: Case, result: Result) -> list[Output]:
@@ -206,7 +207,7 @@ class Runner:
                 assert task is not None
                 try:
                     lifecycle.transition(session, task, "complete", CASE_MANAGER, now=when,
-                                         outcome=COMPLETION_OUTCOME)
+                                         outcome=COMPLETION_OUTCOME, chosen=event.choose)
                 except lifecycle.TaskError as exc:
                     raise StoryError(f"task {event.complete!r} could not be completed at "
                                      f"{when_text(when, self.zone)}: {exc.message}") from exc
