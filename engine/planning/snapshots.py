@@ -61,6 +61,9 @@ def load(enc: Encounter, outputs: list[RuleOutput], history: list[tuple],
                                min),
         last_completed=_by_code(((o.code, o.ended_at or o.updated_at) for o in done_tasks), max),
         chosen_disposition=_chosen(done_tasks),
+        closed_dispositions=sorted({o.code for o in outputs if o.kind == OutputKind.PROPOSAL
+                                    and o.status == OutputStatus.CANCELLED
+                                    and (o.detail or {}).get("closed_by")}),
     )
 
 

@@ -141,6 +141,9 @@ CATALOGUE: tuple[FactSpec, ...] = (
        "The disposition a case manager chose when completing the discharge-plan task (irf, "
        "snf, ltach, hospice, home_health, home); unknown until then. The other proposed "
        "dispositions are closed for the stay."),
+    _f("closed_dispositions", "list",
+       "Transitions a person closed for this stay (a proposal declined, or closed because "
+       "another disposition was chosen): not proposed again."),
     _f("overdue_task_types", "list",
        "Types of this encounter's open tasks past their due time (strictly after it)."),
 )
@@ -333,6 +336,7 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
             v["acute_admission"], v.get("prior_admissions_12m", 0), v["los_days"]).total
     if snap.chosen_disposition is not None:
         v["chosen_disposition"] = snap.chosen_disposition
+    v["closed_dispositions"] = list(snap.closed_dispositions)
     v["open_task_types"] = list(snap.open_task_types)
     v["completed_task_types"] = list(snap.completed_task_types)
     v["overdue_task_types"] = sorted(code for code, due in snap.open_task_due.items()

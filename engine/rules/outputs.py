@@ -88,4 +88,5 @@ def desired_outputs(book: Book, firings: list[Firing], values: dict[str, Any]) -
                 every = repeat.every_days or values.get(repeat.every_days_fact or "")
                 every = float(every) if isinstance(every, int | float) and every > 0 else None
             out.append(Desired(key, fields, due, facts, repeat, every))
-    return plan.arrange(out, values.get("chosen_disposition"), plan.choices(book))
+    return plan.arrange(out, values.get("chosen_disposition"), plan.choices(book),
+                        frozenset(values.get("closed_dispositions") or ()))

@@ -56,12 +56,15 @@ def _order(d: Desired) -> tuple[int, int, str]:
             d.fields["code"])
 
 
-def arrange(desired: list[Desired], chosen: str | None,
-            known: list[dict[str, str]]) -> list[Desired]:
+def arrange(desired: list[Desired], chosen: str | None, known: list[dict[str, str]],
+            closed_codes: frozenset[str] = frozenset()) -> list[Desired]:
     """Mark each proposed disposition primary or alternative, write the plan into the plan
-    task, and drop the dispositions a case manager's choice closed."""
+    task, and drop the dispositions a person closed: every other one once `chosen` is set,
+    and those in `closed_codes` (fact closed_dispositions: declined, or closed by a choice;
+    a stored proposal is closed by a person when its detail has "closed_by")."""
     proposals = sorted((d for d in desired if _is_disposition(d)), key=_order)
-    closed = {id(d) for d in proposals if chosen and d.fields["code"] != chosen}
+    closed = {id(d) for d in proposals if (chosen and d.fields["code"] != chosen)
+              or d.fields["code"] in closed_codes}
     proposals = [d for d in proposals if id(d) not in closed]
     options: list[dict[str, Any]] = []
     for d in proposals:

@@ -32,9 +32,11 @@ def title_of(task: RuleOutput, code: str) -> str:
     return next((c.get("title") or code for c in options(task) if c["code"] == code), code)
 
 
-def choose(session: Session, task: RuleOutput, chosen: str, now: datetime) -> list[RuleOutput]:
-    """Record `chosen` on the plan task and close the stay's other proposed dispositions;
-    returns the proposals changed. The caller checked that `chosen` is one of options()."""
+def choose(session: Session, task: RuleOutput, chosen: str, who: str,
+           now: datetime) -> list[RuleOutput]:
+    """Record `chosen` on the plan task and close the stay's other proposed dispositions
+    (detail "closed_by": who, which keeps them closed: fact closed_dispositions); returns
+    the proposals changed. The caller checked that `chosen` is one of options()."""
     task.detail = {**(task.detail or {}), "chosen": chosen}
     label = title_of(task, chosen)
     changed = []
@@ -51,6 +53,7 @@ def choose(session: Session, task: RuleOutput, chosen: str, now: datetime) -> li
         else:
             row.status = OutputStatus.CANCELLED
             row.end_reason = f"{CLOSED_BY_CHOICE}: {label}"[:300]
+            row.detail = {**detail, "closed_by": who}
         row.ended_at = row.updated_at = now
         row.version += 1
         changed.append(row)

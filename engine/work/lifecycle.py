@@ -182,7 +182,7 @@ def transition(session: Session, task: RuleOutput, target: str, actor: Principal
     who = actor_name(actor)
     detail: dict | None = None
     if chosen is not None:
-        disposition.choose(session, task, chosen, now)
+        disposition.choose(session, task, chosen, who, now)
         detail = {"chosen": chosen}
     if target == IN_PROGRESS:
         task.started_at = task.started_at or now

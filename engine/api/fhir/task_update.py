@@ -4,7 +4,9 @@ reduced to what the lifecycle allows.
 PATCH takes a JSON Patch (application/json-patch+json, a list of operations) or a JSON
 Merge Patch (a JSON object, as fhirpy's `save(fields=...)` sends). Either way the client
 ends up sending back the Task it read with some elements changed. Allowed: `status` (with
-`output[0].valueString` as a completion's outcome, `statusReason.text` as the reason of a
+`output[0].valueString` as a completion's outcome, an output of type
+urn:engine:task-output|chosen-disposition as the discharge plan's chosen disposition,
+`statusReason.text` as the reason of a
 hold, cancel or decline), `owner` (a reassignment: needs task:assign), and notes appended
 at the end of `note`. Server-managed elements (meta, lastModified, executionPeriod,
 businessStatus, text) are ignored. Any other difference is refused (422) naming the
@@ -31,7 +33,7 @@ from engine.api.auth import require
 from engine.api.deps import RuntimeDep
 from engine.api.fhir import preconditions, search
 from engine.api.fhir.rule_outputs import json_response
-from engine.api.fhir.tasks import TASK, owner_name, task
+from engine.api.fhir.tasks import TASK, chosen_of, owner_name, task
 from engine.api.outcomes import FhirError
 from engine.api.runtime import Runtime
 from engine.api.security import audit
@@ -61,6 +63,7 @@ class Change:
     status: str | None = None
     outcome: str | None = None
     reason: str | None = None
+    chosen: str | None = None  # the discharge plan's chosen disposition
     owner: tuple[str | None] | None = None  # (new owner,) when it changes
     notes: list[str] = field(default_factory=list)
 
@@ -113,7 +116,10 @@ def diff(current: dict, wanted: Any) -> Change:
     if status_changed:
         change.status = wanted.get("status")
         outputs = wanted.get("output") or []
-        change.outcome = outputs[0].get("valueString") if outputs else None
+        change.outcome = next((o.get("valueString") for o in outputs
+                               if isinstance(o, dict) and o.get("valueString")
+                               and chosen_of([o]) is None), None)
+        change.chosen = chosen_of(outputs)
         change.reason = (wanted.get("statusReason") or {}).get("text")
     return change
 
@@ -180,7 +186,8 @@ def update(request: Request, runtime: Runtime, tid: str, actor: Principal,
             lifecycle.add_note(session, row, text, actor, now=now)
         if change.status is not None:
             lifecycle.transition(session, row, change.status, actor, now=now,
-                                 outcome=change.outcome, reason=change.reason)
+                                 outcome=change.outcome, reason=change.reason,
+                                 chosen=change.chosen)
             evaluation.after_work(session, runtime.rules.current, row, now)
         session.flush()
         body_out = TASK.render(session, [row], runtime.staffing)[0]

@@ -143,10 +143,20 @@ def load(session: Session, encounter_id: int, book: Book | None, now: datetime,
     tasks = [v for v in views if v.output.kind == OutputKind.TASK]
     tasks.sort(key=lambda v: (not v.is_open_task, not v.overdue,
                               v.output.due_at or now))
-    findings = [v for v in views
-                if v.output.kind != OutputKind.TASK and v.output.status == OutputStatus.ACTIVE]
+    findings = [v for v in views if v.output.kind != OutputKind.TASK and (
+        v.output.status == OutputStatus.ACTIVE or _chosen(v.output))]
+    # the discharge plan in its order: the chosen or primary disposition first
+    findings.sort(key=lambda v: (v.output.kind == OutputKind.PROPOSAL,
+                                 0 if _chosen(v.output) else 1,
+                                 (v.output.detail or {}).get("plan_rank") or 1000))
     return EncounterPage(_header(session, enc, now, zone), tasks, findings,
                          _timeline(session, enc, views, zone))
+
+
+def _chosen(o: RuleOutput) -> bool:
+    """A proposal a case manager chose as the disposition (engine.work.disposition)."""
+    return (o.kind == OutputKind.PROPOSAL and o.status == OutputStatus.COMPLETED
+            and bool((o.detail or {}).get("chosen")))
 
 
 def _timeline(session: Session, enc: Encounter, views: list[OutputView],
@@ -171,6 +181,8 @@ def _timeline(session: Session, enc: Encounter, views: list[OutputView],
             said = f": {step.text}" if step.text else ""
             add(step.at, "work", f"{o.title or o.code}: {step.action} by {step.actor}{said}",
                 anchor)
+        if _chosen(o) and o.ended_at is not None:
+            add(o.ended_at, o.kind, f"disposition chosen: {o.title or o.code}", anchor)
         if o.status == OutputStatus.CANCELLED and o.ended_at is not None:
             add(o.ended_at, o.kind, f"{display.words(o.kind)} withdrawn: {o.title or o.code}"
                                     f" ({o.end_reason or 'no reason'})", anchor)

@@ -86,5 +86,5 @@ def explain_output(output: RuleOutput, book: Book | None,
         conditions=tree,
         current=book is not None and book.version == output.ruleset_version,
         extra={k: v for k, v in detail.items()
-               if k in ("components", "high", "high_at", "confidence")},
+               if k in ("components", "high", "high_at", "confidence", "plan", "chosen")},
     )

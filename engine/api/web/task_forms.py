@@ -38,6 +38,7 @@ ACTIONS = {
 def act(request: Request, task_id: int, action: str, user: Viewer, runtime: RuntimeDep,
         now: Now, outcome: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
         text: Annotated[str, Form()] = "", owner: Annotated[str, Form()] = "",
+        chosen: Annotated[str, Form()] = "",
         next_page: Annotated[str, Form(alias="next")] = "",
         version: Annotated[str, Form()] = "") -> Response:
     if action not in ACTIONS:
@@ -61,7 +62,8 @@ def act(request: Request, task_id: int, action: str, user: Viewer, runtime: Runt
             else:
                 assert step is not None  # every other action is a status change
                 lifecycle.transition(session, task, step, user, now=now, outcome=outcome,
-                                     reason=reason, expected_version=seen)
+                                     reason=reason, expected_version=seen,
+                                     chosen=chosen or None)
                 evaluation.after_work(session, runtime.rules.current, task, now)
     except lifecycle.TaskError as exc:  # refused: nothing changed (the transaction rolled back)
         assert encounter_id is not None
