@@ -89,7 +89,8 @@ def test_the_complex_stroke_patient_gets_one_ranked_plan_and_one_task(rt):
     assert (task.title, task.queue, task.priority) == (
         "Confirm the discharge plan", "case_manager", "routine")
     said = task.detail["instructions"]
-    assert "Primary recommendation: Long-term acute care hospital (Respiratory failure" in said
+    assert ("Primary recommendation: Long-term acute care hospital. Why: Respiratory failure "
+            "or ventilator dependence with 3 or more ICU days in this stay.") in said
     assert said.endswith("Alternatives: Inpatient rehabilitation, Skilled nursing facility, "
                          "Home health.")
     assert task.detail["discharge_plan"]["primary"] == "ltach"

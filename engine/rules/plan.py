@@ -92,10 +92,10 @@ def _write_plan(task: Desired, options: list[dict[str, Any]],
     detail[PLAN_TASK] = {"primary": primary["code"],
                          "alternatives": [o["code"] for o in alternatives],
                          "choices": known}
-    because = f" ({primary['reason']})" if primary["reason"] else ""
+    why = f"Why: {primary['reason'].rstrip('.')}." if primary["reason"] else ""
     others = (", ".join(o["title"] for o in alternatives) if alternatives
               else "none proposed")
     base = (detail.get("instructions") or "").strip()
     detail["instructions"] = " ".join(p for p in (
-        base, f"Primary recommendation: {primary['title']}{because}.",
+        base, f"Primary recommendation: {primary['title']}.", why,
         f"Alternatives: {others}.") if p)
