@@ -152,6 +152,8 @@ class Expected(_OutputRef):
     queue: str | None = None
     severity: Severity | None = None
     value: float | None = Field(default=None, description="A score's value.")
+    tier: str | None = Field(default=None, description="A score's tier (low, intermediate, "
+                             "moderate, high: as its rule names them).")
     plan: Literal["primary", "alternative"] | None = Field(
         default=None, description="A proposed disposition's place in the discharge plan.")
 
