@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from engine.core.site import SiteProfile
-from engine.core.vocabulary import EncounterStatus, OutputStatus
+from engine.core.vocabulary import EncounterStatus, OutputKind, OutputStatus
 from engine.planning import held, snapshots
 from engine.planning.prefetch import Prefetched, prefetch
 from engine.planning.reconcile import Changes, reconcile
@@ -100,10 +100,16 @@ class Rulebook:
         stopped = _stopped(enc)
         firings = [] if stopped else self.matcher.match(derived, snap.diagnoses)
         changes = Changes()
-        desired, withheld = held.withhold(
-            self.book, derived.values, snap.diagnoses,
-            desired_outputs(self.book, firings, derived.values), read.decisions[enc.id], now,
-            write=write)
+        wanted = desired_outputs(self.book, firings, derived.values)
+        desired, withheld = held.withhold(self.book, derived.values, snap.diagnoses, wanted,
+                                          read.decisions[enc.id], now, write=write)
+        declined = frozenset(d.fields["code"] for d in wanted if d.key in withheld
+                             and d.fields.get("kind") == OutputKind.PROPOSAL)
+        if declined:  # the plan is ranked again without the dispositions people declined
+            desired, withheld = held.withhold(
+                self.book, derived.values, snap.diagnoses,
+                desired_outputs(self.book, firings, derived.values, declined),
+                read.decisions[enc.id], now, write=write)
         if write:
             reason = stopped or "conditions no longer hold"
             changes = reconcile(session, self.book, enc, snap, existing, desired, now,

@@ -60,7 +60,18 @@ def load(enc: Encounter, outputs: list[RuleOutput], history: list[tuple],
         open_task_due=_by_code(((o.code, o.due_at) for o in open_tasks if o.due_at is not None),
                                min),
         last_completed=_by_code(((o.code, o.ended_at or o.updated_at) for o in done_tasks), max),
+        chosen_disposition=_chosen(done_tasks),
+        closed_dispositions=sorted({o.code for o in outputs if o.kind == OutputKind.PROPOSAL
+                                    and o.status == OutputStatus.CANCELLED
+                                    and (o.detail or {}).get("closed_by")}),
     )
+
+
+def _chosen(done_tasks: list[RuleOutput]) -> str | None:
+    """The disposition chosen on the latest completed discharge-plan task, if any."""
+    chosen = [(o.ended_at or o.updated_at, (o.detail or {}).get("chosen")) for o in done_tasks]
+    chosen = [c for c in chosen if isinstance(c[1], str)]
+    return max(chosen)[1] if chosen else None
 
 
 def _by_code(pairs, pick) -> dict[str, datetime]:
