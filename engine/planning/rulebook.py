@@ -11,13 +11,13 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from engine.core.site import SiteProfile
-from engine.core.vocabulary import EncounterStatus, OutputStatus
+from engine.core.vocabulary import EncounterStatus, OutputKind, OutputStatus
 from engine.planning import snapshots
 from engine.planning.prefetch import Prefetched, prefetch
 from engine.planning.reconcile import Changes, reconcile
 from engine.rules import snapshot as snapshot_data
 from engine.rules.compile import Book, compile_book
-from engine.rules.facts import FROM_OUTPUTS, Derived, derive
+from engine.rules.facts import FROM_OUTPUTS, Derived, derive, task_facts
 from engine.rules.loader import load_folder
 from engine.rules.matching import Firing, Matcher
 from engine.rules.outputs import desired_outputs
@@ -134,19 +134,20 @@ class Rulebook:
                              self.zone, reason)
             _merge(session, changes, step)
             existing += step.created
-            if stopped or not self._reads_outputs or not (step.created or step.cancelled
-                                                          or step.updated):
+            if stopped or not self._reads_outputs or not any(
+                    o.kind == OutputKind.TASK
+                    for o in (*step.created, *step.cancelled, *step.updated)):
                 break
             moved = snapshots.with_outputs(snap, existing)
-            after = self.facts(moved, now)
-            if all(after.values.get(f) == derived.values.get(f) for f in self._reads_outputs):
+            after = task_facts(moved, now, self.zone)
+            if all(after.get(f) == derived.values.get(f) for f in self._reads_outputs):
                 break
             if n == MAX_ROUNDS:
                 log.error("encounter id=%s: the rules did not settle in %d rounds (a rule "
                           "withdraws what another raises?); outputs as of the last round",
                           enc.id, MAX_ROUNDS)
                 break
-            snap, derived = moved, after
+            snap, derived = moved, self.facts(moved, now)
             firings = self.matcher.match(derived, snap.diagnoses)
         if changes.created or changes.cancelled:
             raised.follow(session, enc, changes.created, changes.cancelled, now,

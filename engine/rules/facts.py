@@ -274,10 +274,6 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
     if inpatient_start is not None and expected_end is not None and not discharged:
         v["expected_inpatient_days"] = (max(expected_end, today)
                                         - inpatient_start.astimezone(zone).date()).days
-    delivered = snap.last_completed.get("im-notice")
-    if delivered is not None and expected_end is not None and not discharged:
-        v["im_delivered_days_before_discharge"] = (max(expected_end, today)
-                                                   - delivered.astimezone(zone).date()).days
 
     norm = ref.drg(snap.working_drg)
     if norm is not None:
@@ -324,10 +320,7 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
         v["hospital_score"] = hospital(
             hgb, snap.hospital_service == "ONC", sodium, bool(snap.had_procedure),
             v["acute_admission"], v.get("prior_admissions_12m", 0), v["los_days"]).total
-    v["open_task_types"] = list(snap.open_task_types)
-    v["completed_task_types"] = list(snap.completed_task_types)
-    v["overdue_task_types"] = sorted(code for code, due in snap.open_task_due.items()
-                                     if due < now)
+    v.update(_from_outputs(snap, now, zone, today, discharged))
     changes_at = {}
     if snap.birth_date is not None:
         birthday = _next_birthday(snap.birth_date, today)
@@ -335,6 +328,29 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
     return Derived(values=v, hourly=hourly,
                    daily=_changing_at_midnight(snap, today, running, discharged),
                    changes_at=changes_at)
+
+
+def task_facts(snap: Snapshot, now: datetime, zone: ZoneInfo) -> dict[str, Any]:
+    """The FROM_OUTPUTS facts alone, as derive computes them: what a reconciliation can
+    change, checked without deriving the rest."""
+    discharged = snap.discharge_time is not None and snap.discharge_time <= now
+    return _from_outputs(snap, now, zone, now.astimezone(zone).date(), discharged)
+
+
+def _from_outputs(snap: Snapshot, now: datetime, zone: ZoneInfo, today: date,
+                  discharged: bool) -> dict[str, Any]:
+    v: dict[str, Any] = {
+        "open_task_types": list(snap.open_task_types),
+        "completed_task_types": list(snap.completed_task_types),
+        "overdue_task_types": sorted(code for code, due in snap.open_task_due.items()
+                                     if due < now)}
+    pending = snap.pending_discharge_time is not None and not discharged
+    expected_end = snap.expected_discharge_date or (today if pending else None)
+    delivered = snap.last_completed.get("im-notice")
+    if delivered is not None and expected_end is not None and not discharged:
+        v["im_delivered_days_before_discharge"] = (max(expected_end, today)
+                                                   - delivered.astimezone(zone).date()).days
+    return v
 
 
 def _next_birthday(birth: date, today: date) -> date:
