@@ -162,7 +162,7 @@ def test_flags_scores_and_proposals_are_valid_fhir(http, store):
     lace = scores[0]["resource"]
     RiskAssessment.model_validate(lace)
     assert lace["prediction"][0]["extension"][0]["valueDecimal"] >= 0
-    assert any(b["display"].startswith("lace_l: ") for b in lace["basis"])
+    assert any(b["display"].startswith("Length of stay: ") for b in lace["basis"])
     proposals = search_all(http, "/ServiceRequest", patient=flags[0]["subject"]["reference"])
     assert proposals
     for entry in proposals:

@@ -232,6 +232,7 @@ CASES: dict[str, Case] = {
     "lace_l": Case(_admit(), {"at_least": 2}, _midnight(date(2026, 3, 4))),
     # Normal labs, an acute admission (1 point); 5 days in hospital add 2.
     "hospital_score": Case(_with_labs, {"at_least": 3}, _midnight(date(2026, 3, 7))),
+    "hospital_l": Case(_with_labs, {"at_least": 2}, _midnight(date(2026, 3, 7))),
     # The test patient was born on 12 June 1945: 81 at the midnight that starts 12 June 2026.
     "age": Case(lambda: [_msg("A01", local(2026, 6, 10, 8, 0),
                               admit_time="202606100800")],

@@ -315,6 +315,7 @@ class StoryStep:
     birth_date: date = date(1945, 6, 12)
     sex: str = "F"
     prior_mrn: str | None = None  # A40: the merged record
+    name: str = "STORY^CASE"  # PID-5 (XPN); the simulator gives each patient a synthetic one
     labs: Mapping[str, float] | None = None  # R01: results by name (hemoglobin...)
 
 
@@ -381,7 +382,7 @@ def site_message(step: StoryStep, when: datetime, site: SiteProfile, control_id:
     mrn = site.mrn[0]
     authority = mrn_authority(site)
     patient = pid(cx(step.mrn, authority, mrn.identifier_type or "MR"),
-                  "STORY^CASE", birth_date=f"{step.birth_date:%Y%m%d}", sex=step.sex, pad_to=8)
+                  step.name, birth_date=f"{step.birth_date:%Y%m%d}", sex=step.sex, pad_to=8)
     if trigger == "R01":
         return er7(_results(step, ts, site, control_id, patient)).encode()
     segments = [

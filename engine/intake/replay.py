@@ -31,11 +31,17 @@ def event_time_of(raw: bytes, site: SiteProfile) -> datetime | None:
 
 def replay(intake: Intake, clock: FixedClock, messages: Iterable[bytes],
            channel: str = Channel.FILE,
-           on_receipt: Callable[[Receipt], None] | None = None) -> None:
-    """Ingest messages with the clock at each one's event time, running due evaluations first."""
+           on_receipt: Callable[[Receipt], None] | None = None,
+           meanwhile: Callable[[datetime], None] | None = None) -> None:
+    """Ingest messages with the clock at each one's event time, running due evaluations first.
+
+    `meanwhile(until)` runs before stream time moves on to `until`: what else happens in the
+    hospital between two messages (the demo's simulated staff working their lists)."""
     for raw in messages:
         when = event_time_of(raw, intake.site)
         if when is not None and when > clock.instant:
+            if meanwhile is not None:
+                meanwhile(when)
             advance(intake, clock, when)
         receipt = intake.hl7(raw, channel=channel)
         if on_receipt is not None:

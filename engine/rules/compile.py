@@ -283,10 +283,17 @@ def _lint_actions(c: _Compiler) -> None:
         if action.kind == "score":
             score = action.score
             assert score is not None
-            for name in [score.fact, *score.components]:
+            parts = score.parts
+            names = [score.fact, *(p.fact for p in parts),
+                     *(p.points for p in parts if p.points)]
+            for name in names:
                 if name not in FACTS:
                     c.problem(f"score {score.name!r} names unknown fact {name!r}",
                               "then", i, "score")
+            for part in parts:
+                if part.items and part.fact in FACTS and FACTS[part.fact].type != "list":
+                    c.problem(f"score {score.name!r}: items needs a list fact; {part.fact} is "
+                              f"{FACTS[part.fact].type}", "then", i, "score")
 
 
 def _lint_repeat(c: _Compiler, task: TaskAction, i: int) -> None:

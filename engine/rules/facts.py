@@ -122,17 +122,29 @@ CATALOGUE: tuple[FactSpec, ...] = (
        "Local calendar days from the last discharge of another stay to this admission."),
     _f("charlson_index", "number", "Charlson comorbidity index (Quan 2005 ICD-10 coding)."),
     _f("charlson_conditions", "list", "Charlson conditions found in the diagnoses."),
-    _f("lace_score", "number", "LACE index 0-19 (van Walraven 2010); high risk at 10+.",
-       "points", "daily"),
+    _f("lace_score", "number",
+       "LACE index 0-19 (van Walraven 2010): 0-4 low, 5-9 moderate, 10+ high.", "points",
+       "daily"),
     _f("lace_l", "number", "LACE: length-of-stay points.", "points", "daily"),
-    _f("lace_a", "number", "LACE: acuity points (3 for an acute admission)."),
-    _f("lace_c", "number", "LACE: comorbidity points (Charlson, 4+ scores 5)."),
-    _f("lace_e", "number", "LACE: ED visits in 6 months (4+ scores 4)."),
+    _f("lace_a", "number", "LACE: acuity points (3 for an acute admission).", "points"),
+    _f("lace_c", "number", "LACE: comorbidity points (Charlson, 4+ scores 5).", "points"),
+    _f("lace_e", "number", "LACE: ED visits in 6 months (4+ scores 4).", "points"),
     _f("hemoglobin", "number", "Latest hemoglobin on file.", "g/dL"),
     _f("sodium", "number", "Latest sodium on file.", "mmol/L"),
     _f("hospital_score", "number",
-       "HOSPITAL score 0-13 (Donze 2013), when hemoglobin and sodium are on file; high at 7+. "
+       "HOSPITAL score 0-13 (Donze 2013), when hemoglobin and sodium are on file: 0-4 low, "
+       "5-6 intermediate, 7+ high. "
        "A procedure counts only when one is on file.", "points", "daily"),
+    _f("had_procedure", "boolean", "A procedure is on file for this stay."),
+    _f("hospital_h", "number", "HOSPITAL: hemoglobin points (1 below 12 g/dL).", "points"),
+    _f("hospital_o", "number", "HOSPITAL: discharge from oncology points (2).", "points"),
+    _f("hospital_s", "number", "HOSPITAL: sodium points (1 below 135 mmol/L).", "points"),
+    _f("hospital_p", "number", "HOSPITAL: procedure points (1).", "points"),
+    _f("hospital_i", "number", "HOSPITAL: urgent index admission points (1).", "points"),
+    _f("hospital_a", "number", "HOSPITAL: admissions in 12 months (2-5 score 2, 6+ 5).",
+       "points"),
+    _f("hospital_l", "number", "HOSPITAL: length-of-stay points (2 at 5 days or more).",
+       "points", "daily"),
     _f("open_task_types", "list", "Types of this encounter's tasks still open."),
     _f("completed_task_types", "list",
        "Types of this encounter's completed tasks (notices delivered, reviews done)."),
@@ -317,9 +329,15 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
     if sodium is not None:
         v["sodium"] = sodium
     if hgb is not None and sodium is not None and "los_days" in v:
-        v["hospital_score"] = hospital(
+        parts = hospital(
             hgb, snap.hospital_service == "ONC", sodium, bool(snap.had_procedure),
-            v["acute_admission"], v.get("prior_admissions_12m", 0), v["los_days"]).total
+            v["acute_admission"], v.get("prior_admissions_12m", 0), v["los_days"])
+        v.update(hospital_score=parts.total, hospital_h=parts.hemoglobin,
+                 hospital_o=parts.oncology, hospital_s=parts.sodium,
+                 hospital_p=parts.procedure, hospital_i=parts.index_type,
+                 hospital_a=parts.admissions, hospital_l=parts.length_of_stay)
+    if snap.had_procedure is not None:
+        v["had_procedure"] = snap.had_procedure
     v.update(_from_outputs(snap, now, zone, today, discharged))
     changes_at = {}
     if snap.birth_date is not None:

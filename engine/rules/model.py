@@ -196,13 +196,81 @@ class FlagAction(_Strict):
     code: str
     severity: Severity = "moderate"
     text: str
+    label: str | None = Field(default=None, description="The flag in a few words, as pages "
+                              "show it (\"Excess days\"); default: its text.")
+
+
+class Tier(_Strict):
+    """One published risk band of a score, e.g. HOSPITAL 5-6 "intermediate" (Donze 2013)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z_-]*$", description="The tier's word as the source "
+                      "publishes it: low, intermediate, moderate, high. The tier named `high` "
+                      "is the score's high risk.")
+    below: float | None = Field(default=None, description="Values below this, and at or above "
+                                "the previous tier's bound, are in this tier; the last tier "
+                                "has none.")
+
+
+class ScoreComponent(_Strict):
+    """One part of a score as a person reads it: "Length of stay: 5 days (4 points)"."""
+
+    fact: str = Field(description="The fact holding the part's value.")
+    label: str | None = Field(default=None, description="Its name in words (default: the "
+                              "fact's name).")
+    points: str | None = Field(default=None, description="The fact holding the points this "
+                               "part adds to the score.")
+    items: Literal["charlson"] | None = Field(default=None, description="A list fact whose "
+                                              "items are Charlson conditions: each is shown in "
+                                              "words with its weight.")
 
 
 class ScoreAction(_Strict):
     name: str
+    label: str | None = Field(default=None, description="The score's short name on pages "
+                              "(default: its name in capitals).")
     fact: str = Field(description="The fact holding the score's value.")
-    high_at: float | None = Field(default=None, description="Values at or above are high risk.")
-    components: list[str] = Field(default_factory=list, description="Facts shown as its parts.")
+    high_at: float | None = Field(default=None, description="Values at or above are high "
+                                  "risk; use tiers for a score with published bands.")
+    tiers: list[Tier] | None = Field(default=None, min_length=2, description="The published "
+                                     "risk bands, lowest first.")
+    components: list[str | ScoreComponent] = Field(
+        default_factory=list, description="Its parts: fact names, or facts with a label and "
+        "the points they add.")
+
+    @model_validator(mode="after")
+    def _tiers(self) -> ScoreAction:
+        if self.tiers is None:
+            return self
+        if self.high_at is not None:
+            raise ValueError("a score gives high_at or tiers, not both")
+        limits = [t.below for t in self.tiers[:-1] if t.below is not None]
+        if self.tiers[-1].below is not None or len(limits) != len(self.tiers) - 1:
+            raise ValueError("every tier but the last gives `below`; the last has none")
+        if any(a >= b for a, b in zip(limits, limits[1:], strict=False)):
+            raise ValueError("tiers go from low to high: each `below` above the previous one")
+        if len({t.name for t in self.tiers}) != len(self.tiers):
+            raise ValueError("tier names are unique")
+        return self
+
+    @property
+    def parts(self) -> list[ScoreComponent]:
+        return [ScoreComponent(fact=c) if isinstance(c, str) else c for c in self.components]
+
+    def tier(self, value: float | None) -> str | None:
+        """The tier a value falls in (None without tiers or value)."""
+        if value is None or not self.tiers:
+            return None
+        return next(t.name for t in self.tiers if t.below is None or value < t.below)
+
+    @property
+    def high_threshold(self) -> float | None:
+        """Where high risk starts: high_at, or the bound below the tier named high."""
+        if self.tiers:
+            names = [t.name for t in self.tiers]
+            if "high" in names and names.index("high") > 0:
+                return self.tiers[names.index("high") - 1].below
+            return None
+        return self.high_at
 
 
 class ProposeAction(_Strict):

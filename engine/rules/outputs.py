@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.core.vocabulary import OutputKind
+from engine.rules import score_detail
 from engine.rules.compile import Book, CompiledRule, Template
 from engine.rules.matching import Firing
 from engine.rules.model import Due, FlagAction, ProposeAction, Repeat, ScoreAction
@@ -49,11 +50,12 @@ def _templates(rule: CompiledRule) -> list[Template]:
             repeat: Repeat | None = None
             if isinstance(body, FlagAction):
                 fields.update(severity=body.severity, title=body.text)
+                if body.label:
+                    fields["detail"]["label"] = body.label
             elif isinstance(body, ScoreAction):
                 score = body
             elif isinstance(body, ProposeAction):
                 fields["detail"].update(reasons=list(body.reasons), confidence=body.confidence)
-                fields["title"] = f"Propose {body.transition.replace('_', ' ')}"
             else:
                 fields.update(title=body.title, priority=body.priority, queue=body.queue)
                 fields["detail"]["instructions"] = body.instructions
@@ -72,10 +74,8 @@ def desired_outputs(book: Book, firings: list[Firing], values: dict[str, Any]) -
             if score is not None:
                 value = values.get(score.fact)
                 fields["value"] = float(value) if isinstance(value, int | float) else None
-                fields["detail"].update(
-                    components={c: values.get(c) for c in score.components},
-                    high=score.high_at is not None and fields["value"] is not None
-                    and fields["value"] >= score.high_at, high_at=score.high_at)
+                fields["detail"].update(score_detail.record(
+                    score, fields["value"], values, book.reference.charlson))
             every = None
             if repeat is not None:
                 every = repeat.every_days or values.get(repeat.every_days_fact or "")

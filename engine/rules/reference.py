@@ -41,6 +41,11 @@ class CharlsonCondition:
     weight: int
     supersedes: str | None
     codes: CodeSet
+    label: str = ""  # the condition in words, as Quan 2005 names it
+
+    @property
+    def words(self) -> str:
+        return self.label or self.name.replace("_", " ").capitalize()
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,8 @@ def load_reference(folder: Path) -> Reference:
                     f"{charlson}:{line}: weight must be a whole number") from exc
             conditions.append(CharlsonCondition(row["condition"].strip(), weight,
                                                 (row.get("supersedes") or "").strip() or None,
-                                                CodeSet.of(row["codes"].split())))
+                                                CodeSet.of(row["codes"].split()),
+                                                (row.get("label") or "").strip()))
         ref.charlson = tuple(conditions)
     drgs = folder / DRG_TABLE
     if drgs.exists():

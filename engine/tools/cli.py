@@ -425,29 +425,29 @@ def demo(
     mllp_port: Annotated[int, typer.Option()] = 2575,
 ) -> None:
     """Load the synthetic demo hospital into the embedded SQLite store and serve it."""
-    os.environ.setdefault("ENGINE_DATABASE_URL", "sqlite:///demo.db")
+    if "ENGINE_DATABASE_URL" not in os.environ:  # the demo's own store: rebuilt on each start
+        os.environ["ENGINE_DATABASE_URL"] = "sqlite:///demo.db"
+        for stale in ("demo.db", "demo.db-wal", "demo.db-shm"):
+            Path(stale).unlink(missing_ok=True)
     get_settings.cache_clear()
     settings = get_settings()
-    runtime = _runtime(settings)
-    counts: Counter[str] = Counter()
-    from datetime import date, timedelta
-
-    from engine.tools.simulate import simulate as run_simulation
+    from engine.tools.demo import load_demo
 
     # Only a simulated hospital (duplicates, late messages, cancels and merges included): the
     # dated story files in fixtures/hl7/stories would be stays open for months by now
-    # (`engine ingest fixtures/hl7/stories` loads them). A 60-bed hospital over the last
-    # week, so today's census and worklists look live.
-    hospital = run_simulation(60, 7, 1, runtime.site, start=date.today() - timedelta(days=7))
+    # (`engine ingest fixtures/hl7/stories` loads them). A 60-bed hospital over the week up
+    # to now, loaded in event time with its staff working, so the worklists look live.
     with Progress(TextColumn("demo hospital"), BarColumn(), MofNCompleteColumn(), console=err,
                   transient=True) as progress:
-        task = progress.add_task("load", total=len(hospital.messages))
-        for raw in hospital.messages:
-            counts[runtime.intake.hl7(raw, channel="file").outcome] += 1
-            progress.advance(task)
+        task = progress.add_task("load", total=None)
+        loaded = load_demo(settings, progress=lambda done, total: progress.update(
+            task, completed=done, total=total))
+    counts = loaded.counts
+    runtime = _runtime(settings)
     password, secret = _demo_accounts(runtime)
     runtime.close()
-    print(f"demo data loaded: {', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}")
+    print(f"demo data loaded: {', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}; "
+          f"{loaded.completed} tasks completed by the simulated staff")
     base = f"http://{host}:{port}"
     print(f"""
 DEMO ONLY: these accounts are for trying the engine on synthetic data; never keep them

@@ -20,6 +20,7 @@ from typing import Any
 from engine.core.site import SiteProfile
 from engine.core.vocabulary import EncounterStatus
 from engine.hl7.build import StoryStep, site_message
+from engine.tools.synthetic_names import synthetic_name
 
 HOURLY = [2, 1, 1, 1, 1, 2, 3, 5, 7, 8, 8, 8, 7, 7, 7, 7, 7, 7, 6, 6, 5, 4, 3, 2]
 WEEKDAY = [1.1, 1.05, 1.0, 1.0, 1.0, 0.85, 0.8]
@@ -77,13 +78,16 @@ def _poisson(rng: random.Random, mean: float) -> int:
 
 class _Hospital:
     def __init__(self, beds: int, days: int, seed: int, start: date, site: SiteProfile,
-                 mess: float, discharge_at_end: bool = False) -> None:
+                 mess: float, discharge_at_end: bool = False,
+                 until: datetime | None = None) -> None:
         self.rng = random.Random(seed)
+        self.seed = seed
         self.discharge_at_end = discharge_at_end
         self.bases: dict[str, dict] = {}  # visit -> what its messages carry
         self.beds, self.days, self.start, self.site, self.mess = beds, days, start, site, mess
         self.zone = site.zone
-        self.end = datetime.combine(start + timedelta(days=days), time(0), tzinfo=self.zone)
+        self.end = until or datetime.combine(start + timedelta(days=days), time(0),
+                                             tzinfo=self.zone)
         self.events: list[tuple[datetime, int, StoryStep]] = []
         self.truth: dict[str, Truth] = {}
         self.counts: dict[str, int] = {}
@@ -139,8 +143,9 @@ class _Hospital:
                                 f"SV{n:06d}"))
         truth = Truth(mrn=f"S{n:06d}")
         self.truth[visit] = truth
-        base = dict(visit=visit, mrn=mrn, payer=payer, birth_date=born,
-                    sex=rng.choice("FM"), diagnoses=dx, service=service)
+        sex = rng.choice("FM")
+        base = dict(visit=visit, mrn=mrn, payer=payer, birth_date=born, sex=sex,
+                    name=synthetic_name(self.seed, n, sex), diagnoses=dx, service=service)
         self.bases[visit] = base
         path = _pick(rng, [("ed_obs", 25), ("ed_inpatient", 45), ("ed_obs_inpatient", 10),
                            ("elective", 20)])
@@ -236,7 +241,8 @@ class _Hospital:
 
     def deliver(self) -> Simulation:
         for when, survivor, duplicate, visit in self.merges:
-            if not self.add(when, StoryStep(event="A40", mrn=survivor, prior_mrn=duplicate)):
+            if not self.add(when, StoryStep(event="A40", mrn=survivor, prior_mrn=duplicate,
+                                            name=self.bases[visit]["name"])):
                 self.truth[visit].mrn = duplicate  # the merge had not happened yet
         ordered = sorted(self.events, key=lambda e: (e[0], e[1]))
         messages = [site_message(ev, when, self.site, f"SIM{seq:08d}")
@@ -261,9 +267,10 @@ class _Hospital:
 
 def simulate(beds: int, days: int, seed: int, site: SiteProfile, *,
              start: date = date(2026, 3, 1), mess: float = 0.02,
-             discharge_at_end: bool = False) -> Simulation:
+             discharge_at_end: bool = False, until: datetime | None = None) -> Simulation:
     """A reproducible stream for a hospital of `beds` beds over `days` days.
 
     `discharge_at_end` discharges every stay still open in the last second, so streams laid
-    end to end (a soak, month after month) keep a census of `beds`, not one that grows."""
-    return _Hospital(beds, days, seed, start, site, mess, discharge_at_end).run()
+    end to end (a soak, month after month) keep a census of `beds`, not one that grows.
+    `until` ends the stream earlier than the last day's midnight (the demo ends it at "now")."""
+    return _Hospital(beds, days, seed, start, site, mess, discharge_at_end, until).run()

@@ -43,14 +43,6 @@ def encounter_ref(row: RuleOutput) -> dict:
     return {"reference": f"Encounter/{row.encounter_id}"}
 
 
-def fact_text(value: Any) -> str:
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value) or "(none)"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return "unknown" if value is None else str(value)
-
-
 def rule_extension(row: RuleOutput, with_facts: bool = True) -> dict:
     """The rule, ruleset and version that raised this output, and the facts it compared
     (a Task lists its facts as inputs instead)."""

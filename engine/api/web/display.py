@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from engine.rules.score_detail import score_text
 
-def local(instant: datetime | None, zone: ZoneInfo, fmt: str = "%a %d %b %H:%M") -> str:
-    """An instant on the hospital's wall clock (the site profile's zone)."""
+# ISO 8601 instants with an offset, as stored texts carry them ("overdue since 2026-03-03T..").
+_INSTANT = re.compile(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})")
+
+
+def local(instant: datetime | None, zone: ZoneInfo, fmt: str = "%a %d %b %H:%M %Z") -> str:
+    """An instant on the hospital's wall clock (the site profile's zone), with the zone's
+    abbreviation so nobody takes it for UTC or their own zone."""
     if instant is None:
         return ""
     return instant.astimezone(zone).strftime(fmt)
+
+
+def localized(text: str | None, zone: ZoneInfo) -> str:
+    """A stored text with the instants it quotes on the hospital's clock."""
+    if not text:
+        return ""
+    return _INSTANT.sub(
+        lambda m: local(datetime.fromisoformat(m.group(0).replace("Z", "+00:00")), zone), text)
+
+
+def finding(kind: str, code: str, title: str | None, value: float | None,
+            detail: dict[str, Any] | None) -> str:
+    """A flag or score as its pill reads: "Excess days", "HOSPITAL 6 (intermediate)"."""
+    detail = detail or {}
+    if kind == "score":
+        return score_text(code, value, detail)
+    return str(detail.get("label") or title or words(code))
 
 
 def end_of_day(now: datetime, zone: ZoneInfo) -> datetime:

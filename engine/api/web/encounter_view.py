@@ -168,7 +168,7 @@ def _timeline(session: Session, enc: Encounter, views: list[OutputView],
         for step in v.history:
             if step.action == TaskEventAction.CREATED:
                 continue
-            said = f": {step.text}" if step.text else ""
+            said = f": {display.localized(step.text, zone)}" if step.text else ""
             add(step.at, "work", f"{o.title or o.code}: {step.action} by {step.actor}{said}",
                 anchor)
         if o.status == OutputStatus.CANCELLED and o.ended_at is not None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.core.vocabulary import OutputStatus
+from engine.rules import score_detail
 from engine.rules.compile import Book, output_name
 from engine.rules.explain import Interpreter, Node, show_value
 from engine.rules.facts import FACTS
@@ -38,6 +39,18 @@ class Explanation:
     conditions: Node | None  # None when the rule is no longer loaded
     current: bool  # the loaded rulesets are the version that raised it
     extra: dict[str, Any] = field(default_factory=dict)
+    risk: str = ""  # a score's tier and the bands it is one of
+    parts: list[str] = field(default_factory=list)  # a score's components in words
+
+
+def _risk(detail: dict[str, Any]) -> str:
+    """ "intermediate (low 0-4, intermediate 5-6, high 7+)"; older outputs: high or not."""
+    if detail.get("tier"):
+        return f"{detail['tier']} ({score_detail.tier_ranges(detail.get('tiers'))})"
+    if detail.get("high_at") is not None:
+        return (f"{'high' if detail.get('high') else 'not high'} "
+                f"(high at {detail['high_at']:g} or more)")
+    return ""
 
 
 def recorded_facts(facts: dict[str, Any] | None) -> list[Fact]:
@@ -85,6 +98,7 @@ def explain_output(output: RuleOutput, book: Book | None,
         facts=recorded_facts(output.facts),
         conditions=tree,
         current=book is not None and book.version == output.ruleset_version,
-        extra={k: v for k, v in detail.items()
-               if k in ("components", "high", "high_at", "confidence")},
+        extra={k: v for k, v in detail.items() if k == "confidence"},
+        risk=_risk(detail) if output.kind == "score" else "",
+        parts=score_detail.component_texts(detail) if output.kind == "score" else [],
     )

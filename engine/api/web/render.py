@@ -16,6 +16,7 @@ from engine.api.web.layout import templates as TEMPLATES
 from engine.core.roles import Permission
 
 TEMPLATES.env.filters["words"] = display.words
+TEMPLATES.env.globals["finding"] = display.finding
 TEMPLATES.env.globals["Permission"] = Permission
 
 
@@ -36,7 +37,8 @@ def page(request: Request, template: str, context: dict[str, Any],
     return TEMPLATES.TemplateResponse(
         request, template,
         {"user": principal, "csrf": csrf_input(request),
-         "local": lambda instant, fmt="%a %d %b %H:%M": display.local(instant, zone, fmt),
+         "local": lambda instant, fmt="%a %d %b %H:%M %Z": display.local(instant, zone, fmt),
+         "localized": lambda text: display.localized(text, zone),
          **context},
         status_code=status_code,
         headers={"Cache-Control": "no-store"},

@@ -10,7 +10,7 @@ from typing import get_args
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.api.deps import RuntimeDep, StaffingDep
@@ -90,14 +90,23 @@ def _options(session: Session, column) -> list[str]:
     return sorted(session.scalars(query))
 
 
+def _task_types(session: Session) -> list[tuple[str, str]]:
+    """Open task types by the title their rule gives them ("Transitional care contact")."""
+    query = (select(RuleOutput.code, func.min(RuleOutput.title)).select_from(RuleOutput)
+             .join(Encounter, Encounter.id == RuleOutput.encounter_id)
+             .where(RuleOutput.kind == OutputKind.TASK, RuleOutput.task_status.in_(OPEN))
+             .group_by(RuleOutput.code))
+    named = [(code, title or display.words(code)) for code, title in session.execute(query)]
+    return sorted(named, key=lambda pair: pair[1].lower())
+
+
 def _filters(session: Session, params) -> tuple[Filters, list[Filter]]:
     unit, task_type = params.get("unit") or None, params.get("type") or None
     payer, status = params.get("payer") or None, params.get("status") or None
     units = _options(session, Encounter.unit)
-    types = _options(session, RuleOutput.code)
     shown = [
         Filter("unit", "Unit", [(u, u) for u in units], unit or ""),
-        Filter("type", "Task type", [(t, display.words(t)) for t in types], task_type or ""),
+        Filter("type", "Task type", _task_types(session), task_type or ""),
         Filter("payer", "Payer", [(p, display.words(p)) for p in get_args(PayerClass)],
                payer or ""),
         Filter("status", "Status", [(s, display.words(s)) for s in OPEN], status or ""),

@@ -81,18 +81,18 @@ def _findings(session: Session, ids: list[int]) -> tuple[dict[int, list[str]],
     flags: dict[int, list[str]] = {}
     scores: dict[int, list[Score]] = {}
     rows = session.execute(
-        select(RuleOutput.encounter_id, RuleOutput.kind, RuleOutput.code,
+        select(RuleOutput.encounter_id, RuleOutput.kind, RuleOutput.code, RuleOutput.title,
                RuleOutput.value, RuleOutput.detail)
         .where(RuleOutput.encounter_id.in_(ids), RuleOutput.status == OutputStatus.ACTIVE,
                RuleOutput.kind.in_((OutputKind.FLAG, OutputKind.SCORE)))
         .order_by(RuleOutput.encounter_id, RuleOutput.id))
-    for enc_id, kind, code, value, detail in rows:
+    for enc_id, kind, code, title, value, detail in rows:
         if kind == OutputKind.FLAG:
-            flags.setdefault(enc_id, []).append(display.words(code))
+            flags.setdefault(enc_id, []).append(display.finding(kind, code, title, None, detail))
         elif value is not None:
             high = bool((detail or {}).get("high"))
-            text = f"{code.upper()} {value:g}" + (" high" if high else "")
-            scores.setdefault(enc_id, []).append(Score(text, high))
+            scores.setdefault(enc_id, []).append(
+                Score(display.finding(kind, code, title, value, detail), high))
     return flags, scores
 
 

@@ -29,6 +29,7 @@ class Output:
     queue: str | None = None
     severity: str | None = None
     value: float | None = None
+    tier: str | None = None
 
     @property
     def label(self) -> str:
@@ -73,7 +74,7 @@ def _mismatches(want: Expected, got: Output, zone: ZoneInfo) -> list[str]:
         # Cases are written to the minute; a boundary fires a second past it.
         if got.due is None or got.due.astimezone(UTC).replace(second=0, microsecond=0) != due:
             out.append(f"due expected {when_text(due, zone)}, got {when_text(got.due, zone)}")
-    for name in ("priority", "queue", "severity"):
+    for name in ("priority", "queue", "severity", "tier"):
         expected = getattr(want, name)
         if expected is not None and expected != getattr(got, name):
             out.append(f"{name} expected {expected}, got {getattr(got, name) or 'none'}")

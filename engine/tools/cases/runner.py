@@ -76,7 +76,7 @@ def _diagnoses(items: Sequence[tuple[str, str] | str] | None) -> list[tuple[str,
 
 def _output(row: RuleOutput) -> Output:
     return Output(row.kind, row.code, row.rule_id, row.due_at, row.priority, row.queue,
-                  row.severity, row.value)
+                  row.severity, row.value, (row.detail or {}).get("tier"))
 
 
 def hl7_message(event: StoryEvent, when: datetime, site: SiteProfile, control_id: str) -> bytes:
@@ -138,7 +138,7 @@ class Runner:
                                self.rulebook.book.reference.holidays)
             f = d.fields
             outputs.append(Output(f["kind"], f["code"], f["rule_id"], due, f["priority"],
-                                  f["queue"], f["severity"], f["value"]))
+                                  f["queue"], f["severity"], f["value"], f["detail"].get("tier")))
         return outputs
 
     def _story(self, case: Case, result: Result) -> list[Output]:

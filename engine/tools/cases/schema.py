@@ -148,6 +148,8 @@ class Expected(_OutputRef):
     queue: str | None = None
     severity: Severity | None = None
     value: float | None = Field(default=None, description="A score's value.")
+    tier: str | None = Field(default=None, description="A score's tier (low, intermediate, "
+                             "moderate, high: as its rule names them).")
 
     @model_validator(mode="after")
     def _time(self) -> Expected:
