@@ -351,3 +351,36 @@ def test_facts_read_from_the_stays_own_tasks_are_the_ones_the_fixpoint_watches()
     assert moved and moved <= FROM_OUTPUTS
     alone = task_facts(snap, now, CHICAGO)  # what the fixpoint compares, without derive
     assert set(alone) == FROM_OUTPUTS and all(alone[n] == a.values[n] for n in alone)
+
+
+def test_what_a_round_raised_and_the_next_withdrew_is_never_stored(runtime_factory, tmp_path,
+                                                                   caplog):
+    """Task b is raised only while task a is not open: the first round raises both, the
+    second withdraws b, and b was never stored, so no one sees work raised and cancelled
+    in the same second. A ruleset defect, task c raised only while c itself is not open,
+    never settles: the evaluation stops after MAX_ROUNDS with an error in the log, and of
+    all the copies of c only the last round's is stored."""
+    folder = tmp_path / "rulesets"
+    shutil.copytree(RULESETS / "reference", folder / "reference")
+
+    def rule(code: str, when: dict[str, Any]) -> dict[str, Any]:
+        return {"id": code, "title": code, "citation": "test", "when": when,
+                "then": [{"task": {"type": code, "title": code, "queue": "case_manager",
+                                   "due": {"after": "fired", "hours": 24}}}]}
+
+    def not_open(code: str) -> dict[str, Any]:
+        return {"all": [{"fact": "open_task_types", "is_set": True},
+                        {"not": {"fact": "open_task_types", "contains": code}}]}
+
+    rules = [rule("a", {"fact": "care_status", "equals": "inpatient"}),
+             rule("b", not_open("a")), rule("c", not_open("c"))]
+    (folder / "loop.yaml").write_text(yaml.safe_dump(
+        {"name": "loop", "version": "1", "owner": "test", "rules": rules}))
+    clock = FixedClock(T0)
+    rt = runtime_factory(clock=clock, rulesets=str(folder))
+    rt.intake.hl7(stay("A01", hl7_time(T0), admit_time=hl7_time(T0)))
+
+    assert "did not settle in 5 rounds" in caplog.text
+    with rt.readers() as s:
+        rows = s.scalars(select(RuleOutput).order_by(RuleOutput.id)).all()
+    assert [(r.code, r.status) for r in rows] == [("a", "active"), ("c", "active")]
