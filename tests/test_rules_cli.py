@@ -122,6 +122,22 @@ BROKEN = {
         UR, "          queue: physician_advisor\n", "",
         "      - task:\n          type: observation-escalation", "ur-observation-48-hours",
         "task 'observation-escalation' has no queue (who does the work?)"),
+    "awaits a task no rule raises": (
+        UR, "          after: [im-notice]\n", "          after: [im-notise]\n", None,
+        "notice-im-follow-up", "task 'im-follow-up-notice' comes after task 'im-notise', "
+        "which no rule raises (check the spelling)"),
+    "decision resting on an unknown fact": (
+        "transitions.yaml", "    citation: 42 CFR 482.43(a) (discharge-planning evaluation)\n",
+        "    citation: 42 CFR 482.43(a) (discharge-planning evaluation)\n"
+        "    reconsider_when: [care_status, carestatus]\n", "    reconsider_when:",
+        "propose-home", "reconsider_when names unknown fact 'carestatus' (a fact from `engine "
+        "rules facts`, or diagnoses)"),
+    "decision resting on time passing": (
+        "transitions.yaml", "    citation: 42 CFR 482.43(a) (discharge-planning evaluation)\n",
+        "    citation: 42 CFR 482.43(a) (discharge-planning evaluation)\n"
+        "    reconsider_when: [care_status, hours_in_inpatient]\n", "    reconsider_when:",
+        "propose-home", "reconsider_when names 'hours_in_inpatient', which changes as time "
+        "passes: a decision would lapse at the next evaluation"),
 }
 
 
@@ -140,6 +156,29 @@ def test_check_names_file_line_and_rule_for_each_kind_of_mistake(mistake, tmp_pa
         mistake == "yaml error" and result.stdout.startswith(where + message)), result.stdout
     assert result.stderr.strip() == "error: 1 problem(s); nothing was loaded"
     assert "Traceback" not in result.stderr
+
+
+def test_check_fails_on_a_queue_the_staffing_file_does_not_map(tmp_path):
+    """The overdue-MOON escalation names the case-management supervisor's queue: a staffing
+    file without it would leave stat work with no owner, so the check refuses it in one
+    line naming the queue, the rule and the staffing file."""
+    staffing = tmp_path / "staffing.yaml"
+    shipped = (ROOT / "fixtures" / "staffing.yaml").read_text()
+    staffing.write_text(shipped.replace("  case_management_supervisor: supervisor\n", ""))
+    folder = copy_rulesets(tmp_path)
+    line = line_of(folder / UR, "          queue: case_management_supervisor")
+
+    result = rules_cli("check", "rulesets", "--staffing", "staffing.yaml", cwd=tmp_path)
+
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.strip() == (
+        f"error: queue 'case_management_supervisor' (rulesets/{UR}:{line} rule "
+        "notice-moon-overdue) not mapped to a role in staffing.yaml: add under queues: "
+        "(case_manager, ur_nurse or supervisor)")
+    # the shipped file maps every queue, through the setting as the server reads it
+    shipped_ok = rules_cli("check", "rulesets", cwd=tmp_path,
+                           env={"ENGINE_STAFFING_FILE": str(ROOT / "fixtures/staffing.yaml")})
+    assert shipped_ok.returncode == 0 and shipped_ok.stdout.startswith("ok: ")
 
 
 def test_check_reports_duplicate_ids_and_cycles_where_they_are(tmp_path):
@@ -289,7 +328,8 @@ def test_a_known_gap_is_reported_but_does_not_fail_until_it_is_fixed(tmp_path):
 cases:
   - name: Commercial patients get the MOON too (a hospital policy not yet written)
     known_gap: the rule covers Medicare only
-    facts: {payer_class: commercial, care_status: observation, hours_in_observation: 30}
+    facts: {payer_class: commercial, care_status: observation, hours_in_observation: 30,
+            encounter_status: in-progress}
     expect: [{task: moon-notice}]
 """)
     gap = rules_cli("test", "rulesets", cwd=tmp_path)

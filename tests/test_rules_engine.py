@@ -245,3 +245,52 @@ def test_a_replay_keeps_its_boundaries_when_another_stay_fails_to_evaluate(runti
     ])
     finish(rt.intake, clock, local(2026, 3, 3, 12, 0))
     assert outputs(rt)["task:status-review"].fired_at == local(2026, 3, 3, 0, 0, 1)
+
+
+def test_observation_patient_sent_home_at_hour_37_without_the_moon_leaves_no_stat_alarm(
+        runtime_factory):
+    """The stat "deliver the MOON now" alarm and the MOON itself end with the discharge that
+    makes delivery impossible, in the same evaluation: no tick needed."""
+    clock = FixedClock(local(2026, 3, 1, 20, 0))
+    rt = runtime_factory(clock=clock)
+    rt.intake.hl7(adt("A04", "202603012000", patient_class="O", patient_type="OBS",
+                      admit_time="202603012000", plan="MCR001"))
+    at(rt, clock, local(2026, 3, 2, 20, 30))  # 24.5 hours: the MOON is owed
+    at(rt, clock, local(2026, 3, 3, 8, 30))  # 36.5 hours: the MOON is overdue
+    assert {"task:moon-notice", "task:moon-overdue-escalation", "flag:moon-overdue"} <= set(
+        outputs(rt))
+
+    clock.set(local(2026, 3, 3, 9, 0))
+    rt.intake.hl7(adt("A03", "202603030900", patient_class="O", patient_type="OBS",
+                      admit_time="202603012000", discharge_time="202603030900",
+                      disposition="01", plan="MCR001"))
+    now = outputs(rt)
+    assert not {"task:moon-notice", "task:moon-overdue-escalation", "flag:moon-overdue"} & set(
+        now)
+
+
+def test_follow_up_im_is_due_the_working_morning_before_the_discharge_not_overnight(
+        runtime_factory):
+    """A Medicare inpatient expected home on Friday: the follow-up copy is raised on
+    Wednesday, due Thursday 10:00, and is not overdue at 01:00 on Thursday."""
+    clock = FixedClock(local(2026, 3, 2, 10, 0))
+    rt = runtime_factory(clock=clock)
+    rt.intake.hl7(adt("A01", "202603021000", admit_time="202603021000", plan="MCR001",
+                      expected_discharge="20260306"))
+    at(rt, clock, local(2026, 3, 4, 0, 5))
+    follow_up = outputs(rt)["task:im-follow-up-notice"]
+    assert follow_up.due_at == local(2026, 3, 5, 10, 0)
+    at(rt, clock, local(2026, 3, 5, 1, 0))  # overnight: still due later this morning
+    assert outputs(rt)["task:im-follow-up-notice"].due_at == local(2026, 3, 5, 10, 0)
+
+
+def test_continued_stay_review_never_comes_due_before_the_initial_review(runtime_factory):
+    """Commercial cadence is daily; the initial review is due Tuesday 17:00, so the first
+    continued-stay review is due Wednesday 17:00, then a day after each completion."""
+    clock = FixedClock(local(2026, 3, 2, 10, 0))
+    rt = runtime_factory(clock=clock)
+    rt.intake.hl7(adt("A01", "202603021000", admit_time="202603021000", plan="COM300"))
+    now = outputs(rt)
+    initial, review = now["task:initial-ur-review"], now["task:continued-stay-review"]
+    assert initial.due_at == local(2026, 3, 3, 17, 0)
+    assert review.due_at == local(2026, 3, 4, 17, 0) > initial.due_at

@@ -1,4 +1,5 @@
-"""expected_inpatient_days: from the first inpatient day to the expected discharge day."""
+"""expected_inpatient_days and expected_midnights_in_hospital: from the first inpatient day
+(or the arrival) to the expected discharge day."""
 
 from __future__ import annotations
 
@@ -54,3 +55,28 @@ def test_unknown_without_expectation_or_after_discharge():
     gone = _snap(expected_discharge_date=date(2026, 3, 6),
                  discharge_time=datetime(2026, 3, 6, 16, tzinfo=UTC))
     assert "expected_inpatient_days" not in derive(gone, now, ZONE, REF).values
+
+
+def test_expected_midnights_count_from_the_arrival_including_observation():
+    # Observation from Sunday 1 March (local), expected discharge Tuesday 3 March: 2.
+    now = datetime(2026, 3, 3, 15, tzinfo=UTC)
+    assert FACTS["expected_midnights_in_hospital"].varies == "daily"
+    v = derive(_snap(expected_discharge_date=date(2026, 3, 3)), now, ZONE, REF).values
+    assert v["expected_midnights_in_hospital"] == 2
+
+
+def test_expected_midnights_of_a_short_inpatient_stay_and_after_discharge():
+    # Inpatient Monday 2 March 10:00 local, expected Tuesday: one midnight, under the benchmark.
+    start = datetime(2026, 3, 2, 16, tzinfo=UTC)
+    snap = Snapshot(status_periods=[Period("inpatient", start, None)],
+                    expected_discharge_date=date(2026, 3, 3))
+    now = datetime(2026, 3, 2, 17, tzinfo=UTC)
+    assert derive(snap, now, ZONE, REF).values["expected_midnights_in_hospital"] == 1
+    pending = Snapshot(status_periods=[Period("inpatient", start, None)],
+                       pending_discharge_time=datetime(2026, 3, 2, 20, tzinfo=UTC))
+    assert derive(pending, now, ZONE, REF).values["expected_midnights_in_hospital"] == 0
+    gone = Snapshot(status_periods=[Period("inpatient", start, None)],
+                    expected_discharge_date=date(2026, 3, 3),
+                    discharge_time=datetime(2026, 3, 2, 20, tzinfo=UTC))
+    after = datetime(2026, 3, 2, 21, tzinfo=UTC)
+    assert "expected_midnights_in_hospital" not in derive(gone, after, ZONE, REF).values

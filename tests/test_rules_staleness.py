@@ -83,27 +83,54 @@ def test_a_late_discharge_withdraws_the_moon_and_its_overdue_escalation_at_once(
     assert ended["task:moon-overdue-escalation"].task_status == "cancelled"
 
 
-def test_a_late_discharge_after_30_hours_makes_the_moon_overdue_in_the_same_evaluation(
+def test_an_admission_entered_late_makes_the_moon_overdue_in_the_same_evaluation(
         runtime_factory):
-    """The other half: the patient left at 14:00 on day two, after 30 hours of observation,
-    and the A03 arrives at 15:00. The MOON was owed by the release, which has passed: the
-    task is raised already overdue, and its escalation comes with it, not at a later look."""
+    """The other direction: the MOON is open, due at the 36th hour (20:00 on day two). The
+    physician admitted the patient at 14:00, but the A06 reaches the engine at 15:00: the
+    MOON was due by the admission, which has passed. The same evaluation that moves its due
+    time raises the overdue escalation, not a later look."""
     start = local(2026, 3, 1, 8, 0)
     clock = FixedClock(start)
     rt = runtime_factory(clock=clock)
     rt.intake.hl7(stay("A04", hl7_time(start), patient_class="O", patient_type="OBS",
                        admit_time=hl7_time(start), plan="MCR001"))
-    advance(rt.intake, clock, local(2026, 3, 2, 7, 0))
-    assert "task:moon-notice" not in outputs(rt)  # 23 hours: not yet owed
-    clock.set(local(2026, 3, 2, 15, 0))
-    rt.intake.hl7(stay("A03", "202603021500", patient_class="O", patient_type="OBS",
-                       admit_time=hl7_time(start), discharge_time="202603021400",
-                       disposition="01", plan="MCR001"))
+    advance(rt.intake, clock, local(2026, 3, 2, 15, 0))
+    assert outputs(rt)["task:moon-notice"].due_at == local(2026, 3, 2, 20, 0)
+    assert "task:moon-overdue-escalation" not in outputs(rt)
+
+    rt.intake.hl7(stay("A06", "202603021400", patient_class="I", plan="MCR001"))
 
     now = outputs(rt)
     assert now["task:moon-notice"].due_at == local(2026, 3, 2, 14, 0)
     assert now["task:moon-overdue-escalation"].fired_at == local(2026, 3, 2, 15, 0)
     assert "flag:moon-overdue" in now
+
+
+def test_an_alarm_on_an_overdue_task_ends_with_the_task_whatever_else_the_rule_reads(
+        runtime_factory, tmp_path):
+    """The engine's guarantee, not the ruleset's care: an alarm that reads only
+    overdue_task_types ends in the evaluation that withdraws the task it reads."""
+    folder = tmp_path / "rulesets"
+    shutil.copytree(RULESETS / "reference", folder / "reference")
+    rules = [{"id": "x", "title": "x", "citation": "test",
+              "when": {"fact": "care_status", "equals": "observation"},
+              "then": [{"task": {"type": "x", "title": "x", "queue": "case_manager",
+                                 "due": {"after": "fired", "hours": 1}}}]},
+             {"id": "x-late", "title": "x late", "citation": "test",
+              "when": {"fact": "overdue_task_types", "contains": "x"},
+              "then": [{"flag": {"code": "x-late", "text": "x is late"}}]}]
+    (folder / "alarm.yaml").write_text(yaml.safe_dump(
+        {"name": "alarm", "version": "1", "owner": "test", "rules": rules}))
+    clock = FixedClock(T0)
+    rt = runtime_factory(clock=clock, rulesets=str(folder))
+    rt.intake.hl7(stay("A04", hl7_time(T0), patient_class="O", patient_type="OBS",
+                       admit_time=hl7_time(T0)))
+    advance(rt.intake, clock, T0 + timedelta(hours=2))
+    assert "flag:x-late" in outputs(rt)
+
+    rt.intake.hl7(stay("A06", hl7_time(T0 + timedelta(hours=2)), patient_class="I"))
+
+    assert not {"task:x", "flag:x-late"} & set(outputs(rt))
 
 
 def test_an_evaluation_that_settles_in_one_round_stays_one_round(runtime_factory):
@@ -218,6 +245,8 @@ CASES: dict[str, Case] = {
     # Expected Tuesday and still here on Wednesday: the expected stay grows to 2 days.
     "expected_inpatient_days": Case(_admit(expected_discharge="20260303"), {"at_least": 2},
                                     _midnight(date(2026, 3, 4))),
+    "expected_midnights_in_hospital": Case(_admit(expected_discharge="20260303"),
+                                           {"at_least": 2}, _midnight(date(2026, 3, 4))),
     "im_delivered_days_before_discharge": Case(
         _admit(expected_discharge="20260303"), {"at_least": 2}, _midnight(date(2026, 3, 4)),
         rules=[IM_TASK], after=_deliver_im),

@@ -1,5 +1,6 @@
 """New work finds its person: by unit, service and payer from the staffing file, balanced by
-caseload, sticky across transfers, moved only by a supervisor; overdue work goes up."""
+caseload, sticky across transfers, moved only by a supervisor; overdue work goes up to the
+supervisor and stays with its owner."""
 
 from __future__ import annotations
 
@@ -53,7 +54,11 @@ def test_the_demo_staffing_file_covers_the_demo_hospital():
     units = {u for p in staffing.people for u in p.units}
     assert {"4WEST", "5EAST", "3NORTH", "6SOUTH", "ICU", "OBS", "ED"} <= units
     assert staffing.role_for_queue("ur_nurse") == "ur_nurse"
-    assert staffing.role_for_queue("physician_advisor") is None
+    # every queue the shipped rules name is worked by a role
+    assert staffing.role_for_queue("physician_advisor") == "ur_nurse"
+    assert staffing.role_for_queue("case_management_supervisor") == "supervisor"
+    assert staffing.unmapped(["case_manager", "physician_advisor", "bed_board"]) == [
+        "bed_board"]
     assert staffing.supervisor_of("cm.chen") == "sup.garcia"
     assert staffing.supervisor_of("ur.hughes") == "sup.okafor"
 
@@ -126,7 +131,9 @@ def test_a_supervisor_reassigns_the_stay_and_its_open_work(runtime_factory):
         assert (held.user_name, held.assigned_by) == ("cm.baker", "sup.garcia")
 
 
-def test_overdue_work_goes_to_the_supervisor_once(runtime_factory):
+def test_overdue_work_is_escalated_to_the_supervisor_once_and_keeps_its_owner(
+    runtime_factory
+):
     rt = runtime_factory(clock=FixedClock(local(2026, 3, 2, 10, 30)))
     admit(rt, 1)  # the initial UR review is due one business day after admission
     with rt.readers() as s:
@@ -144,10 +151,11 @@ def test_overdue_work_goes_to_the_supervisor_once(runtime_factory):
     assert escalation.escalate_overdue(rt.sessions, after, grace, from_file(DEFAULT_STAFFING)) == 0
     with rt.readers() as s:
         row = s.get(RuleOutput, review.id)
-        assert (row.owner, row.escalated_at, row.version) == ("sup.okafor", after, 2)
+        assert (row.owner, row.escalated_to, row.escalated_at, row.version) == (
+            "ur.fischer", "sup.okafor", after, 2)
         last = history(s, row.id)[-1]
     assert (last.action, last.actor, last.detail) == (
-        "escalated", "engine", {"from": "ur.fischer", "to": "sup.okafor"})
+        "escalated", "engine", {"owner": "ur.fischer", "to": "sup.okafor"})
 
 
 def test_the_server_clock_escalates_with_the_configured_grace(runtime_factory):
@@ -163,7 +171,8 @@ def test_the_server_clock_escalates_with_the_configured_grace(runtime_factory):
     clock.set(review.due_at + timedelta(minutes=31))
     rt.escalate_overdue()
     with rt.readers() as s:
-        assert s.get(RuleOutput, review.id).owner == "sup.okafor"
+        row = s.get(RuleOutput, review.id)
+        assert (row.owner, row.escalated_to) == ("ur.fischer", "sup.okafor")
 
 
 NIGHT_SHIFT = """

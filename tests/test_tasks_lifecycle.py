@@ -43,6 +43,8 @@ def texts(target: str) -> dict[str, str]:
         return {"outcome": "IM delivered and signed"}
     if target in ("cancelled", "failed"):
         return {"reason": "patient transferred out"}
+    if target == "rejected":
+        return {"reason_code": "duplicate"}
     return {}
 
 
@@ -64,10 +66,10 @@ def test_every_transition_in_the_table_is_allowed_and_every_other_refused(rt):
 
 def test_the_table_is_what_the_docstring_promises():
     assert TRANSITIONS == {
-        "ready": ("in-progress", "on-hold", "completed", "cancelled", "failed"),
-        "in-progress": ("completed", "failed", "on-hold", "cancelled"),
-        "on-hold": ("ready", "in-progress", "cancelled"),
-        "completed": (), "cancelled": (), "failed": (),
+        "ready": ("in-progress", "on-hold", "completed", "cancelled", "failed", "rejected"),
+        "in-progress": ("completed", "failed", "on-hold", "cancelled", "rejected"),
+        "on-hold": ("ready", "in-progress", "cancelled", "rejected"),
+        "completed": (), "cancelled": (), "failed": (), "rejected": (),
     }
     assert lifecycle.allowed(None) == TRANSITIONS["ready"]  # rows raised before the lifecycle
 
@@ -120,16 +122,17 @@ def test_completion_needs_an_outcome_and_a_decline_a_reason(rt):
         assert (row.task_status, row.version) == ("ready", 1)
 
 
-def test_declined_work_is_closed_with_the_reason_and_raised_again_while_owed(rt):
+def test_failed_work_is_closed_with_the_reason_and_raised_again_while_owed(rt):
+    # a failed attempt is not a decision (a decline is: tests/test_decisions.py)
     with rt.sessions() as s, s.begin():
         row = lifecycle.load(s, task(s).id)
-        lifecycle.transition(s, row, "decline", ALVAREZ, now=NOW,
+        lifecycle.transition(s, row, "fail", ALVAREZ, now=NOW,
                              reason="patient unable to sign, no representative yet")
         evaluation.after_work(s, rt.rules.current, row, NOW)
     with rt.readers() as s:
         closed = s.get(RuleOutput, row.id)
         assert (closed.task_status, closed.status) == ("failed", "cancelled")
-        assert closed.end_reason == ("declined by cm.alvarez: patient unable to sign, "
+        assert closed.end_reason == ("failed by cm.alvarez: patient unable to sign, "
                                      "no representative yet")
         again = task(s)  # the IM is still owed: the rules raise it as new work
         assert again.id != row.id and again.task_status == "ready"

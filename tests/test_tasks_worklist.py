@@ -1,5 +1,5 @@
-"""A case manager's worklist: overdue first, then priority, then due time; counts of
-overdue and due-today; filters by unit, task type, payer and status."""
+"""A case manager's worklist: stat work first, then overdue, then priority, then due time;
+counts of overdue and due-today; filters by unit, task type, payer and status."""
 
 from __future__ import annotations
 
@@ -43,19 +43,20 @@ def rt(runtime_factory):
     return runtime
 
 
-def test_overdue_first_then_priority_then_due(rt):
+def test_stat_first_then_overdue_then_priority_then_due(rt):
     with rt.readers() as s:
         wl = worklist(s, NOW, CHICAGO, Filters(owner="cm.alvarez"))
     due = [(i.overdue, i.priority, i.due_at and (i.due_at - NOW).total_seconds() / 3600)
            for i in wl.items]
     assert due == [
+        (False, "stat", 5), (False, "stat", 20),
         (True, "urgent", -1), (True, "routine", -3), (True, "routine", -2),
-        (False, "stat", 5), (False, "stat", 20), (False, "asap", 1), (False, "urgent", 30),
+        (False, "asap", 1), (False, "urgent", 30),
         (False, "routine", 2), (False, "routine", 48), (False, "routine", None),
     ]
     # overdue: 3; still due today (before local midnight, 10 hours away): +1 +2 +5
     assert (wl.total, wl.overdue, wl.due_today) == (10, 3, 3)
-    first = wl.items[0]
+    first = wl.items[2]
     assert first.visit_number.startswith("V300") and first.mrn.startswith("4000")
     assert first.family == "TESTPATIENT" and first.task_status == "ready"
 
@@ -63,7 +64,7 @@ def test_overdue_first_then_priority_then_due(rt):
 def test_paging_and_filters(rt):
     with rt.readers() as s:
         page2 = worklist(s, NOW, CHICAGO, Filters(owner="cm.alvarez"), page=2, page_size=4)
-        assert [i.priority for i in page2.items] == ["stat", "asap", "urgent", "routine"]
+        assert [i.priority for i in page2.items] == ["routine", "asap", "urgent", "routine"]
         assert page2.pages == 3
         east = worklist(s, NOW, CHICAGO, Filters(owner="cm.alvarez", unit="5EAST"))
         assert east.total and {i.unit for i in east.items} == {"5EAST"}

@@ -24,6 +24,7 @@ from engine.core.config import DEFAULT_STAFFING
 from engine.security.users import add_user
 from engine.storage.models import RuleOutput
 from engine.tools.simulate import simulate
+from engine.work.escalation import escalate_overdue
 from engine.work.staffing import from_file
 from harness.launch import ServerProcess, start_server
 from tests.conftest import fresh_database, make_settings
@@ -64,8 +65,8 @@ def hospital(tmp_path_factory) -> Iterator[tuple[ServerProcess, str]]:
     for person in from_file(DEFAULT_STAFFING).people:
         add_user(runtime.sessions, person.name, person.role, PASSWORD)
     runtime.close()
-    # Escalation would move old overdue work to the supervisors as the server starts; this
-    # morning is about the case manager's own list, so it waits.
+    # The server's clock does not escalate this week's overdue work as it starts; the
+    # escalation scenario escalates it itself, at a moment it chooses.
     server = start_server(url, mllp=False, env={"ENGINE_ESCALATION_GRACE_MINUTES": "1000000"})
     yield server, url
     server.kill()
@@ -172,6 +173,7 @@ def rows(driver) -> list[dict]:
     return driver.execute_script("""
         return [...document.querySelectorAll('#worklist tbody tr[data-task]')].map(tr => ({
             task: tr.dataset.task, overdue: tr.classList.contains('overdue'),
+            stat: tr.querySelector('.priority-stat') !== null,
             location: tr.cells[1].innerText, due: tr.cells[6].innerText,
             link: tr.querySelector('a') !== null}));""")
 
@@ -219,8 +221,11 @@ def test_a_case_managers_morning(web, tmp_path):
     sign_in(driver, base, name)
     listed = rows(driver)
     assert listed, "the case manager has work"
+    stat = [r["stat"] for r in listed]
+    assert stat == sorted(stat, reverse=True), "stat work comes first"
     flags = [r["overdue"] for r in listed]
-    assert flags == sorted(flags, reverse=True), "overdue work comes first"
+    rest = [r["overdue"] for r in listed if not r["stat"]]
+    assert rest == sorted(rest, reverse=True), "then overdue work"
     assert counted(driver, "overdue") == sum(flags) >= 1
     assert counted(driver, "open") == len(listed)
     assert all("overdue by" in r["due"] for r in listed if r["overdue"])
@@ -278,15 +283,63 @@ def test_a_supervisor_sees_caseloads_and_reassigns(web, tmp_path):
     driver.save_screenshot(str(tmp_path / "supervisor.png"))
     late = all_css(driver, "tr[data-task] select[id^=late-owner]")
     assert late, "some work is overdue across the team"
-    select = late[0]
+    # a case manager's overdue task: its list offers case managers (and supervisors) only
+    select = next(e for e in late
+                  if Select(e).first_selected_option.get_attribute("value").startswith("cm."))
     task = select.get_attribute("id").rsplit("-", 1)[1]
     owner = Select(select).first_selected_option.get_attribute("value")
+    offered = {o.get_attribute("value") for o in Select(select).options}
+    assert not {n for n in offered if n.startswith("ur.")}, "no UR nurses for CM work"
     other = "cm.baker" if owner != "cm.baker" else "cm.alvarez"
     Select(select).select_by_value(other)
     navigating(driver, by_css(driver, f'form[action="/tasks/{task}/reassign"] button').click)
     assert by_css(driver, ".flash").text == "Task reassigned."
     driver.get(f"{base}/worklist?for=person:{other}")
     assert task in [r["task"] for r in rows(driver)]
+
+
+def test_overdue_work_stays_with_its_owner_and_shows_escalated_to_the_supervisor(web):
+    """The clock escalates this morning's overdue work (no grace). A case manager still
+    sees her late task on her own list, counted overdue; her supervisor sees it under
+    "Escalated to you" with the case manager named as owner, and the reassign list offers
+    case managers and supervisors only, set to the owner."""
+    from selenium.webdriver.support.ui import Select
+
+    driver, base = web.driver, web.base
+    staffing = from_file(DEFAULT_STAFFING)
+    runtime = Runtime.open(make_settings(web.database_url), migrate=False)
+    escalate_overdue(runtime.sessions, datetime.now(UTC), timedelta(0), staffing)
+    with runtime.readers() as s:
+        task, owner = s.execute(
+            select(RuleOutput.id, RuleOutput.owner)
+            .where(RuleOutput.kind == "task", RuleOutput.escalated_to == "sup.garcia",
+                   RuleOutput.owner.like("cm.%"),
+                   RuleOutput.task_status.in_(("ready", "in-progress", "on-hold")))
+            .order_by(RuleOutput.id)).first()
+    runtime.close()
+
+    sign_in(driver, base, owner)
+    mine = rows(driver)
+    assert str(task) in [r["task"] for r in mine], "the escalated task is still hers"
+    assert counted(driver, "overdue") == sum(r["overdue"] for r in mine) >= 1
+    assert "escalated to Rosa Garcia" in by_css(driver, f'tr[data-task="{task}"]').text
+
+    driver.delete_all_cookies()
+    sign_in(driver, base, "sup.garcia")
+    driver.get(base + "/supervisor")
+    from selenium.webdriver.common.by import By
+
+    row = by_css(driver, f"#esc-owner-{task}").find_element(By.XPATH, "./ancestor::tr")
+    person = staffing.person(owner)
+    assert person is not None and person.display
+    assert by_css(row, "td.owner").text == person.display
+    assert by_css(row, "td.owner span").get_attribute("title") == owner
+    choose = Select(by_css(row, "select"))
+    assert choose.first_selected_option.get_attribute("value") == owner
+    roles = {staffing.person(o.get_attribute("value")).role  # type: ignore[union-attr]
+             for o in choose.options if o.get_attribute("value")}
+    assert roles == {"case_manager", "supervisor"}
+    assert fits(driver)
 
 
 def test_the_printed_worklist(web):
@@ -297,3 +350,41 @@ def test_the_printed_worklist(web):
     printed = rows(driver)
     assert printed and not any(r["link"] for r in printed)
     assert fits(driver)
+
+
+def test_a_case_manager_declines_a_plan_that_does_not_apply(web):
+    """She declines "Confirm discharge home" with a coded reason: the page says so by her
+    name, and the same work is not raised again for the stay."""
+    from selenium.webdriver.support.ui import Select
+
+    driver, base = web.driver, web.base
+    runtime = Runtime.open(make_settings(web.database_url), migrate=False)
+    query = select(RuleOutput).where(
+        RuleOutput.kind == "task", RuleOutput.code == "confirm-transition-home",
+        RuleOutput.status == "active", RuleOutput.task_status == "ready",
+        RuleOutput.owner.like("cm.%")).order_by(RuleOutput.id)
+    with runtime.readers() as s:
+        target = s.scalars(query).first()
+        assert target is not None, "the week leaves a discharge home to confirm"
+        task, stay, owner = target.id, target.encounter_id, target.owner
+    sign_in(driver, base, owner)
+    driver.get(f"{base}/encounters/{stay}")
+    card = f"#output-{task}"
+    decline = f'{card} form[action$="/decline"] button'
+    # the words typed, no reason chosen: refused, and the words are still there
+    by_css(driver, f"#reason-{task}").send_keys("PT: needs rehab, lives alone")
+    navigating(driver, by_css(driver, decline).click)
+    assert "choose one from the list" in by_css(driver, ".error[role=alert]").text
+    assert by_css(driver, f"#reason-{task}").get_attribute("value") == (
+        "PT: needs rehab, lives alone")
+    Select(by_css(driver, f"#reason_code-{task}")).select_by_value("not-clinically-appropriate")
+    navigating(driver, by_css(driver, decline).click)
+    assert by_css(driver, ".flash").text.startswith("Task declined")
+    assert "Declined" in by_css(driver, f"{card} .status").text
+    assert "Not clinically appropriate: PT: needs rehab, lives alone" in by_css(driver, card).text
+    with runtime.readers() as s:
+        again = s.scalars(select(RuleOutput).where(
+            RuleOutput.encounter_id == stay, RuleOutput.code == "confirm-transition-home",
+            RuleOutput.status == "active")).all()
+    runtime.close()
+    assert again == [], "no fresh copy of work she declined"

@@ -114,15 +114,17 @@ def test_pages_ask_for_sign_in_first(web):
         assert answer.headers["location"].startswith("/login?next=" + path[:4])
 
 
-def test_case_manager_sees_her_work_overdue_first_with_counts(web, rt):
+def test_case_manager_sees_her_work_stat_and_overdue_first_with_counts(web, rt):
     sign_in(web, "cm.alvarez")
     page = web.get("/worklist")
     assert page.status_code == 200
     html = page.text
     assert "My worklist" in html
-    assert task_ids(html) == mine(rt)  # the shared query's order: overdue, priority, due
+    assert task_ids(html) == mine(rt)  # the shared query's order: stat, overdue, priority
     assert (count(html, "overdue"), count(html, "due-today"), count(html, "open")) == (3, 3, 10)
-    first = html.split('data-task="', 2)[1]  # the urgent task one hour late comes first
+    rows = html.split('data-task="')[1:]
+    assert "due in 5 h" in rows[0] and "Stat" in rows[0]  # stat work first, due or not
+    first = rows[2]  # then the urgent task one hour late
     assert "overdue by 1 h" in first and "Urgent" in first
     assert "Wed 04 Mar 06:30" in first  # due time on the hospital's clock (Chicago)
     assert re.search(r"rule [a-z0-9-]+", first), "each task says which rule raised it"
@@ -215,20 +217,29 @@ def test_start_then_complete_with_an_outcome(web, rt):
 
 def test_decline_needs_a_reason_and_a_note_is_kept(web, rt):
     sign_in(web, "cm.alvarez")
-    task_id = mine(rt)[1]
+    with rt.readers() as s:  # her own role's work: a UR review is the UR nurse's to decline
+        task_id = next(i for i in mine(rt) if s.get(RuleOutput, i).queue == "case_manager")
     token = csrf(web.get("/worklist").text)
     refused = web.post(f"/tasks/{task_id}/decline", data={"csrf_token": token})
-    assert refused.status_code == 422 and "only with a reason" in refused.text
+    assert refused.status_code == 422 and "a decline needs a reason" in refused.text
+    # "other" needs words; what was chosen stays chosen on the page that says so
+    vague = web.post(f"/tasks/{task_id}/decline", data={"csrf_token": token,
+                                                         "reason_code": "other"})
+    assert vague.status_code == 422 and "needs the reason in words" in vague.text
+    assert '<option value="other" selected>' in vague.text
     noted = web.post(f"/tasks/{task_id}/note", data={"csrf_token": token, "text": "Called"},
                      follow_redirects=False)
     assert noted.status_code == 303 and "done=noted" in noted.headers["location"]
-    assert "note by cm.alvarez: Called" in web.get(noted.headers["location"]).text
+    assert "note by Maria Alvarez, RN: Called" in web.get(noted.headers["location"]).text
     declined = web.post(f"/tasks/{task_id}/decline",
-                        data={"csrf_token": token, "reason": "Family declined"},
+                        data={"csrf_token": token, "reason_code": "patient-declined",
+                              "reason": "Family declined"},
                         follow_redirects=False)
     assert declined.status_code == 303
     with rt.readers() as s:
-        assert s.get(RuleOutput, task_id).task_status == "failed"
+        task = s.get(RuleOutput, task_id)
+        assert (task.task_status, task.outcome) == ("rejected",
+                                                    "Patient or family declined: Family declined")
 
 
 def test_a_change_made_since_the_page_was_read_is_not_overwritten(web, rt):

@@ -36,12 +36,14 @@ class TaskStatus(StrEnum):
     ON_HOLD = "on-hold"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
-    FAILED = "failed"
+    FAILED = "failed"  # tried and could not: the work is still owed
+    REJECTED = "rejected"  # declined by a person as not applying: a decision that sticks
 
 
 # In this order: the worklist's status filter lists them so.
 OPEN_TASK_STATUSES = (TaskStatus.READY, TaskStatus.IN_PROGRESS, TaskStatus.ON_HOLD)
-TERMINAL_TASK_STATUSES = (TaskStatus.COMPLETED, TaskStatus.CANCELLED, TaskStatus.FAILED)
+TERMINAL_TASK_STATUSES = (TaskStatus.COMPLETED, TaskStatus.CANCELLED, TaskStatus.FAILED,
+                          TaskStatus.REJECTED)
 
 
 class TaskEventAction(StrEnum):
@@ -54,6 +56,7 @@ class TaskEventAction(StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     FAILED = "failed"
+    DECLINED = "declined"
     NOTE = "note"
     ASSIGNED = "assigned"
     ESCALATED = "escalated"

@@ -14,7 +14,8 @@ from sqlalchemy import Row, bindparam, or_, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from engine.core.vocabulary import EncounterStatus, OutputStatus
-from engine.storage.models import Encounter, LabResult, RuleOutput, StatusPeriod
+from engine.storage.models import Decision, Encounter, LabResult, RuleOutput, StatusPeriod
+from engine.work.decisions import holding
 
 # The relationships a snapshot reads, loaded with the encounters.
 LOAD_FOR_SNAPSHOT = (selectinload(Encounter.patient), selectinload(Encounter.status_periods),
@@ -41,10 +42,13 @@ class Prefetched:
     # status period: the history facts' source (the stay itself included).
     history: dict[int | None, list[tuple]] = field(default_factory=dict)
     labs: dict[int | None, dict[str, float]] = field(default_factory=dict)
+    # People's declines that still hold (engine.planning.held).
+    decisions: dict[int | None, list[Decision]] = field(default_factory=dict)
 
 
 def prefetch(session: Session, encs: list[Encounter]) -> Prefetched:
-    """Active and completed outputs, the patients' stays and the latest lab values of `encs`."""
+    """Active and completed outputs, the patients' stays, the latest lab values and the
+    decisions that hold for `encs`."""
     ids = [e.id for e in encs if e.id is not None]
     out = Prefetched(outputs={e.id: [] for e in encs})
     if ids:
@@ -58,6 +62,9 @@ def prefetch(session: Session, encs: list[Encounter]) -> Prefetched:
     out.history = {e: stays.get(p, []) if p is not None else [] for e, p in people.items()}
     found = lab_candidates(session, encs)
     out.labs = {e.id: latest_labs(e, found) for e in encs}
+    found_decisions = holding(session, ids)
+    out.decisions = {e.id: found_decisions.get(e.id, []) if e.id is not None else []
+                     for e in encs}
     return out
 
 

@@ -2,8 +2,9 @@
 
 Re-evaluating never duplicates: outputs are keyed by rule, kind and code. An output whose
 conditions stopped holding is cancelled with the reason; completed work stays completed and
-is not raised again. The changes are returned; the caller hands new and withdrawn tasks to
-the work layer (engine.work.raised).
+is not raised again; work a person declined is held back while the decision holds. The
+changes are returned; the caller hands new and withdrawn tasks to the work layer
+(engine.work.raised).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def _occurrence(d: Desired, completed: set[str]) -> str:
     return f"{d.key}#{done + 1}" if done else d.key
 
 
-def _due_at(d: Desired, snap: Snapshot, fired_at: datetime, zone, holidays):
+def _due_at(d: Desired, snap: Snapshot, fired_at: datetime, zone, holidays,
+            planned: dict[str, datetime] | None = None):
     if d.due is None:
         return None
     if d.repeat is None:
@@ -43,7 +45,28 @@ def _due_at(d: Desired, snap: Snapshot, fired_at: datetime, zone, holidays):
         return None
     types = [d.fields["code"], *d.repeat.counts_from]
     last = max((snap.last_completed[t] for t in types if t in snap.last_completed), default=None)
-    return recurring_due(d.due, d.every_days, last, snap, fired_at, zone)
+    # Never due before the task it counts from: a continued-stay review follows the initial
+    # review (42 CFR 482.30(d)), so while that is open the interval runs from its due time.
+    after = max((planned[t] for t in d.repeat.counts_from if planned and t in planned),
+                default=None)
+    return recurring_due(d.due, d.every_days, last, snap, fired_at, zone, not_before=after)
+
+
+def _planned(desired: list[Desired], active: dict[str, RuleOutput], snap: Snapshot,
+             now: datetime, zone, holidays) -> dict[str, datetime]:
+    """Due times, by task type, of the one-off tasks this evaluation keeps or raises that a
+    recurring task counts from."""
+    wanted = {t for d in desired if d.repeat is not None for t in d.repeat.counts_from}
+    planned: dict[str, datetime] = {}
+    for d in desired:
+        code = d.fields.get("code")
+        if d.repeat is not None or code not in wanted:
+            continue
+        current = active.get(d.key)
+        due = _due_at(d, snap, current.fired_at if current is not None else now, zone, holidays)
+        if due is not None:
+            planned[code] = min(due, planned.get(code, due))
+    return planned
 
 
 _COMPARED = ("title", "severity", "priority", "queue", "value", "due_at", "detail")
@@ -51,11 +74,15 @@ _COMPARED = ("title", "severity", "priority", "queue", "value", "due_at", "detai
 
 def reconcile(session: Session, book: Book, enc: Encounter, snap: Snapshot,
               existing: list[RuleOutput], desired: list[Desired], now: datetime,
-              zone, end_reason: str) -> Changes:
+              zone, end_reason: str, withheld: dict[str, str] | None = None) -> Changes:
+    """`withheld`: {key: why} for outputs a person's decision holds back (cancelled with
+    that reason when active, engine.planning.held)."""
     changes = Changes()
+    withheld = withheld or {}
     active = {o.key: o for o in existing if o.status == OutputStatus.ACTIVE}
     completed = {o.key for o in existing if o.status == OutputStatus.COMPLETED}
     wanted = set()
+    planned = _planned(desired, active, snap, now, zone, book.reference.holidays)
     for d in desired:
         key = _occurrence(d, completed) if d.repeat is not None else d.key
         wanted.add(key)
@@ -63,7 +90,7 @@ def reconcile(session: Session, book: Book, enc: Encounter, snap: Snapshot,
         if current is None and key in completed:
             continue
         fired_at = current.fired_at if current is not None else now
-        due_at = _due_at(d, snap, fired_at, zone, book.reference.holidays)
+        due_at = _due_at(d, snap, fired_at, zone, book.reference.holidays, planned)
         values = {**d.fields, "due_at": due_at}
         if current is None:
             row = RuleOutput(encounter=enc, patient=enc.patient, key=key,
@@ -85,7 +112,7 @@ def reconcile(session: Session, book: Book, enc: Encounter, snap: Snapshot,
         if key not in wanted:
             row.status = OutputStatus.CANCELLED
             row.ended_at = now
-            row.end_reason = end_reason
+            row.end_reason = withheld.get(key.partition("#")[0], end_reason)
             row.updated_at = now
             row.version += 1
             changes.cancelled.append(row)

@@ -4,7 +4,7 @@ withdrawn tasks to the work layer with the engine's staffing, set the stay's clo
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from engine.core.site import SiteProfile
 from engine.core.vocabulary import EncounterStatus, OutputKind, OutputStatus
-from engine.planning import snapshots
+from engine.planning import held, snapshots
 from engine.planning.prefetch import Prefetched, prefetch
 from engine.planning.reconcile import Changes, reconcile
 from engine.rules import snapshot as snapshot_data
@@ -22,8 +22,8 @@ from engine.rules.loader import load_folder
 from engine.rules.matching import Firing, Matcher
 from engine.rules.outputs import desired_outputs
 from engine.rules.reference import load_reference
-from engine.storage.models import Encounter, RuleOutput
-from engine.work import raised
+from engine.storage.models import Decision, Encounter, RuleOutput
+from engine.work import decisions, raised
 from engine.work.staffing import Staffing, from_file
 
 log = logging.getLogger("engine.rules")
@@ -41,6 +41,10 @@ class Evaluation:
     derived: Derived
     firings: list[Firing]
     changes: Changes
+    # {key: decision}: work the rules want that a person's decision holds back
+    withheld: dict[str, Decision] = field(default_factory=dict)
+    # the stay's decisions that still hold (whether or not their rule fires now)
+    decisions: list[Decision] = field(default_factory=list)
 
 
 def _stopped(enc: Encounter) -> str | None:
@@ -125,13 +129,17 @@ class Rulebook:
         stopped = _stopped(enc)
         firings = [] if stopped else self.matcher.match(derived, snap.diagnoses)
         changes = Changes()
+        desired, withheld = held.withhold(
+            self.book, derived.values, snap.diagnoses,
+            desired_outputs(self.book, firings, derived.values), read.decisions[enc.id], now,
+            write=write)
         if not write:
-            return Evaluation(snap, derived, firings, changes)
+            return Evaluation(snap, derived, firings, changes, withheld, read.decisions[enc.id])
         reason = stopped or "conditions no longer hold"
         for n in range(1, MAX_ROUNDS + 1):
-            step = reconcile(session, self.book, enc, snap, existing,
-                             desired_outputs(self.book, firings, derived.values), now,
-                             self.zone, reason)
+            step = reconcile(session, self.book, enc, snap, existing, desired, now,
+                             self.zone, reason,
+                             {key: decisions.said(d) for key, d in withheld.items()})
             _merge(session, changes, step)
             existing += step.created
             if stopped or not self._reads_outputs or not any(
@@ -149,13 +157,17 @@ class Rulebook:
                 break
             snap, derived = moved, self.facts(moved, now)
             firings = self.matcher.match(derived, snap.diagnoses)
+            desired, withheld = held.withhold(
+                self.book, derived.values, snap.diagnoses,
+                desired_outputs(self.book, firings, derived.values), read.decisions[enc.id],
+                now)
         if changes.created or changes.cancelled:
             raised.follow(session, enc, changes.created, changes.cancelled, now,
                           self.staffing)
         enc.evaluated_at = now
         enc.next_evaluation_at = None if stopped else self.next_boundary(
             snap, derived, now, existing)
-        return Evaluation(snap, derived, firings, changes)
+        return Evaluation(snap, derived, firings, changes, withheld, read.decisions[enc.id])
 
     def next_boundary(self, snap: snapshot_data.Snapshot, derived: Derived, now: datetime,
                       outputs: list[RuleOutput]) -> datetime | None:

@@ -54,6 +54,7 @@ class Predicate:
     describe: str
     test: Callable[[dict[str, Any], Diagnoses, set[str]], bool | None]
     layer_dependent: bool = False
+    reads_diagnoses: bool = False  # a diagnosis match: which codes it matched is a fact
 
 
 @dataclass
@@ -178,7 +179,8 @@ class _Compiler:
                        for code, t in diagnoses)
 
         return Predicate(name, f"a diagnosis matches {label}"
-                         + (f" (types {','.join(sorted(types))})" if types else ""), test)
+                         + (f" (types {','.join(sorted(types))})" if types else ""), test,
+                         reads_diagnoses=True)
 
     def _comparison(self, cond: Comparison, negate: bool, path: YamlPath) -> dict[str, Any]:
         spec = FACTS.get(cond.fact)
@@ -280,6 +282,8 @@ def _lint_actions(c: _Compiler) -> None:
                           "then", i, "task")
             if task.repeat is not None:
                 _lint_repeat(c, task, i)
+            if task.type in task.after:
+                c.problem(f"task {task.type!r} comes after itself", "then", i, "task", "after")
         if action.kind == "score":
             score = action.score
             assert score is not None
@@ -294,6 +298,16 @@ def _lint_actions(c: _Compiler) -> None:
                 if part.items and part.fact in FACTS and FACTS[part.fact].type != "list":
                     c.problem(f"score {score.name!r}: items needs a list fact; {part.fact} is "
                               f"{FACTS[part.fact].type}", "then", i, "score")
+
+
+def _lint_reconsider(c: _Compiler) -> None:
+    for name in c.rule.reconsider_when or []:
+        if name != "diagnoses" and name not in FACTS:
+            c.problem(f"reconsider_when names unknown fact {name!r} (a fact from `engine rules "
+                      "facts`, or diagnoses)", "reconsider_when")
+        elif name in FACTS and FACTS[name].varies == "hourly":
+            c.problem(f"reconsider_when names {name!r}, which changes as time passes: a "
+                      "decision would lapse at the next evaluation", "reconsider_when")
 
 
 def _lint_repeat(c: _Compiler, task: TaskAction, i: int) -> None:
@@ -396,6 +410,7 @@ def compile_book(files: list[RulesetFile], ref: Reference) -> Book:
             c = _Compiler(source, rule, i, ref, predicates, problems)
             c.compiled.definition = {"all": [{"m": c.expr(rule.when, False, ("when",))}]}
             _lint_actions(c)
+            _lint_reconsider(c)
             _contradictions(c, rule.when, ("when",))
             compilers.append(c)
 
@@ -406,11 +421,19 @@ def compile_book(files: list[RulesetFile], ref: Reference) -> Book:
             kind = action.output_kind
             producers.setdefault((kind, action.code), []).append(c.rule.id)
     by_id = {c.rule.id: c for c in compilers}
+    # `after` is checked against every rule written (a disabled one may come back on)
+    task_types = {a.task.type for f in files for r in f.model.rules for a in r.then
+                  if a.task is not None}
     for c in compilers:
         for ref_ in c.outputs:
             if ref_ not in producers:
                 c.problem(f"refers to {ref_[0]} {ref_[1]!r}, which no enabled rule raises: "
                           "the condition can never hold", "when")
+        for i, action in enumerate(c.rule.then):
+            for awaited in action.task.after if action.task is not None else []:
+                if awaited not in task_types:
+                    c.problem(f"task {action.code!r} comes after task {awaited!r}, which no "
+                              "rule raises (check the spelling)", "then", i, "task", "after")
     layer: dict[str, int] = {}
 
     def depth(rule_id: str, stack: tuple[str, ...]) -> int:

@@ -1,5 +1,6 @@
 """Due times: an anchor (admission, discharge, when the rule fired...) plus hours, the Nth
-local midnight, or the end of the Nth business day on the hospital's calendar."""
+local midnight, the end of the Nth business day on the hospital's calendar, or a working hour
+N days before the anchor's day; optionally kept inside working hours."""
 
 from __future__ import annotations
 
@@ -36,20 +37,45 @@ def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
 
 def due_time(due: Due, snap: Snapshot, fired_at: datetime, zone: ZoneInfo,
              holidays: frozenset[date]) -> datetime | None:
-    """The instant a task is due, or None while its anchor is unknown."""
+    """The instant a task is due: the first of its anchor's due time and the `or_sooner`
+    moments that are known (a pending discharge without an expected date still makes a
+    discharge notice due); None while none of them is known."""
     start = anchor_time(due.after, snap, fired_at, zone)
-    if start is None:
-        return None
-    when = _from_anchor(due, start, zone, holidays)
+    when = None
+    if start is not None:
+        when = _from_anchor(due, start, zone, holidays)
+        if due.working_hours is not None:
+            when = _working(max(when, fired_at.astimezone(UTC)), due.working_hours, zone)
     for anchor in due.or_sooner or []:
         sooner = anchor_time(anchor, snap, fired_at, zone)
-        if sooner is not None and sooner < when:
+        if sooner is not None and (when is None or sooner < when):
             when = sooner.astimezone(UTC)
+    return when
+
+
+def _clock(text: str) -> time:
+    hour, minute = (int(x) for x in text.split(":"))
+    return time(hour, minute)
+
+
+def _working(when: datetime, hours: str, zone: ZoneInfo) -> datetime:
+    """`when`, or the start of the next working hours when it falls outside them: a notice
+    raised late in the evening is due the next morning, not overnight."""
+    opens, closes = (_clock(t) for t in hours.split("-"))
+    local = when.astimezone(zone)
+    if local.time() < opens:
+        return datetime.combine(local.date(), opens, tzinfo=zone).astimezone(UTC)
+    if local.time() >= closes:
+        day = local.date() + timedelta(days=1)
+        return datetime.combine(day, opens, tzinfo=zone).astimezone(UTC)
     return when
 
 
 def _from_anchor(due: Due, start: datetime, zone: ZoneInfo, holidays: frozenset[date]
                  ) -> datetime:
+    if due.days_before is not None:
+        day = start.astimezone(zone).date() - timedelta(days=due.days_before)
+        return datetime.combine(day, _clock(due.at or "23:59"), tzinfo=zone).astimezone(UTC)
     if due.midnights is not None:
         day = start.astimezone(zone).date() + timedelta(days=due.midnights)
         return _local_midnight(day, zone)
@@ -67,10 +93,15 @@ def _from_anchor(due: Due, start: datetime, zone: ZoneInfo, holidays: frozenset[
 
 
 def recurring_due(due: Due, every_days: float, last_done: datetime | None, snap: Snapshot,
-                  fired_at: datetime, zone: ZoneInfo) -> datetime | None:
+                  fired_at: datetime, zone: ZoneInfo, not_before: datetime | None = None
+                  ) -> datetime | None:
     """The next occurrence of a recurring task: `every_days` after the last completion, or
-    after the anchor before the first; whole days keep the local clock time across DST."""
+    before the first, after the anchor or `not_before` (the due time of the open task it
+    counts from, e.g. the initial review) if later; whole days keep the local clock time
+    across DST."""
     start = last_done or anchor_time(due.after, snap, fired_at, zone)
+    if last_done is None and not_before is not None and (start is None or not_before > start):
+        start = not_before
     if start is None:
         return None
     if every_days != int(every_days):

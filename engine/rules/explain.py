@@ -278,8 +278,10 @@ def fires(book: Book, values: dict[str, Any], diagnoses: Diagnoses) -> set[str]:
     return {e.rule.id for e in explain(book, values, diagnoses) if e.status == "fired"}
 
 
-def render(explanations: list[Explanation], *, only: set[str] | None = None) -> list[str]:
-    """Plain text, one rule after another: status, id, title, then each condition."""
+def render(explanations: list[Explanation], *, only: set[str] | None = None,
+           held: dict[str, str] | None = None) -> list[str]:
+    """Plain text, one rule after another: status, id, title, then each condition;
+    `held`: {rule id: the decision} for rules whose work a person's decline holds back."""
     lines: list[str] = []
     current = None
     for e in explanations:
@@ -295,6 +297,8 @@ def render(explanations: list[Explanation], *, only: set[str] | None = None) -> 
         lines += _tree_lines(e.tree, 0)
         verb = "raised" if e.status == "fired" else "would raise"
         lines.append(f"      {verb}: " + "; ".join(describe_action(a) for a in e.rule.then))
+        if held and e.rule.id in held:
+            lines.append(f"      held back: {held[e.rule.id]}")
     return lines
 
 

@@ -102,6 +102,12 @@ CATALOGUE: tuple[FactSpec, ...] = (
        "Local calendar days from the first inpatient day to the expected discharge day: the "
        "PV2-9 date, or today when that date has passed or when only a pending discharge (A16) "
        "is open. Unknown after discharge.", "days", "daily"),
+    _f("expected_midnights_in_hospital", "number",
+       "Local midnights from the arrival in hospital care (ED, observation or inpatient) to "
+       "the expected discharge day: the PV2-9 date, or today when that date has passed or "
+       "when only a pending discharge (A16) is open. Fewer than 2 for an inpatient means the "
+       "stay is not expected to meet the two-midnight benchmark. Unknown after discharge.",
+       "midnights", "daily"),
     _f("im_delivered_days_before_discharge", "number",
        "Local calendar days from the day the IM task (im-notice) was completed to the "
        "expected discharge day (as expected_inpatient_days counts it): 2 or less means the "
@@ -286,6 +292,9 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
     if inpatient_start is not None and expected_end is not None and not discharged:
         v["expected_inpatient_days"] = (max(expected_end, today)
                                         - inpatient_start.astimezone(zone).date()).days
+    if arrived is not None and expected_end is not None and not discharged:
+        v["expected_midnights_in_hospital"] = max(
+            (max(expected_end, today) - arrived.astimezone(zone).date()).days, 0)
 
     norm = ref.drg(snap.working_drg)
     if norm is not None:

@@ -162,7 +162,8 @@ Anchor = Literal[
 
 
 class Due(_Strict):
-    """When a task is due: an anchor time plus hours, the Nth midnight, or N business days."""
+    """When a task is due: an anchor time plus hours, the Nth midnight, N business days, or a
+    working hour N calendar days before the anchor's day (a notice due before a discharge)."""
 
     after: Anchor = Field(description="The time the due time counts from.")
     hours: float | None = Field(default=None, ge=0)
@@ -170,9 +171,19 @@ class Due(_Strict):
     business_days: int | None = Field(
         default=None, ge=0, description="End of the Nth business day (weekends and holidays)."
     )
+    days_before: int | None = Field(
+        default=None, ge=0, description="The local calendar day this many days before the "
+        "anchor's day, at `at` (e.g. the day before the expected discharge).",
+    )
     at: str | None = Field(
         default=None, pattern=r"^\d{2}:\d{2}$",
-        description="Local time of day for business_days (default 23:59).",
+        description="Local time of day for business_days and days_before (default 23:59).",
+    )
+    working_hours: str | None = Field(
+        default=None, pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$",
+        description="Local working hours, e.g. 08:00-17:00: a due time already past when the "
+        "task is raised becomes the raise time, and one outside these hours moves to the "
+        "start of the next working hours (no overnight due times). Applied before or_sooner.",
     )
     or_sooner: list[Anchor] | None = Field(
         default=None,
@@ -181,9 +192,11 @@ class Due(_Strict):
 
     @model_validator(mode="after")
     def _one(self) -> Due:
-        given = [k for k in ("hours", "midnights", "business_days") if getattr(self, k) is not None]
+        given = [k for k in ("hours", "midnights", "business_days", "days_before")
+                 if getattr(self, k) is not None]
         if len(given) > 1:
-            raise ValueError("a due time uses one of hours, midnights, business_days")
+            raise ValueError("a due time uses one of hours, midnights, business_days, "
+                             "days_before")
         return self
 
 
@@ -281,7 +294,8 @@ class ProposeAction(_Strict):
 
 class Repeat(_Strict):
     """A recurring task (continued-stay reviews): once one is completed, the next one opens,
-    due `every` days after that completion; the first is due that long after `due.after`."""
+    due `every` days after that completion; the first is due that long after `due.after`,
+    or after the due time of an open `counts_from` task when that is later."""
 
     every_days: float | None = Field(default=None, gt=0, description="A fixed interval.")
     every_days_fact: str | None = Field(
@@ -289,7 +303,8 @@ class Repeat(_Strict):
         "ur_review_interval_days (the site profile's cadence for the payer class).")
     counts_from: list[str] = Field(
         default_factory=list, description="Other task types whose completion also restarts "
-        "the interval (e.g. initial-ur-review).")
+        "the interval (e.g. initial-ur-review). The first occurrence is never due before "
+        "them: while one is open, the interval counts from its due time.")
 
     @model_validator(mode="after")
     def _one(self) -> Repeat:
@@ -307,6 +322,9 @@ class TaskAction(_Strict):
     repeat: Repeat | None = Field(default=None, description="Raise the task again after each "
                                   "completion (a review cadence).")
     queue: str | None = Field(default=None, description="Role or queue the task goes to.")
+    after: list[str] = Field(
+        default_factory=list, description="Task types this one comes after: it cannot be "
+        "completed while one of them is open on the stay (the follow-up IM after the IM).")
 
 
 ActionBody = FlagAction | ScoreAction | ProposeAction | TaskAction
@@ -360,6 +378,11 @@ class Rule(_Strict):
     enabled: bool = True
     when: Condition
     then: list[Action] = Field(min_length=1)
+    reconsider_when: list[str] | None = Field(
+        default=None, description="When a person declines this rule's work, the decision holds "
+        "until one of these facts changes (fact names, or `diagnoses`: the diagnosis codes the "
+        "rule's conditions matched; [] holds for the whole stay). Default: care_status and "
+        "diagnoses; a transfer or a new lab never reopen a decision unless named here.")
 
 
 class Ruleset(_Strict):

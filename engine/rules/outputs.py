@@ -59,6 +59,8 @@ def _templates(rule: CompiledRule) -> list[Template]:
             else:
                 fields.update(title=body.title, priority=body.priority, queue=body.queue)
                 fields["detail"]["instructions"] = body.instructions
+                if body.after:
+                    fields["detail"]["after"] = list(body.after)
                 due, repeat = body.due, body.repeat
             templates.append((f"{rule.id}/{kind}/{action.code}", fields, due, score, repeat))
         rule.templates = templates

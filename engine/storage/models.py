@@ -284,6 +284,7 @@ class RuleOutput(Base):
         Index("ix_rule_output_open", "status", "kind", "due_at"),
         Index("ix_rule_output_owner", "owner", "task_status", "due_at"),
         Index("ix_rule_output_owner_id", "owner", "kind", "id"),  # a person's work by id
+        Index("ix_rule_output_escalated_to", "escalated_to", "task_status", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -317,6 +318,8 @@ class RuleOutput(Base):
     outcome: Mapped[str | None] = mapped_column(String(500))  # completion outcome / reason
     started_at: Mapped[datetime | None]
     escalated_at: Mapped[datetime | None]
+    # the supervisor an overdue task was escalated to; the owner keeps the task
+    escalated_to: Mapped[str | None] = mapped_column(String(100))
 
     encounter: Mapped[Encounter] = relationship()
     patient: Mapped[Patient] = relationship()
@@ -446,3 +449,31 @@ class LabResult(Base):
     effective_at: Mapped[datetime]
     recorded_at: Mapped[datetime]
     message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_message.id"))
+
+
+class Decision(Base):
+    """A person declined work a rule raised for a stay: who, when, why, and the values of the
+    facts the decision rests on. While those values stand the rule does not raise that work
+    again (engine.planning.held); when one changes the decision lapses, once."""
+
+    __tablename__ = "decision"
+    __table_args__ = (Index("ix_decision_encounter_open", "encounter_id", "lapsed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    encounter_id: Mapped[int] = mapped_column(ForeignKey("encounter.id"))
+    output_id: Mapped[int | None] = mapped_column(ForeignKey("rule_output.id"))
+    rule_id: Mapped[str] = mapped_column(String(100))
+    output_key: Mapped[str] = mapped_column(String(200))  # rule_id/kind/code
+    kind: Mapped[str] = mapped_column(String(10))  # task | proposal
+    by: Mapped[str] = mapped_column(String(100))  # user or client name
+    by_display: Mapped[str | None] = mapped_column(String(200))
+    at: Mapped[datetime]
+    reason_code: Mapped[str] = mapped_column(String(40))  # engine.core.declines
+    reason_text: Mapped[str | None] = mapped_column(String(500))
+    # {fact: value} of the facts it holds while (None until the stay is next evaluated,
+    # in the same transaction as the decline)
+    holds_on: Mapped[dict[str, Any] | None]
+    lapsed_at: Mapped[datetime | None]
+    lapsed_because: Mapped[str | None] = mapped_column(String(300))
+
+    encounter: Mapped[Encounter] = relationship()

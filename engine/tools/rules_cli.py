@@ -146,13 +146,53 @@ def facts(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable
     out.print(f"{len(CATALOGUE)} facts")
 
 
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _queues_mapped(book: Book, staffing_path: Path | None) -> None:
+    """Every queue a rule names must be worked by a role of the staffing file: an unmapped
+    queue's work has no owner and no one whose role may complete it."""
+    from engine.work.staffing import from_file
+
+    if staffing_path is not None and not staffing_path.is_file():
+        _fail(f"no such staffing file: {_shown(staffing_path)}")
+    try:
+        staffing = from_file(staffing_path)
+    except ValueError as exc:
+        _fail(str(exc).splitlines()[0])
+    where: dict[str, str] = {}
+    for f in book.files:
+        for i, rule in enumerate(f.model.rules):
+            for j, action in enumerate(rule.then):
+                if action.task is not None and action.task.queue:
+                    line = f.line_of("rules", i, "then", j, "task", "queue")
+                    where.setdefault(action.task.queue, f"{f.path}:{line} rule {rule.id}")
+    missing = staffing.unmapped(where)
+    if missing:
+        named = ", ".join(f"{q!r} ({where[q]})" for q in missing)
+        file = _shown(staffing_path) if staffing_path else "no staffing file (ENGINE_STAFFING_FILE)"
+        _fail(f"queue{'s' if len(missing) > 1 else ''} {named} not mapped to a role in {file}: "
+              "add under queues: (case_manager, ur_nurse or supervisor)")
+
+
+StaffingOpt = Annotated[Path | None, typer.Option(
+    "--staffing", help="Staffing file whose queues must cover the rules' queues (default: "
+    "ENGINE_STAFFING_FILE).", show_default=False)]
+
+
 @rules_app.command()
-def check(path: PathArg = None) -> None:
-    """Validate, compile and lint rulesets (and their test files); exit 1 on any problem."""
+def check(path: PathArg = None, staffing: StaffingOpt = None) -> None:
+    """Validate, compile and lint rulesets (and their test files), and check that the staffing
+    file maps every queue a rule names to a role; exit 1 on any problem."""
     from engine.tools.cases import case_files, case_problems, load_case_file
 
     target = _rulesets(path)
     book = _compile(target)
+    _queues_mapped(book, staffing or _settings().staffing_file)
     problems: list[str] = []
     if target.is_dir() and (target / "tests").is_dir():
         zone = _site(None).zone
@@ -279,6 +319,7 @@ def explain(
                 _fail(f"no encounter {encounter}")
             evaluation = rulebook.evaluate_encounter(session, enc, now, write=False)
             enc_id, visit_number = enc.id, enc.visit_number
+            decided = _decisions(rulebook.book, evaluation, site.zone)
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         _fail(f"cannot read the database ({reason})")
@@ -305,6 +346,7 @@ def explain(
             "facts": {k: _jsonable(v) for k, v in sorted(values.items())},
             "diagnoses": [list(d) for d in diagnoses],
             "rules": [e.as_dict() for e in explanations if only is None or e.rule.id in only],
+            "decisions": [d for d in decided if only is None or d["rule"] in only],
         }, indent=2, default=str))
     else:
         out.print(f"encounter {visit_number} (id {enc_id}, {evaluation.snapshot.status}, "
@@ -320,13 +362,40 @@ def explain(
                 out.print(f"  {spec.name} = {show_value(value)}{unit}")
             out.print("  diagnoses = " + (", ".join(f"{c} ({t or '?'})" for c, t in diagnoses)
                                           or "none"))
-        for line in render(explanations, only=only):
+        held = {d["rule"]: d["said"] for d in decided if d["holding_back"]}
+        for line in render(explanations, only=only, held=held):
             out.print(line)
+        shown = [d for d in decided if only is None or d["rule"] in only]
+        if shown:
+            out.print("\ndecisions (people declined this work; the rule does not raise it again "
+                      "while they hold):")
+        for d in shown:
+            back = f"  [holding back: {', '.join(d['holding_back'])}]" if d["holding_back"] \
+                else ""
+            out.print(f"  {d['rule']}: {d['output']} {d['said']}{back}")
         fired = sorted(ours)
         out.print(f"\n{len(fired)} rule(s) fire: {', '.join(fired) or 'none'}")
     if ours != engine_fired:
         _fail("the explanation disagrees with the engine on "
               f"{', '.join(sorted(ours ^ engine_fired))}; please report this")
+
+
+def _decisions(book: Any, evaluation: Any, zone: Any) -> list[dict[str, Any]]:
+    """The stay's decisions that hold, as `explain` shows them (what each holds back now)."""
+    from engine.rules.reconsider import holds_while
+    from engine.work.decisions import describe
+
+    rules = {r.id: r for r in book.rules}
+    out = []
+    for d in evaluation.decisions:
+        rule = rules.get(d.rule_id)
+        out.append({"rule": d.rule_id, "output": d.output_key, "by": d.by, "at": d.at,
+                    "reason": d.reason_code, "text": d.reason_text,
+                    "holds_while": list(holds_while(rule)) if rule else [],
+                    "said": describe(d, zone, holds_while(rule) if rule else ()),
+                    "holding_back": sorted(k for k, v in evaluation.withheld.items()
+                                           if v is d)})
+    return out
 
 
 def _jsonable(value: Any) -> Any:

@@ -5,7 +5,9 @@ that role wins, so a patient keeps the same case manager across transfers until 
 supervisor reassigns. Otherwise the people of that role who cover the stay's unit, service
 and payer class are candidates; the most specific match wins, then the lightest caseload
 (open encounters assigned), then the name. No candidate: the task waits in its queue
-(owner None) for whoever picks it up.
+(owner None) for whoever picks it up. A queue worked by supervisors (an overdue MOON's
+escalation) goes to the supervisor of the stay's case manager (else of its UR nurse, else
+the file's default supervisor): the person who answers for that team's deadlines.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from engine.core.vocabulary import OPEN_ENCOUNTER_STATUSES, OutputKind, OutputSt
 from engine.storage.models import CaseAssignment, Encounter, RuleOutput
 from engine.work import lifecycle
 from engine.work.history import ENGINE
-from engine.work.staffing import Staffing
+from engine.work.staffing import WORKING_ROLES, Staffing
 
 # Driven from the open stays (the census, bounded by beds) to their assignments, never from
 # a person's assignments: those grow with every stay ever held, and a query that walked them
@@ -77,14 +79,34 @@ def case_owner(session: Session, enc: Encounter, role: str, now: datetime,
     return name
 
 
+def _held(session: Session, enc: Encounter, role: str) -> str | None:
+    """Who holds the stay in `role` already (this transaction's choices included)."""
+    if enc.id is None:
+        return next((obj.user_name for obj in session.new if isinstance(obj, CaseAssignment)
+                     and obj.encounter is enc and obj.role == role), None)
+    session.flush()
+    return session.scalars(select(CaseAssignment.user_name).where(
+        CaseAssignment.encounter_id == enc.id, CaseAssignment.role == role)).first()
+
+
+def stay_supervisor(session: Session, enc: Encounter, staffing: Staffing) -> str | None:
+    """The supervisor of the stay's case manager, else of its UR nurse, else the default."""
+    for role in WORKING_ROLES:
+        held = _held(session, enc, role)
+        if held is not None:
+            return staffing.supervisor_of(held)
+    return staffing.supervisor
+
+
 def assign_new(session: Session, enc: Encounter, tasks: list[RuleOutput], now: datetime,
                staffing: Staffing) -> None:
     """Set the owner of tasks the rules just raised (the encounter may not be flushed yet)."""
     chosen: dict[str, str | None] = {}
-    for task in tasks:
+    for task in sorted(tasks, key=lambda t: staffing.role_for_queue(t.queue) == "supervisor"):
         role = staffing.role_for_queue(task.queue)
         if role is not None and role not in chosen:
-            chosen[role] = case_owner(session, enc, role, now, staffing)
+            chosen[role] = (stay_supervisor(session, enc, staffing) if role == "supervisor"
+                            else case_owner(session, enc, role, now, staffing))
         task.owner = chosen.get(role) if role is not None else None
 
 
@@ -103,7 +125,7 @@ def reassign_case(session: Session, enc: Encounter, role: str, user_name: str,
     for task in tasks:
         if staffing.role_for_queue(task.queue) == role and task.owner != user_name:
             moved.append(lifecycle.reassign(session, task, user_name, actor, now=now,
-                                            reason=reason))
+                                            reason=reason, staffing=staffing))
     held = session.scalars(select(CaseAssignment).where(
         CaseAssignment.encounter_id == enc.id, CaseAssignment.role == role)).first()
     who = lifecycle.actor_name(actor)

@@ -1,5 +1,8 @@
-"""Overdue work goes up: an open task past its due time plus a grace period moves to the
-owner's supervisor (or the staffing file's default supervisor), once, with a history step.
+"""Overdue work goes up without leaving its owner: an open task past its due time plus a
+grace period is escalated, once, to the owner's supervisor (or the staffing file's default
+supervisor). The owner keeps the task (it stays on their list, counted overdue there); the
+supervisor is recorded in `escalated_to` and sees it on the supervisor page with its owner.
+A history step says who it went to.
 
 The server's clock loop calls `escalate_overdue` every interval. Rows are claimed with
 FOR UPDATE SKIP LOCKED, so several engine processes never escalate one task twice.
@@ -32,14 +35,13 @@ def _overdue(now: datetime, grace: timedelta):
 
 
 def escalate(session: Session, task: RuleOutput, now: datetime, staffing: Staffing) -> None:
-    previous = task.owner
-    task.owner = staffing.supervisor_of(previous) or previous
+    task.escalated_to = staffing.supervisor_of(task.owner)
     task.escalated_at = now
     task.version += 1
     task.updated_at = now
     record(session, task, TaskEventAction.ESCALATED, ENGINE, now,
            text=f"overdue since {task.due_at.isoformat() if task.due_at else '?'}",
-           detail={"from": previous, "to": task.owner})
+           detail={"owner": task.owner, "to": task.escalated_to})
 
 
 def escalate_overdue(sessions: sessionmaker[Session], now: datetime, grace: timedelta,

@@ -4,20 +4,31 @@ one path for people's changes (change -> re-evaluate the encounter -> the caller
 Statuses are FHIR Task.status values, kept in `RuleOutput.task_status`:
 
     ready       -> in-progress (start) | on-hold (hold) | completed (complete)
-                   | cancelled (cancel) | failed (fail, "decline")
-    in-progress -> completed | failed | on-hold | cancelled
-    on-hold     -> ready (release) | in-progress (resume) | cancelled
-    completed, cancelled, failed: terminal, never reopened
+                   | cancelled (cancel) | failed (fail) | rejected (decline)
+    in-progress -> completed | failed | on-hold | cancelled | rejected
+    on-hold     -> ready (release) | in-progress (resume) | cancelled | rejected
+    completed, cancelled, failed, rejected: terminal, never reopened
 
 `ready -> completed` is allowed because much of the work is done in one sitting (an IM
 delivered at the bedside) and forcing a "start" first only adds a click. A completion needs
-an `outcome`; a cancel or a decline by a person needs a `reason`; a hold may give one.
+an `outcome`; a cancel or a failure needs a `reason`; a hold may give one. A decline
+("this does not apply") needs a `reason_code` from engine.core.declines (`reason` adds
+words; "other" needs them) and is a decision (engine.work.decisions): the rule does not
+raise that work again for the stay until a fact it rests on changes.
 
 The rule engine's view (`RuleOutput.status`) follows: completed -> "completed" (the fact
 family `completed_task_types` sees it, and the rule never raises it again); cancelled or
-failed by a person -> "cancelled" with `end_reason` "<cancelled|declined> by <who>: <why>".
-A rule whose conditions still hold raises such work again as a new task (the rules, not a
-person, decide what is owed); completed work stays done.
+failed or declined by a person -> "cancelled" with `end_reason` "<cancelled|failed|declined>
+by <who>: <why>". A rule whose conditions still hold raises cancelled or failed work again as
+a new task (the rules, not a person, decide what is owed); completed work stays done, and
+declined work stays declined while the decision holds.
+
+Role and order: a person starts or completes only work of their own role (the role the
+staffing file maps the task's queue to) unless they are a supervisor; systems (the EHR's
+client, the engine) are not people and are not asked. Starting a task another person owns
+takes it: the owner becomes the starter, and the history says from whom. A task whose rule
+says it comes `after` other task types (the follow-up IM after the first IM) cannot be
+completed while one of those is still open on the stay.
 
 API (stable: the web worklist and the FHIR API call these inside their own transaction,
 then commit; every function raises a `TaskError` subclass and changes nothing on refusal):
@@ -25,13 +36,16 @@ then commit; every function raises a `TaskError` subclass and changes nothing on
     load(session, task_id) -> RuleOutput | None
         the task, locked for change (the visit's advisory lock on PostgreSQL, then the row)
     transition(session, task, target, actor, *, now, outcome=None, reason=None, note=None,
-               expected_version=None) -> RuleOutput
+               expected_version=None, staffing=EMPTY, reason_code=None, by_display=None)
+               -> RuleOutput
         `target` is a status ("in-progress") or an action ("start"); `actor` a Principal
         (needs task:work) or a system name such as "engine"; the caller re-evaluates the
         stay after it (engine.planning.evaluation.after_work), in the same transaction
     add_note(session, task, text, actor, *, now, expected_version=None) -> TaskEvent
-    reassign(session, task, owner, actor, *, now, reason=None, expected_version=None)
-        -> RuleOutput    (needs task:assign; owner None puts the task back in its queue)
+    reassign(session, task, owner, actor, *, now, reason=None, expected_version=None,
+             staffing=EMPTY)
+        -> RuleOutput    (needs task:assign; owner None puts the task back in its queue;
+                          an owner of the staffing file must be of the task's role)
     allowed(status) -> tuple[str, ...]      the statuses reachable from `status`
     engine.work.history.history(session, task_id) -> list[TaskEvent]
 
@@ -46,6 +60,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.core import errors
+from engine.core.declines import OTHER, reason_words
 from engine.core.errors import EngineError, NotPermitted, RuleRefused, StaleVersion
 from engine.core.roles import Permission, Principal
 from engine.core.vocabulary import (
@@ -58,30 +74,36 @@ from engine.core.vocabulary import (
 )
 from engine.storage.locks import lock, visit_lock_key
 from engine.storage.models import Encounter, RuleOutput, TaskEvent
+from engine.work import decisions
 from engine.work.history import record
+from engine.work.staffing import EMPTY, Staffing
 
 READY, IN_PROGRESS, ON_HOLD = TaskStatus.READY, TaskStatus.IN_PROGRESS, TaskStatus.ON_HOLD
 COMPLETED, CANCELLED, FAILED = TaskStatus.COMPLETED, TaskStatus.CANCELLED, TaskStatus.FAILED
+REJECTED = TaskStatus.REJECTED
 OPEN = OPEN_TASK_STATUSES
 TERMINAL = TERMINAL_TASK_STATUSES
 STATUSES = OPEN + TERMINAL
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
-    READY: (IN_PROGRESS, ON_HOLD, COMPLETED, CANCELLED, FAILED),
-    IN_PROGRESS: (COMPLETED, FAILED, ON_HOLD, CANCELLED),
-    ON_HOLD: (READY, IN_PROGRESS, CANCELLED),
+    READY: (IN_PROGRESS, ON_HOLD, COMPLETED, CANCELLED, FAILED, REJECTED),
+    IN_PROGRESS: (COMPLETED, FAILED, ON_HOLD, CANCELLED, REJECTED),
+    ON_HOLD: (READY, IN_PROGRESS, CANCELLED, REJECTED),
     COMPLETED: (),
     CANCELLED: (),
     FAILED: (),
+    REJECTED: (),
 }
 ACTIONS: dict[str, str] = {
     "start": IN_PROGRESS, "resume": IN_PROGRESS, "hold": ON_HOLD, "release": READY,
-    "complete": COMPLETED, "cancel": CANCELLED, "fail": FAILED, "decline": FAILED,
+    "complete": COMPLETED, "cancel": CANCELLED, "fail": FAILED, "decline": REJECTED,
 }
 # The history's name for arriving at each status.
 _EVENT = {READY: TaskEventAction.RELEASED, IN_PROGRESS: TaskEventAction.STARTED,
           ON_HOLD: TaskEventAction.HELD, COMPLETED: TaskEventAction.COMPLETED,
-          CANCELLED: TaskEventAction.CANCELLED, FAILED: TaskEventAction.FAILED}
+          CANCELLED: TaskEventAction.CANCELLED, FAILED: TaskEventAction.FAILED,
+          REJECTED: TaskEventAction.DECLINED}
+_VERB: dict[str, str] = {CANCELLED: "cancelled", FAILED: "failed", REJECTED: "declined"}
 MAX_TEXT = 500
 
 
@@ -103,6 +125,48 @@ class Conflict(TaskError, StaleVersion):
 
 class Forbidden(TaskError, NotPermitted):
     """The actor's role lacks the permission this change needs."""
+
+
+class OutOfOrder(TaskError, errors.Conflict):
+    """The task waits for other work on the stay that is still open."""
+
+
+_ROLE_SAID = {"case_manager": "a case manager", "ur_nurse": "a UR nurse",
+              "supervisor": "a supervisor"}
+
+
+# The steps only the task's role (or a supervisor) may take: doing the work, or deciding
+# that it does not apply.
+_WORKED: dict[str, str] = {IN_PROGRESS: "start", COMPLETED: "complete", REJECTED: "decline"}
+
+
+def _may_work(task: RuleOutput, actor: Principal | str, staffing: Staffing, verb: str) -> None:
+    """People work their own role's tasks (supervisors any); systems are not asked."""
+    if not isinstance(actor, Principal) or actor.kind != "user":
+        return
+    if staffing.may_work(actor.role, task.queue):
+        return
+    wanted = staffing.role_for_queue(task.queue) or ""
+    raise Forbidden(f"{task.title or task.code} is work for {_ROLE_SAID.get(wanted, wanted)}; "
+                    f"{_ROLE_SAID.get(actor.role, actor.role)} may not {verb} it (ask its "
+                    "owner or a supervisor)")
+
+
+def _awaited(session: Session, task: RuleOutput) -> None:
+    """Refuse completing a task while a task type it comes after is open on the stay."""
+    after = (task.detail or {}).get("after") or []
+    if not after:
+        return
+    waiting = session.execute(
+        select(RuleOutput.title, RuleOutput.code, RuleOutput.task_status)
+        .where(RuleOutput.encounter_id == task.encounter_id, RuleOutput.kind == OutputKind.TASK,
+               RuleOutput.status == OutputStatus.ACTIVE, RuleOutput.code.in_(after),
+               RuleOutput.task_status.in_(OPEN), RuleOutput.id != task.id)
+        .order_by(RuleOutput.id)).first()
+    if waiting is not None:
+        title, code, status = waiting
+        raise OutOfOrder(f"{task.title or task.code} comes after {title or code}, which is "
+                         f"still {status or READY}: complete that first")
 
 
 def allowed(status: str | None) -> tuple[str, ...]:
@@ -152,9 +216,13 @@ def _touch(task: RuleOutput, now: datetime) -> None:
 
 def transition(session: Session, task: RuleOutput, target: str, actor: Principal | str, *,
                now: datetime, outcome: str | None = None, reason: str | None = None,
-               note: str | None = None, expected_version: int | None = None) -> RuleOutput:
+               note: str | None = None, expected_version: int | None = None,
+               staffing: Staffing = EMPTY, reason_code: str | None = None,
+               by_display: str | None = None) -> RuleOutput:
     """Move the task to `target` (a status or an action) and record it; the caller then
-    re-evaluates the stay (the work layer does not know the rules)."""
+    re-evaluates the stay (the work layer does not know the rules). `staffing` says which
+    role works the task's queue (the engine's file; EMPTY knows the two default queues). A
+    decline records the decision; `by_display` is the person's name as the timeline shows it."""
     _check(task, expected_version)
     permit(actor, Permission.TASK_WORK)
     target = ACTIONS.get(target, target)
@@ -166,26 +234,45 @@ def transition(session: Session, task: RuleOutput, target: str, actor: Principal
         reachable = ", ".join(allowed(current)) or "none: it is closed"
         raise Refused(f"task {task.id} is {current}; it cannot become {target} "
                       f"(allowed: {reachable})")
+    if target in _WORKED:  # whose work it is, before what was typed
+        _may_work(task, actor, staffing, _WORKED[target])
     outcome, reason = _text(outcome), _text(reason)
     if target == COMPLETED and not outcome:
         raise Refused("completing a task needs an outcome (what was done)")
     if target in (CANCELLED, FAILED) and not reason:
         raise Refused(f"a task becomes {target} only with a reason")
+    if target == COMPLETED:
+        _awaited(session, task)
+    words = reason  # a decline's own words, beside its coded reason
+    if target == REJECTED:
+        reason_code = (reason_code or "").strip() or (OTHER if reason else None)
+        problem = decisions.reason_problem(reason_code, reason)
+        if problem:
+            raise Refused(problem)
+        assert reason_code is not None  # reason_problem refuses a missing code
+        words, reason = reason, reason_words(reason_code, reason)
     who = actor_name(actor)
     detail: dict | None = None
     if target == IN_PROGRESS:
         task.started_at = task.started_at or now
-        if task.owner is None and isinstance(actor, Principal) and actor.kind == "user":
-            task.owner = who  # starting a queue task claims it
-            detail = {"claimed": True}
+        if task.owner != who and isinstance(actor, Principal) and actor.kind == "user":
+            # starting a queue task claims it; starting someone else's takes it
+            detail = {"claimed": True} if task.owner is None else {"claimed": True,
+                                                                    "from": task.owner}
+            task.owner = who
     task.task_status = target
     task.outcome = outcome if target == COMPLETED else reason
     if target == COMPLETED:
         task.status, task.ended_at, task.end_reason = OutputStatus.COMPLETED, now, None
-    elif target in (CANCELLED, FAILED):
-        verb = "cancelled" if target == CANCELLED else "declined"
+    elif target in (CANCELLED, FAILED, REJECTED):
         task.status, task.ended_at = OutputStatus.CANCELLED, now
-        task.end_reason = f"{verb} by {who}: {reason}"[:300]
+        task.end_reason = f"{_VERB[target]} by {by_display or who}: {reason}"[:300]
+    if target == REJECTED:
+        assert reason_code is not None
+        decisions.record(session, task, who, now, code=reason_code, text=words,
+                         by_display=by_display)
+        task.detail = {**(task.detail or {}), "decline": {"code": reason_code, "text": words}}
+        detail = {"reason": reason_code, "by": by_display or who}
     _touch(task, now)
     record(session, task, _EVENT[TaskStatus(target)], who, now, from_status=current,
            to_status=target,
@@ -209,8 +296,9 @@ def add_note(session: Session, task: RuleOutput, text: str, actor: Principal | s
 
 def reassign(session: Session, task: RuleOutput, owner: str | None, actor: Principal | str, *,
              now: datetime, reason: str | None = None,
-             expected_version: int | None = None) -> RuleOutput:
-    """Give an open task to `owner` (None: back to its queue); supervisors only."""
+             expected_version: int | None = None, staffing: Staffing = EMPTY) -> RuleOutput:
+    """Give an open task to `owner` (None: back to its queue); supervisors only. A person of
+    the staffing file must be of the task's role (or a supervisor)."""
     _check(task, expected_version)
     permit(actor, Permission.TASK_ASSIGN)
     if (task.task_status or READY) in TERMINAL:
@@ -218,6 +306,11 @@ def reassign(session: Session, task: RuleOutput, owner: str | None, actor: Princ
     owner = _text(owner)
     if owner == task.owner:
         return task
+    person = staffing.person(owner)
+    if person is not None and not staffing.may_work(person.role, task.queue):
+        wanted = staffing.role_for_queue(task.queue) or ""
+        raise Refused(f"{person.display or person.name} is {_ROLE_SAID.get(person.role)}; "
+                      f"{task.title or task.code} is work for {_ROLE_SAID.get(wanted, wanted)}")
     previous, task.owner = task.owner, owner
     _touch(task, now)
     record(session, task, TaskEventAction.ASSIGNED, actor_name(actor), now, text=_text(reason),

@@ -3,7 +3,9 @@
 A hospital edits `fixtures/staffing.yaml` (or the file named by ENGINE_STAFFING_FILE), not
 code. People have one role (case_manager, ur_nurse, supervisor); a person's lists narrow
 what they cover, and an empty list means "any". `queues` maps each rule queue (the `queue:`
-of a task action) to the role that works it; a queue mapped to nothing stays a shared queue.
+of a task action) to the role that works it: every queue a rule names must be mapped
+(`engine rules check` fails otherwise), since only that role, or a supervisor, may start or
+complete the task and a queue no one works leaves stat work with no owner.
 
 A running engine reads the file its settings name (`Runtime.staffing`) and hands it down to
 the work it starts (the rulebook assigns new tasks by it); nothing below the edges reads the
@@ -12,6 +14,7 @@ global settings.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -78,10 +81,20 @@ class Staffing(_Strict):
         return next((p for p in self.people if p.name == name), None) if name else None
 
     def role_for_queue(self, queue: str | None) -> str | None:
-        """The role that works a rule queue; None keeps the task in a shared queue."""
+        """The role that works a rule queue; None: the queue is not mapped."""
         if queue is None:
             return None
         return self.queues.get(queue)
+
+    def unmapped(self, queues: Iterable[str]) -> list[str]:
+        """The queues (of those given) that no role works, sorted."""
+        return sorted({q for q in queues if self.role_for_queue(q) is None})
+
+    def may_work(self, role: str, queue: str | None) -> bool:
+        """Whether a person of `role` may start or complete work of `queue`: its own role's
+        work, and supervisors anything; an unmapped queue is anyone's."""
+        wanted = self.role_for_queue(queue)
+        return role == "supervisor" or wanted is None or role == wanted
 
     def supervisor_of(self, name: str | None) -> str | None:
         person = self.person(name)

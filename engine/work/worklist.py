@@ -1,9 +1,11 @@
 """One person's worklist: who needs me first and why.
 
-Order: overdue first, then priority (stat, asap, urgent, routine), then due time (tasks
-without one last), then age. Counts: the whole filtered list, how much of it is overdue
-and how much is still due later today (the hospital's local day). Filters narrow the list
-and the counts alike: unit, task type, payer class, task status.
+Order: stat work first (it means "now", wherever it is due), then overdue, then priority
+(asap, urgent, routine), then due time (tasks without one last), then age. Overdue stays
+ahead of on-time urgent work: a late IM or MOON is a missed regulatory deadline. Counts:
+the whole filtered list, how much of it is overdue and how much is still due later today
+(the hospital's local day). Filters narrow the list and the counts alike: unit, task type,
+payer class, task status, escalated to whom, overdue only.
 
 The web worklist and the benchmark both call `worklist()`. It reads plain rows (no ORM
 objects) in two statements, both served by the (owner, task_status, due_at) index.
@@ -32,6 +34,8 @@ class Filters:
 
     owner: str | None = None
     unassigned: bool = False  # only tasks waiting in a queue (owner None)
+    escalated_to: str | None = None  # only tasks escalated to this supervisor (any owner)
+    overdue_only: bool = False
     queue: str | None = None
     unit: str | None = None
     task_type: str | None = None
@@ -51,6 +55,7 @@ class Item:
     owner: str | None
     queue: str | None
     escalated_at: datetime | None
+    escalated_to: str | None
     rule_id: str
     encounter_id: int
     visit_number: str
@@ -82,13 +87,17 @@ class Worklist:
         return max(1, -(-self.total // self.page_size))
 
 
-def _conditions(f: Filters) -> list[ColumnElement[bool]]:
+def _conditions(f: Filters, now: datetime) -> list[ColumnElement[bool]]:
     conds: list[ColumnElement[bool]] = [RuleOutput.kind == OutputKind.TASK,
                                         RuleOutput.task_status.in_(f.statuses)]
     if f.unassigned:
         conds.append(RuleOutput.owner.is_(None))
     elif f.owner is not None:
         conds.append(RuleOutput.owner == f.owner)
+    if f.escalated_to is not None:
+        conds.append(RuleOutput.escalated_to == f.escalated_to)
+    if f.overdue_only:
+        conds.append(RuleOutput.due_at < now)
     if f.queue is not None:
         conds.append(RuleOutput.queue == f.queue)
     if f.task_type is not None:
@@ -110,7 +119,7 @@ def worklist(session: Session, now: datetime, zone: ZoneInfo, filters: Filters =
     """A page of the worklist (1-based) with its counts."""
     page, page_size = max(1, page), min(max(1, page_size), MAX_PAGE_SIZE)
     now = now.astimezone(UTC)
-    conds = _conditions(filters)
+    conds = _conditions(filters, now)
     joined = filters.unit is not None or filters.payer_class is not None
     overdue = RuleOutput.due_at < now
     counts = select(func.count(),
@@ -131,14 +140,16 @@ def worklist(session: Session, now: datetime, zone: ZoneInfo, filters: Filters =
     rows = session.execute(
         select(RuleOutput.id, RuleOutput.version, RuleOutput.code, RuleOutput.title,
                RuleOutput.priority, RuleOutput.task_status, RuleOutput.due_at,
-               RuleOutput.owner, RuleOutput.queue, RuleOutput.escalated_at, RuleOutput.rule_id,
+               RuleOutput.owner, RuleOutput.queue, RuleOutput.escalated_at,
+               RuleOutput.escalated_to, RuleOutput.rule_id,
                Encounter.id, Encounter.visit_number, Encounter.unit, Encounter.room,
                Encounter.bed, Encounter.care_status, Encounter.payer_class,
                Patient.id, Patient.family, Patient.given, mrn)
         .join(Encounter, Encounter.id == RuleOutput.encounter_id)
         .join(Patient, Patient.id == RuleOutput.patient_id)
         .where(*conds)
-        .order_by(case((overdue, 0), else_=1), rank, RuleOutput.due_at.is_(None),
+        .order_by(case((RuleOutput.priority == "stat", 0), (overdue, 1), else_=2), rank,
+                  RuleOutput.due_at.is_(None),
                   RuleOutput.due_at, RuleOutput.id)
         .offset((page - 1) * page_size).limit(page_size))
     # The row's columns are Item's fields, in order.

@@ -5,9 +5,11 @@ PATCH takes a JSON Patch (application/json-patch+json, a list of operations) or 
 Merge Patch (a JSON object, as fhirpy's `save(fields=...)` sends). Either way the client
 ends up sending back the Task it read with some elements changed. Allowed: `status` (with
 `output[0].valueString` as a completion's outcome, `statusReason.text` as the reason of a
-hold, cancel or decline), `owner` (a reassignment: needs task:assign), and notes appended
-at the end of `note`. Server-managed elements (meta, lastModified, executionPeriod,
-businessStatus, text) are ignored. Any other difference is refused (422) naming the
+hold, cancel or failure; `rejected` declines the work, with `statusReason.coding` from
+urn:engine:decline-reason and optional `statusReason.text`, text alone meaning "other"),
+`owner` (a reassignment: needs task:assign), and notes appended at the end of `note`.
+Server-managed elements (meta, lastModified, executionPeriod, businessStatus, text) are
+ignored. Any other difference is refused (422) naming the
 elements, so a client never believes it changed what it did not. `If-Match: W/"<version>"`
 must name the current version (412 otherwise; engine.api.fhir.preconditions).
 
@@ -35,6 +37,7 @@ from engine.api.fhir.tasks import TASK, owner_name, task
 from engine.api.outcomes import FhirError
 from engine.api.runtime import Runtime
 from engine.api.security import audit
+from engine.core.declines import DECLINE_REASON_SYSTEM, DECLINE_REASONS
 from engine.core.errors import (
     InputTooLarge,
     InvalidInput,
@@ -61,6 +64,7 @@ class Change:
     status: str | None = None
     outcome: str | None = None
     reason: str | None = None
+    reason_code: str | None = None  # a decline's coded reason (engine.core.declines)
     owner: tuple[str | None] | None = None  # (new owner,) when it changes
     notes: list[str] = field(default_factory=list)
 
@@ -114,7 +118,14 @@ def diff(current: dict, wanted: Any) -> Change:
         change.status = wanted.get("status")
         outputs = wanted.get("output") or []
         change.outcome = outputs[0].get("valueString") if outputs else None
-        change.reason = (wanted.get("statusReason") or {}).get("text")
+        why = wanted.get("statusReason") or {}
+        change.reason = why.get("text")
+        if change.status == "rejected":
+            codes = [c.get("code") for c in why.get("coding") or []
+                     if c.get("system") in (None, DECLINE_REASON_SYSTEM)]
+            change.reason_code = codes[0] if codes else None
+            if change.reason == DECLINE_REASONS.get(change.reason_code or ""):
+                change.reason = None  # the code's display said again, not words of its own
     return change
 
 
@@ -175,12 +186,17 @@ def update(request: Request, runtime: Runtime, tid: str, actor: Principal,
         change = diff(current, _patched(current, body) if is_patch else body)
         # A refused change raises a lifecycle.TaskError; the HTTP edge answers it by family.
         if change.owner is not None:
-            lifecycle.reassign(session, row, change.owner[0], actor, now=now)
+            lifecycle.reassign(session, row, change.owner[0], actor, now=now,
+                               staffing=runtime.staffing)
         for text in change.notes:
             lifecycle.add_note(session, row, text, actor, now=now)
         if change.status is not None:
+            person = runtime.staffing.person(actor.name)
             lifecycle.transition(session, row, change.status, actor, now=now,
-                                 outcome=change.outcome, reason=change.reason)
+                                 outcome=change.outcome, reason=change.reason,
+                                 staffing=runtime.staffing,
+                                 reason_code=change.reason_code,
+                                 by_display=person.display if person else None)
             evaluation.after_work(session, runtime.rules.current, row, now)
         session.flush()
         body_out = TASK.render(session, [row], runtime.staffing)[0]

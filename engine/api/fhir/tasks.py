@@ -5,8 +5,10 @@ Mapping: status = the lifecycle status; intent "order"; priority as the rule gav
 `for` the patient; `encounter` and `focus` the encounter; authoredOn when the rule raised
 it; restriction.period.end the due time; executionPeriod from start to close; owner a
 logical reference to the person (identifier urn:engine:user|<user name>), absent while the
-task waits in its queue; statusReason the reason of a hold, cancel or decline; output the
-completion outcome; businessStatus "escalated" once overdue work went to the supervisor;
+task waits in its queue; statusReason the reason of a hold, cancel or failure, and for a
+decline (status `rejected`) the coded reason (urn:engine:decline-reason) with the words; output
+the completion outcome; businessStatus "escalated" (its text naming the supervisor) once
+overdue work was escalated, while the owner stays the person who holds it;
 note the notes; reasonCode the rule; input the facts that fired it (the evidence).
 """
 
@@ -29,6 +31,7 @@ from engine.api.fhir.rule_outputs import (
     token_param,
 )
 from engine.api.fhir.search import Param
+from engine.core.declines import DECLINE_REASON_SYSTEM, DECLINE_REASONS
 from engine.core.vocabulary import TERMINAL_TASK_STATUSES, OutputKind, TaskStatus
 from engine.fhir import value_sets
 from engine.storage.models import RuleOutput, TaskEvent
@@ -40,6 +43,7 @@ from engine.work.worklist import PRIORITY_RANK
 TASK_TYPE_SYSTEM = "urn:engine:task-type"
 USER_SYSTEM = "urn:engine:user"
 INPUT_SYSTEM = "urn:engine:task-input"
+BUSINESS_STATUS_SYSTEM = "urn:engine:task-business-status"
 PRIORITIES = tuple(PRIORITY_RANK)
 
 
@@ -80,6 +84,18 @@ def _input(name: str, value: Any) -> dict:
     return out
 
 
+def declined_reason(row: RuleOutput) -> dict:
+    """A decline's coded reason and its words, as Task.statusReason."""
+    code = ((row.detail or {}).get("decline") or {}).get("code")
+    out: dict = {}
+    if code in DECLINE_REASONS:
+        out["coding"] = [{"system": DECLINE_REASON_SYSTEM, "code": code,
+                          "display": DECLINE_REASONS[code]}]
+    if row.outcome:
+        out["text"] = row.outcome
+    return out
+
+
 def task(row: RuleOutput, row_notes: list[TaskEvent], staffing: Staffing) -> dict:
     status = row.task_status or READY
     detail = row.detail or {}
@@ -91,8 +107,13 @@ def task(row: RuleOutput, row_notes: list[TaskEvent], staffing: Staffing) -> dic
     }
     if status in (TaskStatus.ON_HOLD, TaskStatus.CANCELLED, TaskStatus.FAILED) and row.outcome:
         out["statusReason"] = {"text": row.outcome}
+    elif status == TaskStatus.REJECTED:
+        out["statusReason"] = declined_reason(row)
     if row.escalated_at is not None and status not in TERMINAL_TASK_STATUSES:
-        out["businessStatus"] = {"text": "escalated"}
+        to = row.escalated_to and owner_ref(row.escalated_to, staffing)["display"]
+        out["businessStatus"] = {
+            "coding": [{"system": BUSINESS_STATUS_SYSTEM, "code": "escalated"}],
+            "text": f"escalated to {to}" if to else "escalated"}
     out["intent"] = "order"
     if row.priority:
         out["priority"] = row.priority
@@ -162,7 +183,10 @@ TASK = OutputResource(
     name="Task", kind=OutputKind.TASK,
     doc="Work raised by the rules for case managers and UR nurses. Update (PUT) or patch "
         "(JSON Patch) changes only what the lifecycle allows: status (with output for a "
-        "completion's outcome, statusReason for a hold, cancel or decline), owner (needs "
+        "completion's outcome, statusReason for a hold, cancel or failure; status rejected "
+        "declines the work with statusReason.coding from urn:engine:decline-reason and "
+        "optional text, and the rule does not raise it again while the decision holds), "
+        "owner (needs "
         "task:assign), and new notes. If-Match with the ETag prevents lost updates (412). "
         "_sort: due, priority (stat first), _lastUpdated, authored-on, status; '-' reverses.",
     params=PARAMS, render=render, interactions=("read", "search-type", "update", "patch"),

@@ -103,7 +103,8 @@ def person_name(family: str | None, given: str | None) -> str:
 
 
 _SAID = {"ur_nurse": "UR nurse", "ur-nurse": "UR nurse", "in-progress": "In progress",
-         "failed": "Declined", "icu": "ICU", "irf": "IRF", "snf": "SNF", "ltach": "LTACH"}
+         "failed": "Failed", "rejected": "Declined", "icu": "ICU", "irf": "IRF", "snf": "SNF",
+         "ltach": "LTACH"}
 
 
 def words(code: str | None) -> str:

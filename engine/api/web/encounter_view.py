@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -11,16 +12,25 @@ from sqlalchemy.orm import Session
 
 from engine.api.web import display
 from engine.api.web.explanation import Explanation, explain_output, raised_by
-from engine.core.vocabulary import OPEN_TASK_STATUSES, OutputKind, OutputStatus, TaskEventAction
+from engine.core.vocabulary import (
+    OPEN_TASK_STATUSES,
+    OutputKind,
+    OutputStatus,
+    TaskEventAction,
+    TaskStatus,
+)
 from engine.rules.compile import Book
+from engine.rules.reconsider import covers, holds_while
 from engine.storage.models import (
     CaseAssignment,
+    Decision,
     Encounter,
     EncounterEvent,
     PatientIdentifier,
     RuleOutput,
     TaskEvent,
 )
+from engine.work import decisions
 
 OPEN_TASK = (*OPEN_TASK_STATUSES, None)
 
@@ -44,7 +54,7 @@ class Header:
     attending: str
     drg: str
     expected_discharge: str
-    assigned: list[str]
+    assigned: list[tuple[str, str]]  # (role, user name)
 
 
 @dataclass
@@ -92,7 +102,7 @@ def _header(session: Session, enc: Encounter, now: datetime, zone: ZoneInfo) -> 
     mrn = session.scalar(select(PatientIdentifier.value).where(
         PatientIdentifier.patient_id == patient.id, PatientIdentifier.is_mrn.is_(True)))
     end = enc.discharge_time or now
-    assigned = [f"{display.words(a.role)}: {a.user_name}" for a in session.scalars(
+    assigned = [(display.words(a.role), a.user_name) for a in session.scalars(
         select(CaseAssignment).where(CaseAssignment.encounter_id == enc.id)
         .order_by(CaseAssignment.role))]
     payer = " ".join(p for p in (enc.payer_name or enc.payer_plan or "",
@@ -115,7 +125,8 @@ def _header(session: Session, enc: Encounter, now: datetime, zone: ZoneInfo) -> 
 
 
 def load(session: Session, encounter_id: int, book: Book | None, now: datetime,
-         zone: ZoneInfo) -> EncounterPage | None:
+         zone: ZoneInfo, name: Callable[[str], str] = str) -> EncounterPage | None:
+    """The page's content; `name` turns a login into the name people know (the timeline)."""
     enc = session.get(Encounter, encounter_id)
     if enc is None:
         return None
@@ -129,9 +140,12 @@ def load(session: Session, encounter_id: int, book: Book | None, now: datetime,
             history.setdefault(ev.output_id, []).append(ev)
     diagnoses = [(d.code, d.diagnosis_type) for d in enc.diagnoses]
     raised = raised_by(outputs)
+    decided = list(session.scalars(select(Decision).where(Decision.encounter_id == enc.id)
+                                   .order_by(Decision.id)))
     views = []
     for o in outputs:
-        view = OutputView(o, explain_output(o, book, diagnoses, raised),
+        view = OutputView(o, explain_output(o, book, diagnoses, raised,
+                                            _decision(o, decided, book, zone)),
                           history=history.get(o.id, []))
         if o.kind == OutputKind.TASK and o.due_at is not None:
             if view.is_open_task:
@@ -141,16 +155,38 @@ def load(session: Session, encounter_id: int, book: Book | None, now: datetime,
                 view.due = f"was due {display.local(o.due_at, zone)}"
         views.append(view)
     tasks = [v for v in views if v.output.kind == OutputKind.TASK]
-    tasks.sort(key=lambda v: (not v.is_open_task, not v.overdue,
+    tasks.sort(key=lambda v: (not v.is_open_task, v.output.priority != "stat", not v.overdue,
                               v.output.due_at or now))
     findings = [v for v in views
                 if v.output.kind != OutputKind.TASK and v.output.status == OutputStatus.ACTIVE]
     return EncounterPage(_header(session, enc, now, zone), tasks, findings,
-                         _timeline(session, enc, views, zone))
+                         _timeline(session, enc, views, zone, name))
+
+
+def _decision(o: RuleOutput, decided: list[Decision], book: Book | None,
+              zone: ZoneInfo) -> str | None:
+    """The latest decision about this output's work, as its explanation says it."""
+    rule = None
+    if book is not None:
+        rule = next((r for r in book.rules if r.id == o.rule_id), None)
+    base = o.key.partition("#")[0]
+    for d in reversed(decided):
+        declined = d.output_key.partition("#")[0]
+        if d.rule_id != o.rule_id or not (
+                declined == base if rule is None else covers(rule, declined, base)):
+            continue
+        return decisions.describe(d, zone, holds_while(rule) if rule is not None else ())
+    return None
+
+
+def actor(step: TaskEvent, name: Callable[[str], str]) -> str:
+    """Who took a step, by the name the history recorded for them (a decline keeps the
+    person's display name), else the staffing file's name for the user."""
+    return str((step.detail or {}).get("by") or name(step.actor))
 
 
 def _timeline(session: Session, enc: Encounter, views: list[OutputView],
-              zone: ZoneInfo) -> list[Moment]:
+              zone: ZoneInfo, name: Callable[[str], str]) -> list[Moment]:
     moments: list[Moment] = []
 
     def add(at: datetime, kind: str, text: str, anchor: str | None = None) -> None:
@@ -169,10 +205,13 @@ def _timeline(session: Session, enc: Encounter, views: list[OutputView],
             if step.action == TaskEventAction.CREATED:
                 continue
             said = f": {display.localized(step.text, zone)}" if step.text else ""
-            add(step.at, "work", f"{o.title or o.code}: {step.action} by {step.actor}{said}",
+            add(step.at, "work", f"{o.title or o.code}: {step.action} by {actor(step, name)}{said}",
                 anchor)
+        if o.task_status == TaskStatus.REJECTED:
+            continue  # its "declined by" step says it
         if o.status == OutputStatus.CANCELLED and o.ended_at is not None:
-            add(o.ended_at, o.kind, f"{display.words(o.kind)} withdrawn: {o.title or o.code}"
+            verb = "declined" if (o.detail or {}).get("decline") else "withdrawn"
+            add(o.ended_at, o.kind, f"{display.words(o.kind)} {verb}: {o.title or o.code}"
                                     f" ({o.end_reason or 'no reason'})", anchor)
     moments.sort(key=lambda m: m.at)
     return moments

@@ -41,6 +41,8 @@ class Explanation:
     extra: dict[str, Any] = field(default_factory=dict)
     risk: str = ""  # a score's tier and the bands it is one of
     parts: list[str] = field(default_factory=list)  # a score's components in words
+    # A person's decline of this work: "declined by X at T: reason; holds until ... change"
+    decision: str | None = None
 
 
 def _risk(detail: dict[str, Any]) -> str:
@@ -77,7 +79,7 @@ def raised_by(outputs: list[RuleOutput]) -> dict[str, list[str]]:
 
 def explain_output(output: RuleOutput, book: Book | None,
                    diagnoses: list[tuple[str, str | None]],
-                   raised: dict[str, list[str]]) -> Explanation:
+                   raised: dict[str, list[str]], decision: str | None = None) -> Explanation:
     detail = output.detail or {}
     rule = None
     if book is not None:
@@ -101,4 +103,5 @@ def explain_output(output: RuleOutput, book: Book | None,
         extra={k: v for k, v in detail.items() if k == "confidence"},
         risk=_risk(detail) if output.kind == "score" else "",
         parts=score_detail.component_texts(detail) if output.kind == "score" else [],
+        decision=decision,
     )

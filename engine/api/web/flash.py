@@ -10,7 +10,10 @@ from fastapi import Request
 MESSAGES = {
     "started": "Task started.",
     "completed": "Task completed.",
-    "declined": "Task declined.",
+    "declined": "Task declined: the rule will not raise it again for this stay unless the "
+                "facts it rests on change.",
+    "proposal-declined": "Proposal declined: it will not be proposed again for this stay "
+                         "unless the facts it rests on change.",
     "noted": "Note added.",
     "reassigned": "Task reassigned.",
 }

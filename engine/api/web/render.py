@@ -13,6 +13,7 @@ from engine.api.deps import get_runtime
 from engine.api.web import display
 from engine.api.web.access import csrf_input
 from engine.api.web.layout import templates as TEMPLATES
+from engine.api.web.people import display_name, for_task
 from engine.core.roles import Permission
 
 TEMPLATES.env.filters["words"] = display.words
@@ -33,12 +34,21 @@ def page(request: Request, template: str, context: dict[str, Any],
          status_code: int = 200) -> HTMLResponse:
     """Render a page; every page knows its user, its CSRF field and its flash message."""
     principal = getattr(request.state, "principal", None)
-    zone = get_runtime(request).site.zone
+    runtime = get_runtime(request)
+    zone, staffing = runtime.site.zone, runtime.staffing
     return TEMPLATES.TemplateResponse(
         request, template,
         {"user": principal, "csrf": csrf_input(request),
          "local": lambda instant, fmt="%a %d %b %H:%M %Z": display.local(instant, zone, fmt),
          "localized": lambda text: display.localized(text, zone),
+         # a person by display name (the login id goes in a tooltip), and whom a task of a
+         # queue may be reassigned to (engine.api.web.people)
+         "person": lambda name: display_name(staffing, name),
+         "reassign_to": lambda queue, owner: for_task(staffing, queue, owner),
+         # whether the signed-in person may start and complete work of a queue (lifecycle)
+         "may_work": lambda queue: principal is None or staffing.may_work(principal.role,
+                                                                          queue),
+         "role_of": lambda queue: display.words(staffing.role_for_queue(queue)),
          **context},
         status_code=status_code,
         headers={"Cache-Control": "no-store"},

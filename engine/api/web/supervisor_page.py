@@ -1,5 +1,6 @@
-"""GET /supervisor: caseload and overdue per person, escalations, the team's overdue work
-and unassigned queues, each task with a reassign form."""
+"""GET /supervisor: caseload and overdue per person, the overdue work escalated to this
+supervisor (each with its owner, who keeps it), the team's overdue work and unassigned
+queues, each task with a reassign form offering the people of its role."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from engine.api.security.audit import note
 from engine.api.web import caseload, display, worklist_view
 from engine.api.web.access import Supervisor
 from engine.api.web.flash import flash
-from engine.api.web.people import choices
 from engine.api.web.render import page
 from engine.work.worklist import MAX_PAGE_SIZE, Filters, worklist
 
@@ -24,21 +24,23 @@ def supervisor(request: Request, user: Supervisor, runtime: RuntimeDep,
     zone = runtime.site.zone
     with runtime.readers() as session:
         loads = caseload.per_person(session, staffing, now, zone)
-        mine = worklist(session, now, zone, Filters(owner=user.name), page_size=MAX_PAGE_SIZE)
+        # escalated work stays with its owner; the supervisor sees it here, owner shown
+        mine = worklist(session, now, zone, Filters(escalated_to=user.name),
+                        page_size=MAX_PAGE_SIZE)
         waiting = worklist(session, now, zone, Filters(unassigned=True),
                            page_size=MAX_PAGE_SIZE)
-        # overdue work comes first in the shared order, so one page holds it
-        everyone = worklist(session, now, zone, Filters(), page_size=MAX_PAGE_SIZE)
-        escalated = [r for r in worklist_view.rows(session, mine, zone) if r.escalated]
+        everyone = worklist(session, now, zone, Filters(overdue_only=True),
+                            page_size=MAX_PAGE_SIZE)
+        escalated = worklist_view.rows(session, mine, zone)
         queued = worklist_view.rows(session, waiting, zone)
         late = [r for r in worklist_view.rows(session, everyone, zone)
-                if r.overdue and r.owner and r.owner != user.name]
-    shown = (*mine.items, *waiting.items, *(i for i in everyone.items if i.overdue))
+                if r.owner and r.owner != user.name]
+    shown = (*mine.items, *waiting.items, *everyone.items)
     for patient_id in sorted({i.patient_id for i in shown}):
         note(request, "search", "Task", None, patient_id)
     return page(request, "supervisor.html", {
         "loads": loads, "escalated": escalated, "queued": queued, "late": late,
-        "late_total": everyone.overdue,
-        "queued_total": waiting.total, "people": choices(staffing), "message": flash(request),
+        "late_total": everyone.overdue, "escalated_total": mine.total,
+        "queued_total": waiting.total, "message": flash(request),
         "as_of": display.local(now, zone, "%a %d %b %Y %H:%M"), "return_to": "/supervisor",
     })

@@ -1,4 +1,5 @@
-"""GET /worklist and /worklist/print: my open tasks, overdue first, with counts and filters.
+"""GET /worklist and /worklist/print: my open tasks, stat and overdue first, with counts and
+filters.
 
 Supervisors (worklist:all) may look at another person's list, a queue, or everyone's.
 """
@@ -153,7 +154,7 @@ def _render(request: Request, runtime: Runtime, staffing: Staffing, user: Princi
         "params": params, "sort": sort_key, "direction": direction,
         "as_of": display.local(result.now, zone, "%a %d %b %Y %H:%M"),
         "message": flash(request), "show_owner": subject.filters.owner is None,
-        "caption": f"{subject.heading}: open tasks, overdue first",
+        "caption": f"{subject.heading}: open tasks, stat and overdue first",
     })
 
 

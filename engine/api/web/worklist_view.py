@@ -53,7 +53,9 @@ class Row:
     overdue: bool = False
     status: str = ""
     owner: str | None = None
+    queue: str | None = None
     escalated: bool = False
+    escalated_to: str | None = None
     position: int = 0  # the worklist's own order
 
     @property
@@ -127,8 +129,9 @@ def rows(session: Session, worklist: Worklist, zone: ZoneInfo) -> list[Row]:
             rule_id=item.rule_id, priority=item.priority or "routine", due_at=item.due_at,
             due_text=display.due_text(item.due_at, now, zone),
             due_local=display.local(item.due_at, zone), overdue=item.overdue,
-            status=item.task_status or TaskStatus.READY, owner=item.owner,
-            escalated=item.escalated_at is not None, position=n))
+            status=item.task_status or TaskStatus.READY, owner=item.owner, queue=item.queue,
+            escalated=item.escalated_at is not None, escalated_to=item.escalated_to,
+            position=n))
     return out
 
 

@@ -39,9 +39,17 @@ from engine.tools.cases.diff import Output, case_problems, differences, when_tex
 from engine.tools.cases.files import LoadedCase, Result, load_case_file
 from engine.tools.cases.schema import Case, StoryEvent, local_time
 from engine.work import lifecycle
+from engine.work.staffing import Staffing
 
-# Who completes a task in a story: a case manager, with the permission the worklist checks.
+# Who completes a task in a story: a person of the role its queue maps to (a case manager
+# when unmapped), with the permission and the role check the worklist applies.
 CASE_MANAGER = Principal("case manager (test story)", "user", "case_manager")
+
+
+def _worker(task: RuleOutput, staffing: Staffing) -> Principal:
+    role = staffing.role_for_queue(task.queue) or CASE_MANAGER.role
+    return CASE_MANAGER if role == CASE_MANAGER.role else Principal(
+        f"{role.replace('_', ' ')} (test story)", "user", role)
 COMPLETION_OUTCOME = "completed in test story"
 
 
@@ -191,8 +199,8 @@ class Runner:
             engine.dispose()
 
     def _complete(self, sessions, event: StoryEvent, when: datetime) -> None:
-        """A case manager completes the visit's open tasks of this type, as the worklist
-        would: through the task lifecycle, then the stay is re-evaluated once."""
+        """A person of the task's role completes the visit's open tasks of this type, as the
+        worklist would: through the task lifecycle, then the stay is re-evaluated once."""
         with sessions() as session, session.begin():
             ids = list(session.scalars(select(RuleOutput.id).join(Encounter).where(
                 Encounter.visit_number == event.visit, RuleOutput.kind == OutputKind.TASK,
@@ -205,8 +213,10 @@ class Runner:
                 task = lifecycle.load(session, task_id)
                 assert task is not None
                 try:
-                    lifecycle.transition(session, task, "complete", CASE_MANAGER, now=when,
-                                         outcome=COMPLETION_OUTCOME)
+                    staffing = self.rulebook.staffing
+                    lifecycle.transition(session, task, "complete", _worker(task, staffing),
+                                         now=when, outcome=COMPLETION_OUTCOME,
+                                         staffing=staffing)
                 except lifecycle.TaskError as exc:
                     raise StoryError(f"task {event.complete!r} could not be completed at "
                                      f"{when_text(when, self.zone)}: {exc.message}") from exc
