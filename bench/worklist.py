@@ -52,10 +52,10 @@ from harness.launch import bearer, start_server  # noqa: E402
 SCHEMA = "bench_worklist"
 UNITS = ["4WEST", "5EAST", "3NORTH", "6SOUTH", "ICU", "OBS", "7WEST", "2SOUTH"]
 PAYERS = ["medicare", "medicare_advantage", "medicaid", "commercial", "self_pay"]
-CM_TYPES = ["im-notice", "moon-notice", "discharge-planning-evaluation", "confirm-transition-snf",
-            "confirm-transition-home", "tcm-contact", "follow-up-appointment",
-            "im-follow-up-notice", "confirm-transition-home-health", "confirm-transition-irf",
-            "psychosocial-assessment", "caregiver-meeting", "dme-order", "transport"]
+CM_TYPES = ["im-notice", "moon-notice", "discharge-planning-evaluation", "confirm-discharge-plan",
+            "confirm-transition-outpatient-followup", "tcm-contact", "follow-up-appointment",
+            "im-follow-up-notice", "psychosocial-assessment", "caregiver-meeting", "dme-order",
+            "transport"]
 UR_TYPES = ["initial-ur-review", "status-review", "authorization-request", "short-stay-review",
             "continued-stay-review", "avoidable-day-review"]
 PRIORITIES = ["routine"] * 6 + ["urgent"] * 3 + ["asap", "stat"]

@@ -74,7 +74,7 @@ def test_check_passes_the_shipped_rulesets_with_a_summary():
     files = sorted(p for p in (ROOT / "rulesets").glob("*.yaml"))
     rules = sum(len(yaml.safe_load(p.read_text())["rules"]) for p in files)
     assert summary.startswith(f"ok: {len(files)} file(s), {rules} rules ({rules} enabled), "
-                              "2 layer(s), version ")
+                              "3 layer(s), version ")
     assert "utilization_review 2026.11-1" in summary and "complex_patient 2026.11-1" in summary
 
 
@@ -276,7 +276,7 @@ cases:
         "     task status-review: queue expected physician_advisor, got ur_nurse",
         "     expected task im-notice: not raised",
         "     unexpected task moon-notice (raised by rule notice-moon)",
-        "     active outputs: proposal home, score lace, task confirm-transition-home, "
+        "     active outputs: proposal home, score lace, task confirm-discharge-plan, "
         "task moon-notice, task status-review",
         "PASS rulesets/tests/story.yaml:11: Given facts - commercial inpatient",
     ]

@@ -80,3 +80,33 @@ def test_expected_midnights_of_a_short_inpatient_stay_and_after_discharge():
                     discharge_time=datetime(2026, 3, 2, 20, tzinfo=UTC))
     after = datetime(2026, 3, 2, 21, tzinfo=UTC)
     assert "expected_midnights_in_hospital" not in derive(gone, after, ZONE, REF).values
+
+def test_hours_in_icu_add_up_every_icu_stay_and_grow_hourly_while_in_the_icu():
+    """42 CFR 412.522(b) counts ICU days of the acute stay: all ICU stays, not ICU entries."""
+    t = [datetime(2026, 3, 2, h, tzinfo=UTC) for h in (8, 20, 22)]
+    snap = Snapshot(status_periods=[Period("inpatient", t[0], None)],
+                    locations=[Period("ICU", t[0], t[1]), Period("4WEST", t[1], t[2]),
+                               Period("ICU", t[2], None)])
+    now = datetime(2026, 3, 3, 10, tzinfo=UTC)
+    got = derive(snap, now, ZONE, REF)
+    assert got.values["hours_in_icu"] == 24.0  # 12 hours, then 12 more since 22:00
+    assert "hours_in_icu" in got.hourly and FACTS["hours_in_icu"].varies == "hourly"
+    snap.locations = [*snap.locations[:2], Period("ICU", t[2], now), Period("4WEST", now, None)]
+    later = derive(snap, datetime(2026, 3, 4, 10, tzinfo=UTC), ZONE, REF)
+    assert later.values["hours_in_icu"] == 24.0 and "hours_in_icu" not in later.hourly
+
+
+def test_the_clock_looks_again_when_the_icu_stay_reaches_three_days():
+    """The LTACH rule reads hours_in_icu >= 72: the next boundary is the 72nd ICU hour."""
+    from engine.core.config import DEFAULT_SITE_PROFILE
+    from engine.core.site import load_site_profile
+    from engine.planning.rulebook import Rulebook
+
+    rules = Rulebook.load(Path(__file__).parent.parent / "rulesets",
+                          load_site_profile(DEFAULT_SITE_PROFILE), staffing_file=None)
+    admit = datetime(2026, 3, 2, 16, tzinfo=UTC)
+    snap = Snapshot(status_periods=[Period("inpatient", admit, None)], care_status="inpatient",
+                    locations=[Period("ICU", admit, None)], diagnoses=[("J96.01", "W")])
+    now = datetime(2026, 3, 5, 14, tzinfo=UTC)  # 70 hours in the ICU
+    derived = rules.facts(snap, now)
+    assert rules.next_boundary(snap, derived, now, []) == datetime(2026, 3, 5, 16, tzinfo=UTC)

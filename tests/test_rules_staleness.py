@@ -229,6 +229,8 @@ CASES: dict[str, Case] = {
     "hours_in_observation": Case(_observe, {"greater_than": 30},
                                  T0 + timedelta(hours=30) + SECOND),
     "hours_in_inpatient": Case(_admit(), {"at_least": 50}, T0 + timedelta(hours=50)),
+    "hours_in_icu": Case(_admit(location="ICU^101^A^GENHOSP"), {"at_least": 10},
+                         T0 + timedelta(hours=10)),
     "hours_since_discharge": Case(_discharged(T0), {"greater_than": 20},
                                   T0 + timedelta(hours=22) + SECOND),
     "hours_since_pending_discharge": Case(

@@ -72,7 +72,7 @@ def test_new_work_goes_to_the_unit_case_manager_and_the_payer_ur_nurse(runtime_f
     rt = runtime_factory(clock=FixedClock(local(2026, 3, 2, 10, 30)))
     first = owners(rt, admit(rt, 1))
     assert (first["im-notice"], first["initial-ur-review"]) == ("cm.alvarez", "ur.fischer")
-    assert first["confirm-transition-home"] == "cm.alvarez"  # one case manager per stay
+    assert first["confirm-discharge-plan"] == "cm.alvarez"  # one case manager per stay
     commercial = owners(rt, admit(rt, 2, unit="3NORTH", plan="COM300"))
     assert commercial["initial-ur-review"] == "ur.hughes"  # the UR nurse for any payer
     assert commercial["authorization-request"] == "ur.hughes"  # same person for the stay
@@ -121,7 +121,7 @@ def test_a_supervisor_reassigns_the_stay_and_its_open_work(runtime_factory):
                                      staffing=rt.staffing)
         moved = assignment.reassign_case(s, enc, "case_manager", "cm.baker", GARCIA, now=now,
                                          reason="Alvarez on leave", staffing=rt.staffing)
-        assert sorted(t.code for t in moved) == ["confirm-transition-home", "im-notice"]
+        assert sorted(t.code for t in moved) == ["confirm-discharge-plan", "im-notice"]
         assert [(e.action, e.text) for e in history(s, moved[0].id)][-1] == (
             "assigned", "Alvarez on leave")
     after = owners(rt, visit)

@@ -388,3 +388,43 @@ def test_a_case_manager_declines_a_plan_that_does_not_apply(web):
             RuleOutput.status == "active")).all()
     runtime.close()
     assert again == [], "no fresh copy of work she declined"
+
+def open_plan_with_alternatives(url: str) -> tuple[int, int, str, str]:
+    """An open discharge-plan task with at least one alternative: (task, encounter, owner,
+    the first alternative)."""
+    runtime = Runtime.open(make_settings(url), migrate=False)
+    with runtime.readers() as s:
+        plans = s.scalars(select(RuleOutput).where(
+            RuleOutput.code == "confirm-discharge-plan", RuleOutput.status == "active",
+            RuleOutput.owner.is_not(None)).order_by(RuleOutput.id))
+        found = next(p for p in plans if p.detail["discharge_plan"]["alternatives"])
+        picked = (found.id, found.encounter_id, found.owner or "",
+                  found.detail["discharge_plan"]["alternatives"][0])
+    runtime.close()
+    return picked
+
+
+def test_a_case_manager_confirms_the_ranked_discharge_plan(web):
+    from selenium.webdriver.support.ui import Select
+
+    driver = web.driver
+    task, encounter, owner, alternative = open_plan_with_alternatives(web.database_url)
+    sign_in(driver, web.base, owner)
+    driver.get(f"{web.base}/encounters/{encounter}")
+    findings = by_css(driver, "section[aria-labelledby=findings-heading]").text
+    assert findings.count("primary recommendation") == 1 and "alternative" in findings
+    card = f"#output-{task}"
+    assert "Primary recommendation:" in by_css(driver, card).text
+    choice = Select(by_css(driver, f"#chosen-{task}"))
+    assert "(primary recommendation)" in choice.options[1].text
+    choice.select_by_value(alternative)
+    navigating(driver, by_css(driver, f'{card} form[action$="/complete"] button').click)
+    assert by_css(driver, ".flash").text == "Task completed."
+    assert "Completed" in by_css(driver, f"{card} .status").text
+    chosen = by_css(driver, ".plan-chosen")  # the chosen proposal's card says so
+    assert chosen.text == "chosen"
+    findings = by_css(driver, "section[aria-labelledby=findings-heading]").text
+    assert "primary recommendation" not in findings  # the others are closed
+    timeline = by_css(driver, "table.timeline").text
+    assert "another disposition chosen" in timeline
+    assert fits(driver)

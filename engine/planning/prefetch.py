@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Row, bindparam, or_, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
-from engine.core.vocabulary import EncounterStatus, OutputStatus
+from engine.core.vocabulary import EncounterStatus, OutputKind, OutputStatus
 from engine.storage.models import Decision, Encounter, LabResult, RuleOutput, StatusPeriod
 from engine.work.decisions import holding
 
@@ -22,9 +22,11 @@ LOAD_FOR_SNAPSHOT = (selectinload(Encounter.patient), selectinload(Encounter.sta
                      selectinload(Encounter.locations), selectinload(Encounter.diagnoses))
 
 # Built once (every evaluation runs them; building a statement costs more than running it).
+# Closed proposals too: one a person closed is not proposed again (closed_dispositions).
 _OUTPUTS = select(RuleOutput).where(
     RuleOutput.encounter_id.in_(bindparam("ids", expanding=True)),
-    RuleOutput.status.in_((OutputStatus.ACTIVE, OutputStatus.COMPLETED)))
+    RuleOutput.status.in_((OutputStatus.ACTIVE, OutputStatus.COMPLETED))
+    | (RuleOutput.kind == OutputKind.PROPOSAL))
 _STAYS = (select(Encounter.patient_id, Encounter.id, Encounter.admit_time,
                  Encounter.discharge_time, StatusPeriod.care_status)
           .outerjoin(StatusPeriod, (StatusPeriod.encounter_id == Encounter.id)
@@ -47,8 +49,8 @@ class Prefetched:
 
 
 def prefetch(session: Session, encs: list[Encounter]) -> Prefetched:
-    """Active and completed outputs, the patients' stays, the latest lab values and the
-    decisions that hold for `encs`."""
+    """Active and completed outputs (and closed proposals), the patients' stays, the latest
+    lab values and the decisions that hold for `encs`."""
     ids = [e.id for e in encs if e.id is not None]
     out = Prefetched(outputs={e.id: [] for e in encs})
     if ids:

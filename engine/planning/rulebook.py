@@ -20,7 +20,7 @@ from engine.rules.compile import Book, compile_book
 from engine.rules.facts import FROM_OUTPUTS, Derived, derive, task_facts
 from engine.rules.loader import load_folder
 from engine.rules.matching import Firing, Matcher
-from engine.rules.outputs import desired_outputs
+from engine.rules.outputs import Desired, desired_outputs
 from engine.rules.reference import load_reference
 from engine.storage.models import Decision, Encounter, RuleOutput
 from engine.work import decisions, raised
@@ -129,10 +129,8 @@ class Rulebook:
         stopped = _stopped(enc)
         firings = [] if stopped else self.matcher.match(derived, snap.diagnoses)
         changes = Changes()
-        desired, withheld = held.withhold(
-            self.book, derived.values, snap.diagnoses,
-            desired_outputs(self.book, firings, derived.values), read.decisions[enc.id], now,
-            write=write)
+        desired, withheld = self._wanted(firings, derived, snap, read.decisions[enc.id], now,
+                                         write)
         if not write:
             return Evaluation(snap, derived, firings, changes, withheld, read.decisions[enc.id])
         reason = stopped or "conditions no longer hold"
@@ -157,10 +155,8 @@ class Rulebook:
                 break
             snap, derived = moved, self.facts(moved, now)
             firings = self.matcher.match(derived, snap.diagnoses)
-            desired, withheld = held.withhold(
-                self.book, derived.values, snap.diagnoses,
-                desired_outputs(self.book, firings, derived.values), read.decisions[enc.id],
-                now)
+            desired, withheld = self._wanted(firings, derived, snap, read.decisions[enc.id],
+                                             now, True)
         if changes.created or changes.cancelled:
             raised.follow(session, enc, changes.created, changes.cancelled, now,
                           self.staffing)
@@ -168,6 +164,22 @@ class Rulebook:
         enc.next_evaluation_at = None if stopped else self.next_boundary(
             snap, derived, now, existing)
         return Evaluation(snap, derived, firings, changes, withheld, read.decisions[enc.id])
+
+    def _wanted(self, firings: list[Firing], derived: Derived,
+                snap: snapshot_data.Snapshot, holding: list[Decision], now: datetime,
+                write: bool) -> tuple[list[Desired], dict[str, Decision]]:
+        """What the firings want raised, less what people's decisions withhold."""
+        wanted = desired_outputs(self.book, firings, derived.values)
+        desired, withheld = held.withhold(self.book, derived.values, snap.diagnoses, wanted,
+                                          holding, now, write=write)
+        declined = frozenset(d.fields["code"] for d in wanted if d.key in withheld
+                             and d.fields.get("kind") == OutputKind.PROPOSAL)
+        if declined:  # the plan is ranked again without the dispositions people declined
+            desired, withheld = held.withhold(
+                self.book, derived.values, snap.diagnoses,
+                desired_outputs(self.book, firings, derived.values, declined),
+                holding, now, write=write)
+        return desired, withheld
 
     def next_boundary(self, snap: snapshot_data.Snapshot, derived: Derived, now: datetime,
                       outputs: list[RuleOutput]) -> datetime | None:

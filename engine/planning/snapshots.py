@@ -64,7 +64,8 @@ def with_outputs(snap: Snapshot, outputs: list[RuleOutput]) -> Snapshot:
 
 
 def _task_fields(outputs: list[RuleOutput]) -> dict[str, Any]:
-    """What the rules read of the stay's own tasks (open, done, due, last completed)."""
+    """What the rules read of the stay's own outputs: tasks open, done, due and last
+    completed; the disposition chosen and those closed."""
     tasks = [o for o in outputs if o.kind == OutputKind.TASK]
     open_tasks = [o for o in tasks if o.status == OutputStatus.ACTIVE]
     done_tasks = [o for o in tasks if o.status == OutputStatus.COMPLETED]
@@ -74,7 +75,18 @@ def _task_fields(outputs: list[RuleOutput]) -> dict[str, Any]:
         open_task_due=_by_code(((o.code, o.due_at) for o in open_tasks if o.due_at is not None),
                                min),
         last_completed=_by_code(((o.code, o.ended_at or o.updated_at) for o in done_tasks), max),
+        chosen_disposition=_chosen(done_tasks),
+        closed_dispositions=sorted({o.code for o in outputs if o.kind == OutputKind.PROPOSAL
+                                    and o.status == OutputStatus.CANCELLED
+                                    and (o.detail or {}).get("closed_by")}),
     )
+
+
+def _chosen(done_tasks: list[RuleOutput]) -> str | None:
+    """The disposition chosen on the latest completed discharge-plan task, if any."""
+    chosen = [(o.ended_at or o.updated_at, (o.detail or {}).get("chosen")) for o in done_tasks]
+    chosen = [c for c in chosen if isinstance(c[1], str)]
+    return max(chosen)[1] if chosen else None
 
 
 def _by_code(pairs, pick) -> dict[str, datetime]:

@@ -117,6 +117,10 @@ CATALOGUE: tuple[FactSpec, ...] = (
        "Business days (no weekends, no holidays) after the discharge date, up to today.",
        "days", "daily"),
     _f("icu_stays", "number", "Number of stays on an intensive care unit in this encounter."),
+    _f("hours_in_icu", "number",
+       "Hours spent on an intensive care unit (site profile `icu_units`) in this encounter, "
+       "all ICU stays together (the LTCH criterion counts ICU days of the acute stay).",
+       "hours", "hourly"),
     _f("transfers", "number", "Number of location changes after the first location."),
     _f("diagnosis_codes", "list", "ICD-10-CM codes of the encounter's diagnoses."),
     _f("prior_admissions_30d", "number",
@@ -154,6 +158,13 @@ CATALOGUE: tuple[FactSpec, ...] = (
     _f("open_task_types", "list", "Types of this encounter's tasks still open."),
     _f("completed_task_types", "list",
        "Types of this encounter's completed tasks (notices delivered, reviews done)."),
+    _f("chosen_disposition", "text",
+       "The disposition a case manager chose when completing the discharge-plan task (irf, "
+       "snf, ltach, hospice, home_health, home); unknown until then. The other proposed "
+       "dispositions are closed for the stay."),
+    _f("closed_dispositions", "list",
+       "Transitions a person closed for this stay (a proposal declined, or closed because "
+       "another disposition was chosen): not proposed again."),
     _f("overdue_task_types", "list",
        "Types of this encounter's open tasks past their due time (strictly after it).",
        varies="due"),
@@ -305,6 +316,12 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
     # A stay is an entry into intensive care: bed moves inside the ICU do not count again.
     v["icu_stays"] = sum(1 for i, p in enumerate(snap.locations) if p.value in icu_units
                          and (i == 0 or snap.locations[i - 1].value not in icu_units))
+    icu = [p for p in snap.locations if p.value in icu_units]
+    v["hours_in_icu"] = round(sum(_hours(p.start, min(p.end or until, until)) for p in icu
+                                  if p.start < until), 4)
+    if running and snap.locations and snap.locations[-1].value in icu_units \
+            and snap.locations[-1].end is None:
+        hourly.add("hours_in_icu")
     v["transfers"] = max(len(snap.locations) - 1, 0)
     codes = [code for code, _type in snap.diagnoses]
     v["diagnosis_codes"] = codes
@@ -347,6 +364,9 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
                  hospital_a=parts.admissions, hospital_l=parts.length_of_stay)
     if snap.had_procedure is not None:
         v["had_procedure"] = snap.had_procedure
+    if snap.chosen_disposition is not None:
+        v["chosen_disposition"] = snap.chosen_disposition
+    v["closed_dispositions"] = list(snap.closed_dispositions)
     v.update(_from_outputs(snap, now, zone, today, discharged))
     changes_at = {}
     if snap.birth_date is not None:

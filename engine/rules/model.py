@@ -286,10 +286,21 @@ class ScoreAction(_Strict):
         return self.high_at
 
 
+Confidence = Literal["low", "moderate", "high"]
+
+
 class ProposeAction(_Strict):
     transition: Transition
+    title: str | None = Field(default=None, description="How a nurse names the setting "
+                              "(\"Inpatient rehabilitation\"); shown for the proposal.")
     reasons: list[str] = Field(min_length=1)
-    confidence: Literal["low", "moderate", "high"] = "moderate"
+    confidence: Confidence = "moderate"
+    rank: int | None = Field(
+        default=None, ge=1, description="Place in the stay's discharge plan: the proposed "
+        "disposition with the lowest rank is the primary recommendation, the others are "
+        "alternatives (ties: higher confidence first, then the transition code). Omit for a "
+        "proposal that is not a disposition and stands beside the plan (outpatient "
+        "follow-up).")
 
 
 class Repeat(_Strict):
@@ -325,6 +336,10 @@ class TaskAction(_Strict):
     after: list[str] = Field(
         default_factory=list, description="Task types this one comes after: it cannot be "
         "completed while one of them is open on the stay (the follow-up IM after the IM).")
+    plan: bool = Field(default=False, description="The task confirms the stay's discharge "
+                       "plan: the engine adds the ranked proposals (primary and alternatives) "
+                       "to its instructions, and completing it records the chosen "
+                       "disposition, which closes the other proposals.")
 
 
 ActionBody = FlagAction | ScoreAction | ProposeAction | TaskAction

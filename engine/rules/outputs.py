@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.core.vocabulary import OutputKind
-from engine.rules import score_detail
+from engine.rules import plan, score_detail
 from engine.rules.compile import Book, CompiledRule, Template
 from engine.rules.matching import Firing
 from engine.rules.model import Due, FlagAction, ProposeAction, Repeat, ScoreAction
@@ -56,18 +56,28 @@ def _templates(rule: CompiledRule) -> list[Template]:
                 score = body
             elif isinstance(body, ProposeAction):
                 fields["detail"].update(reasons=list(body.reasons), confidence=body.confidence)
+                if body.rank is not None:
+                    fields["detail"]["plan_rank"] = body.rank
+                if body.title:
+                    fields["title"] = body.title
             else:
                 fields.update(title=body.title, priority=body.priority, queue=body.queue)
                 fields["detail"]["instructions"] = body.instructions
                 if body.after:
                     fields["detail"]["after"] = list(body.after)
+                if body.plan:
+                    fields["detail"][plan.PLAN_TASK] = {}
                 due, repeat = body.due, body.repeat
             templates.append((f"{rule.id}/{kind}/{action.code}", fields, due, score, repeat))
         rule.templates = templates
     return rule.templates
 
 
-def desired_outputs(book: Book, firings: list[Firing], values: dict[str, Any]) -> list[Desired]:
+def desired_outputs(book: Book, firings: list[Firing], values: dict[str, Any],
+                    declined: frozenset[str] = frozenset()) -> list[Desired]:
+    """What the firings raise, with the proposed dispositions ranked into one discharge plan
+    (engine.rules.plan); `declined` dispositions (a person's decision holds them back) are
+    left out of it."""
     out = []
     for firing in firings:
         facts = {k: _json(v) for k, v in firing.facts.items()}
@@ -83,4 +93,5 @@ def desired_outputs(book: Book, firings: list[Firing], values: dict[str, Any]) -
                 every = repeat.every_days or values.get(repeat.every_days_fact or "")
                 every = float(every) if isinstance(every, int | float) and every > 0 else None
             out.append(Desired(key, fields, due, facts, repeat, every))
-    return out
+    return plan.arrange(out, values.get("chosen_disposition"), plan.choices(book),
+                        frozenset(values.get("closed_dispositions") or ()) | declined)

@@ -61,4 +61,9 @@ class Snapshot:
     # Latest lab values by name (hemoglobin g/dL, sodium mmol/L; engine.core.lab_codes) and
     # whether a procedure was done: the HOSPITAL score's inputs (procedures have no intake yet).
     labs: dict[str, float] = field(default_factory=dict)
+    # The disposition a case manager chose on the discharge-plan task (engine.rules.plan).
+    chosen_disposition: str | None = None
+    # Proposals a person closed (detail "closed_by"): a choice of another disposition, or a
+    # decline; the plan does not propose them again (engine.rules.plan).
+    closed_dispositions: list[str] = field(default_factory=list)
     had_procedure: bool | None = None

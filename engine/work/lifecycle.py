@@ -36,11 +36,14 @@ then commit; every function raises a `TaskError` subclass and changes nothing on
     load(session, task_id) -> RuleOutput | None
         the task, locked for change (the visit's advisory lock on PostgreSQL, then the row)
     transition(session, task, target, actor, *, now, outcome=None, reason=None, note=None,
-               expected_version=None, staffing=EMPTY, reason_code=None, by_display=None)
-               -> RuleOutput
+               expected_version=None, staffing=EMPTY, reason_code=None, by_display=None,
+               chosen=None) -> RuleOutput
         `target` is a status ("in-progress") or an action ("start"); `actor` a Principal
         (needs task:work) or a system name such as "engine"; the caller re-evaluates the
-        stay after it (engine.planning.evaluation.after_work), in the same transaction
+        stay after it (engine.planning.evaluation.after_work), in the same transaction.
+        `chosen`: completing the discharge-plan task needs the chosen disposition (a
+        transition code such as "snf"); it closes the other proposals
+        (engine.work.disposition)
     add_note(session, task, text, actor, *, now, expected_version=None) -> TaskEvent
     reassign(session, task, owner, actor, *, now, reason=None, expected_version=None,
              staffing=EMPTY)
@@ -74,7 +77,7 @@ from engine.core.vocabulary import (
 )
 from engine.storage.locks import lock, visit_lock_key
 from engine.storage.models import Encounter, RuleOutput, TaskEvent
-from engine.work import decisions
+from engine.work import decisions, disposition
 from engine.work.history import record
 from engine.work.staffing import EMPTY, Staffing
 
@@ -218,7 +221,7 @@ def transition(session: Session, task: RuleOutput, target: str, actor: Principal
                now: datetime, outcome: str | None = None, reason: str | None = None,
                note: str | None = None, expected_version: int | None = None,
                staffing: Staffing = EMPTY, reason_code: str | None = None,
-               by_display: str | None = None) -> RuleOutput:
+               by_display: str | None = None, chosen: str | None = None) -> RuleOutput:
     """Move the task to `target` (a status or an action) and record it; the caller then
     re-evaluates the stay (the work layer does not know the rules). `staffing` says which
     role works the task's queue (the engine's file; EMPTY knows the two default queues). A
@@ -237,6 +240,9 @@ def transition(session: Session, task: RuleOutput, target: str, actor: Principal
     if target in _WORKED:  # whose work it is, before what was typed
         _may_work(task, actor, staffing, _WORKED[target])
     outcome, reason = _text(outcome), _text(reason)
+    chosen = _chosen(task, target, _text(chosen))
+    if chosen is not None and not outcome:  # the choice is what was done
+        outcome = f"disposition chosen: {disposition.title_of(task, chosen)}"
     if target == COMPLETED and not outcome:
         raise Refused("completing a task needs an outcome (what was done)")
     if target in (CANCELLED, FAILED) and not reason:
@@ -253,6 +259,9 @@ def transition(session: Session, task: RuleOutput, target: str, actor: Principal
         words, reason = reason, reason_words(reason_code, reason)
     who = actor_name(actor)
     detail: dict | None = None
+    if chosen is not None:
+        disposition.choose(session, task, chosen, who, now)
+        detail = {"chosen": chosen}
     if target == IN_PROGRESS:
         task.started_at = task.started_at or now
         if task.owner != who and isinstance(actor, Principal) and actor.kind == "user":
@@ -280,6 +289,25 @@ def transition(session: Session, task: RuleOutput, target: str, actor: Principal
     if _text(note):
         record(session, task, TaskEventAction.NOTE, who, now, text=_text(note))
     return task
+
+
+def _chosen(task: RuleOutput, target: str, chosen: str | None) -> str | None:
+    """The disposition a plan task's completion chooses; refused when missing or unknown,
+    or when given for any other step."""
+    plan = disposition.is_plan_task(task)
+    if chosen is not None and not (plan and target == COMPLETED):
+        raise Refused("a chosen disposition is given only when completing the discharge "
+                      "plan task")
+    if not plan or target != COMPLETED:
+        return None
+    codes = [c["code"] for c in disposition.options(task)]
+    if chosen is None:
+        raise Refused(f"completing the discharge plan needs the chosen disposition (one of "
+                      f"{', '.join(codes)})")
+    if chosen not in codes:
+        raise Refused(f"{chosen!r} is not a disposition the rules know (choose one of "
+                      f"{', '.join(codes)})")
+    return chosen
 
 
 def add_note(session: Session, task: RuleOutput, text: str, actor: Principal | str, *,

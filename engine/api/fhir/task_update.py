@@ -4,12 +4,13 @@ reduced to what the lifecycle allows.
 PATCH takes a JSON Patch (application/json-patch+json, a list of operations) or a JSON
 Merge Patch (a JSON object, as fhirpy's `save(fields=...)` sends). Either way the client
 ends up sending back the Task it read with some elements changed. Allowed: `status` (with
-`output[0].valueString` as a completion's outcome, `statusReason.text` as the reason of a
-hold, cancel or failure; `rejected` declines the work, with `statusReason.coding` from
-urn:engine:decline-reason and optional `statusReason.text`, text alone meaning "other"),
-`owner` (a reassignment: needs task:assign), and notes appended at the end of `note`.
-Server-managed elements (meta, lastModified, executionPeriod, businessStatus, text) are
-ignored. Any other difference is refused (422) naming the
+`output[0].valueString` as a completion's outcome, an output of type
+urn:engine:task-output|chosen-disposition as the discharge plan's chosen disposition,
+`statusReason.text` as the reason of a hold, cancel or failure; `rejected` declines the work,
+with `statusReason.coding` from urn:engine:decline-reason and optional `statusReason.text`,
+text alone meaning "other"), `owner` (a reassignment: needs task:assign), and notes appended
+at the end of `note`. Server-managed elements (meta, lastModified, executionPeriod,
+businessStatus, text) are ignored. Any other difference is refused (422) naming the
 elements, so a client never believes it changed what it did not. `If-Match: W/"<version>"`
 must name the current version (412 otherwise; engine.api.fhir.preconditions).
 
@@ -33,7 +34,7 @@ from engine.api.auth import require
 from engine.api.deps import RuntimeDep
 from engine.api.fhir import preconditions, search
 from engine.api.fhir.rule_outputs import json_response
-from engine.api.fhir.tasks import TASK, owner_name, task
+from engine.api.fhir.tasks import TASK, chosen_of, owner_name, task
 from engine.api.outcomes import FhirError
 from engine.api.runtime import Runtime
 from engine.api.security import audit
@@ -65,6 +66,7 @@ class Change:
     outcome: str | None = None
     reason: str | None = None
     reason_code: str | None = None  # a decline's coded reason (engine.core.declines)
+    chosen: str | None = None  # the discharge plan's chosen disposition
     owner: tuple[str | None] | None = None  # (new owner,) when it changes
     notes: list[str] = field(default_factory=list)
 
@@ -117,7 +119,10 @@ def diff(current: dict, wanted: Any) -> Change:
     if status_changed:
         change.status = wanted.get("status")
         outputs = wanted.get("output") or []
-        change.outcome = outputs[0].get("valueString") if outputs else None
+        change.outcome = next((o.get("valueString") for o in outputs
+                               if isinstance(o, dict) and o.get("valueString")
+                               and chosen_of([o]) is None), None)
+        change.chosen = chosen_of(outputs)
         why = wanted.get("statusReason") or {}
         change.reason = why.get("text")
         if change.status == "rejected":
@@ -196,7 +201,8 @@ def update(request: Request, runtime: Runtime, tid: str, actor: Principal,
                                  outcome=change.outcome, reason=change.reason,
                                  staffing=runtime.staffing,
                                  reason_code=change.reason_code,
-                                 by_display=person.display if person else None)
+                                 by_display=person.display if person else None,
+                                 chosen=change.chosen)
             evaluation.after_work(session, runtime.rules.current, row, now)
         session.flush()
         body_out = TASK.render(session, [row], runtime.staffing)[0]

@@ -7,8 +7,10 @@ it; restriction.period.end the due time; executionPeriod from start to close; ow
 logical reference to the person (identifier urn:engine:user|<user name>), absent while the
 task waits in its queue; statusReason the reason of a hold, cancel or failure, and for a
 decline (status `rejected`) the coded reason (urn:engine:decline-reason) with the words; output
-the completion outcome; businessStatus "escalated" (its text naming the supervisor) once
-overdue work was escalated, while the owner stays the person who holds it;
+the completion outcome (and, for the discharge-plan task, the chosen disposition: an output of
+type urn:engine:task-output|chosen-disposition, valueCodeableConcept urn:engine:transition);
+businessStatus "escalated" (its text naming the supervisor) once overdue work was escalated,
+while the owner stays the person who holds it;
 note the notes; reasonCode the rule; input the facts that fired it (the evidence).
 """
 
@@ -20,6 +22,7 @@ from sqlalchemy import ColumnElement, case
 from sqlalchemy.orm import Session
 
 from engine.api.fhir import resources, search
+from engine.api.fhir.proposals import TRANSITION_SYSTEM
 from engine.api.fhir.rule_outputs import (
     OutputResource,
     coded,
@@ -44,6 +47,8 @@ TASK_TYPE_SYSTEM = "urn:engine:task-type"
 USER_SYSTEM = "urn:engine:user"
 INPUT_SYSTEM = "urn:engine:task-input"
 BUSINESS_STATUS_SYSTEM = "urn:engine:task-business-status"
+OUTPUT_SYSTEM = "urn:engine:task-output"
+CHOSEN = "chosen-disposition"
 PRIORITIES = tuple(PRIORITY_RANK)
 
 
@@ -143,7 +148,30 @@ def task(row: RuleOutput, row_notes: list[TaskEvent], staffing: Staffing) -> dic
             del out["input"]
     if status == TaskStatus.COMPLETED and row.outcome:
         out["output"] = [{"type": {"text": "outcome"}, "valueString": row.outcome}]
+        if chosen := detail.get("chosen"):
+            out["output"].append({"type": coded(OUTPUT_SYSTEM, CHOSEN, "chosen disposition"),
+                                  "valueCodeableConcept": coded(TRANSITION_SYSTEM, chosen,
+                                                                None)})
     return out
+
+
+def chosen_of(outputs: Any) -> str | None:
+    """The disposition a client's Task.output chooses: the output of type chosen-disposition
+    (valueCodeableConcept coding, or valueCode / valueString)."""
+    for item in outputs if isinstance(outputs, list) else []:
+        if not isinstance(item, dict):
+            continue
+        codes = [c.get("code") for c in (item.get("type") or {}).get("coding") or []
+                 if isinstance(c, dict)]
+        if CHOSEN not in codes:
+            continue
+        concept = item.get("valueCodeableConcept") or {}
+        for c in concept.get("coding") or []:
+            if isinstance(c, dict) and isinstance(c.get("code"), str):
+                return str(c["code"])
+        value = item.get("valueCode") or item.get("valueString") or concept.get("text")
+        return value if isinstance(value, str) else None
+    return None
 
 
 def render(session: Session, rows: list[RuleOutput], staffing: Staffing) -> list[dict]:
@@ -183,10 +211,11 @@ TASK = OutputResource(
     name="Task", kind=OutputKind.TASK,
     doc="Work raised by the rules for case managers and UR nurses. Update (PUT) or patch "
         "(JSON Patch) changes only what the lifecycle allows: status (with output for a "
-        "completion's outcome, statusReason for a hold, cancel or failure; status rejected "
-        "declines the work with statusReason.coding from urn:engine:decline-reason and "
-        "optional text, and the rule does not raise it again while the decision holds), "
-        "owner (needs "
+        "completion's outcome, and for the discharge-plan task an output of type "
+        f"{OUTPUT_SYSTEM}|{CHOSEN} naming the chosen transition; statusReason for a hold, "
+        "cancel or failure; status rejected declines the work with statusReason.coding from "
+        "urn:engine:decline-reason and optional text, and the rule does not raise it again "
+        "while the decision holds), owner (needs "
         "task:assign), and new notes. If-Match with the ETag prevents lost updates (412). "
         "_sort: due, priority (stat first), _lastUpdated, authored-on, status; '-' reverses.",
     params=PARAMS, render=render, interactions=("read", "search-type", "update", "patch"),

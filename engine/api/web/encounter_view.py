@@ -157,8 +157,12 @@ def load(session: Session, encounter_id: int, book: Book | None, now: datetime,
     tasks = [v for v in views if v.output.kind == OutputKind.TASK]
     tasks.sort(key=lambda v: (not v.is_open_task, v.output.priority != "stat", not v.overdue,
                               v.output.due_at or now))
-    findings = [v for v in views
-                if v.output.kind != OutputKind.TASK and v.output.status == OutputStatus.ACTIVE]
+    findings = [v for v in views if v.output.kind != OutputKind.TASK and (
+        v.output.status == OutputStatus.ACTIVE or _chosen(v.output))]
+    # the discharge plan in its order: the chosen or primary disposition first
+    findings.sort(key=lambda v: (v.output.kind == OutputKind.PROPOSAL,
+                                 0 if _chosen(v.output) else 1,
+                                 (v.output.detail or {}).get("plan_rank") or 1000))
     return EncounterPage(_header(session, enc, now, zone), tasks, findings,
                          _timeline(session, enc, views, zone, name))
 
@@ -185,6 +189,12 @@ def actor(step: TaskEvent, name: Callable[[str], str]) -> str:
     return str((step.detail or {}).get("by") or name(step.actor))
 
 
+def _chosen(o: RuleOutput) -> bool:
+    """A proposal a case manager chose as the disposition (engine.work.disposition)."""
+    return (o.kind == OutputKind.PROPOSAL and o.status == OutputStatus.COMPLETED
+            and bool((o.detail or {}).get("chosen")))
+
+
 def _timeline(session: Session, enc: Encounter, views: list[OutputView],
               zone: ZoneInfo, name: Callable[[str], str]) -> list[Moment]:
     moments: list[Moment] = []
@@ -207,6 +217,8 @@ def _timeline(session: Session, enc: Encounter, views: list[OutputView],
             said = f": {display.localized(step.text, zone)}" if step.text else ""
             add(step.at, "work", f"{o.title or o.code}: {step.action} by {actor(step, name)}{said}",
                 anchor)
+        if _chosen(o) and o.ended_at is not None:
+            add(o.ended_at, o.kind, f"disposition chosen: {o.title or o.code}", anchor)
         if o.task_status == TaskStatus.REJECTED:
             continue  # its "declined by" step says it
         if o.status == OutputStatus.CANCELLED and o.ended_at is not None:

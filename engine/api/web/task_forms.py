@@ -46,6 +46,7 @@ def act(request: Request, task_id: int, action: str, user: Viewer, runtime: Runt
         now: Now, outcome: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
         text: Annotated[str, Form()] = "", owner: Annotated[str, Form()] = "",
         reason_code: Annotated[str, Form()] = "",
+        chosen: Annotated[str, Form()] = "",
         next_page: Annotated[str, Form(alias="next")] = "",
         version: Annotated[str, Form()] = "") -> Response:
     if action not in ACTIONS:
@@ -74,7 +75,8 @@ def act(request: Request, task_id: int, action: str, user: Viewer, runtime: Runt
                                      reason=reason, expected_version=seen,
                                      staffing=runtime.staffing,
                                      reason_code=reason_code or None,
-                                     by_display=_display(runtime, user.name))
+                                     by_display=_display(runtime, user.name),
+                                     chosen=chosen or None)
                 evaluation.after_work(session, runtime.rules.current, task, now)
     except lifecycle.TaskError as exc:  # refused: nothing changed (the transaction rolled back)
         assert encounter_id is not None

@@ -30,6 +30,7 @@ class Output:
     severity: str | None = None
     value: float | None = None
     tier: str | None = None
+    plan: str | None = None  # a disposition's place in the discharge plan
 
     @property
     def label(self) -> str:
@@ -74,7 +75,7 @@ def _mismatches(want: Expected, got: Output, zone: ZoneInfo) -> list[str]:
         # Cases are written to the minute; a boundary fires a second past it.
         if got.due is None or got.due.astimezone(UTC).replace(second=0, microsecond=0) != due:
             out.append(f"due expected {when_text(due, zone)}, got {when_text(got.due, zone)}")
-    for name in ("priority", "queue", "severity", "tier"):
+    for name in ("priority", "queue", "severity", "tier", "plan"):
         expected = getattr(want, name)
         if expected is not None and expected != getattr(got, name):
             out.append(f"{name} expected {expected}, got {getattr(got, name) or 'none'}")

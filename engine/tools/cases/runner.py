@@ -84,7 +84,8 @@ def _diagnoses(items: Sequence[tuple[str, str] | str] | None) -> list[tuple[str,
 
 def _output(row: RuleOutput) -> Output:
     return Output(row.kind, row.code, row.rule_id, row.due_at, row.priority, row.queue,
-                  row.severity, row.value, (row.detail or {}).get("tier"))
+                  row.severity, row.value, (row.detail or {}).get("tier"),
+                  (row.detail or {}).get("plan"))
 
 
 def hl7_message(event: StoryEvent, when: datetime, site: SiteProfile, control_id: str) -> bytes:
@@ -146,7 +147,8 @@ class Runner:
                                self.rulebook.book.reference.holidays)
             f = d.fields
             outputs.append(Output(f["kind"], f["code"], f["rule_id"], due, f["priority"],
-                                  f["queue"], f["severity"], f["value"], f["detail"].get("tier")))
+                                  f["queue"], f["severity"], f["value"], f["detail"].get("tier"),
+                                  f["detail"].get("plan")))
         return outputs
 
     def _story(self, case: Case, result: Result) -> list[Output]:
@@ -216,7 +218,7 @@ class Runner:
                     staffing = self.rulebook.staffing
                     lifecycle.transition(session, task, "complete", _worker(task, staffing),
                                          now=when, outcome=COMPLETION_OUTCOME,
-                                         staffing=staffing)
+                                         staffing=staffing, chosen=event.choose)
                 except lifecycle.TaskError as exc:
                     raise StoryError(f"task {event.complete!r} could not be completed at "
                                      f"{when_text(when, self.zone)}: {exc.message}") from exc

@@ -62,6 +62,8 @@ class StoryEvent(_Strict):
                               "inpatient, A03 discharge, A11 cancel admit...; R01 lab results")
     complete: str | None = Field(default=None, description="A task type the case manager "
                                  "completes at this time (a notice delivered, a review done).")
+    choose: str | None = Field(default=None, description="With complete: confirm-discharge-"
+                               "plan, the disposition chosen (snf, home...).")
     labs: dict[str, float] | None = Field(default=None, description="With R01: results by "
                                           "name (hemoglobin g/dL, sodium mmol/L).")
     at: Instant = Field(description="When it happened, local time unless it has an offset.")
@@ -92,6 +94,8 @@ class StoryEvent(_Strict):
         _check_time(self.at)
         if (self.event is None) == (self.complete is None):
             raise ValueError("a story step is either an `event` or a `complete`")
+        if self.choose is not None and self.complete is None:
+            raise ValueError("`choose` goes with `complete` (the discharge-plan task)")
         if (self.event == "R01") != (self.labs is not None):
             raise ValueError("lab results (`labs`) come with event R01, and R01 with labs")
         return self
@@ -150,6 +154,8 @@ class Expected(_OutputRef):
     value: float | None = Field(default=None, description="A score's value.")
     tier: str | None = Field(default=None, description="A score's tier (low, intermediate, "
                              "moderate, high: as its rule names them).")
+    plan: Literal["primary", "alternative"] | None = Field(
+        default=None, description="A proposed disposition's place in the discharge plan.")
 
     @model_validator(mode="after")
     def _time(self) -> Expected:
