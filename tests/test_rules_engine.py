@@ -67,7 +67,7 @@ def test_medicare_observation_story_moon_then_second_midnight_then_admission(run
     assert "task:status-review" not in now  # admitted: the status question is answered
     assert "task:moon-notice" in now  # still owed: it covers the observation hours
     assert "task:im-notice" in now and "task:initial-ur-review" in now
-    assert now["task:im-notice"].due_at == local(2026, 3, 6, 0, 0)
+    assert now["task:im-notice"].due_at == local(2026, 3, 5, 17, 0)
     cancelled = outputs(rt, status="cancelled")["task:status-review"]
     assert cancelled.end_reason == "conditions no longer hold"
 

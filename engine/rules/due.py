@@ -73,8 +73,9 @@ def _working(when: datetime, hours: str, zone: ZoneInfo) -> datetime:
 
 def _from_anchor(due: Due, start: datetime, zone: ZoneInfo, holidays: frozenset[date]
                  ) -> datetime:
-    if due.days_before is not None:
-        day = start.astimezone(zone).date() - timedelta(days=due.days_before)
+    if due.days_before is not None or due.days_after is not None:
+        shift = -(due.days_before or 0) if due.days_after is None else due.days_after
+        day = start.astimezone(zone).date() + timedelta(days=shift)
         return datetime.combine(day, _clock(due.at or "23:59"), tzinfo=zone).astimezone(UTC)
     if due.midnights is not None:
         day = start.astimezone(zone).date() + timedelta(days=due.midnights)

@@ -175,9 +175,15 @@ class Due(_Strict):
         default=None, ge=0, description="The local calendar day this many days before the "
         "anchor's day, at `at` (e.g. the day before the expected discharge).",
     )
+    days_after: int | None = Field(
+        default=None, ge=0, description="The local calendar day this many days after the "
+        "anchor's day, at `at` (e.g. a notice due within 2 calendar days of admission, at a "
+        "working hour rather than at the midnight that ends the last day).",
+    )
     at: str | None = Field(
         default=None, pattern=r"^\d{2}:\d{2}$",
-        description="Local time of day for business_days and days_before (default 23:59).",
+        description="Local time of day for business_days, days_before and days_after "
+        "(default 23:59).",
     )
     working_hours: str | None = Field(
         default=None, pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$",
@@ -192,11 +198,11 @@ class Due(_Strict):
 
     @model_validator(mode="after")
     def _one(self) -> Due:
-        given = [k for k in ("hours", "midnights", "business_days", "days_before")
+        given = [k for k in ("hours", "midnights", "business_days", "days_before", "days_after")
                  if getattr(self, k) is not None]
         if len(given) > 1:
             raise ValueError("a due time uses one of hours, midnights, business_days, "
-                             "days_before")
+                             "days_before, days_after")
         return self
 
 
