@@ -16,7 +16,7 @@ from engine.planning import held, snapshots
 from engine.planning.prefetch import Prefetched, prefetch
 from engine.planning.reconcile import Changes, reconcile
 from engine.rules import snapshot as snapshot_data
-from engine.rules.compile import Book, compile_book
+from engine.rules.compile import Book, compile_book, output_name
 from engine.rules.facts import Derived, derive
 from engine.rules.loader import load_folder
 from engine.rules.matching import Firing, Matcher
@@ -103,13 +103,20 @@ class Rulebook:
         wanted = desired_outputs(self.book, firings, derived.values)
         desired, withheld = held.withhold(self.book, derived.values, snap.diagnoses, wanted,
                                           read.decisions[enc.id], now, write=write)
-        declined = frozenset(d.fields["code"] for d in wanted if d.key in withheld
-                             and d.fields.get("kind") == OutputKind.PROPOSAL)
-        if declined:  # the plan is ranked again without the dispositions people declined
-            desired, withheld = held.withhold(
-                self.book, derived.values, snap.diagnoses,
-                desired_outputs(self.book, firings, derived.values, declined),
-                read.decisions[enc.id], now, write=write)
+        declined: frozenset[str] = frozenset()
+        for _ in range(len(wanted) + 1):  # until no newly raised proposal is declined too
+            more = declined | {d.fields["code"] for d in wanted if d.key in withheld
+                               and d.fields.get("kind") == OutputKind.PROPOSAL}
+            if more == declined:
+                break
+            # the rules run again reading the declined proposals as not raised (home is the
+            # default again), and the plan is ranked again without them
+            declined = frozenset(more)
+            firings = self.matcher.match(derived, snap.diagnoses, frozenset(
+                output_name(OutputKind.PROPOSAL, code) for code in declined))
+            wanted = desired_outputs(self.book, firings, derived.values, declined)
+            desired, withheld = held.withhold(self.book, derived.values, snap.diagnoses, wanted,
+                                              read.decisions[enc.id], now, write=write)
         if write:
             reason = stopped or "conditions no longer hold"
             changes = reconcile(session, self.book, enc, snap, existing, desired, now,
