@@ -163,8 +163,8 @@ def test_a_birthday_is_a_midnight_the_age_rules_see():
     snap = Snapshot(status="finished", birth_date=date(1940, 2, 29),
                     discharge_time=local(2026, 2, 20, 10, 0))
     eve = derive(snap, local(2026, 2, 28, 12, 0), CHICAGO, Reference())
-    plain = derive(snap, local(2026, 2, 20, 12, 0), CHICAGO, Reference())
-    assert "age" in eve.daily and "age" not in plain.daily
+    before = derive(snap, local(2026, 2, 20, 12, 0), CHICAGO, Reference())
+    assert eve.changes_at["age"] == before.changes_at["age"] == local(2026, 3, 1, 0, 0)
     assert "los_days" not in eve.daily  # frozen at discharge
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from engine.core.vocabulary import OutputKind, OutputStatus
 from engine.rules.snapshot import PastStay, Period, Snapshot
@@ -21,9 +23,6 @@ def load(enc: Encounter, outputs: list[RuleOutput], history: list[tuple],
         entry = past.setdefault(enc_id, (admit, discharge, set()))
         if status:
             entry[2].add(status)
-    tasks = [o for o in outputs if o.kind == OutputKind.TASK]
-    open_tasks = [o for o in tasks if o.status == OutputStatus.ACTIVE]
-    done_tasks = [o for o in tasks if o.status == OutputStatus.COMPLETED]
     return Snapshot(
         encounter_id=enc.id,
         patient_id=patient.id if patient is not None else None,
@@ -54,9 +53,25 @@ def load(enc: Encounter, outputs: list[RuleOutput], history: list[tuple],
                           if not s.cancelled), key=lambda p: p.start),
         diagnoses=[(d.code, d.diagnosis_type) for d in enc.diagnoses],
         past_stays=[PastStay(a, d, frozenset(s)) for a, d, s in past.values()],
+        labs=lab_values,
+        **_task_fields(outputs),
+    )
+
+
+def with_outputs(snap: Snapshot, outputs: list[RuleOutput]) -> Snapshot:
+    """`snap` after a reconciliation changed the stay's outputs: only the task fields move."""
+    return replace(snap, **_task_fields(outputs))
+
+
+def _task_fields(outputs: list[RuleOutput]) -> dict[str, Any]:
+    """What the rules read of the stay's own outputs: tasks open, done, due and last
+    completed; the disposition chosen and those closed."""
+    tasks = [o for o in outputs if o.kind == OutputKind.TASK]
+    open_tasks = [o for o in tasks if o.status == OutputStatus.ACTIVE]
+    done_tasks = [o for o in tasks if o.status == OutputStatus.COMPLETED]
+    return dict(
         open_task_types=sorted({o.code for o in open_tasks}),
         completed_task_types=sorted({o.code for o in done_tasks}),
-        labs=lab_values,
         open_task_due=_by_code(((o.code, o.due_at) for o in open_tasks if o.due_at is not None),
                                min),
         last_completed=_by_code(((o.code, o.ended_at or o.updated_at) for o in done_tasks), max),

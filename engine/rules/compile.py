@@ -375,6 +375,13 @@ def _thresholds(cond: Condition, out: list[tuple[str, str, float]]) -> None:
             elif op in _AFFIRM:
                 assert isinstance(v, int | float)  # a number
                 out.append((cond.fact, op, float(v)))
+            elif op in ("equals", "not_equals", "in_", "not_in"):
+                # An hourly fact equals a value from the instant it reaches it until just
+                # after: both edges are boundaries.
+                for x in v if isinstance(v, list) else [v]:
+                    if isinstance(x, int | float) and not isinstance(x, bool):
+                        out += [(cond.fact, "at_least", float(x)),
+                                (cond.fact, "greater_than", float(x))]
 
 
 def compile_book(files: list[RulesetFile], ref: Reference) -> Book:
@@ -456,7 +463,7 @@ def compile_book(files: list[RulesetFile], ref: Reference) -> Book:
     daily_facts: set[str] = set()
     for r in rules:
         _thresholds(r.rule.when, thresholds)
-        daily_facts.update(f for f in r.facts if FACTS[f].varies == "daily" or f == "age")
+        daily_facts.update(f for f in r.facts if FACTS[f].varies == "daily")
     version = hashlib.sha256(
         ("|".join(f.digest for f in files) + ref.digest).encode()).hexdigest()[:12]
     return Book(rules, layers, predicates, ref, version, sorted(set(thresholds)),

@@ -20,7 +20,7 @@ from engine.rules.scores import charlson, hospital, lace
 from engine.rules.snapshot import Period, Snapshot
 
 FactType = Literal["number", "text", "boolean", "list"]
-Varies = Literal["", "hourly", "daily"]
+Varies = Literal["", "hourly", "daily", "due"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,9 @@ class FactSpec:
     type: FactType
     description: str
     unit: str = ""
-    # "hourly": grows by one per hour while its clock runs; "daily": changes at local midnight.
+    # "hourly": grows by one per hour while its clock runs; "daily": changes at local midnight;
+    # "due": changes when an open task passes its due time. The clock schedules each kind
+    # (engine.planning.rulebook.next_boundary); a fact that moves with time must say so.
     varies: Varies = ""
 
 
@@ -39,7 +41,8 @@ def _f(name: str, type_: FactType, description: str, unit: str = "",
 
 
 CATALOGUE: tuple[FactSpec, ...] = (
-    _f("age", "number", "Age in whole years at evaluation time.", "years"),
+    _f("age", "number", "Age in whole years at evaluation time (changes at the local midnight "
+       "that starts the birthday).", "years", "daily"),
     _f("sex", "text", "Administrative sex as sent (PID-8: F, M, O, U...)."),
     _f("encounter_status", "text",
        "planned, in-progress, onleave, finished or cancelled."),
@@ -163,7 +166,8 @@ CATALOGUE: tuple[FactSpec, ...] = (
        "Transitions a person closed for this stay (a proposal declined, or closed because "
        "another disposition was chosen): not proposed again."),
     _f("overdue_task_types", "list",
-       "Types of this encounter's open tasks past their due time (strictly after it)."),
+       "Types of this encounter's open tasks past their due time (strictly after it).",
+       varies="due"),
 )
 FACTS: dict[str, FactSpec] = {f.name: f for f in CATALOGUE}
 
@@ -183,6 +187,9 @@ class Derived:
     # frozen, so only its post-discharge day counts move, and the clock can skip the
     # midnights no rule would see change.
     daily: frozenset[str] = frozenset()
+    # Facts that change at one known instant ahead, not at every midnight (age: the local
+    # midnight that starts the next birthday).
+    changes_at: dict[str, datetime] = field(default_factory=dict)
 
 
 def _hours(a: datetime, b: datetime) -> float:
@@ -299,10 +306,6 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
     if arrived is not None and expected_end is not None and not discharged:
         v["expected_midnights_in_hospital"] = max(
             (max(expected_end, today) - arrived.astimezone(zone).date()).days, 0)
-    delivered = snap.last_completed.get("im-notice")
-    if delivered is not None and expected_end is not None and not discharged:
-        v["im_delivered_days_before_discharge"] = (max(expected_end, today)
-                                                   - delivered.astimezone(zone).date()).days
 
     norm = ref.drg(snap.working_drg)
     if norm is not None:
@@ -364,26 +367,66 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
     if snap.chosen_disposition is not None:
         v["chosen_disposition"] = snap.chosen_disposition
     v["closed_dispositions"] = list(snap.closed_dispositions)
-    v["open_task_types"] = list(snap.open_task_types)
-    v["completed_task_types"] = list(snap.completed_task_types)
-    v["overdue_task_types"] = sorted(code for code, due in snap.open_task_due.items()
-                                     if due < now)
+    v.update(_from_outputs(snap, now, zone, today, discharged))
+    changes_at = {}
+    if snap.birth_date is not None:
+        birthday = _next_birthday(snap.birth_date, today)
+        changes_at["age"] = datetime(birthday.year, birthday.month, birthday.day, tzinfo=zone)
     return Derived(values=v, hourly=hourly,
-                   daily=_changing_at_midnight(snap, today, running, discharged))
+                   daily=_changing_at_midnight(snap, today, running, discharged),
+                   changes_at=changes_at)
+
+
+def task_facts(snap: Snapshot, now: datetime, zone: ZoneInfo) -> dict[str, Any]:
+    """The FROM_OUTPUTS facts alone, as derive computes them: what a reconciliation can
+    change, checked without deriving the rest."""
+    discharged = snap.discharge_time is not None and snap.discharge_time <= now
+    return _from_outputs(snap, now, zone, now.astimezone(zone).date(), discharged)
+
+
+def _from_outputs(snap: Snapshot, now: datetime, zone: ZoneInfo, today: date,
+                  discharged: bool) -> dict[str, Any]:
+    v: dict[str, Any] = {
+        "open_task_types": list(snap.open_task_types),
+        "completed_task_types": list(snap.completed_task_types),
+        "overdue_task_types": sorted(code for code, due in snap.open_task_due.items()
+                                     if due < now)}
+    pending = snap.pending_discharge_time is not None and not discharged
+    expected_end = snap.expected_discharge_date or (today if pending else None)
+    delivered = snap.last_completed.get("im-notice")
+    if delivered is not None and expected_end is not None and not discharged:
+        v["im_delivered_days_before_discharge"] = (max(expected_end, today)
+                                                   - delivered.astimezone(zone).date()).days
+    return v
+
+
+def _next_birthday(birth: date, today: date) -> date:
+    """The first day after `today` on which the age goes up (1 March for 29 February)."""
+    for year in (today.year, today.year + 1):
+        try:
+            day = birth.replace(year=year)
+        except ValueError:  # 29 February in a common year
+            day = date(year, 3, 1)
+        if day > today:
+            return day
+    raise AssertionError("unreachable: next year's birthday is after today")
 
 
 DAILY_FACTS = frozenset(f.name for f in CATALOGUE if f.varies == "daily")
+# Facts read from the stay's own stored tasks: when a reconciliation changes the tasks, these
+# can change with it, so the rulebook evaluates again until they settle.
+FROM_OUTPUTS = frozenset({"open_task_types", "completed_task_types", "overdue_task_types",
+                          "im_delivered_days_before_discharge"})
+# Daily facts that move at every midnight of a running stay (age: see Derived.changes_at).
+_DAILY_WHILE_RUNNING = DAILY_FACTS - {"age"}
 # After discharge, what still moves with the calendar (everything else is held at discharge).
 _AFTER_DISCHARGE = frozenset({"business_days_since_discharge"})
 
 
 def _changing_at_midnight(snap: Snapshot, today: date, running: bool,
                           discharged: bool) -> frozenset[str]:
-    changing: set[str] = set(DAILY_FACTS if running else
+    changing: set[str] = set(_DAILY_WHILE_RUNNING if running else
                              _AFTER_DISCHARGE if discharged else ())
     if snap.expected_discharge_date is not None:
         changing.add("days_until_expected_discharge")
-    if snap.birth_date is not None and (_age(snap.birth_date, today + timedelta(days=1))
-                                        != _age(snap.birth_date, today)):
-        changing.add("age")
     return frozenset(changing)

@@ -32,7 +32,7 @@ from engine.planning.evaluation import after_work
 from engine.planning.tick import tick
 from engine.storage.models import Encounter, RuleOutput
 from engine.tools.simulate import simulate
-from engine.work import lifecycle
+from engine.work import disposition, lifecycle
 from engine.work.staffing import Staffing
 
 BEDS, DAYS, SEED = 60, 7, 1  # the demo: a 60-bed hospital over the last week
@@ -152,15 +152,20 @@ class Staff:
     def _complete(self, task_id: int) -> None:
         now = self.clock.instant
         rulebook = self.runtime.rules.current
-        with self.runtime.sessions() as session, session.begin():
-            task = lifecycle.load(session, task_id)
-            if (task is None or task.status != OutputStatus.ACTIVE
-                    or (task.task_status or "ready") not in OPEN_TASK_STATUSES):
-                return  # the rules withdrew it, or someone else closed it
-            lifecycle.transition(session, task, "complete", self._actor(task), now=now,
-                                 outcome=OUTCOME)
-            after_work(session, rulebook, task, now)
-            self.completed += 1
+        try:
+            with self.runtime.sessions() as session, session.begin():
+                task = lifecycle.load(session, task_id)
+                if (task is None or task.status != OutputStatus.ACTIVE
+                        or (task.task_status or "ready") not in OPEN_TASK_STATUSES):
+                    return  # the rules withdrew it, or someone else closed it
+                plan = (task.detail or {}).get(disposition.PLAN_TASK) or {}
+                lifecycle.transition(session, task, "complete", self._actor(task), now=now,
+                                     outcome=OUTCOME, staffing=self.staffing,
+                                     chosen=plan.get("primary") if plan else None)
+                after_work(session, rulebook, task, now)
+                self.completed += 1
+        except lifecycle.OutOfOrder:  # it waits for another task (the follow-up IM for the IM)
+            heapq.heappush(self.planned, (now + timedelta(minutes=30), task_id))
 
 
 def _aware(value: datetime) -> datetime:

@@ -139,8 +139,9 @@ def facts(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable
         return
     table = Table("fact", "type", "unit", "changes", "description", show_lines=False)
     for f in CATALOGUE:
-        table.add_row(f.name, f.type, f.unit, {"hourly": "hourly", "daily": "at midnight"}
-                      .get(f.varies, ""), f.description)
+        table.add_row(f.name, f.type, f.unit, {"hourly": "hourly", "daily": "at midnight",
+                                               "due": "at a due time"}.get(f.varies, ""),
+                      f.description)
     out.print(table)
     out.print(f"{len(CATALOGUE)} facts")
 
