@@ -1,8 +1,9 @@
 """A case manager's decline through the real server, on SQLite and PostgreSQL: Maria Alvarez
-declines "Confirm discharge home" on the encounter page with a coded reason; the EHR sees a
-FHIR Task `rejected` with its statusReason; re-evaluation, the clock and a transfer raise no
+declines "Confirm the discharge plan" on the encounter page with a coded reason; the EHR sees
+a FHIR Task `rejected` with its statusReason; re-evaluation, the clock and a transfer raise no
 new copy; admission as an inpatient (a material change) raises it once more. The EHR can
-decline over FHIR too, and `engine rules explain` says what was decided."""
+decline over FHIR too, declining the home proposal withdraws it (and, home being the only
+disposition, the plan task), and `engine rules explain` says what was decided."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from tests.conftest import start_server as start
 CHICAGO = ZoneInfo("America/Chicago")
 QUIET = {"ENGINE_ESCALATION_GRACE_MINUTES": "100000000", "ENGINE_CLOCK_INTERVAL_S": "3600"}
 PASSWORD = "correct horse battery staple"
-HOME_TASK = "confirm-transition-home"
+PLAN_TASK = "confirm-discharge-plan"
 WEB_VISIT, FHIR_VISIT, PROPOSAL_VISIT, PATCH_VISIT = "VD100", "VD200", "VD300", "VD400"
 
 
@@ -39,7 +40,8 @@ def _stamp(when: datetime) -> str:
 
 
 def observe(rt: Runtime, visit: str, mrn: str, when: datetime) -> None:
-    """A Medicare patient placed in observation on 4WEST: discharge home is proposed."""
+    """A Medicare patient placed in observation on 4WEST: discharge home is proposed, the
+    only disposition of the plan the case manager is asked to confirm."""
     rt.intake.hl7(adt("A04", _stamp(when), admit_time=_stamp(when), visit=visit, mrn=mrn,
                       patient_class="O", patient_type="OBS"))
 
@@ -78,15 +80,15 @@ def encounter_id(store: Runtime, visit: str) -> int:
         return s.scalars(select(Encounter.id).where(Encounter.visit_number == visit)).one()
 
 
-def home_tasks(store: Runtime, visit: str) -> list[RuleOutput]:
+def plan_tasks(store: Runtime, visit: str) -> list[RuleOutput]:
     with store.readers() as s:
         return list(s.scalars(select(RuleOutput).join(Encounter).where(
-            Encounter.visit_number == visit, RuleOutput.code == HOME_TASK)
+            Encounter.visit_number == visit, RuleOutput.code == PLAN_TASK)
             .order_by(RuleOutput.id)))
 
 
 def ready(store: Runtime, visit: str) -> list[int]:
-    return [t.id for t in home_tasks(store, visit) if t.task_status == "ready"]
+    return [t.id for t in plan_tasks(store, visit) if t.task_status == "ready"]
 
 
 def csrf(html: str) -> str:
@@ -104,7 +106,7 @@ def signed_in(server) -> httpx.Client:
     return web
 
 
-def test_case_manager_declines_discharge_home_and_it_is_not_asked_again(server, store, fhir):
+def test_case_manager_declines_the_plan_and_it_is_not_asked_again(server, store, fhir):
     stay = encounter_id(store, WEB_VISIT)
     (task_id,) = ready(store, WEB_VISIT)
     web = signed_in(server)
@@ -138,15 +140,16 @@ def test_case_manager_declines_discharge_home_and_it_is_not_asked_again(server, 
     assert ready(store, WEB_VISIT) == []
     proposals = fhir.get("/ServiceRequest", params={"encounter": f"Encounter/{stay}",
                                                     "status": "active"}).json()
-    assert [e for e in proposals.get("entry", [])
-            if e["resource"]["code"]["coding"][0]["code"] == "home"] == []
+    # the task was declined, not the recommendation: discharge home stays proposed
+    assert [e["resource"]["code"]["coding"][0]["code"] for e in proposals.get("entry", [])
+            ] == ["home"]
     # the clock comes round and a transfer happens: still declined, no fresh copy
     tick(store.sessions, store.rules.current, datetime.now(CHICAGO) + timedelta(hours=3),
          all_open=True)
     store.intake.hl7(adt("A02", _stamp(datetime.now(CHICAGO)), visit=WEB_VISIT, mrn="930001",
                          patient_class="O", patient_type="OBS",
                          location="5EAST^501^A^GENHOSP", prior_location="4WEST^412^A^GENHOSP"))
-    assert ready(store, WEB_VISIT) == [] and len(home_tasks(store, WEB_VISIT)) == 1
+    assert ready(store, WEB_VISIT) == [] and len(plan_tasks(store, WEB_VISIT)) == 1
     # `engine rules explain` says what was decided and what would reopen it
     explained = subprocess.run(
         [sys.executable, "-m", "engine", "rules", "explain", WEB_VISIT], capture_output=True,
@@ -156,16 +159,16 @@ def test_case_manager_declines_discharge_home_and_it_is_not_asked_again(server, 
     assert explained.returncode == 0, explained.stderr
     lines = explained.stdout.splitlines()
     assert any(x.startswith("      held back: declined by Maria Alvarez, RN at ") for x in lines)
-    line = next(x for x in lines if x.startswith("  propose-home: "))
+    line = next(x for x in lines if x.startswith("  confirm-discharge-plan: "))
     assert "declined by Maria Alvarez, RN at " in line
     assert line.endswith("holds until care status or diagnoses change  [holding back: "
-                         "propose-home/proposal/home, propose-home/task/confirm-transition-home]")
+                         "confirm-discharge-plan/task/confirm-discharge-plan]")
     # the physician admits her as an inpatient: a material change, the question comes back
     store.intake.hl7(adt("A06", _stamp(datetime.now(CHICAGO)), visit=WEB_VISIT, mrn="930001",
                          patient_class="I", location="5EAST^501^A^GENHOSP"))
     again = ready(store, WEB_VISIT)
     assert len(again) == 1 and again[0] != task_id
-    found = fhir.get("/Task", params={"code": HOME_TASK, "status": "ready",
+    found = fhir.get("/Task", params={"code": PLAN_TASK, "status": "ready",
                                       "focus": f"Encounter/{stay}"}).json()
     assert [e["resource"]["id"] for e in found.get("entry", [])] == [str(again[0])]
 
@@ -190,7 +193,7 @@ def test_the_ehr_declines_over_fhir_with_a_coded_reason(server, store, fhir):
     assert body["statusReason"]["text"] == ("Patient or family declined: going to her "
                                             "daughter's in another state")
     assert ready(store, FHIR_VISIT) == []
-    rejected = fhir.get("/Task", params={"status": "rejected", "code": HOME_TASK}).json()
+    rejected = fhir.get("/Task", params={"status": "rejected", "code": PLAN_TASK}).json()
     assert str(task_id) in [e["resource"]["id"] for e in rejected.get("entry", [])]
     # a JSON Patch with words alone: the reason "other", in those words
     (patched_id,) = ready(store, PATCH_VISIT)
@@ -207,7 +210,8 @@ def test_the_ehr_declines_over_fhir_with_a_coded_reason(server, store, fhir):
     assert ready(store, PATCH_VISIT) == []
 
 
-def test_declining_the_proposal_on_the_web_withdraws_its_confirm_task(server, store, fhir):
+def test_declining_home_on_the_web_withdraws_it_and_the_plan_with_nothing_left(server, store,
+                                                                               fhir):
     stay = encounter_id(store, PROPOSAL_VISIT)
     with store.readers() as s:
         (proposal,) = s.scalars(select(RuleOutput.id).where(
@@ -228,10 +232,11 @@ def test_declining_the_proposal_on_the_web_withdraws_its_confirm_task(server, st
     finally:
         web.close()
     said = "declined by Maria Alvarez, RN: Patient or family declined: going to her daughter's"
-    (task,) = home_tasks(store, PROPOSAL_VISIT)
-    assert (task.task_status, task.end_reason) == ("cancelled", said)
+    (task,) = plan_tasks(store, PROPOSAL_VISIT)  # home was the plan's only disposition
+    assert task.task_status == "cancelled"
     revoked = fhir.get(f"/ServiceRequest/{proposal}").json()
     assert revoked["status"] == "revoked"
+    assert {"text": f"revoked: {said}"} in revoked["note"]
     tick(store.sessions, store.rules.current, datetime.now(CHICAGO) + timedelta(hours=1),
          all_open=True)
-    assert len(home_tasks(store, PROPOSAL_VISIT)) == 1 and ready(store, PROPOSAL_VISIT) == []
+    assert len(plan_tasks(store, PROPOSAL_VISIT)) == 1 and ready(store, PROPOSAL_VISIT) == []

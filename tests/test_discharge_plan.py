@@ -27,8 +27,8 @@ from engine.core.roles import Principal
 from engine.hl7.build import adt
 from engine.planning import evaluation
 from engine.planning.tick import tick
-from engine.storage.models import RuleOutput
-from engine.work import lifecycle
+from engine.storage.models import Decision, RuleOutput
+from engine.work import lifecycle, proposals
 from engine.work.lifecycle import Refused
 from tests.conftest import auth_headers, csrf, sign_in
 
@@ -214,3 +214,46 @@ def test_a_disposition_a_person_closed_is_neither_proposed_again_nor_in_the_plan
     (task,) = outputs(rt, "task", code=PLAN_TASK)
     assert "Primary recommendation: Inpatient rehabilitation" in task.detail["instructions"]
     assert "Long-term acute care" not in task.detail["instructions"]
+
+
+def decline(rt, code: str, *, when: datetime = THURSDAY) -> None:
+    with rt.sessions() as s, s.begin():
+        proposal = proposals.load(s, s.scalar(select(RuleOutput.id).where(
+            RuleOutput.kind == "proposal", RuleOutput.code == code,
+            RuleOutput.status == "active")))
+        proposals.decline(s, proposal, ALVAREZ, now=when, reason_code="patient-declined",
+                          reason="will not go to a facility far from her husband",
+                          staffing=rt.staffing)
+        evaluation.after_work(s, rt.rules.current, proposal, when)
+
+
+def test_a_declined_disposition_is_no_alternative_and_the_choice_still_closes_the_rest(rt):
+    """Declining rehab (an alternative), then LTACH (the primary): each leaves the plan, the
+    next in rank leads, and neither comes back as an alternative as the stay goes on; the
+    disposition she then chooses closes the others as before."""
+    decline(rt, "irf")
+    assert plan_of(rt) == {"ltach": "primary", "snf": "alternative",
+                           "home_health": "alternative", "outpatient_followup": "beside"}
+    (task,) = outputs(rt, "task", code=PLAN_TASK, status="active")
+    assert task.detail["instructions"].endswith(
+        "Alternatives: Skilled nursing facility, Home health.")
+    assert task.detail["discharge_plan"]["alternatives"] == ["snf", "home_health"]
+    decline(rt, "ltach", when=THURSDAY + timedelta(minutes=5))
+    later = THURSDAY + timedelta(hours=6)
+    rt.clock.set(later)
+    tick(rt.sessions, rt.rules.current, later, all_open=True)
+    assert plan_of(rt) == {"snf": "primary", "home_health": "alternative",
+                           "outpatient_followup": "beside"}
+    (task,) = outputs(rt, "task", code=PLAN_TASK, status="active")
+    assert "Primary recommendation: Skilled nursing facility." in task.detail["instructions"]
+    assert "Inpatient rehabilitation" not in task.detail["instructions"]
+    assert "Long-term acute care" not in task.detail["instructions"]
+    choose(rt, "snf", when=later)
+    closed = {p.code: p.end_reason for p in outputs(rt, "proposal", status="cancelled")}
+    assert closed["home_health"] == "another disposition chosen: Skilled nursing facility"
+    assert closed["irf"].startswith("declined by cm.alvarez: Patient or family declined")
+    assert plan_of(rt) == {"outpatient_followup": "beside"}
+    with rt.sessions() as s:
+        assert {d.output_key for d in s.scalars(select(Decision))} == {
+            "propose-irf/proposal/irf", "propose-ltach/proposal/ltach"}
+

@@ -353,19 +353,19 @@ def test_the_printed_worklist(web):
 
 
 def test_a_case_manager_declines_a_plan_that_does_not_apply(web):
-    """She declines "Confirm discharge home" with a coded reason: the page says so by her
+    """She declines "Confirm the discharge plan" with a coded reason: the page says so by her
     name, and the same work is not raised again for the stay."""
     from selenium.webdriver.support.ui import Select
 
     driver, base = web.driver, web.base
     runtime = Runtime.open(make_settings(web.database_url), migrate=False)
     query = select(RuleOutput).where(
-        RuleOutput.kind == "task", RuleOutput.code == "confirm-transition-home",
+        RuleOutput.kind == "task", RuleOutput.code == "confirm-discharge-plan",
         RuleOutput.status == "active", RuleOutput.task_status == "ready",
         RuleOutput.owner.like("cm.%")).order_by(RuleOutput.id)
     with runtime.readers() as s:
         target = s.scalars(query).first()
-        assert target is not None, "the week leaves a discharge home to confirm"
+        assert target is not None, "the week leaves a discharge plan to confirm"
         task, stay, owner = target.id, target.encounter_id, target.owner
     sign_in(driver, base, owner)
     driver.get(f"{base}/encounters/{stay}")
@@ -384,7 +384,7 @@ def test_a_case_manager_declines_a_plan_that_does_not_apply(web):
     assert "Not clinically appropriate: PT: needs rehab, lives alone" in by_css(driver, card).text
     with runtime.readers() as s:
         again = s.scalars(select(RuleOutput).where(
-            RuleOutput.encounter_id == stay, RuleOutput.code == "confirm-transition-home",
+            RuleOutput.encounter_id == stay, RuleOutput.code == "confirm-discharge-plan",
             RuleOutput.status == "active")).all()
     runtime.close()
     assert again == [], "no fresh copy of work she declined"

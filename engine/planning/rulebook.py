@@ -16,7 +16,7 @@ from engine.planning import held, snapshots
 from engine.planning.prefetch import Prefetched, prefetch
 from engine.planning.reconcile import Changes, reconcile
 from engine.rules import snapshot as snapshot_data
-from engine.rules.compile import Book, compile_book
+from engine.rules.compile import Book, compile_book, output_name
 from engine.rules.facts import FROM_OUTPUTS, Derived, derive, task_facts
 from engine.rules.loader import load_folder
 from engine.rules.matching import Firing, Matcher
@@ -129,8 +129,8 @@ class Rulebook:
         stopped = _stopped(enc)
         firings = [] if stopped else self.matcher.match(derived, snap.diagnoses)
         changes = Changes()
-        desired, withheld = self._wanted(firings, derived, snap, read.decisions[enc.id], now,
-                                         write)
+        firings, desired, withheld = self._wanted(firings, derived, snap,
+                                                  read.decisions[enc.id], now, write)
         if not write:
             return Evaluation(snap, derived, firings, changes, withheld, read.decisions[enc.id])
         reason = stopped or "conditions no longer hold"
@@ -155,8 +155,8 @@ class Rulebook:
                 break
             snap, derived = moved, self.facts(moved, now)
             firings = self.matcher.match(derived, snap.diagnoses)
-            desired, withheld = self._wanted(firings, derived, snap, read.decisions[enc.id],
-                                             now, True)
+            firings, desired, withheld = self._wanted(firings, derived, snap,
+                                                      read.decisions[enc.id], now, True)
         if changes.created or changes.cancelled:
             raised.follow(session, enc, changes.created, changes.cancelled, now,
                           self.staffing)
@@ -167,19 +167,27 @@ class Rulebook:
 
     def _wanted(self, firings: list[Firing], derived: Derived,
                 snap: snapshot_data.Snapshot, holding: list[Decision], now: datetime,
-                write: bool) -> tuple[list[Desired], dict[str, Decision]]:
-        """What the firings want raised, less what people's decisions withhold."""
+                write: bool) -> tuple[list[Firing], list[Desired], dict[str, Decision]]:
+        """The firings, what they want raised, and what people's decisions withhold; with a
+        proposal declined the rules are matched again reading it as not raised."""
         wanted = desired_outputs(self.book, firings, derived.values)
         desired, withheld = held.withhold(self.book, derived.values, snap.diagnoses, wanted,
                                           holding, now, write=write)
-        declined = frozenset(d.fields["code"] for d in wanted if d.key in withheld
-                             and d.fields.get("kind") == OutputKind.PROPOSAL)
-        if declined:  # the plan is ranked again without the dispositions people declined
-            desired, withheld = held.withhold(
-                self.book, derived.values, snap.diagnoses,
-                desired_outputs(self.book, firings, derived.values, declined),
-                holding, now, write=write)
-        return desired, withheld
+        declined: frozenset[str] = frozenset()
+        for _ in range(len(wanted) + 1):  # until no newly raised proposal is declined too
+            more = declined | {d.fields["code"] for d in wanted if d.key in withheld
+                               and d.fields.get("kind") == OutputKind.PROPOSAL}
+            if more == declined:
+                break
+            # the rules run again reading the declined proposals as not raised (home is the
+            # default again), and the plan is ranked again without them
+            declined = frozenset(more)
+            firings = self.matcher.match(derived, snap.diagnoses, frozenset(
+                output_name(OutputKind.PROPOSAL, code) for code in declined))
+            wanted = desired_outputs(self.book, firings, derived.values, declined)
+            desired, withheld = held.withhold(self.book, derived.values, snap.diagnoses, wanted,
+                                              holding, now, write=write)
+        return firings, desired, withheld
 
     def next_boundary(self, snap: snapshot_data.Snapshot, derived: Derived, now: datetime,
                       outputs: list[RuleOutput]) -> datetime | None:

@@ -55,8 +55,12 @@ class Matcher:
             self._rules.setdefault(rule.id, (rule, tuple(sorted(rule.facts | rule.predicates)),
                                              tuple(raised)))
 
-    def match(self, derived: Derived, diagnoses: list[tuple[str, str | None]]) -> list[Firing]:
-        """Every enabled rule whose condition holds for these facts, layer by layer."""
+    def match(self, derived: Derived, diagnoses: list[tuple[str, str | None]],
+              withheld: frozenset[str] = frozenset()) -> list[Firing]:
+        """Every enabled rule whose condition holds for these facts, layer by layer.
+
+        `withheld`: output names (compile.output_name) a person's decision holds back; later
+        layers read them as not raised (a declined LTACH proposal lets home be the default)."""
         values = derived.values
         raised: set[str] = set()
         firings: list[Firing] = []
@@ -79,7 +83,7 @@ class Matcher:
             for rule_id in self._assert(n, fact):
                 rule, keys, outputs = rules[rule_id]
                 firings.append(Firing(rule, {k: fact[k] for k in keys if k in fact}))
-                raised.update(outputs)
+                raised.update(o for o in outputs if o not in withheld)
         return firings
 
     def close(self) -> None:

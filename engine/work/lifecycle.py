@@ -145,12 +145,19 @@ _WORKED: dict[str, str] = {IN_PROGRESS: "start", COMPLETED: "complete", REJECTED
 
 def _may_work(task: RuleOutput, actor: Principal | str, staffing: Staffing, verb: str) -> None:
     """People work their own role's tasks (supervisors any); systems are not asked."""
+    may_work_queue(task.queue, task.title or task.code, actor, staffing, verb)
+
+
+def may_work_queue(queue: str | None, what: str, actor: Principal | str, staffing: Staffing,
+                   verb: str) -> None:
+    """Refuse a person whose role does not work `queue` (the check behind _may_work, also
+    for work that is not a task, such as declining a proposal)."""
     if not isinstance(actor, Principal) or actor.kind != "user":
         return
-    if staffing.may_work(actor.role, task.queue):
+    if staffing.may_work(actor.role, queue):
         return
-    wanted = staffing.role_for_queue(task.queue) or ""
-    raise Forbidden(f"{task.title or task.code} is work for {_ROLE_SAID.get(wanted, wanted)}; "
+    wanted = staffing.role_for_queue(queue) or ""
+    raise Forbidden(f"{what} is work for {_ROLE_SAID.get(wanted, wanted)}; "
                     f"{_ROLE_SAID.get(actor.role, actor.role)} may not {verb} it (ask its "
                     "owner or a supervisor)")
 

@@ -16,7 +16,11 @@ from engine.core.vocabulary import OutputKind, OutputStatus
 from engine.storage.locks import lock, visit_lock_key
 from engine.storage.models import Decision, Encounter, RuleOutput
 from engine.work import decisions
-from engine.work.lifecycle import Conflict, Refused, actor_name, permit
+from engine.work.lifecycle import Conflict, Refused, actor_name, may_work_queue, permit
+from engine.work.staffing import EMPTY, Staffing
+
+# Proposals are the case manager's to decline, as the discharge plan's task is.
+PROPOSAL_QUEUE = "case_manager"
 
 
 def load(session: Session, output_id: int) -> RuleOutput | None:
@@ -35,11 +39,13 @@ def load(session: Session, output_id: int) -> RuleOutput | None:
 
 def decline(session: Session, proposal: RuleOutput, actor: Principal | str, *, now: datetime,
             reason_code: str | None, reason: str | None = None, by_display: str | None = None,
-            expected_version: int | None = None) -> Decision:
-    """Withdraw an active proposal as declined and keep the decision."""
+            expected_version: int | None = None, staffing: Staffing = EMPTY) -> Decision:
+    """Withdraw an active proposal as declined and keep the decision; refused to a person
+    whose role does not work the case-manager queue (`staffing`, as for a task)."""
     permit(actor, Permission.TASK_WORK)
     if proposal.kind != OutputKind.PROPOSAL:
         raise Refused(f"output {proposal.id} is a {proposal.kind}, not a proposal")
+    may_work_queue(PROPOSAL_QUEUE, proposal.title or proposal.code, actor, staffing, "decline")
     if expected_version is not None and expected_version != proposal.version:
         raise Conflict(f"proposal {proposal.id} is at version {proposal.version}, not "
                        f"{expected_version}: read it again and retry")

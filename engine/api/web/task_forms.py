@@ -124,7 +124,8 @@ def decline_proposal(request: Request, output_id: int, user: Viewer, runtime: Ru
                 raise lifecycle.Refused(CHOOSE_A_REASON)
             proposals.decline(session, proposal, user, now=now, reason_code=reason_code or None,
                               reason=reason, by_display=_display(runtime, user.name),
-                              expected_version=int(version) if version.isdigit() else None)
+                              expected_version=int(version) if version.isdigit() else None,
+                              staffing=runtime.staffing)
             evaluation.after_work(session, runtime.rules.current, proposal, now)
     except lifecycle.TaskError as exc:
         assert encounter_id is not None
