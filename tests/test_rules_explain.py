@@ -307,7 +307,7 @@ def test_explain_shows_a_ur_nurse_why_the_status_review_fired_and_writes_nothing
     assert "met        midnights_in_hospital at least 2  (actual: 2 midnights)" in text
     assert "NOT FIRED  ur-observation-48-hours" in text
     assert "not met    hours_in_observation greater than 48  (actual: 28.5 hours)" in text
-    assert "unknown  days_since_last_discharge at most 30  (actual: unknown)" in text
+    assert "unknown    days_since_last_discharge at most 30  (actual: unknown)" in text
 
     from sqlalchemy import func, select
 
