@@ -22,11 +22,16 @@ class Permission(StrEnum):
     RULES_RELOAD = "rules:reload"
     AUDIT_READ = "audit:read"
     USERS_MANAGE = "users:manage"
+    UR_WRITE = "ur:write"  # reviews, payer authorizations and communications, avoidable days
+    BARRIER_WRITE = "barrier:write"  # open, correct and resolve discharge barriers
+    METRICS_READ = "metrics:read"  # the department's numbers (aggregates, no patient rows)
 
 
 ROLES: dict[str, frozenset[Permission]] = {
-    "case_manager": frozenset({Permission.PATIENT_READ, Permission.TASK_WORK, Permission.WEB_UI}),
-    "ur_nurse": frozenset({Permission.PATIENT_READ, Permission.TASK_WORK, Permission.WEB_UI}),
+    "case_manager": frozenset({Permission.PATIENT_READ, Permission.TASK_WORK, Permission.WEB_UI,
+                               Permission.BARRIER_WRITE}),
+    "ur_nurse": frozenset({Permission.PATIENT_READ, Permission.TASK_WORK, Permission.WEB_UI,
+                           Permission.UR_WRITE}),
     "supervisor": frozenset(
         {
             Permission.PATIENT_READ,
@@ -34,8 +39,11 @@ ROLES: dict[str, frozenset[Permission]] = {
             Permission.TASK_ASSIGN,
             Permission.WORKLIST_ALL,
             Permission.WEB_UI,
+            Permission.METRICS_READ,
         }
     ),
+    # directors read the department's numbers, not patients' records
+    "director": frozenset({Permission.METRICS_READ, Permission.WEB_UI}),
     "informaticist": frozenset({Permission.RULES_READ, Permission.RULES_RELOAD, Permission.WEB_UI}),
     # systems such as the EHR: FHIR only, never the web UI
     "integration": frozenset(
@@ -44,6 +52,7 @@ ROLES: dict[str, frozenset[Permission]] = {
             Permission.ENCOUNTER_WRITE,
             Permission.TASK_WORK,
             Permission.WORKLIST_ALL,
+            Permission.UR_WRITE,  # an authorization number arriving from the payer portal
         }
     ),
     "admin": frozenset(

@@ -60,6 +60,16 @@ class DrgNorm:
     fiscal_year: str
 
 
+@dataclass(frozen=True)
+class DelayReason:
+    """One row of delay_reasons.csv: why a discharge is delayed (a barrier, an avoidable day)."""
+
+    code: str
+    category: str
+    responsible_party: str
+    text: str
+
+
 def drg_key(code: str) -> str:
     """MS-DRGs are three digits: '291', '0291' and ' 64' name rows 291, 291 and 064."""
     text = code.strip()
@@ -72,6 +82,7 @@ class Reference:
     holidays: frozenset[date] = frozenset()
     charlson: tuple[CharlsonCondition, ...] = ()
     drgs: dict[str, DrgNorm] = field(default_factory=dict)
+    delay_reasons: dict[str, DelayReason] = field(default_factory=dict)
     digest: str = ""
 
     def drg(self, code: str | None) -> DrgNorm | None:
@@ -132,11 +143,29 @@ def load_reference(folder: Path) -> Reference:
     drgs = folder / DRG_TABLE
     if drgs.exists():
         ref.drgs = _drg_norms(drgs)
+    reasons = folder / DELAY_REASONS
+    if reasons.exists():
+        ref.delay_reasons = _delay_reasons(reasons)
     ref.digest = hasher.hexdigest()[:12]
     return ref
 
 
 DRG_TABLE = "ms_drg_table5.csv"
+DELAY_REASONS = "delay_reasons.csv"
+
+
+def _delay_reasons(path: Path) -> dict[str, DelayReason]:
+    reasons: dict[str, DelayReason] = {}
+    for line, row in _rows(path, {"code", "category", "responsible_party", "text"}):
+        values = [(row[c] or "").strip() for c in ("code", "category", "responsible_party",
+                                                    "text")]
+        if not all(values):
+            raise ReferenceTableError(f"{path}:{line}: code, category, responsible_party and "
+                                      "text are all needed")
+        if values[0] in reasons:
+            raise ReferenceTableError(f"{path}:{line}: reason {values[0]} is listed twice")
+        reasons[values[0]] = DelayReason(*values)
+    return reasons
 
 
 def _drg_norms(path: Path) -> dict[str, DrgNorm]:

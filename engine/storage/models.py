@@ -477,3 +477,193 @@ class Decision(Base):
     lapsed_because: Mapped[str | None] = mapped_column(String(300))
 
     encounter: Mapped[Encounter] = relationship()
+
+
+# --- The UR nurse's record (issue 15): reviews, authorizations, barriers, avoidable days ---
+# Every record keeps who entered it and when; a correction bumps `version` and keeps the
+# state before it as a RecordRevision, so nothing a person recorded is ever erased. A record
+# entered in error is voided (voided_at, void_reason), never deleted.
+
+
+class UtilizationReview(Base):
+    """One utilization review of a stay: the level of care reviewed against the site's
+    criteria set (InterQual, MCG...: the determination only, never their content)."""
+
+    __tablename__ = "utilization_review"
+    __table_args__ = (Index("ix_utilization_review_encounter", "encounter_id", "reviewed_on"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    encounter_id: Mapped[int] = mapped_column(ForeignKey("encounter.id"))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("rule_output.id"))
+    review_type: Mapped[str] = mapped_column(String(20))  # engine.core.ur_record.REVIEW_TYPES
+    reviewed_on: Mapped[date] = mapped_column(Date)
+    reviewer: Mapped[str] = mapped_column(String(100))
+    reviewer_display: Mapped[str | None] = mapped_column(String(200))
+    level_of_care: Mapped[str] = mapped_column(String(20))  # inpatient | observation | outpatient
+    criteria_set: Mapped[str | None] = mapped_column(String(100))
+    criteria_result: Mapped[str] = mapped_column(String(20))  # met | not_met | advisor_referral
+    clinical_summary: Mapped[str | None] = mapped_column(Text)
+    next_review_on: Mapped[date | None] = mapped_column(Date)
+    next_review_overridden: Mapped[bool] = mapped_column(Boolean, default=False)
+    advisor_referred: Mapped[bool] = mapped_column(Boolean, default=False)
+    advisor_name: Mapped[str | None] = mapped_column(String(200))
+    advisor_outcome: Mapped[str | None] = mapped_column(String(30))
+    condition_code_44: Mapped[bool] = mapped_column(Boolean, default=False)
+    entered_by: Mapped[str] = mapped_column(String(100))
+    entered_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    voided_at: Mapped[datetime | None]
+    void_reason: Mapped[str | None] = mapped_column(String(500))
+
+    encounter: Mapped[Encounter] = relationship()
+
+
+class PayerAuthorization(Base):
+    """A payer's authorization of a stay: its reference number, status, what was approved
+    and, on a denial, the peer-to-peer and the appeal."""
+
+    __tablename__ = "payer_authorization"
+    __table_args__ = (Index("ix_payer_authorization_encounter", "encounter_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    encounter_id: Mapped[int] = mapped_column(ForeignKey("encounter.id"))
+    payer: Mapped[str | None] = mapped_column(String(limits.PAYER))
+    plan: Mapped[str | None] = mapped_column(String(limits.PLAN))
+    reference_number: Mapped[str | None] = mapped_column(String(limits.AUTH))
+    # pending | approved | partially_approved | denied | pended (engine.core.ur_record)
+    status: Mapped[str] = mapped_column(String(20))
+    level_of_care: Mapped[str | None] = mapped_column(String(20))
+    approved_days: Mapped[int | None] = mapped_column(Integer)
+    approved_from: Mapped[date | None] = mapped_column(Date)
+    approved_through: Mapped[date | None] = mapped_column(Date)
+    payer_reviewer: Mapped[str | None] = mapped_column(String(200))
+    payer_contact: Mapped[str | None] = mapped_column(String(200))
+    requested_at: Mapped[datetime | None]
+    decided_at: Mapped[datetime | None]
+    denial_reason: Mapped[str | None] = mapped_column(String(500))
+    # not_requested | requested | scheduled | held (engine.core.ur_record.PEER_TO_PEER)
+    peer_to_peer: Mapped[str | None] = mapped_column(String(20))
+    peer_to_peer_at: Mapped[datetime | None]
+    peer_to_peer_outcome: Mapped[str | None] = mapped_column(String(30))
+    appeal_level: Mapped[int | None] = mapped_column(Integer)
+    appeal_deadline: Mapped[date | None] = mapped_column(Date)
+    appeal_outcome: Mapped[str | None] = mapped_column(String(30))
+    source: Mapped[str] = mapped_column(String(10))  # web | fhir | feed (IN1-14)
+    entered_by: Mapped[str] = mapped_column(String(100))
+    entered_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    voided_at: Mapped[datetime | None]
+    void_reason: Mapped[str | None] = mapped_column(String(500))
+
+    encounter: Mapped[Encounter] = relationship()
+    communications: Mapped[list[PayerCommunication]] = relationship(
+        back_populates="authorization", order_by="PayerCommunication.at")
+
+
+class PayerCommunication(Base):
+    """One exchange with a payer about an authorization: what was sent or said, when, how."""
+
+    __tablename__ = "payer_communication"
+    __table_args__ = (Index("ix_payer_communication_encounter", "encounter_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    encounter_id: Mapped[int] = mapped_column(ForeignKey("encounter.id"))
+    authorization_id: Mapped[int | None] = mapped_column(ForeignKey("payer_authorization.id"),
+                                                         index=True)
+    at: Mapped[datetime]
+    direction: Mapped[str] = mapped_column(String(10))  # outbound | inbound
+    channel: Mapped[str] = mapped_column(String(10))  # phone | fax | portal | email | edi
+    summary: Mapped[str] = mapped_column(Text)
+    entered_by: Mapped[str] = mapped_column(String(100))
+    entered_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    voided_at: Mapped[datetime | None]
+    void_reason: Mapped[str | None] = mapped_column(String(500))
+
+    authorization: Mapped[PayerAuthorization | None] = relationship(
+        back_populates="communications")
+
+
+class Barrier(Base):
+    """Something standing in the way of a discharge, coded from the site's reason list
+    (rulesets/reference/delay_reasons.csv), with its owner, opened until resolved."""
+
+    __tablename__ = "barrier"
+    __table_args__ = (Index("ix_barrier_encounter_open", "encounter_id", "resolved_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    encounter_id: Mapped[int] = mapped_column(ForeignKey("encounter.id"))
+    category: Mapped[str] = mapped_column(String(40))
+    reason_code: Mapped[str] = mapped_column(String(20))
+    text: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(100))
+    opened_at: Mapped[datetime]
+    opened_by: Mapped[str] = mapped_column(String(100))
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(100))
+    resolution: Mapped[str | None] = mapped_column(String(500))
+    entered_by: Mapped[str] = mapped_column(String(100))
+    entered_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    voided_at: Mapped[datetime | None]
+    void_reason: Mapped[str | None] = mapped_column(String(500))
+
+    encounter: Mapped[Encounter] = relationship()
+
+
+class AvoidableDay(Base):
+    """A day, or a run of days, of a stay that was not medically necessary: entered by UR,
+    or proposed by the engine from an open barrier past the expected discharge or the GMLOS
+    and confirmed (or rejected) by a person. Only confirmed days count."""
+
+    __tablename__ = "avoidable_day"
+    __table_args__ = (Index("ix_avoidable_day_encounter", "encounter_id", "first_day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    encounter_id: Mapped[int] = mapped_column(ForeignKey("encounter.id"))
+    first_day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
+    reason_code: Mapped[str] = mapped_column(String(20))
+    category: Mapped[str] = mapped_column(String(40))
+    responsible_party: Mapped[str] = mapped_column(String(40))
+    note: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10))  # proposed | confirmed | rejected
+    source: Mapped[str] = mapped_column(String(10))  # person | engine
+    barrier_id: Mapped[int | None] = mapped_column(ForeignKey("barrier.id"))
+    decided_by: Mapped[str | None] = mapped_column(String(100))
+    decided_at: Mapped[datetime | None]
+    entered_by: Mapped[str] = mapped_column(String(100))
+    entered_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    voided_at: Mapped[datetime | None]
+    void_reason: Mapped[str | None] = mapped_column(String(500))
+
+    encounter: Mapped[Encounter] = relationship()
+
+
+class RecordRevision(Base):
+    """The state of a UR record before a correction: who changed it, when, why, and every
+    field as it was. The current row plus its revisions are the record's whole history."""
+
+    __tablename__ = "record_revision"
+    __table_args__ = (Index("ix_record_revision_record", "kind", "record_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30))  # the record's table name
+    record_id: Mapped[int] = mapped_column(Integer)
+    encounter_id: Mapped[int] = mapped_column(ForeignKey("encounter.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)  # the version this body was
+    changed_by: Mapped[str] = mapped_column(String(100))
+    changed_at: Mapped[datetime]
+    reason: Mapped[str | None] = mapped_column(String(500))
+    body: Mapped[dict[str, Any]]
