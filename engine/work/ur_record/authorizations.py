@@ -1,0 +1,173 @@
+"""Payer authorizations of a stay and every exchange with the payer about them.
+
+An authorization carries the payer's reference number, its status, what was approved (level
+of care, days or a through-date), the payer's reviewer and contact and, on a denial, the
+peer-to-peer and the appeal with its deadline. The rules read the approved through-date (a
+task comes due before the last approved day) and an appeal's deadline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.core import limits
+from engine.core import ur_record as codes
+from engine.core.roles import Permission, Principal
+from engine.core.site import SiteProfile
+from engine.storage.models import Encounter, PayerAuthorization, PayerCommunication
+from engine.work.ur_record import revisions
+from engine.work.ur_record.inputs import AuthorizationInput, CommunicationInput, code, text
+from engine.work.ur_record.problems import RecordInvalid, RecordNotFound, permitted
+from engine.work.ur_record.stay import days_of
+
+FEED = "feed"  # the source of a number IN1-14 sent
+_SKEW = timedelta(minutes=5)  # clocks differ: a call "now" on a fast PC is still now
+
+
+def _checked(data: AuthorizationInput, encounter: Encounter, site: SiteProfile,
+             now: datetime) -> dict:
+    code("status", data.status, codes.AUTHORIZATION_STATUSES)
+    code("level_of_care", data.level_of_care, codes.LEVELS_OF_CARE, required=False)
+    code("peer_to_peer", data.peer_to_peer, codes.PEER_TO_PEER, required=False)
+    code("peer_to_peer_outcome", data.peer_to_peer_outcome, codes.PEER_TO_PEER_OUTCOMES,
+         required=False)
+    code("appeal_outcome", data.appeal_outcome, codes.APPEAL_OUTCOMES, required=False)
+    stay = days_of(encounter, now, site.zone)
+    first = data.approved_from or stay.first
+    through = data.approved_through
+    if data.approved_days is not None:
+        if data.approved_days < 1:
+            raise RecordInvalid("approved_days", "approved days must be 1 or more")
+        if first is None:
+            raise RecordInvalid("approved_from", "approved days need the first approved day "
+                                                 "(the admission is not known yet)")
+        counted = first + timedelta(days=data.approved_days - 1)
+        if through is not None and through != counted:
+            raise RecordInvalid("approved_through", f"{data.approved_days} approved days from "
+                                f"{first.isoformat()} end on {counted.isoformat()}, not "
+                                f"{through.isoformat()}: give one or make them agree")
+        through = counted
+    if through is not None and first is not None and through < first:
+        since = "the first approved day" if data.approved_from else "the admission"
+        raise RecordInvalid("approved_through", f"the approved through-date "
+                            f"{through.isoformat()} is before {since} on {first.isoformat()}")
+    if data.approved_from is not None and stay.first and data.approved_from < stay.first:
+        stay.check("approved_from", data.approved_from, "the first approved day")
+    if data.status in codes.APPROVING and through is None:
+        raise RecordInvalid("approved_days", "an approval needs the approved days or the "
+                                             "approved through-date")
+    if data.status == "denied" and not text(data.denial_reason):
+        raise RecordInvalid("denial_reason", "a denial needs the payer's reason")
+    if data.peer_to_peer_outcome and data.peer_to_peer != "held":
+        raise RecordInvalid("peer_to_peer_outcome", "a peer-to-peer outcome needs the "
+                                                    "peer-to-peer held")
+    if data.appeal_level is not None and not 1 <= data.appeal_level <= codes.MAX_APPEAL_LEVEL:
+        raise RecordInvalid("appeal_level", f"appeal level is 1 to {codes.MAX_APPEAL_LEVEL}")
+    if data.appeal_level is not None and data.appeal_deadline is None:
+        raise RecordInvalid("appeal_deadline", "an appeal needs its filing deadline")
+    if data.appeal_deadline is not None and data.appeal_level is None:
+        raise RecordInvalid("appeal_level", "an appeal deadline needs the appeal level")
+    for field in ("requested_at", "decided_at", "peer_to_peer_at"):
+        moment = getattr(data, field)
+        if moment is not None and moment > now + _SKEW and field != "peer_to_peer_at":
+            raise RecordInvalid(field, f"{field.replace('_', ' ')} is in the future")
+    values = asdict(data)
+    values.update(approved_from=first if through is not None else data.approved_from,
+                  approved_through=through,
+                  reference_number=text(data.reference_number, limits.AUTH),
+                  payer=text(data.payer, limits.PAYER) or encounter.payer_name,
+                  plan=text(data.plan, limits.PLAN) or encounter.payer_plan,
+                  payer_reviewer=text(data.payer_reviewer, 200),
+                  payer_contact=text(data.payer_contact, 200),
+                  denial_reason=text(data.denial_reason, 500))
+    return values
+
+
+def record(session: Session, encounter: Encounter, data: AuthorizationInput,
+           actor: Principal | str, now: datetime, site: SiteProfile, *, source: str = "web"
+           ) -> PayerAuthorization:
+    """Keep an authorization (the caller holds the visit lock and re-evaluates after)."""
+    who = permitted(actor, Permission.UR_WRITE)
+    auth = PayerAuthorization(encounter_id=encounter.id, source=source, entered_by=who,
+                              entered_at=now, updated_by=who, updated_at=now, version=1,
+                              **_checked(data, encounter, site, now))
+    session.add(auth)
+    session.flush()
+    return auth
+
+
+def update(session: Session, auth: PayerAuthorization, encounter: Encounter,
+           data: AuthorizationInput, actor: Principal | str, now: datetime,
+           site: SiteProfile, *, reason: str | None = None,
+           expected_version: int | None = None) -> bool:
+    """A new status, approval, denial, peer-to-peer or appeal; the state before is kept."""
+    who = permitted(actor, Permission.UR_WRITE)
+    return revisions.revise(session, auth, _checked(data, encounter, site, now), who, now,
+                            reason, expected_version)
+
+
+def communicate(session: Session, encounter: Encounter, auth: PayerAuthorization | None,
+                data: CommunicationInput, actor: Principal | str, now: datetime
+                ) -> PayerCommunication:
+    """Log an exchange with the payer (on an authorization, or on the stay before one)."""
+    who = permitted(actor, Permission.UR_WRITE)
+    code("direction", data.direction, codes.DIRECTIONS)
+    code("channel", data.channel, codes.CHANNELS)
+    summary = text(data.summary, 20000)
+    if not summary:
+        raise RecordInvalid("summary", "say what was sent or said")
+    if data.at > now + _SKEW:
+        raise RecordInvalid("at", "the communication's time is in the future")
+    entry = PayerCommunication(encounter_id=encounter.id,
+                               authorization_id=auth.id if auth else None, at=data.at,
+                               direction=data.direction, channel=data.channel, summary=summary,
+                               entered_by=who, entered_at=now, updated_by=who, updated_at=now,
+                               version=1)
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def seed_from_feed(session: Session, encounter: Encounter, number: str | None,
+                   now: datetime) -> PayerAuthorization | None:
+    """IN1-14 sent an authorization number: open the stay's authorization with it (pending
+    until UR records the payer's determination); a number already on file is left alone."""
+    number = (number or "").strip()[:limits.AUTH]
+    if not number:
+        return None
+    known = session.scalars(select(PayerAuthorization.id).where(
+        PayerAuthorization.encounter_id == encounter.id,
+        PayerAuthorization.reference_number == number)).first()
+    if known is not None:
+        return None
+    auth = PayerAuthorization(encounter_id=encounter.id, reference_number=number,
+                              status="pending", payer=encounter.payer_name,
+                              plan=encounter.payer_plan, source=FEED, entered_by=FEED,
+                              entered_at=now, updated_by=FEED, updated_at=now, version=1)
+    session.add(auth)
+    return auth
+
+
+def of_stay(session: Session, encounter_id: int, *, voided: bool = False
+            ) -> list[PayerAuthorization]:
+    query = select(PayerAuthorization).where(PayerAuthorization.encounter_id == encounter_id)
+    if not voided:
+        query = query.where(PayerAuthorization.voided_at.is_(None))
+    return list(session.scalars(query.order_by(PayerAuthorization.id)))
+
+
+def communications(session: Session, encounter_id: int) -> list[PayerCommunication]:
+    return list(session.scalars(select(PayerCommunication).where(
+        PayerCommunication.encounter_id == encounter_id,
+        PayerCommunication.voided_at.is_(None)).order_by(PayerCommunication.at)))
+
+
+def get(session: Session, encounter_id: int, auth_id: int) -> PayerAuthorization:
+    auth = session.get(PayerAuthorization, auth_id)
+    if auth is None or auth.encounter_id != encounter_id:
+        raise RecordNotFound(f"no authorization {auth_id} on this stay")
+    return auth
