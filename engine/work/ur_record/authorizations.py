@@ -18,7 +18,12 @@ from engine.core import limits
 from engine.core import ur_record as codes
 from engine.core.roles import Permission, Principal
 from engine.core.site import SiteProfile
-from engine.storage.models import Encounter, PayerAuthorization, PayerCommunication
+from engine.storage.models import (
+    Encounter,
+    PayerAuthorization,
+    PayerCommunication,
+    RecordRevision,
+)
 from engine.work.ur_record import revisions
 from engine.work.ur_record.inputs import AuthorizationInput, CommunicationInput, code, text
 from engine.work.ur_record.problems import RecordInvalid, RecordNotFound, permitted
@@ -57,14 +62,31 @@ def _checked(data: AuthorizationInput, encounter: Encounter, site: SiteProfile,
                             f"{through.isoformat()} is before {since} on {first.isoformat()}")
     if data.approved_from is not None and stay.first and data.approved_from < stay.first:
         stay.check("approved_from", data.approved_from, "the first approved day")
+    if data.approved_from is not None and stay.discharged and data.approved_from > stay.last:
+        stay.check("approved_from", data.approved_from, "the first approved day")
     if data.status in codes.APPROVING and through is None:
         raise RecordInvalid("approved_days", "an approval needs the approved days or the "
                                              "approved through-date")
-    if data.status == "denied" and not text(data.denial_reason):
+    if data.status not in codes.APPROVING and (data.approved_days is not None
+                                               or data.approved_through is not None):
+        field = "approved_days" if data.approved_days is not None else "approved_through"
+        raise RecordInvalid(field, f"approved days go with an approval or a partial "
+                                   f"approval, not with a status of "
+                                   f"{codes.words(codes.AUTHORIZATION_STATUSES, data.status)}")
+    if data.status == "denied" and not text(data.denial_reason, 500, field="denial_reason"):
         raise RecordInvalid("denial_reason", "a denial needs the payer's reason")
     if data.peer_to_peer_outcome and data.peer_to_peer != "held":
         raise RecordInvalid("peer_to_peer_outcome", "a peer-to-peer outcome needs the "
                                                     "peer-to-peer held")
+    if data.peer_to_peer_at is not None and data.peer_to_peer in (None, "not_requested"):
+        raise RecordInvalid("peer_to_peer", "a peer-to-peer time needs the peer-to-peer "
+                                            "scheduled or held")
+    if (data.peer_to_peer == "held" and data.peer_to_peer_at is not None
+            and data.peer_to_peer_at > now + _SKEW):
+        raise RecordInvalid("peer_to_peer_at", "a peer-to-peer that was held has a time in "
+                                               "the past; a later one is scheduled")
+    if data.appeal_outcome and data.appeal_level is None:
+        raise RecordInvalid("appeal_level", "an appeal outcome needs the appeal level")
     if data.appeal_level is not None and not 1 <= data.appeal_level <= codes.MAX_APPEAL_LEVEL:
         raise RecordInvalid("appeal_level", f"appeal level is 1 to {codes.MAX_APPEAL_LEVEL}")
     if data.appeal_level is not None and data.appeal_deadline is None:
@@ -75,15 +97,18 @@ def _checked(data: AuthorizationInput, encounter: Encounter, site: SiteProfile,
         moment = getattr(data, field)
         if moment is not None and moment > now + _SKEW and field != "peer_to_peer_at":
             raise RecordInvalid(field, f"{field.replace('_', ' ')} is in the future")
+    if data.requested_at and data.decided_at and data.decided_at < data.requested_at:
+        raise RecordInvalid("decided_at", "the payer decided before the request was sent")
     values = asdict(data)
     values.update(approved_from=first if through is not None else data.approved_from,
                   approved_through=through,
-                  reference_number=text(data.reference_number, limits.AUTH),
-                  payer=text(data.payer, limits.PAYER) or encounter.payer_name,
-                  plan=text(data.plan, limits.PLAN) or encounter.payer_plan,
-                  payer_reviewer=text(data.payer_reviewer, 200),
-                  payer_contact=text(data.payer_contact, 200),
-                  denial_reason=text(data.denial_reason, 500))
+                  reference_number=text(data.reference_number, limits.AUTH,
+                                        field="reference_number"),
+                  payer=text(data.payer, limits.PAYER, field="payer") or encounter.payer_name,
+                  plan=text(data.plan, limits.PLAN, field="plan") or encounter.payer_plan,
+                  payer_reviewer=text(data.payer_reviewer, 200, field="payer_reviewer"),
+                  payer_contact=text(data.payer_contact, 200, field="payer_contact"),
+                  denial_reason=text(data.denial_reason, 500, field="denial_reason"))
     return values
 
 
@@ -117,7 +142,11 @@ def communicate(session: Session, encounter: Encounter, auth: PayerAuthorization
     who = permitted(actor, Permission.UR_WRITE)
     code("direction", data.direction, codes.DIRECTIONS)
     code("channel", data.channel, codes.CHANNELS)
-    summary = text(data.summary, 20000)
+    if auth is not None and auth.encounter_id != encounter.id:
+        raise RecordInvalid("authorization_id", "that authorization is not of this stay")
+    if auth is not None and auth.voided_at is not None:
+        raise RecordInvalid("authorization_id", "that authorization was voided")
+    summary = text(data.summary, 20000, field="summary")
     if not summary:
         raise RecordInvalid("summary", "say what was sent or said")
     if data.at > now + _SKEW:
@@ -142,14 +171,23 @@ def seed_from_feed(session: Session, encounter: Encounter, number: str | None,
     known = session.scalars(select(PayerAuthorization.id).where(
         PayerAuthorization.encounter_id == encounter.id,
         PayerAuthorization.reference_number == number)).first()
-    if known is not None:
+    if known is not None or _corrected_away(session, encounter.id, number):
         return None
     auth = PayerAuthorization(encounter_id=encounter.id, reference_number=number,
                               status="pending", payer=encounter.payer_name,
                               plan=encounter.payer_plan, source=FEED, entered_by=FEED,
                               entered_at=now, updated_by=FEED, updated_at=now, version=1)
     session.add(auth)
+    session.flush()  # sessions do not autoflush: the next message's check must see it
     return auth
+
+
+def _corrected_away(session: Session, encounter_id: int, number: str) -> bool:
+    """UR corrected the number the feed keeps sending: it is on file, in the history."""
+    bodies = session.scalars(select(RecordRevision.body).where(
+        RecordRevision.kind == PayerAuthorization.__tablename__,
+        RecordRevision.encounter_id == encounter_id))
+    return any(body.get("reference_number") == number for body in bodies)
 
 
 def of_stay(session: Session, encounter_id: int, *, voided: bool = False

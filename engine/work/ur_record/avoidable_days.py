@@ -55,6 +55,12 @@ def _checked(session: Session, data: AvoidableDayInput, encounter: Encounter,
     stay = days_of(encounter, now, site.zone)
     stay.check("first_day", data.first_day, "the first avoidable day")
     stay.check("last_day", last, "the last avoidable day")
+    if stay.discharged and last >= stay.last:  # the day the patient leaves is not a day
+        field = "first_day" if data.first_day >= stay.last else "last_day"  # of the stay
+        raise RecordInvalid(field, f"the patient left on {stay.last.isoformat()}: the day of "
+                                   "discharge is not a day of the stay (the last one is "
+                                   f"{(stay.last - timedelta(days=1)).isoformat()})")
+    _barrier_of_stay(session, encounter, data.barrier_id)
     clash = _overlap(session, encounter.id, data.first_day, last, but)
     if clash is not None:
         span = clash.first_day.isoformat()
@@ -64,7 +70,17 @@ def _checked(session: Session, data: AvoidableDayInput, encounter: Encounter,
                                          f"({clash.status}); correct that record instead")
     return {"first_day": data.first_day, "last_day": last, "reason_code": why.code,
             "category": why.category, "responsible_party": party,
-            "note": text(data.note), "barrier_id": data.barrier_id}
+            "note": text(data.note, field="note"), "barrier_id": data.barrier_id}
+
+
+def _barrier_of_stay(session: Session, encounter: Encounter, barrier_id: int | None) -> None:
+    if barrier_id is None:
+        return
+    barrier = session.get(Barrier, barrier_id)
+    if barrier is None or barrier.encounter_id != encounter.id:
+        raise RecordInvalid("barrier_id", f"barrier {barrier_id} is not a barrier of this stay")
+    if barrier.voided_at is not None:
+        raise RecordInvalid("barrier_id", f"barrier {barrier_id} was voided")
 
 
 def record(session: Session, encounter: Encounter, data: AvoidableDayInput,
@@ -100,7 +116,7 @@ def decide(session: Session, day: AvoidableDay, confirm: bool, actor: Principal 
     changes: dict = {"status": CONFIRMED if confirm else REJECTED, "decided_by": who,
                      "decided_at": now}
     if note:
-        changes["note"] = text(note)
+        changes["note"] = text(note, field="note")
     if responsible_party:
         changes["responsible_party"] = code("responsible_party", responsible_party,
                                             codes.RESPONSIBLE_PARTIES)
@@ -147,8 +163,10 @@ def candidate_days(encounter: Encounter, barriers: list[Barrier], now: datetime,
     out: list[tuple[date, Barrier]] = []
     day = first
     while day < end:
+        # the day the patient was expected to leave, spent in hospital, is the first one past
+        # it (as the day at index GMLOS is the first whole day past the GMLOS)
         past_expected = (encounter.expected_discharge_date is not None
-                         and day > encounter.expected_discharge_date)
+                         and day >= encounter.expected_discharge_date)
         past_gmlos = gmlos is not None and (day - first).days >= gmlos
         if past_expected or past_gmlos:
             barrier = _open_on(barriers, day, zone)
@@ -161,14 +179,23 @@ def candidate_days(encounter: Encounter, barriers: list[Barrier], now: datetime,
 def derive(session: Session, encounter: Encounter, now: datetime, zone: ZoneInfo,
            ref: Reference) -> list[AvoidableDay]:
     """Propose the days candidate_days finds that no record covers yet (a rejected day is
-    not proposed again); a proposal still open runs on while the same barrier stays open."""
-    barriers = list(session.scalars(select(Barrier).where(
-        Barrier.encounter_id == encounter.id, Barrier.voided_at.is_(None))))
-    if not barriers:
+    not proposed again); a proposal still open runs on while the same barrier stays open (a
+    new version, the shorter run kept); a proposal still open whose barrier was voided is
+    voided with it."""
+    every = list(session.scalars(select(Barrier).where(Barrier.encounter_id == encounter.id)))
+    if not every:
         return []
+    barriers = [b for b in every if b.voided_at is None]
+    withdrawn = {b.id for b in every if b.voided_at is not None}
     norm = ref.drg(encounter.working_drg)
-    recorded = list(session.scalars(select(AvoidableDay).where(
-        AvoidableDay.encounter_id == encounter.id, AvoidableDay.voided_at.is_(None))))
+    recorded = []
+    for r in session.scalars(select(AvoidableDay).where(
+            AvoidableDay.encounter_id == encounter.id, AvoidableDay.voided_at.is_(None))):
+        if r.status == PROPOSED and r.source == ENGINE and r.barrier_id in withdrawn:
+            # the barrier it rested on was entered in error: so was the proposal (kept)
+            revisions.void(session, r, ENGINE, now, "its barrier was voided")
+            continue
+        recorded.append(r)
     covered = {r.first_day + timedelta(days=i) for r in recorded
                for i in range((r.last_day - r.first_day).days + 1)}
     made: list[AvoidableDay] = []
@@ -179,8 +206,12 @@ def derive(session: Session, encounter: Encounter, now: datetime, zone: ZoneInfo
         run = next((r for r in recorded + made if r.status == PROPOSED
                     and r.barrier_id == barrier.id
                     and r.last_day == day - timedelta(days=1)), None)
-        if run is not None:
-            run.last_day, run.updated_at = day, now
+        if run in made:  # proposed just now: no one has read it yet
+            run.last_day = day
+            continue
+        if run is not None:  # a person may have read the shorter run: a new version, kept
+            revisions.revise(session, run, {"last_day": day}, ENGINE, now,
+                             "the barrier is still open")
             continue
         why = ref.delay_reasons.get(barrier.reason_code)
         proposal = AvoidableDay(

@@ -46,8 +46,9 @@ def _checked(data: BarrierInput, encounter: Encounter, site: SiteProfile, ref: R
         raise RecordInvalid("opened_at", "the barrier's opening time is in the future")
     stay = days_of(encounter, now, site.zone)
     stay.check("opened_at", opened.astimezone(site.zone).date(), "the barrier's opening day")
-    return {"reason_code": why.code, "category": why.category, "text": text(data.text),
-            "owner": text(data.owner, 100), "opened_at": opened}
+    return {"reason_code": why.code, "category": why.category,
+            "text": text(data.text, field="text"), "owner": text(data.owner, 100, field="owner"),
+            "opened_at": opened}
 
 
 def open_barrier(session: Session, encounter: Encounter, data: BarrierInput,
@@ -69,6 +70,10 @@ def correct(session: Session, barrier: Barrier, encounter: Encounter, data: Barr
     values = _checked(data, encounter, site, ref, now)
     if data.opened_at is None:
         values.pop("opened_at")
+    elif barrier.resolved_at is not None and data.opened_at > barrier.resolved_at:
+        resolved = barrier.resolved_at.astimezone(site.zone)
+        raise RecordInvalid("opened_at", f"the barrier was resolved at {resolved:%Y-%m-%d %H:%M}"
+                                         ": it was opened before that")
     return revisions.revise(session, barrier, values, who, now, reason_text, expected_version)
 
 
@@ -85,7 +90,8 @@ def resolve(session: Session, barrier: Barrier, actor: Principal | str, now: dat
     if when < barrier.opened_at:
         raise RecordInvalid("resolved_at", "a barrier is resolved after it was opened")
     revisions.revise(session, barrier, {"resolved_at": when, "resolved_by": who,
-                                        "resolution": text(resolution, 500)},
+                                        "resolution": text(resolution, 500,
+                                                           field="resolution")},
                      who, now, "resolved", expected_version)
 
 

@@ -77,11 +77,13 @@ class AvoidableDayInput:
     barrier_id: int | None = None
 
 
-def text(value: str | None, limit: int = 5000) -> str | None:
-    """Trimmed text, None when blank; over `limit` it is refused, never cut silently."""
+def text(value: str | None, limit: int = 5000, *, field: str = "text") -> str | None:
+    """Trimmed text, None when blank; over `limit` it is refused, never cut silently, with
+    a message naming `field` (the form field the text was typed in)."""
     value = (value or "").strip()
     if len(value) > limit:
-        raise RecordInvalid("text", f"at most {limit} characters, {len(value)} given")
+        raise RecordInvalid(field, f"{_name(field)}: at most {limit} characters, "
+                                   f"{len(value)} given")
     return value or None
 
 

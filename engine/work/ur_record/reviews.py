@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from engine.core import ur_record as codes
 from engine.core.roles import Permission, Principal
 from engine.core.site import SiteProfile
-from engine.storage.models import Encounter, UtilizationReview
+from engine.storage.models import Encounter, RuleOutput, UtilizationReview
 from engine.work.ur_record import revisions
 from engine.work.ur_record.inputs import ReviewInput, code, text
 from engine.work.ur_record.problems import RecordInvalid, RecordNotFound, permitted
@@ -37,18 +37,34 @@ def _checked(data: ReviewInput, encounter: Encounter, site: SiteProfile,
     if data.reviewed_on > today:
         raise RecordInvalid("reviewed_on", f"the review date {data.reviewed_on.isoformat()} "
                                            "is in the future")
-    if data.review_type == "retrospective":  # after the discharge, never before admission
+    retrospective = data.review_type == "retrospective"
+    if retrospective:  # after the discharge, of a stay that is over
+        if not stay.discharged:
+            raise RecordInvalid("review_type", "a retrospective review is of a stay after its "
+                                               "discharge; this patient is still in")
         if stay.first is not None and data.reviewed_on < stay.first:
             stay.check("reviewed_on", data.reviewed_on, "the review date")
     else:
         stay.check("reviewed_on", data.reviewed_on, "the review date")
+    if data.condition_code_44 and retrospective:
+        raise RecordInvalid("condition_code_44", "condition code 44 changes the level of care "
+                                                 "before the discharge, never in a "
+                                                 "retrospective review")
+    if data.condition_code_44 and data.criteria_result == "met":
+        raise RecordInvalid("condition_code_44", "condition code 44 is for an inpatient order "
+                                                 "the criteria do not support; this review "
+                                                 "found them met")
     interval = site.review_interval_days(encounter.payer_class)
+    # a review after the discharge has no next review
     cadence = (data.reviewed_on + timedelta(days=math.ceil(interval))
-               if interval else None)
+               if interval and not retrospective else None)
+    if data.next_review_on is not None and retrospective:
+        raise RecordInvalid("next_review_on", "a retrospective review is after the discharge: "
+                                              "there is no next review")
     next_on = data.next_review_on or cadence
-    if next_on is not None and next_on < data.reviewed_on:
+    if next_on is not None and next_on <= data.reviewed_on:
         raise RecordInvalid("next_review_on", f"the next review date {next_on.isoformat()} "
-                                              "is before this review")
+                                              "is not after this review")
     referred = data.advisor_referred or data.criteria_result == "advisor_referral"
     if data.advisor_outcome and not referred:
         raise RecordInvalid("advisor_outcome", "a physician advisor outcome needs a "
@@ -57,11 +73,21 @@ def _checked(data: ReviewInput, encounter: Encounter, site: SiteProfile,
     values.update(next_review_on=next_on, advisor_referred=referred,
                   next_review_overridden=(data.next_review_on is not None
                                           and data.next_review_on != cadence),
-                  criteria_set=text(data.criteria_set, 100),
-                  clinical_summary=text(data.clinical_summary, 20000),
-                  advisor_name=text(data.advisor_name, 200),
+                  criteria_set=text(data.criteria_set, 100, field="criteria_set"),
+                  clinical_summary=text(data.clinical_summary, 20000,
+                                        field="clinical_summary"),
+                  advisor_name=text(data.advisor_name, 200, field="advisor_name"),
                   advisor_outcome=data.advisor_outcome or ("pending" if referred else None))
     return values
+
+
+def _task_of_stay(session: Session, encounter: Encounter, task_id: int | None) -> None:
+    """A review recorded from a task belongs to that task's stay (never another patient's)."""
+    if task_id is None:
+        return
+    task = session.get(RuleOutput, task_id)
+    if task is None or task.encounter_id != encounter.id or task.kind != "task":
+        raise RecordInvalid("task_id", f"task {task_id} is not a task of this stay")
 
 
 def record(session: Session, encounter: Encounter, data: ReviewInput, actor: Principal | str,
@@ -70,6 +96,7 @@ def record(session: Session, encounter: Encounter, data: ReviewInput, actor: Pri
     """Keep a review of the stay (the caller holds the visit lock and re-evaluates after)."""
     who = permitted(actor, Permission.UR_WRITE)
     values = _checked(data, encounter, site, now)
+    _task_of_stay(session, encounter, data.task_id)
     review = UtilizationReview(encounter_id=encounter.id, reviewer=who,
                                reviewer_display=by_display, entered_by=who, entered_at=now,
                                updated_by=who, updated_at=now, version=1, **values)

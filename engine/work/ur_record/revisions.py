@@ -66,6 +66,7 @@ def revise(session: Session, row: Versioned, changes: dict[str, Any], by: str, n
         setattr(row, key, value)
     row.version += 1
     row.updated_by, row.updated_at = by, now
+    session.flush()  # sessions do not autoflush: the history and the checks after see it
     return True
 
 
@@ -81,6 +82,7 @@ def void(session: Session, row: Versioned, by: str, now: datetime, reason: str,
     row.voided_at, row.void_reason = now, reason.strip()[:500]
     row.version += 1
     row.updated_by, row.updated_at = by, now
+    session.flush()
 
 
 def history(session: Session, kind: str, record_id: int) -> list[RecordRevision]:
