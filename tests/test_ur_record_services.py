@@ -189,6 +189,29 @@ def test_three_approved_days_from_an_admission_late_at_night_end_on_the_third_lo
                                                                      date(2026, 3, 9))
 
 
+def test_observation_before_the_inpatient_order_is_part_of_the_stay_but_not_of_its_approval(
+        rt):
+    # in observation from 1 March, admitted as an inpatient on the 2nd (A06)
+    rt.intake.hl7(adt("A04", "202603011000", visit="V1", mrn="MV1", admit_time="202603011000",
+                      patient_class="O", patient_type="OBS"))
+    rt.intake.hl7(adt("A06", "202603021300", visit="V1", mrn="MV1", patient_class="I",
+                      admit_time="202603021300"))
+    with rt.sessions() as s, s.begin():
+        stay = locked(s, s.scalars(select(Encounter.id)).one())
+        observed = reviews.record(s, stay, review(date(2026, 3, 1), review_type="initial",
+                                                  level_of_care="observation"),
+                                  NURSE, NOW, rt.site)
+        assert observed.reviewed_on == date(2026, 3, 1)
+        auth = authorizations.record(s, stay, AuthorizationInput(status="approved",
+                                                                 approved_days=3),
+                                     NURSE, NOW, rt.site)
+        assert (auth.approved_from, auth.approved_through) == (date(2026, 3, 2),
+                                                               date(2026, 3, 4))
+        problem = refused(lambda: reviews.record(s, stay, review(date(2026, 2, 28)), NURSE,
+                                                 NOW, rt.site))
+        assert "before the admission on 2026-03-01" in problem.message
+
+
 def test_an_authorization_refuses_days_that_do_not_add_up(rt):
     stay_id = admit(rt, "V1", "202603062330")
     with rt.sessions() as s, s.begin():
@@ -202,6 +225,7 @@ def test_an_authorization_refuses_days_that_do_not_add_up(rt):
         cases = [
             (auth(status="approved"), "approved_days", "needs the approved days"),
             (auth(status="approved", approved_days=0), "approved_days", "1 or more"),
+            (auth(status="approved", approved_days=10**9), "approved_days", "at most 365"),
             (auth(status="approved", approved_through=date(2026, 3, 5)), "approved_through",
              "the approved through-date 2026-03-05 is before the admission on 2026-03-06"),
             (auth(status="approved", approved_days=3, approved_through=date(2026, 3, 9)),
@@ -287,6 +311,12 @@ def test_a_communication_belongs_to_the_stay_of_its_authorization(rt):
                                                         channel="pigeon", summary="ok"),
             NURSE, NOW))
         assert problem.field == "channel" and "unknown channel 'pigeon'" in problem.message
+        problem = refused(lambda: authorizations.communicate(
+            s, locked(s, one), auth, CommunicationInput(at=datetime(2026, 3, 10, 9, 0),
+                                                        direction="inbound", channel="fax",
+                                                        summary="ok"), NURSE, NOW))
+        assert (problem.field, problem.message) == ("at", "at 2026-03-10T09:00:00 has no time "
+                                                          "zone")
 
 
 def test_the_feed_opens_a_pending_authorization_once(rt):

@@ -25,12 +25,19 @@ from engine.storage.models import (
     RecordRevision,
 )
 from engine.work.ur_record import revisions
-from engine.work.ur_record.inputs import AuthorizationInput, CommunicationInput, code, text
+from engine.work.ur_record.inputs import (
+    AuthorizationInput,
+    CommunicationInput,
+    code,
+    instant,
+    text,
+)
 from engine.work.ur_record.problems import RecordInvalid, RecordNotFound, permitted
-from engine.work.ur_record.stay import days_of
+from engine.work.ur_record.stay import admission_day, days_of
 
 FEED = "feed"  # the source of a number IN1-14 sent
 _SKEW = timedelta(minutes=5)  # clocks differ: a call "now" on a fast PC is still now
+MAX_APPROVED_DAYS = 365  # one authorization never approves more; beyond is a typing slip
 
 
 def _checked(data: AuthorizationInput, encounter: Encounter, site: SiteProfile,
@@ -41,12 +48,15 @@ def _checked(data: AuthorizationInput, encounter: Encounter, site: SiteProfile,
     code("peer_to_peer_outcome", data.peer_to_peer_outcome, codes.PEER_TO_PEER_OUTCOMES,
          required=False)
     code("appeal_outcome", data.appeal_outcome, codes.APPEAL_OUTCOMES, required=False)
+    for field in ("requested_at", "decided_at", "peer_to_peer_at"):
+        instant(field, getattr(data, field))
     stay = days_of(encounter, now, site.zone)
-    first = data.approved_from or stay.first
+    first = data.approved_from or admission_day(encounter, stay, site.zone)
     through = data.approved_through
     if data.approved_days is not None:
-        if data.approved_days < 1:
-            raise RecordInvalid("approved_days", "approved days must be 1 or more")
+        if not 1 <= data.approved_days <= MAX_APPROVED_DAYS:
+            raise RecordInvalid("approved_days", "approved days must be 1 or more, at most "
+                                                 f"{MAX_APPROVED_DAYS}")
         if first is None:
             raise RecordInvalid("approved_from", "approved days need the first approved day "
                                                  "(the admission is not known yet)")
@@ -149,6 +159,7 @@ def communicate(session: Session, encounter: Encounter, auth: PayerAuthorization
     summary = text(data.summary, 20000, field="summary")
     if not summary:
         raise RecordInvalid("summary", "say what was sent or said")
+    instant("at", data.at)
     if data.at > now + _SKEW:
         raise RecordInvalid("at", "the communication's time is in the future")
     entry = PayerCommunication(encounter_id=encounter.id,

@@ -18,7 +18,7 @@ from engine.core.site import SiteProfile
 from engine.rules.reference import DelayReason, Reference
 from engine.storage.models import Barrier, Encounter
 from engine.work.ur_record import revisions
-from engine.work.ur_record.inputs import BarrierInput, text
+from engine.work.ur_record.inputs import BarrierInput, instant, text
 from engine.work.ur_record.problems import RecordInvalid, RecordNotFound, permitted
 from engine.work.ur_record.stay import days_of
 
@@ -41,7 +41,7 @@ def reason(ref: Reference, code: str | None, field: str = "reason_code") -> Dela
 def _checked(data: BarrierInput, encounter: Encounter, site: SiteProfile, ref: Reference,
              now: datetime) -> dict:
     why = reason(ref, data.reason_code)
-    opened = data.opened_at or now
+    opened = instant("opened_at", data.opened_at) or now
     if opened > now + _SKEW:
         raise RecordInvalid("opened_at", "the barrier's opening time is in the future")
     stay = days_of(encounter, now, site.zone)
@@ -84,7 +84,7 @@ def resolve(session: Session, barrier: Barrier, actor: Principal | str, now: dat
     who = permitted(actor, Permission.BARRIER_WRITE)
     if barrier.resolved_at is not None:
         raise RecordInvalid("record", "this barrier is already resolved")
-    when = at or now
+    when = instant("resolved_at", at) or now
     if when > now + _SKEW:
         raise RecordInvalid("resolved_at", "the resolution time is in the future")
     if when < barrier.opened_at:

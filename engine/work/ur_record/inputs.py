@@ -87,6 +87,14 @@ def text(value: str | None, limit: int = 5000, *, field: str = "text") -> str | 
     return value or None
 
 
+def instant(field: str, value: datetime | None) -> datetime | None:
+    """A moment with its zone (the edges read a typed local time in the site's zone); a
+    naive one is refused with the field's name, never compared as if it were UTC."""
+    if value is not None and value.utcoffset() is None:
+        raise RecordInvalid(field, f"{_name(field)} {value.isoformat()} has no time zone")
+    return value
+
+
 def parse_date(field: str, value: str | None, *, required: bool = False) -> date | None:
     value = (value or "").strip()
     if not value:

@@ -32,12 +32,23 @@ class StayDays:
 
 
 def days_of(encounter: Encounter, now: datetime, zone: ZoneInfo) -> StayDays:
-    start = encounter.admit_time or min((p.start for p in encounter.status_periods
-                                         if not p.cancelled),
-                                        default=None)
+    """From the first day of hospital care (emergency or observation before an inpatient
+    order are days of the stay; a pre-admission registration is not) to the discharge."""
+    periods = [p for p in encounter.status_periods if not p.cancelled]
+    cared = [p.start for p in periods if p.care_status != "preadmit"]
+    if encounter.admit_time is not None:
+        cared.append(encounter.admit_time)
+    start = min(cared or [p.start for p in periods], default=None)
     end = encounter.discharge_time
     return StayDays(start.astimezone(zone).date() if start else None,
                     (end or now).astimezone(zone).date(), end is not None)
+
+
+def admission_day(encounter: Encounter, stay: StayDays, zone: ZoneInfo) -> date | None:
+    """The local day of the admission (PV1-44, the inpatient order after an A06): payers count
+    approved days from it; the stay's first day when no admission time is known."""
+    admitted = encounter.admit_time
+    return admitted.astimezone(zone).date() if admitted is not None else stay.first
 
 
 def locked(session: Session, encounter_id: int) -> Encounter:
