@@ -206,12 +206,12 @@ def derive(session: Session, encounter: Encounter, now: datetime, zone: ZoneInfo
         run = next((r for r in recorded + made if r.status == PROPOSED
                     and r.barrier_id == barrier.id
                     and r.last_day == day - timedelta(days=1)), None)
-        if run in made:  # proposed just now: no one has read it yet
-            run.last_day = day
-            continue
-        if run is not None:  # a person may have read the shorter run: a new version, kept
-            revisions.revise(session, run, {"last_day": day}, ENGINE, now,
-                             "the barrier is still open")
+        if run is not None:
+            if run in made:  # proposed in this pass
+                run.last_day = day
+            else:  # a new version, so a person deciding the shorter run is told it moved
+                revisions.revise(session, run, {"last_day": day}, ENGINE, now,
+                                 "runs on: the barrier is still open")
             continue
         why = ref.delay_reasons.get(barrier.reason_code)
         proposal = AvoidableDay(
