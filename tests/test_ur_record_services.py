@@ -339,6 +339,12 @@ def test_the_feed_opens_a_pending_authorization_once(rt):
         assert authorizations.seed_from_feed(s, stay, "  ", NOW) is None
         assert [a.reference_number for a in authorizations.of_stay(s, stay_id)] == [
             "AUTH-4477"]
+        # entered in error and voided: the feed does not bring it back either
+        revisions.void(s, seeded, "ur.okafor", NOW, "the payer has no such authorization")
+        assert authorizations.seed_from_feed(s, stay, "AUTH-4477", NOW) is None
+        assert authorizations.seed_from_feed(s, stay, "AUTH-4471", NOW) is None
+        assert authorizations.of_stay(s, stay_id) == []
+        assert len(authorizations.of_stay(s, stay_id, voided=True)) == 1
 
 
 # -- history, versions, voids, roles ---------------------------------------------------------
@@ -549,6 +555,11 @@ def test_a_rejected_day_is_not_proposed_again_and_a_voided_barrier_proposes_noth
         assert "already rejected" in problem.message
         (newer,) = avoidable_days.derive(s, stay, local("2026-03-08T09:00"), CHICAGO, REF)
         assert (newer.first_day, newer.last_day) == (date(2026, 3, 7), date(2026, 3, 7))
+        # the rejected days are hers to enter again; the proposed one is decided, not retyped
+        problem = refused(lambda: avoidable_days.record(s, stay, AvoidableDayInput(
+            first_day=date(2026, 3, 7), reason_code="PA01"), NURSE, NOW, rt.site, REF))
+        assert problem.message == ("2026-03-07 is already recorded as avoidable (proposed); "
+                                   "confirm or reject the engine's proposal instead")
         # the barrier was entered on the wrong patient: its open proposal goes with it
         revisions.void(s, snf, "cm.alvarez", NOW, "wrong patient")
         assert avoidable_days.derive(s, stay, NOW, CHICAGO, REF) == []

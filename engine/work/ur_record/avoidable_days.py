@@ -66,8 +66,10 @@ def _checked(session: Session, data: AvoidableDayInput, encounter: Encounter,
         span = clash.first_day.isoformat()
         if clash.last_day != clash.first_day:
             span += f" to {clash.last_day.isoformat()}"
+        instead = ("confirm or reject the engine's proposal instead" if clash.status == PROPOSED
+                   else "correct that record instead")
         raise RecordInvalid("first_day", f"{span} is already recorded as avoidable "
-                                         f"({clash.status}); correct that record instead")
+                                         f"({clash.status}); {instead}")
     return {"first_day": data.first_day, "last_day": last, "reason_code": why.code,
             "category": why.category, "responsible_party": party,
             "note": text(data.note, field="note"), "barrier_id": data.barrier_id}
