@@ -4,6 +4,7 @@ would really have open at that moment (the `engine demo` loader, without the ser
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +13,18 @@ from sqlalchemy import select
 
 from engine.api.runtime import Runtime
 from engine.core.vocabulary import OPEN_ENCOUNTER_STATUSES, OutputKind, OutputStatus
-from engine.storage.models import Encounter, Patient, RuleOutput, StatusPeriod
+from engine.storage.models import (
+    AvoidableDay,
+    Barrier,
+    Encounter,
+    Patient,
+    PayerAuthorization,
+    PayerCommunication,
+    RecordRevision,
+    RuleOutput,
+    StatusPeriod,
+    UtilizationReview,
+)
 from engine.tools.demo import load_demo
 from tests.conftest import make_settings
 
@@ -41,6 +53,19 @@ class Picture:
     raised_after_discharge: list[tuple[str, str]] = field(default_factory=list)  # in-stay work
     obs_hours: dict[str, float] = field(default_factory=dict)  # visit -> hours, ended obs
     names: list[str] = field(default_factory=list)
+    # the UR record, as the department's numbers count it
+    reviews: Counter[str] = field(default_factory=Counter)  # review type -> reviews
+    review_tasks: list[tuple[str, str | None]] = field(default_factory=list)  # (type, task)
+    criteria_results: Counter[str] = field(default_factory=Counter)
+    authorizations: Counter[str] = field(default_factory=Counter)  # status -> count
+    peer_to_peer_held: int = 0
+    appeals: list[tuple[str, object]] = field(default_factory=list)  # (visit, deadline)
+    communications: Counter[str] = field(default_factory=Counter)  # direction -> count
+    authorization_revisions: int = 0  # states kept before a payer's answer changed one
+    barriers_open: Counter[str] = field(default_factory=Counter)  # category -> count
+    barriers_resolved: Counter[str] = field(default_factory=Counter)
+    barriers_open_after_discharge: list[str] = field(default_factory=list)  # visits
+    avoidable_days: Counter[str] = field(default_factory=Counter)  # status -> days
 
 
 def picture(runtime: Runtime, now: datetime) -> Picture:
@@ -83,6 +108,28 @@ def picture(runtime: Runtime, now: datetime) -> Picture:
                                              round(obs.get(enc.id, 0.0), 1)))
         seen.names = [f"{p.family}, {p.given}" for p in s.scalars(select(Patient).where(
             Patient.merged_into_id.is_(None)))]
+        tasks = {t.id: t for t in s.scalars(select(RuleOutput).where(
+            RuleOutput.kind == OutputKind.TASK))}
+        for r in s.scalars(select(UtilizationReview)):
+            seen.reviews[r.review_type] += 1
+            seen.criteria_results[r.criteria_result] += 1
+            task = tasks.get(r.task_id) if r.task_id else None
+            seen.review_tasks.append((r.review_type, task.code if task else None))
+        for a in s.scalars(select(PayerAuthorization)):
+            seen.authorizations[a.status] += 1
+            seen.peer_to_peer_held += a.peer_to_peer == "held"
+            if a.appeal_level is not None:
+                seen.appeals.append((encs[a.encounter_id].visit_number, a.appeal_deadline))
+        seen.communications.update(c.direction for c in s.scalars(select(PayerCommunication)))
+        seen.authorization_revisions = len(list(s.scalars(select(RecordRevision).where(
+            RecordRevision.kind == PayerAuthorization.__tablename__))))
+        for b in s.scalars(select(Barrier)):
+            (seen.barriers_open if b.resolved_at is None else seen.barriers_resolved)[
+                b.category] += 1
+            if b.resolved_at is None and encs[b.encounter_id].discharge_time is not None:
+                seen.barriers_open_after_discharge.append(encs[b.encounter_id].visit_number)
+        for d in s.scalars(select(AvoidableDay)):
+            seen.avoidable_days[d.status] += (d.last_day - d.first_day).days + 1
     return seen
 
 
@@ -132,3 +179,40 @@ def test_the_patients_have_varied_synthetic_names(demo):
     _, seen = demo
     assert seen.names and not any("STORY" in n.upper() for n in seen.names)
     assert len(set(seen.names)) > 0.9 * len(seen.names)
+
+
+def test_the_ur_nurses_recorded_a_review_for_the_review_tasks_they_worked(demo):
+    loaded, seen = demo
+    assert seen.reviews["initial"] > 0 and seen.reviews["continued_stay"] > 0
+    assert set(seen.review_tasks) <= {("initial", "initial-ur-review"),
+                                      ("continued_stay", "continued-stay-review")}
+    # criteria mostly met; some not met or sent to the physician advisor
+    met = seen.criteria_results["met"]
+    assert met > 0.75 * sum(seen.criteria_results.values()) and len(seen.criteria_results) > 1
+    assert loaded.refused == [], "the demo's records all pass the services' checks"
+
+
+def test_payers_approved_most_stays_some_are_pending_and_a_denial_went_to_peer_to_peer(demo):
+    _, seen = demo
+    statuses = seen.authorizations
+    assert len(statuses) >= 3 and statuses.most_common(1)[0][0] == "approved"
+    assert statuses["pending"] > 0 and statuses["denied"] > 0
+    assert seen.peer_to_peer_held > 0 and seen.appeals
+    assert all(deadline is not None for _, deadline in seen.appeals)
+    # every request went out, most answers came in, and no answer erased what it replaced
+    assert seen.communications["outbound"] >= sum(statuses.values())
+    assert seen.communications["inbound"] > 0
+    assert seen.authorization_revisions >= sum(statuses.values()) - statuses["pending"]
+
+
+def test_case_managers_have_barriers_open_and_resolved_in_several_categories(demo):
+    _, seen = demo
+    assert seen.barriers_open and seen.barriers_resolved
+    assert len(seen.barriers_open | seen.barriers_resolved) >= 3
+    # a barrier still open when the patient left was closed at the discharge
+    assert seen.barriers_open_after_discharge == []
+
+
+def test_the_engine_proposed_avoidable_days_and_ur_confirmed_some(demo):
+    _, seen = demo
+    assert seen.avoidable_days["proposed"] > 0 and seen.avoidable_days["confirmed"] > 0

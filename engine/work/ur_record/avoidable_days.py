@@ -180,7 +180,11 @@ def derive(session: Session, encounter: Encounter, now: datetime, zone: ZoneInfo
                     and r.barrier_id == barrier.id
                     and r.last_day == day - timedelta(days=1)), None)
         if run is not None:
-            run.last_day, run.updated_at = day, now
+            if run in made:  # proposed in this pass
+                run.last_day = day
+            else:  # a new version, so a person deciding the shorter run is told it moved
+                revisions.revise(session, run, {"last_day": day}, ENGINE, now,
+                                 "runs on: the barrier is still open")
             continue
         why = ref.delay_reasons.get(barrier.reason_code)
         proposal = AvoidableDay(
