@@ -7,7 +7,8 @@ last tick evaluates every stay at that "now" and the server then runs at wall ti
 the history loads, the staffing file's people work their lists as a real department does:
 most tasks are completed before they fall due (through the task lifecycle, as the worklist
 would), in the day shift where the deadline allows, and a stated small share late, so the
-first sign-in shows a live worklist, not a week of untouched work.
+first sign-in shows a live worklist, not a week of untouched work; and they keep the UR
+record as they go (engine.tools.demo_ur), so the department's numbers are not empty.
 """
 
 from __future__ import annotations

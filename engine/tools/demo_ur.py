@@ -3,12 +3,13 @@ week runs, through the services their forms use (engine.work.ur_record), in even
 
 UR nurses record a review when they work an initial or continued-stay review task, ask the
 commercial and Medicare Advantage payers for authorization and log every answer (most
-approve days, some pend, a few deny: a peer-to-peer is requested and held, an upheld denial
-is appealed) and mark avoidable days on some stays past their GMLOS; case managers open
-discharge barriers at morning rounds and resolve them hours or days later, or not yet; each
-night the engine proposes avoidable days from barriers open past the expected discharge or
-the GMLOS, and UR confirms most of them and rejects some. Every choice is seeded (the same
-seed, the same record); every write re-evaluates the stay, as a form's does.
+approve days, some pend, a few deny: a peer-to-peer is requested and held, an upheld
+denial is appealed or not) and mark avoidable days on some stays past their GMLOS; case
+managers open discharge barriers at morning rounds and resolve them hours or days later,
+or not yet; each night the engine proposes avoidable days from barriers open past the
+expected discharge or the GMLOS, and UR confirms most of them and rejects some. Every
+choice is seeded (the same seed, the same record); every write re-evaluates the stay, as a
+form's does.
 """
 
 from __future__ import annotations
@@ -322,7 +323,8 @@ class Desk:
         self._reevaluate(session, enc)
 
     def _peer_to_peer(self, session: Session, _ref: Reference, auth_id: int) -> None:
-        """The peer-to-peer is held: the denial overturned, in part, or upheld (appealed)."""
+        """The peer-to-peer is held: the denial overturned, in part, or upheld (and appealed,
+        or not)."""
         auth, enc = self._auth(session, auth_id)
         if auth.status != "denied" or auth.peer_to_peer != "requested":
             return
@@ -332,7 +334,7 @@ class Desk:
         outcome = _pick(rng, [("overturned", 4), ("partially_overturned", 2), ("upheld", 4)]
                         ) if self.appeals else "upheld"
         held = dict(peer_to_peer="held", peer_to_peer_at=now, peer_to_peer_outcome=outcome)
-        if outcome == "upheld":
+        if outcome == "upheld" and (not self.appeals or rng.random() < 0.5):
             self.appeals += 1
             deadline = now.astimezone(self.zone).date() + timedelta(days=60)
             self._update(session, auth, enc, actor, "peer-to-peer held: upheld", **held,
@@ -341,6 +343,10 @@ class Desk:
                        "Peer-to-peer held: the payer's medical director upholds the denial")
             self._tell(session, enc, auth, actor, "outbound", "portal",
                        f"Level 1 appeal filed with the records; deadline {deadline:%Y-%m-%d}")
+        elif outcome == "upheld":  # the denial stands: the stay's days are not paid
+            self._update(session, auth, enc, actor, "peer-to-peer held: upheld", **held)
+            self._tell(session, enc, auth, actor, "inbound", "phone",
+                       "Peer-to-peer held: the payer's medical director upholds the denial")
         else:
             days = rng.randint(2, 4) if outcome == "overturned" else 1
             self._update(session, auth, enc, actor, f"peer-to-peer held: {outcome}", **held,
