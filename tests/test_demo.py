@@ -4,6 +4,7 @@ would really have open at that moment (the `engine demo` loader, without the ser
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -11,9 +12,22 @@ import pytest
 from sqlalchemy import select
 
 from engine.api.runtime import Runtime
+from engine.core.config import DEFAULT_STAFFING
 from engine.core.vocabulary import OPEN_ENCOUNTER_STATUSES, OutputKind, OutputStatus
-from engine.storage.models import Encounter, Patient, RuleOutput, StatusPeriod
+from engine.storage.models import (
+    AvoidableDay,
+    Barrier,
+    Encounter,
+    Patient,
+    PayerAuthorization,
+    PayerCommunication,
+    RecordRevision,
+    RuleOutput,
+    StatusPeriod,
+    UtilizationReview,
+)
 from engine.tools.demo import load_demo
+from engine.work.staffing import from_file
 from tests.conftest import make_settings
 
 # Work that is owed after the patient has left.
@@ -41,6 +55,21 @@ class Picture:
     raised_after_discharge: list[tuple[str, str]] = field(default_factory=list)  # in-stay work
     obs_hours: dict[str, float] = field(default_factory=dict)  # visit -> hours, ended obs
     names: list[str] = field(default_factory=list)
+    # the UR record, as the department's numbers count it
+    reviews: Counter[str] = field(default_factory=Counter)  # review type -> reviews
+    review_tasks: list[tuple[str, str | None]] = field(default_factory=list)  # (type, task)
+    criteria_results: Counter[str] = field(default_factory=Counter)
+    authorizations: Counter[str] = field(default_factory=Counter)  # status -> count
+    authorized_payers: set[str | None] = field(default_factory=set)  # the stays' payer classes
+    writers: dict[str, set[str]] = field(default_factory=dict)  # record -> who wrote them
+    peer_to_peer_held: int = 0
+    appeals: list[tuple[str, object]] = field(default_factory=list)  # (visit, deadline)
+    communications: Counter[str] = field(default_factory=Counter)  # direction -> count
+    authorization_revisions: int = 0  # states kept before a payer's answer changed one
+    barriers_open: Counter[str] = field(default_factory=Counter)  # category -> count
+    barriers_resolved: Counter[str] = field(default_factory=Counter)
+    barriers_open_after_discharge: list[str] = field(default_factory=list)  # visits
+    avoidable_days: Counter[str] = field(default_factory=Counter)  # status -> days
 
 
 def picture(runtime: Runtime, now: datetime) -> Picture:
@@ -83,6 +112,34 @@ def picture(runtime: Runtime, now: datetime) -> Picture:
                                              round(obs.get(enc.id, 0.0), 1)))
         seen.names = [f"{p.family}, {p.given}" for p in s.scalars(select(Patient).where(
             Patient.merged_into_id.is_(None)))]
+        tasks = {t.id: t for t in s.scalars(select(RuleOutput).where(
+            RuleOutput.kind == OutputKind.TASK))}
+        for r in s.scalars(select(UtilizationReview)):
+            seen.writers.setdefault("review", set()).add(r.entered_by)
+            seen.reviews[r.review_type] += 1
+            seen.criteria_results[r.criteria_result] += 1
+            task = tasks.get(r.task_id) if r.task_id else None
+            seen.review_tasks.append((r.review_type, task.code if task else None))
+        for a in s.scalars(select(PayerAuthorization)):
+            seen.authorizations[a.status] += 1
+            seen.authorized_payers.add(encs[a.encounter_id].payer_class)
+            seen.writers.setdefault("authorization", set()).add(a.entered_by)
+            seen.peer_to_peer_held += a.peer_to_peer == "held"
+            if a.appeal_level is not None:
+                seen.appeals.append((encs[a.encounter_id].visit_number, a.appeal_deadline))
+        seen.communications.update(c.direction for c in s.scalars(select(PayerCommunication)))
+        seen.authorization_revisions = len(list(s.scalars(select(RecordRevision).where(
+            RecordRevision.kind == PayerAuthorization.__tablename__))))
+        for b in s.scalars(select(Barrier)):
+            seen.writers.setdefault("barrier", set()).add(b.opened_by)
+            (seen.barriers_open if b.resolved_at is None else seen.barriers_resolved)[
+                b.category] += 1
+            if b.resolved_at is None and encs[b.encounter_id].discharge_time is not None:
+                seen.barriers_open_after_discharge.append(encs[b.encounter_id].visit_number)
+        for d in s.scalars(select(AvoidableDay)):
+            seen.avoidable_days[d.status] += (d.last_day - d.first_day).days + 1
+            if d.decided_by:
+                seen.writers.setdefault("avoidable day decision", set()).add(d.decided_by)
     return seen
 
 
@@ -132,3 +189,50 @@ def test_the_patients_have_varied_synthetic_names(demo):
     _, seen = demo
     assert seen.names and not any("STORY" in n.upper() for n in seen.names)
     assert len(set(seen.names)) > 0.9 * len(seen.names)
+
+
+def test_the_ur_nurses_recorded_a_review_for_the_review_tasks_they_worked(demo):
+    loaded, seen = demo
+    assert seen.reviews["initial"] > 0 and seen.reviews["continued_stay"] > 0
+    assert set(seen.review_tasks) <= {("initial", "initial-ur-review"),
+                                      ("continued_stay", "continued-stay-review")}
+    # criteria mostly met; some not met or sent to the physician advisor
+    met = seen.criteria_results["met"]
+    assert met > 0.75 * sum(seen.criteria_results.values()) and len(seen.criteria_results) > 1
+    assert loaded.refused == [], "the demo's records all pass the services' checks"
+
+
+def test_payers_approved_most_stays_some_are_pending_and_a_denial_went_to_peer_to_peer(demo):
+    _, seen = demo
+    statuses = seen.authorizations
+    assert seen.authorized_payers <= {"commercial", "medicare_advantage"}
+    assert len(statuses) >= 3 and statuses.most_common(1)[0][0] == "approved"
+    assert statuses["pending"] > 0 and statuses["denied"] > 0
+    assert seen.peer_to_peer_held > 0 and seen.appeals
+    assert all(deadline is not None for _, deadline in seen.appeals)
+    # every request went out, most answers came in, and no answer erased what it replaced
+    assert seen.communications["outbound"] >= sum(statuses.values())
+    assert seen.communications["inbound"] > 0
+    assert seen.authorization_revisions >= sum(statuses.values()) - statuses["pending"]
+
+
+def test_case_managers_have_barriers_open_and_resolved_in_several_categories(demo):
+    _, seen = demo
+    assert seen.barriers_open and seen.barriers_resolved
+    assert len(seen.barriers_open | seen.barriers_resolved) >= 3
+    # a barrier still open when the patient left was closed at the discharge
+    assert seen.barriers_open_after_discharge == []
+
+
+def test_the_engine_proposed_avoidable_days_and_ur_confirmed_some(demo):
+    _, seen = demo
+    assert seen.avoidable_days["proposed"] > 0 and seen.avoidable_days["confirmed"] > 0
+
+
+def test_each_record_was_written_by_the_role_that_may_write_it(demo):
+    """UR nurses write reviews, authorizations and avoidable days; case managers barriers."""
+    _, seen = demo
+    roles = {p.name: p.role for p in from_file(DEFAULT_STAFFING).people}
+    assert {kind: {roles.get(name) for name in names} for kind, names in seen.writers.items()
+            } == {"review": {"ur_nurse"}, "authorization": {"ur_nurse"},
+                  "barrier": {"case_manager"}, "avoidable day decision": {"ur_nurse"}}

@@ -7,7 +7,8 @@ last tick evaluates every stay at that "now" and the server then runs at wall ti
 the history loads, the staffing file's people work their lists as a real department does:
 most tasks are completed before they fall due (through the task lifecycle, as the worklist
 would), in the day shift where the deadline allows, and a stated small share late, so the
-first sign-in shows a live worklist, not a week of untouched work.
+first sign-in shows a live worklist, not a week of untouched work; and they keep the UR
+record as they go (engine.tools.demo_ur), so the department's numbers are not empty.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from engine.intake.replay import advance, replay
 from engine.planning.evaluation import after_work
 from engine.planning.tick import tick
 from engine.storage.models import Encounter, RuleOutput
+from engine.tools.demo_ur import Desk
 from engine.tools.simulate import simulate
 from engine.work import disposition, lifecycle
 from engine.work.staffing import Staffing
@@ -52,6 +54,7 @@ class DemoLoad:
     counts: Counter[str] = field(default_factory=Counter)
     completed: int = 0
     late: int = 0
+    refused: list[str] = field(default_factory=list)  # UR record writes a service refused
 
 
 class Staff:
@@ -65,15 +68,26 @@ class Staff:
         self.planned: list[tuple[datetime, int]] = []  # (when it is done, task id)
         self.seen = 0  # the highest task id planned so far
         self.completed = self.late = 0
+        self.desk = Desk(runtime, clock, seed, self.staffing)  # what they record as they go
 
     def work_until(self, until: datetime) -> None:
-        """Complete every task whose planned time comes before `until`, each at its time
-        (the stays' boundaries up to then evaluated first, as they would have been)."""
+        """Complete every task, and do the desk's record-keeping, whose planned time comes
+        before `until`, each at its time (the stays' boundaries up to then evaluated first,
+        as they would have been)."""
         self._discover()
-        while self.planned and self.planned[0][0] <= until:
-            when, task_id = heapq.heappop(self.planned)
-            advance(self.runtime.intake, self.clock, when)
-            self._complete(task_id)
+        while True:
+            task_at = self.planned[0][0] if self.planned else None
+            desk_at = self.desk.next_at()
+            if desk_at is not None and desk_at <= until and (task_at is None
+                                                             or desk_at < task_at):
+                advance(self.runtime.intake, self.clock, desk_at)
+                self.desk.run_next()
+            elif task_at is not None and task_at <= until:
+                when, task_id = heapq.heappop(self.planned)
+                advance(self.runtime.intake, self.clock, when)
+                self._complete(task_id)
+            else:
+                return
             self._discover()
 
     def _discover(self) -> None:
@@ -159,7 +173,9 @@ class Staff:
                         or (task.task_status or "ready") not in OPEN_TASK_STATUSES):
                     return  # the rules withdrew it, or someone else closed it
                 plan = (task.detail or {}).get(disposition.PLAN_TASK) or {}
-                lifecycle.transition(session, task, "complete", self._actor(task), now=now,
+                actor = self._actor(task)
+                self.desk.on_task(session, task, actor)  # the review, the authorization...
+                lifecycle.transition(session, task, "complete", actor, now=now,
                                      outcome=OUTCOME, staffing=self.staffing,
                                      chosen=plan.get("primary") if plan else None)
                 after_work(session, rulebook, task, now)
@@ -191,6 +207,7 @@ def load_demo(settings: Settings, *, now: datetime | None = None, beds: int = BE
                             runtime.site, start=first, until=now - timedelta(minutes=1))
         result = DemoLoad(now=now)
         staff = Staff(runtime, clock, seed, on_time)
+        staff.desk.plan_days(first, now.astimezone(zone).date())
         total = len(hospital.messages)
 
         def count(receipt) -> None:
@@ -200,11 +217,13 @@ def load_demo(settings: Settings, *, now: datetime | None = None, beds: int = BE
 
         replay(runtime.intake, clock, hospital.messages, on_receipt=count,
                meanwhile=staff.work_until)
+        staff.desk.finish(now)
         staff.work_until(now)
         advance(runtime.intake, clock, now)  # every boundary up to now, in order
         if runtime.rules.current is not None:  # and every stay as it stands at now
             tick(runtime.sessions, runtime.rules.current, now, all_open=True)
         result.completed, result.late = staff.completed, staff.late
+        result.refused = staff.desk.refused
         return result
     finally:
         runtime.close()

@@ -2,11 +2,11 @@
 
 Arrivals follow the hour of day and the weekday; patients take ED -> observation ->
 inpatient paths or come in electively; payer and age mix, common inpatient diagnoses,
-lognormal stays, ICU and ward transfers, daily A08 updates with expected discharge dates,
-and discharges with dispositions. At a set rate the feed misbehaves the way real ones do:
-duplicates, late A08s, cancelled admissions, transfers and discharges, and merges of
-duplicate registrations. Every message is built by engine.hl7.build, as the ruleset test
-stories' are. Nothing here is real patient data.
+lognormal stays, ICU and ward transfers, daily A08 updates with expected discharge dates
+and the working DRG, and discharges with dispositions. At a set rate the feed misbehaves
+the way real ones do: duplicates, late A08s, cancelled admissions, transfers and
+discharges, and merges of duplicate registrations. Every message is built by
+engine.hl7.build, as the ruleset test stories' are. Nothing here is real patient data.
 """
 
 from __future__ import annotations
@@ -32,6 +32,17 @@ CONDITIONS = [  # (ICD-10-CM, weight, typical service)
     ("N17.9", 6, "MED"), ("K92.2", 5, "MED"), ("I21.4", 5, "CAR"), ("C34.90", 3, "ONC"),
 ]
 COMORBID = ["E11.9", "I10", "N18.30", "J44.9", "F10.20", "Z59.01", "Z60.2", "E66.9"]
+# The working MS-DRG CDI assigns on the first inpatient day, by principal diagnosis and by
+# the number of comorbidities (none, one: with CC, two: with MCC), so the stays have a GMLOS
+# (LOS index, excess days) without drawing on the stream's random numbers.
+WORKING_DRG = {
+    "I63.9": ("066", "065", "064"), "S72.001A": ("482", "481", "480"),
+    "I50.9": ("293", "292", "291"), "J18.9": ("195", "194", "193"),
+    "A41.9": ("872", "872", "871"), "J44.1": ("192", "191", "190"),
+    "M17.11": ("470", "470", "469"), "N39.0": ("690", "690", "689"),
+    "N17.9": ("684", "683", "682"), "K92.2": ("379", "378", "377"),
+    "I21.4": ("282", "281", "280"), "C34.90": ("182", "181", "180"),
+}
 DISPOSITIONS = [("01", 58), ("06", 15), ("03", 12), ("62", 4), ("51", 2), ("63", 1),
                 ("20", 2), ("02", 6)]
 WARDS = ["4WEST", "5EAST", "3NORTH", "6SOUTH"]
@@ -65,6 +76,11 @@ class Simulation:
 
 def _pick(rng: random.Random, weighted: list[tuple[Any, int]]):
     return rng.choices([w[0] for w in weighted], weights=[w[1] for w in weighted])[0]
+
+
+def _working_drg(diagnoses: list[tuple[str, str]]) -> str:
+    principal, comorbid = diagnoses[0][0], len(diagnoses) - 1
+    return WORKING_DRG[principal][min(comorbid, 2)]
 
 
 def _poisson(rng: random.Random, mean: float) -> int:
@@ -216,6 +232,7 @@ class _Hospital:
                 expected = (end.astimezone(self.zone).date())
                 if not self.add(when, StoryStep(event="A08", status="inpatient",
                                                 unit=truth.unit, expected_discharge=expected,
+                                                drg=_working_drg(base["diagnoses"]),
                                                 **base), truth):
                     return
         self.discharge(end, base, truth)
