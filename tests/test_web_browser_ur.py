@@ -83,6 +83,8 @@ def test_a_ur_nurses_day_and_the_case_managers_barrier(browser, stay, tmp_path):
     # 1. the initial review, from the review task
     navigating(driver, by_css(driver, f"#output-{task} a.button-link").click)
     assert by_css(driver, "#review-new").get_attribute("open") is not None
+    assert fits(driver)  # the open form too
+    driver.save_screenshot(str(tmp_path / "review-form.png"))
     assert by_css(driver, "#review-reviewed_on").get_attribute("value") == today.isoformat()
     assert Select(by_css(driver, "#review-review_type")).first_selected_option.text == (
         "Initial (admission) review")

@@ -152,6 +152,8 @@ def test_the_nurse_records_an_initial_review_and_the_page_shows_it(store, nurse)
             f"InterQual: Criteria met · next review {next_review} · by Anna Fischer, RN (UR)"
             ) in text
     assert "Sepsis, lactate 4.1, on IV antibiotics" in text
+    assert ("UR Initial (admission) review recorded by Anna Fischer, RN (UR): Criteria met"
+            in text)  # the stay's timeline
     with store.sessions() as s:
         (review,) = s.scalars(select(UtilizationReview).where(
             UtilizationReview.encounter_id == stay)).all()
@@ -236,6 +238,27 @@ def test_an_authorization_with_approved_days_then_a_denial_with_a_peer_to_peer(s
         "summary": "Dr Lee (payer) offers the peer-to-peer tomorrow"}).status_code == 303
     assert ("From the payer · Phone · Dr Lee (payer) offers the peer-to-peer tomorrow"
             in shown(nurse, stay))
+
+
+def test_more_approved_days_extend_the_through_date(store, nurse):
+    stay = admitted(store)
+    assert post(nurse, f"/encounters/{stay}/authorizations", {
+        "reference_number": "AUTH-9001", "status": "approved",
+        "approved_days": "2"}).status_code == 303
+    with store.sessions() as s:
+        auth = s.scalars(select(PayerAuthorization).where(
+            PayerAuthorization.encounter_id == stay)).one()
+    assert auth.approved_through == today(store) - timedelta(days=1)
+    page = nurse.get(f"/encounters/{stay}").text
+    form = {name: field_value(page, f"authorization-{auth.id}", name) for name in (
+        "reference_number", "status", "approved_days", "approved_from", "approved_through")}
+    assert form["approved_days"] == "2"
+    form.update(approved_days="4", status="partially_approved", version=str(auth.version),
+                approved_days_was="2", approved_through_was=form["approved_through"])
+    assert post(nurse, f"/encounters/{stay}/authorizations/{auth.id}", form).status_code == 303
+    extended = (today(store) + timedelta(days=1)).strftime("%a %d %b %Y")
+    assert "approved 4 days from" in shown(nurse, stay)
+    assert f"through {extended}" in shown(nurse, stay)
 
 
 def test_the_case_manager_opens_and_resolves_a_barrier(store, case_manager):

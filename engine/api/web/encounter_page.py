@@ -54,6 +54,8 @@ def render_encounter(request: Request, runtime: Runtime, encounter_id: int, *,
     for kind, record_id in ur_record_view.records_read(ur):
         note(request, "read", kind, str(record_id), view.header.patient_id)
     zone = runtime.site.zone
+    view.timeline = sorted(view.timeline + ur_record_view.moments(ur, zone, name),
+                           key=lambda m: m.at)
     return page(request, "encounter.html", {
         "page": view, "message": None if (error or ur_error) else flash(request),
         "error": error, "error_for": error_for, "error_field": error_field,

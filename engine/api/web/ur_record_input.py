@@ -59,7 +59,24 @@ def review(form: Form) -> ReviewInput:
         task_id=parse_int("task_id", form.get("task_id"), minimum=1))
 
 
+def _approval(form: Form) -> Form:
+    """An update form holds both the approved days and the through-date the payer gave; the
+    one a person changed wins (the other, unchanged, would only contradict it)."""
+    days, through = (form.get("approved_days") or "").strip(), \
+        (form.get("approved_through") or "").strip()
+    if not (days and through) or "approved_days_was" not in form:
+        return form
+    days_changed = days != (form.get("approved_days_was") or "").strip()
+    through_changed = through != (form.get("approved_through_was") or "").strip()
+    if days_changed and not through_changed:
+        return {**form, "approved_through": ""}
+    if through_changed and not days_changed:
+        return {**form, "approved_days": ""}
+    return form
+
+
 def authorization(form: Form, zone: ZoneInfo) -> AuthorizationInput:
+    form = _approval(form)
     return AuthorizationInput(
         status=form.get("status", ""), reference_number=_blank(form, "reference_number"),
         level_of_care=_blank(form, "level_of_care"),

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.api.web import display
+from engine.api.web.encounter_view import Moment
 from engine.core import ur_record as codes
 from engine.core.site import SiteProfile
 from engine.rules.reference import DelayReason, Reference
@@ -243,3 +244,40 @@ def value_of(row: PayerAuthorization | UtilizationReview | None, key: str,
     if isinstance(value, date):
         return value.isoformat()
     return str(value)
+
+
+def moments(record: UrRecord, zone: ZoneInfo, name: Callable[[str], str]) -> list[Moment]:
+    """The record's lines of the stay's timeline: when each was entered, and by whom."""
+    out: list[Moment] = []
+
+    def add(at: datetime, text: str, anchor: str) -> None:
+        out.append(Moment(at, display.local(at, zone), "ur", text, anchor))
+
+    for e in record.reviews:
+        r = e.row
+        add(r.entered_at, f"{codes.words(codes.REVIEW_TYPES, r.review_type)} recorded by "
+                          f"{e.by}: {codes.words(codes.CRITERIA_RESULTS, r.criteria_result)}",
+            f"review-{r.id}")
+    for e in record.authorizations:
+        a = e.row
+        add(a.entered_at, f"authorization {a.reference_number or ''} recorded by {e.by}: "
+                          f"{codes.words(codes.AUTHORIZATION_STATUSES, a.status)}".replace(
+                              "  ", " "), f"authorization-{a.id}")
+        for c in e.extra["communications"]:
+            add(c.at, f"payer communication ({codes.words(codes.CHANNELS, c.channel)}, "
+                      f"{codes.words(codes.DIRECTIONS, c.direction).lower()}) by "
+                      f"{name(c.entered_by)}", f"authorization-{a.id}")
+    for e in record.barriers:
+        b = e.row
+        words = record.reason_words.get(b.reason_code, b.reason_code)
+        add(b.opened_at, f"barrier opened by {e.by}: {words}", f"barrier-{b.id}")
+        if b.resolved_at is not None:
+            add(b.resolved_at, f"barrier resolved by {name(b.resolved_by or '')}: {words}",
+                f"barrier-{b.id}")
+    for e in record.avoidable_days:
+        d = e.row
+        if d.status != "proposed":
+            add(d.decided_at or d.entered_at, f"{e.extra['count']} avoidable day(s) "
+                                              f"{d.status} by {name(d.decided_by or '')}",
+                f"avoidable-day-{d.id}")
+    return out
