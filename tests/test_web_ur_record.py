@@ -283,6 +283,11 @@ def test_the_case_manager_opens_and_resolves_a_barrier(store, case_manager):
     text = shown(case_manager, stay)
     assert "Discharge barriers (0 open, 1 resolved)" in text
     assert "SNF bed accepted" in text
+    # the same form sent again (a second tab, a double click): refused, nothing changes
+    again = post(case_manager, f"/encounters/{stay}/barriers/{barrier.id}/resolve", {
+        "version": str(barrier.version), "resolution": "SNF bed accepted"})
+    assert again.status_code == 422
+    assert "Not saved: this barrier is already resolved" in text_of(again.text)
 
 
 def test_the_nurse_enters_avoidable_days_and_confirms_a_proposed_one(store, nurse):
@@ -400,6 +405,7 @@ def test_each_role_writes_only_its_own_records(store, nurse, case_manager):
             AuditRecord.actor == CASE_MANAGER, AuditRecord.resource_type == "UtilizationReview",
             AuditRecord.operation == "create")).all()
     assert refusals and all(a.status_code == 403 for a in refusals)
+    assert post(nurse, "/encounters/999999/reviews", review).status_code == 404
     # a form without the session's CSRF token is refused before anything is read
     forged = nurse.post(f"/encounters/{stay}/reviews", data=review)
     assert forged.status_code == 403
@@ -440,3 +446,9 @@ def test_a_correction_keeps_the_original_in_the_history(store, nurse):
             RecordRevision.record_id == review.id)).all()
     assert (kept.body["level_of_care"], kept.body["criteria_result"]) == ("inpatient", "met")
     assert kept.changed_by == NURSE and kept.version == 1
+    # a correction made on the page as it was before the first one: refused, kept as typed
+    stale = post(nurse, f"/encounters/{stay}/reviews/{review.id}", {
+        **correction, "criteria_set": "InterQual", "correction_reason": "wrong set"})
+    assert stale.status_code == 409
+    assert "someone changed it since you opened it" in text_of(stale.text)
+    assert field_value(stale.text, form, "criteria_set") == "InterQual"

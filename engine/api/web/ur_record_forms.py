@@ -3,8 +3,9 @@
 
 Each write is the caller's permission first (a refusal is the 403 page), then the visit lock
 (the record and the rules never race intake), the service, the re-evaluation of the stay and
-one commit. A value the service refuses re-renders the stay page (422) with the message
-beside its field and every value typed still in the form.
+one commit. A value the service refuses re-renders the stay page (422; 409 when the record
+changed since the page was read) with the message beside its field and every value typed
+still in the form.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from engine.api.deps import Now, RuntimeDep
-from engine.api.http_errors import status_of
 from engine.api.runtime import Runtime
 from engine.api.security.audit import note
 from engine.api.web import ur_record_input as parse
@@ -76,8 +76,8 @@ def _write(request: Request, runtime: Runtime, user: Principal, now: Any, encoun
         return page(request, "missing.html", {"what": "record"}, status_code=404)
     except (RecordInvalid, RecordStale) as exc:
         field = exc.field if isinstance(exc, RecordInvalid) else "record"
-        message = str(exc.message if isinstance(exc, RecordInvalid) else exc)
-        status = 422 if isinstance(exc, RecordInvalid) else status_of(exc)  # a form to fix
+        message = exc.message if isinstance(exc, RecordInvalid) else str(exc)
+        status = 422 if isinstance(exc, RecordInvalid) else 409  # a form to fix, or to redo
         return render_encounter(request, runtime, encounter_id, status_code=status,
                                 ur_error=FormError(form, field, message, typed),
                                 review_task=parse.review_task(typed))
