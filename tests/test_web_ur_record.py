@@ -326,7 +326,8 @@ def test_a_through_date_before_admission_keeps_every_typed_value(store, nurse):
              "approved_days": "", "approved_from": "",
              "approved_through": (today(store) - timedelta(days=5)).isoformat(),
              "payer_reviewer": "K. Wu", "payer_contact": "fax 555-0199",
-             "decided_at": "", "denial_reason": "", "peer_to_peer": "requested",
+             "requested_at": f"{today(store) - timedelta(days=1)}T08:30", "decided_at": "",
+             "denial_reason": "", "peer_to_peer": "requested",
              "peer_to_peer_at": "", "peer_to_peer_outcome": "", "appeal_level": "",
              "appeal_deadline": "", "appeal_outcome": ""}
     answer = post(nurse, f"/encounters/{stay}/authorizations", typed)
@@ -452,3 +453,26 @@ def test_a_correction_keeps_the_original_in_the_history(store, nurse):
     assert stale.status_code == 409
     assert "someone changed it since you opened it" in text_of(stale.text)
     assert field_value(stale.text, form, "criteria_set") == "InterQual"
+
+
+def test_a_next_review_before_the_review_keeps_the_whole_review_form(store, nurse):
+    stay = admitted(store)
+    day = today(store)
+    typed = {"review_type": "continued_stay", "reviewed_on": day.isoformat(),
+             "level_of_care": "inpatient", "criteria_set": "InterQual",
+             "criteria_result": "advisor_referral",
+             "clinical_summary": "Still on 4 L O2; PT says not safe for home",
+             "next_review_on": (day - timedelta(days=1)).isoformat(),
+             "advisor_referred": "on", "advisor_name": "Dr. Patel", "advisor_outcome": "",
+             "condition_code_44": "on"}
+    answer = post(nurse, f"/encounters/{stay}/reviews", typed)
+    assert answer.status_code == 422
+    assert message_beside(answer.text, "review", "next_review_on") == (
+        f"the next review date {typed['next_review_on']} is before this review")
+    for name, value in typed.items():
+        if name in ("advisor_referred", "condition_code_44"):
+            box = re.search(rf'<input type="checkbox" name="{name}" value="on" ([^>]*)>',
+                            part(answer.text, 'id="review-new"', "</details>"))
+            assert box and "checked" in box[1], name
+        else:
+            assert field_value(answer.text, "review", name) == value, name
