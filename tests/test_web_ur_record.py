@@ -373,7 +373,7 @@ def test_avoidable_days_beyond_the_stay_are_refused_with_what_was_typed(store, n
 def test_an_unknown_reason_code_is_refused_and_the_barrier_form_keeps_its_text(
         store, case_manager):
     stay = admitted(store)
-    typed = {"reason_code": "ZZ99", "text": "Waiting on the guardianship hearing",
+    typed = {"reason_code": "ZZ99", "text": "Waiting on the <b>guardianship</b> hearing",
              "owner": "social.work"}
     answer = post(case_manager, f"/encounters/{stay}/barriers", typed)
     assert answer.status_code == 422
@@ -381,6 +381,7 @@ def test_an_unknown_reason_code_is_refused_and_the_barrier_form_keeps_its_text(
         "unknown reason code 'ZZ99'; the site's delay reasons are ")
     assert field_value(answer.text, "barrier", "reason_code") == "ZZ99"
     assert field_value(answer.text, "barrier", "text") == typed["text"]
+    assert "<b>guardianship" not in answer.text  # what was typed is text, never markup
     owner = re.search(r'<input id="barrier-owner"[^>]*value="([^"]*)"', answer.text)
     assert owner and owner[1] == "social.work"
     assert "Not saved: unknown reason code" in text_of(answer.text)
