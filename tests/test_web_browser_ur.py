@@ -169,3 +169,4 @@ def test_a_ur_nurses_day_and_the_case_managers_barrier(browser, stay, tmp_path):
     assert "Two SNFs declined; a third is reviewing" in row
     assert "Maria Alvarez, RN" in row  # the owner, by name
     assert fits(driver)
+    driver.save_screenshot(str(tmp_path / "barrier.png"))
