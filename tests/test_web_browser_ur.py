@@ -140,7 +140,7 @@ def test_a_ur_nurses_day_and_the_case_managers_barrier(browser, stay, tmp_path):
     tomorrow = today + timedelta(days=1)
     _set(driver, f"{form} [name=peer_to_peer_at]", f"{tomorrow.isoformat()}T14:00")
     by_css(driver, f"{form} [name=change_reason]").send_keys("payer's call, 10:40")
-    # the approved days stay as the payer gave them before the denial
+    # the approved days go with the approval (its history keeps them)
     navigating(driver, by_css(driver, f"{form} button[type=submit]").click)
     assert by_css(driver, ".flash").text.startswith("Authorization updated")
     card = by_css(driver, f"#{auth}")
@@ -148,7 +148,9 @@ def test_a_ur_nurses_day_and_the_case_managers_barrier(browser, stay, tmp_path):
     assert "Denied: Continued stay not medically necessary" in card.text
     assert f"Peer-to-peer: Scheduled {tomorrow.strftime('%a %d %b')} 14:00" in card.text
     by_css(driver, f"#{auth} details.history > summary").click()
-    assert "status was Approved, now Denied" in by_css(driver, f"#{auth} .history").text
+    history = by_css(driver, f"#{auth} .history").text
+    assert "status was Approved, now Denied" in history
+    assert "approved days was 3, now —" in history
     assert not all_css(driver, "#barrier-new")  # barriers are the case manager's
     assert fits(driver)
     driver.save_screenshot(str(tmp_path / "ur-record.png"))

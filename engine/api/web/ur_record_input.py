@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from engine.core.ur_record import APPROVING
 from engine.work.ur_record.inputs import (
     AuthorizationInput,
     AvoidableDayInput,
@@ -61,13 +62,19 @@ def review(form: Form) -> ReviewInput:
 
 def _approval(form: Form) -> Form:
     """An update form holds both the approved days and the through-date the payer gave; the
-    one a person changed wins (the other, unchanged, would only contradict it)."""
+    one a person changed wins (the other, unchanged, would only contradict it). A status that
+    approves nothing (a denial, pended) takes the approval's days away unless they were
+    typed anew: the history keeps them."""
     days, through = (form.get("approved_days") or "").strip(), \
         (form.get("approved_through") or "").strip()
-    if not (days and through) or "approved_days_was" not in form:
+    if "approved_days_was" not in form:
         return form
     days_changed = days != (form.get("approved_days_was") or "").strip()
     through_changed = through != (form.get("approved_through_was") or "").strip()
+    if (form.get("status") or "") not in APPROVING and not (days_changed or through_changed):
+        return {**form, "approved_days": "", "approved_from": "", "approved_through": ""}
+    if not (days and through):
+        return form
     if days_changed and not through_changed:
         return {**form, "approved_through": ""}
     if through_changed and not days_changed:
