@@ -21,6 +21,11 @@ def local(instant: datetime | None, zone: ZoneInfo, fmt: str = "%a %d %b %H:%M %
     return instant.astimezone(zone).strftime(fmt)
 
 
+def day(value: date | None) -> str:
+    """A day of the hospital's calendar as wards write it: "Wed 04 Mar 2026"."""
+    return value.strftime("%a %d %b %Y") if value is not None else ""
+
+
 def localized(text: str | None, zone: ZoneInfo) -> str:
     """A stored text with the instants it quotes on the hospital's clock."""
     if not text:

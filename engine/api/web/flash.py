@@ -16,6 +16,17 @@ MESSAGES = {
                          "unless the facts it rests on change.",
     "noted": "Note added.",
     "reassigned": "Task reassigned.",
+    "review-recorded": "Review recorded.",
+    "review-corrected": "Review corrected: the review as it was is kept in its history.",
+    "authorization-recorded": "Authorization recorded.",
+    "authorization-updated": "Authorization updated: its earlier state is kept in its "
+                             "history.",
+    "communication-logged": "Payer communication logged.",
+    "barrier-opened": "Barrier opened.",
+    "barrier-resolved": "Barrier resolved.",
+    "days-recorded": "Avoidable days recorded.",
+    "days-confirmed": "Proposed avoidable days confirmed.",
+    "days-rejected": "Proposed avoidable days rejected: they will not be proposed again.",
 }
 
 

@@ -17,6 +17,7 @@ from engine.api.web.people import display_name, for_task
 from engine.core.roles import Permission
 
 TEMPLATES.env.filters["words"] = display.words
+TEMPLATES.env.filters["day"] = display.day
 TEMPLATES.env.globals["finding"] = display.finding
 TEMPLATES.env.globals["Permission"] = Permission
 

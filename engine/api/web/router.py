@@ -8,7 +8,13 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from engine.api.web import encounter_page, supervisor_page, task_forms, worklist_page
+from engine.api.web import (
+    encounter_page,
+    supervisor_page,
+    task_forms,
+    ur_record_forms,
+    worklist_page,
+)
 
 STATIC = Path(__file__).parent / "static"
 
@@ -17,6 +23,7 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(encounter_page.router, include_in_schema=False)
     app.include_router(task_forms.router, include_in_schema=False)
+    app.include_router(ur_record_forms.router, include_in_schema=False)
     app.include_router(worklist_page.router, include_in_schema=False)
     app.include_router(supervisor_page.router, include_in_schema=False)
 

@@ -1,0 +1,174 @@
+"""The UR record in Chromium against a real `engine serve`: a UR nurse's day on one Medicare
+stay (an initial and a continued-stay review, an authorization with approved days, then the
+payer's denial with a peer-to-peer) and the case manager's barrier, asserting what the page
+shows after each step. Skipped like test_web_browser.py when Chromium is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from engine.api.runtime import Runtime
+from engine.hl7.build import adt
+from engine.security.users import add_user
+from engine.storage.models import Encounter, RuleOutput
+from harness.launch import ServerProcess, start_server
+from tests.conftest import fresh_database, make_settings
+from tests.test_web_browser import (
+    PASSWORD,
+    _need_browser,
+    all_css,
+    by_css,
+    fits,
+    navigating,
+    sign_in,
+)
+from tests.test_web_browser import browser as browser  # noqa: PLC0414 - the shared fixture
+
+NURSE, CASE_MANAGER = "ur.fischer", "cm.alvarez"
+
+
+@pytest.fixture(scope="module")
+def stay(tmp_path_factory) -> Iterator[tuple[ServerProcess, int, int, Runtime]]:
+    """Mr Okafor, Medicare, admitted to 4 West two days ago; the server; his review task."""
+    _need_browser()
+    url = next(fresh_database("sqlite", tmp_path_factory.mktemp("ur-browser")))
+    runtime = Runtime.open(make_settings(url))
+    admitted = (datetime.now(runtime.site.zone) - timedelta(days=2)).strftime("%Y%m%d") + "0915"
+    runtime.intake.hl7(adt("A01", admitted, admit_time=admitted, plan="MCR001", visit="V8801",
+                           mrn="880100", name="OKAFOR^SAMUEL^Q"))
+    for name, role in ((NURSE, "ur_nurse"), (CASE_MANAGER, "case_manager")):
+        add_user(runtime.sessions, name, role, PASSWORD)
+    with runtime.sessions() as s:
+        encounter = s.scalars(select(Encounter.id).where(Encounter.visit_number == "V8801")).one()
+        task = s.scalars(select(RuleOutput.id).where(
+            RuleOutput.encounter_id == encounter, RuleOutput.code == "initial-ur-review")).one()
+    server = start_server(url, mllp=False)
+    yield server, encounter, task, runtime
+    server.kill()
+    runtime.close()
+
+
+def _open(driver, details: str) -> None:
+    """Open a closed form (<details>) by its summary, as a person clicks it."""
+    box = by_css(driver, details)
+    if box.get_attribute("open") is None:
+        by_css(driver, f"{details} > summary").click()
+
+
+def _set(driver, css: str, value: str) -> None:
+    """A date or time field's value (Chromium's date pickers take keys by locale)."""
+    driver.execute_script("document.querySelector(arguments[0]).value = arguments[1]",
+                          css, value)
+
+
+def test_a_ur_nurses_day_and_the_case_managers_barrier(browser, stay, tmp_path):
+    from selenium.webdriver.support.ui import Select
+
+    server, encounter, task, runtime = stay
+    driver, base = browser, server.base_url
+    today = datetime.now(runtime.site.zone).date()
+    driver.get(base + "/login")
+    driver.delete_all_cookies()
+    sign_in(driver, base, NURSE)
+    driver.get(f"{base}/encounters/{encounter}")
+    # the forms are closed: the page reads as sections, and fits the screen
+    assert not [d for d in all_css(driver, "details.ur-form-box") if d.get_attribute("open")]
+    assert fits(driver)
+
+    # 1. the initial review, from the review task
+    navigating(driver, by_css(driver, f"#output-{task} a.button-link").click)
+    assert by_css(driver, "#review-new").get_attribute("open") is not None
+    assert fits(driver)  # the open form too
+    driver.save_screenshot(str(tmp_path / "review-form.png"))
+    assert by_css(driver, "#review-reviewed_on").get_attribute("value") == today.isoformat()
+    assert Select(by_css(driver, "#review-review_type")).first_selected_option.text == (
+        "Initial (admission) review")
+    by_css(driver, "#review-criteria_set").send_keys("InterQual")
+    Select(by_css(driver, "#review-criteria_result")).select_by_value("met")
+    by_css(driver, "#review-clinical_summary").send_keys("CAP, on IV ceftriaxone, 4 L O2")
+    navigating(driver, by_css(driver, "#review-new button[type=submit]").click)
+    assert by_css(driver, ".flash").text == "Review recorded."
+    reviews = by_css(driver, "#ur-reviews").text
+    assert "Initial (admission) review · Inpatient · InterQual: Criteria met" in reviews
+    assert "by Anna Fischer, RN (UR)" in reviews
+    next_review = (today + timedelta(days=3)).strftime("%a %d %b %Y")
+    assert f"next review {next_review}" in reviews  # Medicare: every 3 days
+    assert "Review recorded" in by_css(driver, f"#output-{task}").text
+
+    # 2. a continued-stay review, referred to the physician advisor
+    _open(driver, "#review-new")
+    assert Select(by_css(driver, "#review-review_type")).first_selected_option.text == (
+        "Continued-stay review")
+    assert by_css(driver, "#review-criteria_set").get_attribute("value") == "InterQual"
+    Select(by_css(driver, "#review-criteria_result")).select_by_value("advisor_referral")
+    by_css(driver, "#review-advisor_name").send_keys("Dr. Patel")
+    navigating(driver, by_css(driver, "#review-new button[type=submit]").click)
+    entries = all_css(driver, "#ur-reviews article.ur-entry")
+    assert len(entries) == 2
+    assert "Continued-stay review" in entries[0].text  # newest first
+    assert "Physician advisor Dr. Patel: Physician advisor review pending" in entries[0].text
+    assert "Reviews (2;" in by_css(driver, "#ur-reviews-heading").text
+
+    # 3. the payer approves three days
+    _open(driver, "#authorization-new")
+    by_css(driver, "#authorization-reference_number").send_keys("MCR-AUTH-3308")
+    Select(by_css(driver, "#authorization-status")).select_by_value("approved")
+    Select(by_css(driver, "#authorization-level_of_care")).select_by_value("inpatient")
+    by_css(driver, "#authorization-approved_days").send_keys("3")
+    by_css(driver, "#authorization-payer_reviewer").send_keys("L. Chen, RN")
+    navigating(driver, by_css(driver, "#authorization-new button[type=submit]").click)
+    assert by_css(driver, ".flash").text == "Authorization recorded."
+    card = by_css(driver, "#ur-authorizations article.ur-entry")
+    first = today - timedelta(days=2)
+    assert "MCR-AUTH-3308 · Approved" in card.text
+    assert (f"approved 3 days from {first.strftime('%a %d %b %Y')} through "
+            f"{(first + timedelta(days=2)).strftime('%a %d %b %Y')}") in card.text
+    auth = card.get_attribute("id")
+
+    # 4. then denies the continued stay; a peer-to-peer is scheduled for tomorrow 14:00
+    _open(driver, f"#{auth} details.ur-form-box")
+    form = f"#{auth} form"
+    Select(by_css(driver, f"{form} [name=status]")).select_by_value("denied")
+    by_css(driver, f"{form} [name=denial_reason]").send_keys(
+        "Continued stay not medically necessary")
+    Select(by_css(driver, f"{form} [name=peer_to_peer]")).select_by_value("scheduled")
+    tomorrow = today + timedelta(days=1)
+    _set(driver, f"{form} [name=peer_to_peer_at]", f"{tomorrow.isoformat()}T14:00")
+    by_css(driver, f"{form} [name=change_reason]").send_keys("payer's call, 10:40")
+    # the approved days go with the approval (its history keeps them)
+    navigating(driver, by_css(driver, f"{form} button[type=submit]").click)
+    assert by_css(driver, ".flash").text.startswith("Authorization updated")
+    card = by_css(driver, f"#{auth}")
+    assert "MCR-AUTH-3308 · Denied" in card.text
+    assert "Denied: Continued stay not medically necessary" in card.text
+    assert f"Peer-to-peer: Scheduled {tomorrow.strftime('%a %d %b')} 14:00" in card.text
+    by_css(driver, f"#{auth} details.history > summary").click()
+    history = by_css(driver, f"#{auth} .history").text
+    assert "status was Approved, now Denied" in history
+    assert "approved days was 3, now —" in history
+    assert not all_css(driver, "#barrier-new")  # barriers are the case manager's
+    assert fits(driver)
+    driver.save_screenshot(str(tmp_path / "ur-record.png"))
+
+    # 5. the case manager records the barrier
+    driver.delete_all_cookies()
+    sign_in(driver, base, CASE_MANAGER)
+    driver.get(f"{base}/encounters/{encounter}#ur-barriers")
+    assert not all_css(driver, "#review-new")  # reviews are the UR nurse's
+    _open(driver, "#barrier-new")
+    Select(by_css(driver, "#barrier-reason_code")).select_by_value("PA01")
+    by_css(driver, "#barrier-text").send_keys("Two SNFs declined; a third is reviewing")
+    navigating(driver, by_css(driver, "#barrier-new button[type=submit]").click)
+    assert by_css(driver, ".flash").text == "Barrier opened."
+    assert "(1 open, 0 resolved)" in by_css(driver, "#ur-barriers-heading").text
+    row = by_css(driver, "#ur-barriers tbody tr").text
+    assert "Open" in row and "Post-acute placement" in row
+    assert "Two SNFs declined; a third is reviewing" in row
+    assert "Maria Alvarez, RN" in row  # the owner, by name
+    assert fits(driver)
+    driver.save_screenshot(str(tmp_path / "barrier.png"))
