@@ -8,7 +8,13 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from engine.api.web import encounter_page, supervisor_page, task_forms, worklist_page
+from engine.api.web import (
+    encounter_page,
+    metrics_page,
+    supervisor_page,
+    task_forms,
+    worklist_page,
+)
 
 STATIC = Path(__file__).parent / "static"
 
@@ -19,6 +25,7 @@ def install(app: FastAPI) -> None:
     app.include_router(task_forms.router, include_in_schema=False)
     app.include_router(worklist_page.router, include_in_schema=False)
     app.include_router(supervisor_page.router, include_in_schema=False)
+    app.include_router(metrics_page.router, include_in_schema=False)
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:

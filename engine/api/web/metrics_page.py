@@ -1,0 +1,111 @@
+"""GET /metrics: the department's numbers as pictures, for supervisors and directors
+(metrics:read). Filters (unit, service, payer, period) kept as typed; for each metric its
+chart, its definition and the table behind the chart; /metrics/<metric>.csv exports that
+table with the same filters. Aggregates only: the page names no patient."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, get_args
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.api.auth import require_page
+from engine.api.deps import Now, RuntimeDep
+from engine.api.runtime import Runtime
+from engine.api.security.audit import note
+from engine.api.web import charts, display
+from engine.api.web.render import page
+from engine.core.roles import Permission, Principal
+from engine.core.site import PayerClass
+from engine.reporting.catalogue import BY_KEY, METRICS
+from engine.reporting.scope import GRAINS, Asked, read
+from engine.reporting.table import Context, Metric, Table
+from engine.rules.reference import DrgNorm, load_reference
+from engine.storage.models import Encounter
+
+router = APIRouter()
+MetricsReader = Annotated[Principal, Depends(require_page(Permission.METRICS_READ))]
+
+
+@dataclass(frozen=True)
+class Shown:
+    metric: Metric
+    table: Table
+    chart: Markup | None
+    csv_href: str
+
+
+def _drgs(runtime: Runtime) -> dict[str, DrgNorm]:
+    """The DRG norms of the rulebook in force, else of the rulesets folder's reference."""
+    book = runtime.rules.current
+    if book is not None:
+        return book.book.reference.drgs
+    folder = runtime.settings.rulesets
+    return load_reference(folder / "reference").drgs if folder else {}
+
+
+def _choices(session: Session) -> dict[str, list[tuple[str, str]]]:
+    """What the filters offer: the units and services stays have, the plans and classes."""
+    def values(column: Any) -> list[str]:
+        return sorted(v for v in session.scalars(select(column).distinct()
+                                                 .where(column.is_not(None))) if v)
+    plans = [(p, f"Plan {p}") for p in values(Encounter.payer_plan)]
+    return {"unit": [(u, u) for u in values(Encounter.unit)],
+            "service": [(s, s) for s in values(Encounter.hospital_service)],
+            "payer": [(c, display.words(c)) for c in get_args(PayerClass)] + plans,
+            "grain": list(GRAINS.items())}
+
+
+def _audit(request: Request) -> None:
+    """Aggregates of every stay in scope, no one patient: one audit entry for the page."""
+    note(request, "search", "Metrics", request.url.path.rsplit("/", 1)[-1] or "metrics")
+
+
+@router.get("/metrics", response_class=HTMLResponse)
+def metrics_page(request: Request, user: MetricsReader, runtime: RuntimeDep,
+                 now: Now) -> HTMLResponse:
+    asked: Asked = read(request.query_params)
+    query = request.url.query
+    shown: list[Shown] = []
+    with runtime.readers() as session:
+        choices = _choices(session)
+        if not asked.errors:
+            ctx = Context(now, runtime.site.zone, _drgs(runtime))
+            for metric in METRICS:
+                table = metric.query(session, asked.scope, ctx)
+                drawn = charts.svg(metric, table)
+                shown.append(Shown(metric, table, Markup(drawn) if drawn else None,
+                                   f"/metrics/{metric.key}.csv" + (f"?{query}" if query else "")))
+    _audit(request)
+    families: dict[str, list[Shown]] = {}
+    for item in shown:
+        families.setdefault(item.metric.family, []).append(item)
+    return page(request, "metrics.html", {
+        "typed": asked.typed, "errors": asked.errors, "choices": choices,
+        "families": families, "as_of": display.local(now, runtime.site.zone,
+                                                     "%a %d %b %Y %H:%M"),
+    }, status_code=400 if asked.errors else 200)
+
+
+@router.get("/metrics/{key}.csv")
+def metric_csv(key: str, request: Request, user: MetricsReader, runtime: RuntimeDep,
+               now: Now) -> Response:
+    metric = BY_KEY.get(key)
+    if metric is None:
+        return page(request, "missing.html", {"what": "metric"}, status_code=404)
+    asked = read(request.query_params)
+    if asked.errors:
+        return Response(" ".join(asked.errors.values()) + "\n", status_code=400,
+                        media_type="text/plain; charset=utf-8")
+    with runtime.readers() as session:
+        table = metric.query(session, asked.scope,
+                             Context(now, runtime.site.zone, _drgs(runtime)))
+    _audit(request)
+    return Response(table.csv(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{key}.csv"',
+                             "Cache-Control": "no-store"})
