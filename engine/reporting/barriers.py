@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
@@ -9,9 +10,9 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from engine.core import ur_record
-from engine.reporting.scope import Scope, stay_conditions
+from engine.reporting.scope import Scope, on_stays
 from engine.reporting.table import Chart, Context, Metric, Table
-from engine.storage.models import Barrier, Encounter
+from engine.storage.models import Barrier
 
 DEFINITION = (
     "Barriers open now: not resolved and not voided, on the scope's stays (their unit, "
@@ -23,26 +24,32 @@ AGES = ("<24 h", "1-2 d", "3-7 d", ">7 d")
 _LIMITS = (timedelta(hours=24), timedelta(hours=72), timedelta(days=8))
 
 
-def _open(session: Session, scope: Scope, group: Any) -> list[tuple[Any, ...]]:
-    query = (select(group, func.count())
-             .join(Encounter, Encounter.id == Barrier.encounter_id)
-             .where(Barrier.resolved_at.is_(None), Barrier.voided_at.is_(None),
-                    *stay_conditions(scope))
-             .group_by(group))
-    return [tuple(row) for row in session.execute(query)]
+def _open(session: Session, scope: Scope, ctx: Context) -> list[tuple[Any, ...]]:
+    """(age bucket, category, open barriers): one GROUP BY for both tables."""
+    age = case(*[(Barrier.opened_at > ctx.now - limit, i) for i, limit in enumerate(_LIMITS)],
+               else_=len(_LIMITS)).label("age")
+    query = on_stays(select(age, Barrier.category, func.count())
+                     .where(Barrier.resolved_at.is_(None), Barrier.voided_at.is_(None)),
+                     scope, Barrier.encounter_id).group_by(age, Barrier.category)
+    return ctx.shared("barriers", scope, lambda: [tuple(r) for r in session.execute(query)])
+
+
+def _summed(rows: list[tuple[Any, ...]], at: int) -> dict[Any, int]:
+    out: dict[Any, int] = defaultdict(int)
+    for row in rows:
+        out[row[at]] += int(row[2])
+    return out
 
 
 def by_age(session: Session, scope: Scope, ctx: Context) -> Table:
-    age = case(*[(Barrier.opened_at > ctx.now - limit, i) for i, limit in enumerate(_LIMITS)],
-               else_=len(_LIMITS)).label("age")
-    counts = dict(_open(session, scope, age))
+    counts = _summed(_open(session, scope, ctx), 0)
     return Table(("Age", "Open barriers"),
-                 [(name, int(counts.get(i, 0))) for i, name in enumerate(AGES)])
+                 [(name, counts.get(i, 0)) for i, name in enumerate(AGES)])
 
 
-def by_category(session: Session, scope: Scope, _ctx: Context) -> Table:
-    rows = [(ur_record.words(ur_record.DELAY_CATEGORIES, code), int(n))
-            for code, n in _open(session, scope, Barrier.category)]
+def by_category(session: Session, scope: Scope, ctx: Context) -> Table:
+    rows = [(ur_record.words(ur_record.DELAY_CATEGORIES, code), n)
+            for code, n in _summed(_open(session, scope, ctx), 1).items()]
     rows.sort(key=lambda r: (-r[1], r[0]))
     return Table(("Delay category", "Open barriers"), rows)
 

@@ -37,27 +37,30 @@ def family(code: str, norm: DrgNorm) -> str:
     return _SEVERITY.sub("", norm.title.strip()) or f"MS-DRG {code}"
 
 
-def _sums(session: Session, scope: Scope, ctx: Context, group: Any) -> list[tuple[Any, ...]]:
-    """(group, DRG, stays, observed days) for the scope's discharged inpatient stays."""
+def _sums(session: Session, scope: Scope, ctx: Context) -> list[tuple[Any, ...]]:
+    """(unit, service, DRG, stays, observed days) for the scope's discharged inpatient
+    stays: one GROUP BY the three tables share."""
     inpatient = inpatient_starts()
     observed = (days.local_day(session, Encounter.discharge_time, ctx.zone)
                 - days.local_day(session, inpatient.c.inpatient_start, ctx.zone))
-    query = (select(group, Encounter.working_drg, func.count(), func.sum(observed))
+    groups = (Encounter.unit, Encounter.hospital_service, Encounter.working_drg)
+    query = (select(*groups, func.count(), func.sum(observed))
              .join(inpatient, inpatient.c.encounter_id == Encounter.id)
              .where(*discharged(), Encounter.working_drg.is_not(None),
                     *within(Encounter.discharge_time, scope, ctx.zone), *stay_conditions(scope))
-             .group_by(group, Encounter.working_drg))
-    return [tuple(row) for row in session.execute(query)]
+             .group_by(*groups))
+    return ctx.shared("length_of_stay", scope,
+                      lambda: [tuple(row) for row in session.execute(query)])
 
 
 def _table(label: str, sums: list[tuple[Any, ...]], drgs: Mapping[str, DrgNorm],
            name: Any) -> Table:
     totals: dict[str, list[float]] = {}
-    for group, code, stays, observed in sums:
+    for unit, service, code, stays, observed in sums:
         norm = drgs.get(drg_key(code))
         if norm is None:
             continue
-        key = name(group, code, norm)
+        key = name(unit, service, code, norm)
         acc = totals.setdefault(key, [0, 0.0, 0.0])
         acc[0] += stays
         acc[1] += observed or 0
@@ -70,18 +73,18 @@ def _table(label: str, sums: list[tuple[Any, ...]], drgs: Mapping[str, DrgNorm],
 
 
 def by_family(session: Session, scope: Scope, ctx: Context) -> Table:
-    return _table("DRG family", _sums(session, scope, ctx, Encounter.working_drg), ctx.drgs,
-                  lambda _g, code, norm: family(code, norm))
+    return _table("DRG family", _sums(session, scope, ctx), ctx.drgs,
+                  lambda _u, _s, code, norm: family(code, norm))
 
 
 def by_unit(session: Session, scope: Scope, ctx: Context) -> Table:
-    return _table("Unit", _sums(session, scope, ctx, Encounter.unit), ctx.drgs,
-                  lambda group, _c, _n: group or "(no unit)")
+    return _table("Unit", _sums(session, scope, ctx), ctx.drgs,
+                  lambda unit, _s, _c, _n: unit or "(no unit)")
 
 
 def by_service(session: Session, scope: Scope, ctx: Context) -> Table:
-    return _table("Hospital service", _sums(session, scope, ctx, Encounter.hospital_service),
-                  ctx.drgs, lambda group, _c, _n: group or "(no service)")
+    return _table("Hospital service", _sums(session, scope, ctx), ctx.drgs,
+                  lambda _u, service, _c, _n: service or "(no service)")
 
 
 _CHART = Chart(label=0, values=(5,), axis="Excess days (observed - GMLOS)")

@@ -81,6 +81,15 @@ def stay_conditions(scope: Scope) -> list[ColumnElement[bool]]:
     return out
 
 
+def on_stays(query: Any, scope: Scope, encounter_id: Any) -> Any:
+    """`query` narrowed to the scope's stays; without unit, service or payer no join at all
+    (the metrics over every stay read their own table only)."""
+    conditions = stay_conditions(scope)
+    if not conditions:
+        return query
+    return query.join(Encounter, Encounter.id == encounter_id).where(*conditions)
+
+
 def instants(scope: Scope, zone: ZoneInfo) -> tuple[datetime | None, datetime | None]:
     """The period as instants: from local midnight of its first day to local midnight after
     its last (a half-open range the indexes on admit and discharge times serve)."""

@@ -6,9 +6,9 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -45,11 +45,21 @@ class Table:
 
 @dataclass(frozen=True)
 class Context:
-    """What queries need besides the scope: now, the site's zone, the DRG norms."""
+    """What queries need besides the scope: now, the site's zone, the DRG norms; and, for
+    one page, the grouped rows several metrics of a family share (`shared`)."""
 
     now: datetime
     zone: ZoneInfo
     drgs: Mapping[str, DrgNorm]
+    memo: dict[tuple[str, Scope], Any] = field(default_factory=dict, compare=False)
+
+    def shared(self, name: str, scope: Scope, compute: Callable[[], Any]) -> Any:
+        """`compute()` once per page for this name and scope: the metrics of a family read
+        one GROUP BY over all their dimensions and each sums it its own way."""
+        key = (name, scope)
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
 
 
 Query = Callable[[Session, Scope, Context], Table]

@@ -1,14 +1,17 @@
 """A metric's table drawn as an inline SVG chart (matplotlib, Agg, no pyplot state), with a
 title and a text summary screen readers read, so the picture is never the only way in.
 
-Small figures, text kept as text (svg.fonttype none: smaller, selectable), every figure
-built and dropped per call: nothing is shared between requests.
+Small figures, text kept as text (svg.fonttype none: smaller, selectable), no layout
+engine (fixed margins) and bar labels as plain texts: a matplotlib tick or a constrained
+layout costs as much as the bars. A chart is a pure function of its table, so the last few
+hundred are kept by content (`svg`): a page whose numbers have not changed draws nothing.
 """
 
 from __future__ import annotations
 
 import io
 import re
+from functools import lru_cache
 from html import escape
 
 import matplotlib
@@ -23,7 +26,7 @@ matplotlib.rcParams.update({"svg.fonttype": "none", "font.size": 8,
                             "axes.spines.top": False, "axes.spines.right": False})
 MAX_BARS = 15  # the table below the chart has every row
 _COLOURS = ("#0b5cad", "#d08700", "#a40e26", "#1a7f37")
-_LABEL = 42
+_LABEL = 38
 _PROLOGUE = re.compile(r"^.*?(?=<svg)", re.S)
 
 
@@ -58,6 +61,7 @@ def summary(metric: Metric, table: Table) -> str:
 def _draw(fig: Figure, metric: Metric, table: Table, rows: list[tuple[Cell, ...]]) -> None:
     chart = metric.chart
     ax = fig.add_subplot()
+    counts = all(isinstance(r[i], int) for r in rows for i in chart.values)
     labels = [_short(r[chart.label]) for r in rows]
     if chart.kind == "line":
         for n, i in enumerate(chart.values):
@@ -66,7 +70,7 @@ def _draw(fig: Figure, metric: Metric, table: Table, rows: list[tuple[Cell, ...]
         ax.set_ylabel(chart.axis)
         ax.tick_params(axis="x", labelrotation=45)
         ax.set_ylim(bottom=0)
-        ax.yaxis.set_major_locator(MaxNLocator(5))
+        ax.yaxis.set_major_locator(MaxNLocator(5, integer=counts))
     else:
         positions = list(range(len(rows)))
         left = [0.0] * len(rows)
@@ -82,24 +86,35 @@ def _draw(fig: Figure, metric: Metric, table: Table, rows: list[tuple[Cell, ...]
         for y, label in zip(positions, labels, strict=True):
             ax.text(-0.01, y, label, transform=where, ha="right", va="center")
         ax.set_ylim(len(rows) - 0.5, -0.5)
-        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.xaxis.set_major_locator(MaxNLocator(5, integer=counts))
         ax.set_xlabel(chart.axis)
         ax.axvline(0, color="#57606a", linewidth=0.6)
-    if len(chart.values) > 1:
-        ax.legend(loc="best", frameon=False)
-    ax.set_title(metric.title, loc="left", fontsize=9)
+    if len(chart.values) > 1:  # beside the title, never over the bars
+        fig.legend(loc="upper right", ncols=len(chart.values), frameon=False)
+    fig.suptitle(metric.title, x=0.01, y=1 - 0.06 / fig.get_figheight(), ha="left",
+                 va="top", fontsize=9)
 
 
 def svg(metric: Metric, table: Table) -> str | None:
     """The chart as an <svg> element (role img, titled, described), or None: no rows."""
+    return _drawn(metric, table.columns, tuple(table.rows))
+
+
+@lru_cache(maxsize=256)
+def _drawn(metric: Metric, columns: tuple[str, ...],
+           rows: tuple[tuple[Cell, ...], ...]) -> str | None:
+    return _render(metric, Table(columns, list(rows)))
+
+
+def _render(metric: Metric, table: Table) -> str | None:
     rows = _shown(table)
     if not rows:
         return None
-    height = (2.6 if metric.chart.kind == "line" else 0.26 * len(rows) + 1.0)
-    fig = Figure(figsize=(6.4, height))
-    line = metric.chart.kind == "line"
+    line, top = metric.chart.kind == "line", 0.5 if len(metric.chart.values) > 1 else 0.32
+    height = (2.6 if line else 0.26 * len(rows) + 0.8) + top
+    fig = Figure(figsize=(7.2, height))
     # fixed margins: a layout engine costs several times the drawing itself
-    fig.subplots_adjust(left=0.12 if line else 0.42, right=0.97, top=1 - 0.32 / height,
+    fig.subplots_adjust(left=0.1 if line else 0.4, right=0.97, top=1 - top / height,
                         bottom=(0.75 if line else 0.42) / height)
     _draw(fig, metric, table, rows)
     out = io.StringIO()

@@ -6,6 +6,8 @@ table with the same filters. Aggregates only: the page names no patient."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Depends, Request
@@ -20,9 +22,10 @@ from engine.api.runtime import Runtime
 from engine.api.security.audit import note
 from engine.api.web import charts, display
 from engine.api.web.render import page
+from engine.core.config import DEFAULT_RULESETS
 from engine.core.roles import Permission, Principal
 from engine.core.site import PayerClass
-from engine.reporting.catalogue import BY_KEY, METRICS
+from engine.reporting.catalogue import BY_KEY, METRICS, compute_all
 from engine.reporting.scope import GRAINS, Asked, read
 from engine.reporting.table import Context, Metric, Table
 from engine.rules.reference import DrgNorm, load_reference
@@ -40,13 +43,18 @@ class Shown:
     csv_href: str
 
 
+@lru_cache(maxsize=4)
+def _reference_drgs(folder: Path) -> dict[str, DrgNorm]:
+    return load_reference(folder).drgs
+
+
 def _drgs(runtime: Runtime) -> dict[str, DrgNorm]:
-    """The DRG norms of the rulebook in force, else of the rulesets folder's reference."""
+    """The DRG norms of the rulebook in force; with rules off, those of the rulesets folder
+    (or the engine's own): the LOS metrics need the norms, not the rules."""
     book = runtime.rules.current
     if book is not None:
         return book.book.reference.drgs
-    folder = runtime.settings.rulesets
-    return load_reference(folder / "reference").drgs if folder else {}
+    return _reference_drgs((runtime.settings.rulesets or DEFAULT_RULESETS) / "reference")
 
 
 def _choices(session: Session) -> dict[str, list[tuple[str, str]]]:
@@ -74,13 +82,14 @@ def metrics_page(request: Request, user: MetricsReader, runtime: RuntimeDep,
     shown: list[Shown] = []
     with runtime.readers() as session:
         choices = _choices(session)
-        if not asked.errors:
-            ctx = Context(now, runtime.site.zone, _drgs(runtime))
-            for metric in METRICS:
-                table = metric.query(session, asked.scope, ctx)
-                drawn = charts.svg(metric, table)
-                shown.append(Shown(metric, table, Markup(drawn) if drawn else None,
-                                   f"/metrics/{metric.key}.csv" + (f"?{query}" if query else "")))
+    if not asked.errors:
+        drgs = _drgs(runtime)
+        tables = compute_all(runtime.readers, asked.scope,
+                             lambda: Context(now, runtime.site.zone, drgs))
+        for metric in METRICS:
+            drawn = charts.svg(metric, tables[metric.key])
+            shown.append(Shown(metric, tables[metric.key], Markup(drawn) if drawn else None,
+                               f"/metrics/{metric.key}.csv" + (f"?{query}" if query else "")))
     _audit(request)
     families: dict[str, list[Shown]] = {}
     for item in shown:
