@@ -247,17 +247,17 @@ def test_30_day_readmissions_by_service(rt):
 
 
 def test_overdue_work_by_team_and_owner(rt):
-    every = tasks(rt, *{t for t in _task_codes(rt)})
+    every = tasks(rt, *_task_codes(rt))
     states = {t: {"status": "completed", "task_status": "completed", "ended_at": NOW}
               for t in every}
     hour, still_open = timedelta(hours=1), {"status": "active", "ended_at": None}
     states.update({
-        every[0]: {**still_open, "task_status": "ready", "queue": "case_manager", "owner": "cm.alvarez",
-                   "due_at": NOW - hour},
+        every[0]: {**still_open, "task_status": "ready", "queue": "case_manager",
+                   "owner": "cm.alvarez", "due_at": NOW - hour},
         every[1]: {**still_open, "task_status": "on-hold", "queue": "case_manager", "owner": None,
                    "due_at": NOW - 2 * hour},
-        every[2]: {**still_open, "task_status": "in-progress", "queue": "ur_nurse", "owner": "ur.kim",
-                   "due_at": NOW - 3 * hour, "escalated_to": "sup.garcia"},
+        every[2]: {**still_open, "task_status": "in-progress", "queue": "ur_nurse",
+                   "owner": "ur.kim", "due_at": NOW - 3 * hour, "escalated_to": "sup.garcia"},
         every[3]: {**still_open, "task_status": "ready", "queue": "ur_nurse", "owner": "ur.kim",
                    "due_at": NOW + hour},  # not due yet
     })

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from engine.reporting import (
@@ -35,6 +36,7 @@ METRICS: tuple[Metric, ...] = (
 )
 BY_KEY = {m.key: m for m in METRICS}
 PARALLEL = 4  # sessions at once for one page: the pool keeps 8 or more
+WORK_MEM = "64MB"
 
 
 def _families() -> list[list[Metric]]:
@@ -51,6 +53,9 @@ def compute_all(sessions: Callable[[], Session], scope: Scope,
     def family(metrics: list[Metric]) -> list[tuple[str, Table]]:
         ctx = context()
         with sessions() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                # sorts and hashes of 100,000 stays in memory, not on disk (this read only)
+                session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
             return [(m.key, m.query(session, scope, ctx)) for m in metrics]
 
     with ThreadPoolExecutor(PARALLEL, thread_name_prefix="metrics") as pool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, get_args
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
@@ -58,14 +58,17 @@ def _drgs(runtime: Runtime) -> dict[str, DrgNorm]:
 
 
 def _choices(session: Session) -> dict[str, list[tuple[str, str]]]:
-    """What the filters offer: the units and services stays have, the plans and classes."""
-    def values(column: Any) -> list[str]:
-        return sorted(v for v in session.scalars(select(column).distinct()
-                                                 .where(column.is_not(None))) if v)
-    plans = [(p, f"Plan {p}") for p in values(Encounter.payer_plan)]
-    return {"unit": [(u, u) for u in values(Encounter.unit)],
-            "service": [(s, s) for s in values(Encounter.hospital_service)],
-            "payer": [(c, display.words(c)) for c in get_args(PayerClass)] + plans,
+    """What the filters offer: the units, services and plans stays have (one DISTINCT over
+    the three: a few hundred combinations), and the payer classes."""
+    combos = session.execute(select(Encounter.unit, Encounter.hospital_service,
+                                    Encounter.payer_plan).distinct()).all()
+
+    def values(at: int) -> list[str]:
+        return sorted({str(row[at]) for row in combos if row[at]})
+    return {"unit": [(u, u) for u in values(0)],
+            "service": [(s, s) for s in values(1)],
+            "payer": [(c, display.words(c)) for c in get_args(PayerClass)]
+            + [(p, f"Plan {p}") for p in values(2)],
             "grain": list(GRAINS.items())}
 
 
