@@ -51,6 +51,7 @@ STAYS = [
     ("V7004", "700004", "4WEST", "OBS", "291", "202603050800", "202603061000"),  # observation
     ("V7005", "700001", "4WEST", "I", "", "202603200900", ""),  # back 13 days later
     ("V7006", "700003", "5EAST", "I", "", "202604150900", ""),  # back 36 days later
+    ("V7007", "700002", "5EAST", "OBS", "", "202603100900", "202603111000"),  # back in obs
 ]
 
 
@@ -239,7 +240,8 @@ def test_authorizations_pending_and_denied_by_payer(rt):
 
 def test_30_day_readmissions_by_service(rt):
     # index stays: the three March inpatient discharges; V7001's patient is back in 13
-    # days (a readmission), V7003's in 36 (not one); the observation stay is no index stay
+    # days (a readmission), V7003's in 36 (not one), V7002's in 5 but in observation only
+    # (not one either); the observation stays are no index stays
     assert table(rt, "readmissions-30d").rows == [("MED", 2, 1, 50.0), ("ORT", 1, 0, 0.0),
                                                   ("All", 3, 1, 33.3)]
     assert table(rt, "readmissions-30d", Scope(service="ORT")).rows == [
