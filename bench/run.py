@@ -2,11 +2,12 @@
 
 Usage: python bench/run.py [--runs N] [--messages N] [--skip-postgres]
                            [--rules-runs N] [--skip-ingest] [--skip-rules]
-                           [--skip-backtest] [--backtest-beds N] [--backtest-days N]
+                           [--skip-backtest] [--skip-worklist] [--skip-metrics]
+                           [--backtest-beds N] [--backtest-days N]
 
 --skip-ingest (or --skip-rules, --skip-backtest) keeps that part of the existing RESULTS.md
 as it was. bench/worklist.py, when present, is run too (its `run()` returns the lines of its
-section, or a dict shown as is).
+section, or a dict shown as is), and bench/metrics.py (the /metrics page on 100,000 stays).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def rules(runs: int, seconds: float = 2.0) -> dict:
 RULES_HEADING = "## Rules engine"
 BACKTEST_HEADING = "## Back-test"
 WORKLIST_HEADING = "## Worklist"
-PARTS = ("", RULES_HEADING, BACKTEST_HEADING, WORKLIST_HEADING)
+METRICS_HEADING = "## Metrics page"
+PARTS = ("", RULES_HEADING, BACKTEST_HEADING, WORKLIST_HEADING, METRICS_HEADING)
 
 
 def backtest(beds: int, days: int) -> dict:
@@ -104,6 +106,31 @@ def worklist_section(args: argparse.Namespace) -> list[str]:
     return [f"{WORKLIST_HEADING}: 32 concurrent clients (bench/worklist.py; plans and "
             "per-request costs in bench/WORKLIST.md)", "",
             "Command: `python bench/worklist.py` (via bench/run.py, with `--reuse` once the "
+            "data is loaded).", *body, ""]
+
+
+def metrics_section(args: argparse.Namespace) -> list[str]:
+    """bench/metrics.py in its own process (PostgreSQL, 100,000 stays; the load is kept in
+    its schema between runs, so only the first run pays for it)."""
+    if args.skip_postgres:
+        return []
+    import importlib
+
+    metrics = importlib.import_module("bench.metrics")
+    try:
+        url = os.environ.get("ENGINE_TEST_POSTGRES_URL", metrics.DEFAULT_URL)
+        loaded = metrics.counts(url).get("encounter", 0) >= 100_000
+    except Exception:  # noqa: BLE001 - no schema yet: load it
+        loaded = False
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "metrics.md"
+        command = [sys.executable, str(HERE / "metrics.py"), "--results", str(out),
+                   *(["--reuse"] if loaded else [])]
+        subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        body = [line for line in out.read_text(encoding="utf-8").splitlines()
+                if not line.startswith("## ")]
+    return [f"{METRICS_HEADING}: 14 metrics on 100,000 stays (bench/metrics.py)", "",
+            "Command: `python bench/metrics.py` (via bench/run.py, with `--reuse` once the "
             "data is loaded).", *body, ""]
 
 
@@ -239,6 +266,8 @@ def main() -> None:
                         help="keep the back-test figures in RESULTS.md")
     parser.add_argument("--skip-worklist", action="store_true",
                         help="keep the worklist figures in RESULTS.md")
+    parser.add_argument("--skip-metrics", action="store_true",
+                        help="keep the metrics-page figures in RESULTS.md")
     parser.add_argument("--backtest-beds", type=int, default=500)
     parser.add_argument("--backtest-days", type=int, default=30)
     args = parser.parse_args()
@@ -260,6 +289,8 @@ def main() -> None:
         lines += backtest_section(result)
     lines += (kept_part(WORKLIST_HEADING) if args.skip_worklist
               else worklist_section(args) or kept_part(WORKLIST_HEADING))
+    lines += (kept_part(METRICS_HEADING) if args.skip_metrics
+              else metrics_section(args) or kept_part(METRICS_HEADING))
     (HERE / "RESULTS.md").write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {HERE / 'RESULTS.md'}")
 

@@ -285,6 +285,9 @@ class RuleOutput(Base):
         Index("ix_rule_output_owner", "owner", "task_status", "due_at"),
         Index("ix_rule_output_owner_id", "owner", "kind", "id"),  # a person's work by id
         Index("ix_rule_output_escalated_to", "escalated_to", "task_status", "due_at"),
+        # tasks by type and due time, for the metrics (IM, MOON, reviews on time)
+        Index("ix_rule_output_code_due", "code", "due_at",
+              postgresql_include=["kind", "task_status", "ended_at", "encounter_id"]),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

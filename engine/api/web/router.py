@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from engine.api.web import (
     encounter_page,
+    metrics_page,
     supervisor_page,
     task_forms,
     ur_record_forms,
@@ -26,6 +27,7 @@ def install(app: FastAPI) -> None:
     app.include_router(ur_record_forms.router, include_in_schema=False)
     app.include_router(worklist_page.router, include_in_schema=False)
     app.include_router(supervisor_page.router, include_in_schema=False)
+    app.include_router(metrics_page.router, include_in_schema=False)
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
