@@ -166,6 +166,11 @@ def test_the_review_reads_back_as_an_amended_observation_with_its_determination(
         "delay-category", "responsible-party"}
     read = fhir.reference("Observation", day["id"]).to_resource().serialize()
     assert read == day
+    assert [r["id"] for r in everything(fhir, "Observation", _id=review["id"])] == [
+        review["id"]]
+    subset = everything(fhir, "Observation", encounter=alpha.id, _elements="valueCodeableConcept")
+    assert {tuple(sorted(r)) for r in subset} == {(
+        "code", "id", "meta", "resourceType", "status", "valueCodeableConcept")}
 
 
 def test_search_by_patient_and_mrn_finds_only_that_patients_record(fhir, store):
@@ -250,6 +255,26 @@ def test_barriers_share_the_flag_search_with_the_rules_flags_and_page_together(f
     assert read == open_one
 
 
+def test_lab_results_the_ehr_posts_stay_observations_beside_the_ur_record(fhir, http, store):
+    bravo = stay_of(store, "UR2")
+    taken = (datetime.now(CHICAGO) - timedelta(hours=2)).isoformat(timespec="seconds")
+    lab = {"resourceType": "Observation", "status": "final",
+           "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+           "subject": {"identifier": {"system": "urn:engine:id:GENHOSP", "value": BRAVO}},
+           "encounter": {"reference": f"Encounter/{bravo.id}"}, "effectiveDateTime": taken,
+           "valueQuantity": {"value": 9.1, "unit": "g/dL", "system": "http://unitsofmeasure.org",
+                             "code": "g/dL"}}
+    posted = http.post("/Observation", headers=JSON, json=lab)
+    assert posted.status_code == 201, posted.text
+    lab_id = posted.headers["location"].rpartition("/")[2]
+    assert lab_id.isdigit()  # the inbound path and its numeric ids are unchanged
+    assert http.get(f"/Observation/{lab_id}").json()["valueQuantity"]["value"] == 9.1
+    found = everything(fhir, "Observation", **{"patient.identifier": BRAVO})
+    assert {r["code"]["coding"][0]["code"] for r in found} == {"718-7", "utilization-review"}
+    labs = everything(fhir, "Observation", encounter=bravo.id, code="http://loinc.org|718-7")
+    assert [r["id"] for r in labs] == [lab_id]
+
+
 # -- who may read, and the trail -----------------------------------------------------------------
 def test_reads_need_patient_read_and_writes_need_ur_write(api, store):
     alpha = stay_of(store, "UR1")
@@ -322,6 +347,10 @@ def test_the_ehr_posts_the_portals_authorization_number_and_updates_it(fhir, htt
         assert auth is not None
         assert (auth.status, auth.denial_reason, auth.version) == (
             "denied", "Not medically necessary past day 2", 3)
+    as_read = http.get(f"/ClaimResponse/{made['id']}")
+    same = http.put(f"/ClaimResponse/{made['id']}", json=as_read.json(),
+                    headers={**JSON, "If-Match": as_read.headers["ETag"]})
+    assert same.status_code == 200 and same.json() == as_read.json()  # nothing changed
     call = {"resourceType": "Communication", "status": "completed",
             "about": [{"reference": f"ClaimResponse/{made['id']}"}],
             "sent": datetime.now(CHICAGO).isoformat(),
@@ -335,6 +364,10 @@ def test_the_ehr_posts_the_portals_authorization_number_and_updates_it(fhir, htt
         assert entry is not None
         assert (entry.direction, entry.channel, entry.authorization_id, entry.encounter_id) == (
             "outbound", "fax", int(made["id"]), bravo.id)
+    del call["medium"]
+    unsaid = http.post("/Communication", headers=JSON, json=call)
+    assert unsaid.status_code == 422
+    assert unsaid.json()["issue"][0]["expression"] == ["Communication.medium"]
 
 
 def test_a_through_date_before_the_admission_is_a_422_naming_the_element(http, store):

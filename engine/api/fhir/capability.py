@@ -65,7 +65,7 @@ _DOCS = {
                    "urn:engine:ur-record|avoidable-day, effectivePeriod, valueCodeableConcept "
                    "the delay reason urn:engine:delay-reason; status preliminary proposed, "
                    "final confirmed, cancelled rejected, entered-in-error voided). Search "
-                   "serves the UR record (lab results are read by id).",
+                   "serves all three (lab results keep their numeric ids).",
     "Flag": "Flags the rules raise on a stay (complex patient, readmission risk...): active "
             "while the rule holds, inactive (with period.end) once it stopped holding; and "
             "the stay's discharge barriers (id barrier-<n>, category urn:engine:flag-category"

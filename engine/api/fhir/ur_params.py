@@ -12,11 +12,12 @@ from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, false, select, true
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 
 from engine.api.fhir import identifier_params, search
 from engine.api.fhir.barrier_flags import BARRIER_PREFIX
 from engine.api.fhir.claim_responses import OUTCOME
+from engine.api.fhir.resources import RESULT_STATUS
 from engine.api.fhir.search import Param
 from engine.api.fhir.search.mixed import Part
 from engine.api.fhir.ur_observations import (
@@ -28,16 +29,19 @@ from engine.api.fhir.ur_observations import (
 )
 from engine.core.errors import InvalidInput
 from engine.fhir import value_sets
+from engine.fhir.vocabulary import LOINC
 from engine.storage.models import (
     AvoidableDay,
     Barrier,
     Encounter,
+    LabResult,
     PayerAuthorization,
     PayerCommunication,
     UtilizationReview,
 )
 
-OBSERVATION_PARTS = (Part("Observation"), Part("Observation/avoidable-day"))
+OBSERVATION_PARTS = (Part("Observation"), Part("Observation/avoidable-day"),
+                     Part("Observation/lab"))
 FLAG_PARTS = (Part("Flag"), Part("Flag/barrier"))
 CLAIM_STATUS = ("active", "cancelled", "draft", "entered-in-error")
 COMMUNICATION_STATUS = ("preparation", "in-progress", "not-done", "on-hold", "stopped",
@@ -101,8 +105,8 @@ def code_param(kind: str) -> Param:
             return false()
         return true() if code == kind else false()
 
-    return Param("code", "token", f"urn:engine:ur-record|{REVIEW_CODE} or |{AVOIDABLE_CODE}",
-                 build)
+    return Param("code", "token", f"urn:engine:ur-record|{REVIEW_CODE} or |{AVOIDABLE_CODE}, "
+                 "or a lab result's LOINC code", build)
 
 
 def _live(model: Any) -> ColumnElement[bool]:
@@ -123,14 +127,52 @@ def review_params(model: Any) -> dict[str, Param]:
 
 
 def avoidable_params() -> dict[str, Param]:
-    by_code: dict[str, Condition] = {
-        fhir: (lambda _c, kept=kept: and_(_live(AvoidableDay), AvoidableDay.status == kept))
-        for kept, fhir in AVOIDABLE_STATUS.items()}
+    def kept_as(fhir: str) -> ColumnElement[bool]:
+        kept = next(k for k, f in AVOIDABLE_STATUS.items() if f == fhir)
+        return and_(_live(AvoidableDay), AvoidableDay.status == kept)
+
+    by_code: dict[str, Condition] = dict.fromkeys(AVOIDABLE_STATUS.values(), kept_as)
     by_code["entered-in-error"] = _void(AvoidableDay)
     status = status_param("preliminary (proposed) | final (confirmed) | cancelled (rejected) | "
                           "entered-in-error (voided)", by_code, value_sets.OBSERVATION_STATUS)
     return {**stay_params(AvoidableDay, AVOIDABLE_PREFIX), "status": status,
             "code": code_param(AVOIDABLE_CODE)}
+
+
+def lab_params() -> dict[str, Param]:
+    """The lab results the EHR and the ORU feed send (numeric ids), by the same names."""
+    def stay(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]:
+        ident = search.row_id(text.removeprefix("Encounter/"))
+        if ident is None:
+            return false()
+        return exists().where(Encounter.id == ident,
+                              Encounter.visit_system == LabResult.visit_system,
+                              Encounter.visit_number == LabResult.visit_number)
+
+    def code(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]:
+        system, value = search.token(text)
+        if system not in (None, "", LOINC):
+            return false()
+        return LabResult.code == value
+
+    def kept_as(fhir: str) -> ColumnElement[bool]:
+        sent = [fhir, *(c for c, f in RESULT_STATUS.items() if f == fhir)]
+        found = LabResult.status.in_(sent)
+        return or_(found, LabResult.status.is_(None)) if fhir == "final" else found
+
+    patient = identifier_params.patient_reference("patient", "The patient",
+                                                  LabResult.patient_id)
+    return {"_id": Param("_id", "token", "Logical id", search.by_id(LabResult, "")),
+            "patient": patient,
+            "subject": Param("subject", "reference", "Same as patient", patient.build,
+                             patient.modifiers),
+            **identifier_params.chained(LabResult.patient_id),
+            "encounter": Param("encounter", "reference", "The stay", stay),
+            "status": status_param("final | preliminary | amended | corrected | registered",
+                                   dict.fromkeys(("final", "preliminary", "amended",
+                                                  "corrected", "registered"), kept_as),
+                                   value_sets.OBSERVATION_STATUS),
+            "code": Param("code", "token", "LOINC", code)}
 
 
 def barrier_params() -> dict[str, Param]:
@@ -193,6 +235,7 @@ def add_searches(registry: search.SearchRegistry) -> None:
     """The UR record's types and parts (the rules' Flag part is registered by its output)."""
     registry.add("Observation", UtilizationReview, review_params(UtilizationReview))
     registry.add("Observation/avoidable-day", AvoidableDay, avoidable_params())
+    registry.add("Observation/lab", LabResult, lab_params(), updated=LabResult.recorded_at)
     registry.add("Flag/barrier", Barrier, barrier_params())
     registry.add("ClaimResponse", PayerAuthorization, claim_params())
     registry.add("Communication", PayerCommunication, communication_params())

@@ -28,6 +28,7 @@ from engine.api.fhir import (
 )
 from engine.api.fhir import rule_outputs as ro
 from engine.api.fhir.search import mixed
+from engine.api.fhir.submission import lab_encounter_id
 from engine.api.fhir.ur_params import FLAG_PARTS, OBSERVATION_PARTS
 from engine.api.runtime import Runtime
 from engine.api.security import audit
@@ -39,6 +40,7 @@ from engine.storage.models import (
     AvoidableDay,
     Barrier,
     Encounter,
+    LabResult,
     PayerAuthorization,
     PayerCommunication,
     RuleOutput,
@@ -69,20 +71,22 @@ def _payers(session: Session, rows: list[PayerCommunication]) -> dict[int, str |
     ids = sorted({r.authorization_id for r in rows if r.authorization_id is not None})
     if not ids:
         return {}
-    rows = session.execute(select(PayerAuthorization.id, PayerAuthorization.payer)
-                           .where(PayerAuthorization.id.in_(ids))).tuples()
-    return {auth_id: payer for auth_id, payer in rows}
+    found = session.execute(select(PayerAuthorization.id, PayerAuthorization.payer)
+                            .where(PayerAuthorization.id.in_(ids))).tuples()
+    return {auth_id: payer for auth_id, payer in found}
 
 
 def render(session: Session, runtime: Runtime, rows: list[Any]) -> list[dict]:
     """Any UR row (or rule flag) as its FHIR resource."""
-    who = patients_of(session, [r.encounter_id for r in rows])
+    who = patients_of(session, [r.encounter_id for r in rows if not isinstance(r, LabResult)])
     payers = _payers(session, [r for r in rows if isinstance(r, PayerCommunication)])
     known = reasons(runtime)
     out = []
     for row in rows:
         if isinstance(row, RuleOutput):
             out.append(flags.flag(row))
+        elif isinstance(row, LabResult):
+            out.append(resources.observation(row, lab_encounter_id(session, row)))
         elif isinstance(row, UtilizationReview):
             out.append(ur_observations.review(row, who[row.encounter_id]))
         elif isinstance(row, AvoidableDay):

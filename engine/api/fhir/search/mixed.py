@@ -97,10 +97,7 @@ def _compare(keys_desc: list[bool]):
         for desc, a, b in zip(keys_desc, x, y, strict=True):
             if a == b:
                 continue
-            if a is None or b is None:  # missing sorts as the largest
-                bigger = a is None
-            else:
-                bigger = a > b
+            bigger = a is None if a is None or b is None else a > b  # missing: largest
             return (-1 if bigger else 1) if desc else (1 if bigger else -1)
         return 0
 
