@@ -357,6 +357,9 @@ def test_the_ehr_posts_the_portals_authorization_number_and_updates_it(fhir, htt
             "medium": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
                                               "v3-ParticipationMode", "code": "FAXWRIT"}]}],
             "payload": [{"contentString": "Faxed the peer-to-peer request"}]}
+    quiet = http.post("/Communication", headers={**JSON, "Prefer": "return=minimal"},
+                      json={**call, "payload": [{"contentString": "Called: fax received"}]})
+    assert quiet.status_code == 201 and quiet.content == b"" and quiet.headers["location"]
     logged = http.post("/Communication", headers=JSON, json=call)
     assert logged.status_code == 201, logged.text
     with store.readers() as session:

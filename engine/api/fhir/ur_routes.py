@@ -142,12 +142,16 @@ def _read_answer(request: Request, kind: str, body: dict, row: Any) -> JSONRespo
     return versioned(body, row)
 
 
+def stamp(row: Any) -> dict[str, str]:
+    """ETag and Last-Modified of a record (If-Match on an update names the ETag)."""
+    return {"ETag": resources.etag(row.version),
+            "Last-Modified": resources.http_date(row.updated_at)}
+
+
 def versioned(body: dict, row: Any, status: int = 200,
               headers: dict[str, str] | None = None) -> JSONResponse:
-    """The resource with its ETag and Last-Modified (If-Match on an update names the ETag)."""
-    return JSONResponse(body, status_code=status, media_type=FHIR_JSON, headers={
-        "ETag": resources.etag(row.version),
-        "Last-Modified": resources.http_date(row.updated_at), **(headers or {})})
+    return JSONResponse(body, status_code=status, media_type=FHIR_JSON,
+                        headers={**stamp(row), **(headers or {})})
 
 
 def add_routes(router: APIRouter, registry: search.SearchRegistry) -> None:

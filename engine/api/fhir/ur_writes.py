@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from engine.api.auth import require
 from engine.api.deps import RuntimeDep
-from engine.api.fhir import preconditions, search
+from engine.api.fhir import preconditions, prefer, search
 from engine.api.fhir.claim_responses import (
     AUTH_EXTENSION,
     AUTH_VALUES,
@@ -42,7 +42,7 @@ from engine.api.fhir.claim_responses import (
     claim_response,
     communication,
 )
-from engine.api.fhir.ur_routes import versioned
+from engine.api.fhir.ur_routes import stamp, versioned
 from engine.api.outcomes import FhirError
 from engine.api.runtime import Runtime
 from engine.api.security import audit
@@ -241,6 +241,16 @@ def _base(request: Request) -> str:
     return str(request.url_for("metadata")).removesuffix("/metadata")
 
 
+def _shaped(request: Request, body: dict, row: Any, status: int,
+            headers: dict[str, str] | None) -> Response:
+    """The written resource, or what `Prefer: return=` asks for instead."""
+    shown = prefer.shaped(body, body, f"{body['resourceType']}/{body['id']} written",
+                          request.headers.get("prefer"))
+    if shown is None:  # return=minimal: the status and headers say it all
+        return Response(status_code=status, headers={**stamp(row), **(headers or {})})
+    return versioned(shown, row, status, headers)
+
+
 # -- the writes --------------------------------------------------------------------------------
 def write_claim(request: Request, runtime: Runtime, actor: Principal, doc: Any,
                 target: str | None, expected: int | None) -> Response:
@@ -304,8 +314,8 @@ def write_claim(request: Request, runtime: Runtime, actor: Principal, doc: Any,
     audit.note(request, "create" if created else "update", "ClaimResponse", body["id"],
                patient)
     location = f"{_base(request)}/ClaimResponse/{auth.id}/_history/{auth.version}"
-    return versioned(body, auth, 201 if created else 200,
-                     {"Location": location} if created else None)
+    return _shaped(request, body, auth, 201 if created else 200,
+                   {"Location": location} if created else None)
 
 
 def _direction(doc: dict) -> str | None:
@@ -383,7 +393,7 @@ def write_communication(request: Request, runtime: Runtime, actor: Principal,
         raise
     audit.note(request, "create", "Communication", body["id"], patient)
     location = f"{_base(request)}/Communication/{entry.id}/_history/{entry.version}"
-    return versioned(body, entry, 201, {"Location": location})
+    return _shaped(request, body, entry, 201, {"Location": location})
 
 
 def add_routes(router: APIRouter) -> None:
