@@ -327,8 +327,13 @@ def test_the_ehr_posts_the_portals_authorization_number_and_updates_it(fhir, htt
         assert auth is not None
         assert (auth.reference_number, auth.status, auth.source, auth.encounter_id) == (
             "PA-55120", "pending", "fhir", bravo.id)
+    decided = (datetime.now(CHICAGO) - timedelta(minutes=30)).isoformat(timespec="seconds")
     approved = claim_response(bravo, "PA-55120", "complete", preAuthPeriod={
         "start": admitted.isoformat(), "end": (admitted + timedelta(days=4)).isoformat()})
+    approved["extension"].append({"url": "urn:engine:fhir:StructureDefinition:authorization",
+                                  "extension": [{"url": "level-of-care",
+                                                 "valueCode": "inpatient"},
+                                                {"url": "decided", "valueDateTime": decided}]})
     again = http.post("/ClaimResponse", headers=JSON, json=approved)
     assert again.status_code == 200, again.text  # the same number: that authorization
     assert again.json()["id"] == made["id"] and again.headers["ETag"] == 'W/"2"'

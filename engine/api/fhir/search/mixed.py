@@ -149,8 +149,8 @@ def run_mixed(session: Session, mixed: Mixed) -> Page:
         for result in session.execute(stmt):
             obj = result[0]
             found.append(((*result[1:], index, obj.id), (index, obj)))
-    desc = [d for _, d in _keys(first)] + [False, False]
-    found.sort(key=lambda f: _compare(desc)(f[0]), reverse=not forward)
+    order = _compare([d for _, d in _keys(first)] + [False, False])
+    found.sort(key=lambda f: order(f[0]), reverse=not forward)
     more = len(found) > first.count
     found = found[:first.count]
     if not forward:
