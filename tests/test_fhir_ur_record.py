@@ -275,6 +275,44 @@ def test_lab_results_the_ehr_posts_stay_observations_beside_the_ur_record(fhir, 
     assert [r["id"] for r in labs] == [lab_id]
 
 
+def test_flag_pages_walk_forward_and_back_through_ties_across_both_tables(http, store):
+    """Six barriers opened in one moment (one _lastUpdated) beside the rules' flags."""
+    now = store.clock.now()
+    assert store.rules.current is not None
+    with store.sessions() as session, session.begin():
+        bravo = session.scalars(select(Encounter).where(Encounter.visit_number == "UR2")).one()
+        for code in ("PF01", "PF02", "PF03", "PF04", "PF01", "PF02"):
+            barriers.open_barrier(session, bravo, BarrierInput(code), CASE_MANAGER, now,
+                                  store.site, store.rules.current.book.reference)
+        patient = bravo.patient_id
+    everyone = [e["resource"]["id"] for e in http.get("/Flag", params={
+        "_count": 500, "_sort": "-_lastUpdated"}).json()["entry"]]
+    for params in ({"patient": patient}, {}):
+        for sort in ("-_lastUpdated", "_lastUpdated", None):
+            asked = {**params, "_count": 2, **({"_sort": sort} if sort else {})}
+            page = http.get("/Flag", params=asked).json()
+            forward, pages = [], [page]
+            while True:
+                forward += [e["resource"]["id"] for e in page.get("entry", ())]
+                following = [li["url"] for li in page["link"] if li["relation"] == "next"]
+                if not following:
+                    break
+                page = http.get(following[0]).json()
+                pages.append(page)
+            assert len(forward) == len(set(forward)) == page["total"], (params, sort)
+            if not params and sort == "-_lastUpdated":
+                assert forward == everyone
+            backward = [e["resource"]["id"] for e in page.get("entry", ())]
+            while True:
+                before = [li["url"] for li in page["link"] if li["relation"] == "previous"]
+                if not before:
+                    break
+                page = http.get(before[0]).json()
+                backward = [e["resource"]["id"] for e in page["entry"]] + backward
+            assert backward == forward, (params, sort)
+    assert sum(i.startswith("barrier-") for i in everyone) >= 8
+
+
 # -- who may read, and the trail -----------------------------------------------------------------
 def test_reads_need_patient_read_and_writes_need_ur_write(api, store):
     alpha = stay_of(store, "UR1")
@@ -397,6 +435,10 @@ def test_a_through_date_before_the_admission_is_a_422_naming_the_element(http, s
     with store.readers() as session:
         assert session.scalars(select(PayerAuthorization).where(
             PayerAuthorization.reference_number.in_(["PA-EARLY", "PA-X"]))).all() == []
+        refusals = session.scalars(select(AuditRecord.status_code).where(
+            AuditRecord.resource_type == "ClaimResponse", AuditRecord.operation == "create",
+            AuditRecord.outcome == "4")).all()
+    assert refusals.count(422) >= 2  # refused writes are in the trail too
 
 
 def test_the_capability_statement_lists_the_ur_types_and_their_searches(http):
