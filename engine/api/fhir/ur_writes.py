@@ -72,7 +72,8 @@ COMMUNICATION_ELEMENTS = {"direction": "Communication.category",
                           "summary": "Communication.payload",
                           "at": "Communication.sent", "about": "Communication.about",
                           "encounter": "Communication.encounter",
-                          "patient": "Communication.subject", "record": "Communication"}
+                          "patient": "Communication.subject", "record": "Communication",
+                          "authorization_id": "Communication.about"}
 _COLUMN_NAMES = {column: name for name, (column, _) in AUTH_VALUES.items()}
 
 
