@@ -375,6 +375,8 @@ def test_the_ehr_posts_the_portals_authorization_number_and_updates_it(fhir, htt
     again = http.post("/ClaimResponse", headers=JSON, json=approved)
     assert again.status_code == 200, again.text  # the same number: that authorization
     assert again.json()["id"] == made["id"] and again.headers["ETag"] == 'W/"2"'
+    assert http.get(f"/ClaimResponse/{made['id']}/_history/2").json() == again.json()
+    assert http.get(f"/ClaimResponse/{made['id']}/_history/1").status_code == 404  # current only
     stale = http.put(f"/ClaimResponse/{made['id']}", json={**approved, "id": made["id"]},
                      headers={**JSON, "If-Match": 'W/"1"'})
     assert stale.status_code == 412
@@ -403,6 +405,8 @@ def test_the_ehr_posts_the_portals_authorization_number_and_updates_it(fhir, htt
     quiet = http.post("/Communication", headers={**JSON, "Prefer": "return=minimal"},
                       json={**call, "payload": [{"contentString": "Called: fax received"}]})
     assert quiet.status_code == 201 and quiet.content == b"" and quiet.headers["location"]
+    assert http.get(quiet.headers["location"]).json()["payload"][0]["contentString"] == (
+        "Called: fax received")  # the Location resolves
     logged = http.post("/Communication", headers=JSON, json=call)
     assert logged.status_code == 201, logged.text
     with store.readers() as session:

@@ -29,8 +29,8 @@ _INTERACTIONS = {
     "AuditEvent": ("read", "search-type"),
     "Observation": ("create", "read", "search-type"),
     "Flag": ("read", "search-type"),
-    "ClaimResponse": ("read", "search-type", "create", "update"),
-    "Communication": ("read", "search-type", "create"),
+    "ClaimResponse": ("read", "vread", "search-type", "create", "update"),
+    "Communication": ("read", "vread", "search-type", "create"),
 }
 # Only the current version of a resource is kept: vread answers it, older versions are 404.
 # Updates check If-Match where the server offers them (versioned-update).

@@ -208,16 +208,29 @@ def add_routes(router: APIRouter, registry: search.SearchRegistry) -> None:
                                ) -> Response:
         return plain_search("ClaimResponse", request, runtime, asked)
 
-    @router.get("/ClaimResponse/{cid}", dependencies=reader)
-    def read_claim_response(cid: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
+    def read_record(kind: str, model: Any, rid: str, vid: str | None, request: Request,
+                    runtime: Runtime) -> JSONResponse:
+        """A record by id; with a version (vread) only the current one is kept."""
         with runtime.readers() as session:
             try:
-                row = _row(session, PayerAuthorization, cid, "", "ClaimResponse")
+                row = _row(session, model, rid, "", kind)
+                if vid is not None and vid != str(row.version):
+                    raise NotFound(f"{kind}/{rid}/_history/{vid} is not kept: this server "
+                                   f"keeps only the current version, {row.version}")
             except NotFound:
-                audit.note(request, "read", "ClaimResponse", cid)
+                audit.note(request, "vread" if vid else "read", kind, rid)
                 raise
             body = render(session, runtime, [row])[0]
-        return _read_answer(request, "ClaimResponse", body, row)
+        return _read_answer(request, kind, body, row)
+
+    @router.get("/ClaimResponse/{cid}", dependencies=reader)
+    def read_claim_response(cid: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
+        return read_record("ClaimResponse", PayerAuthorization, cid, None, request, runtime)
+
+    @router.get("/ClaimResponse/{cid}/_history/{vid}", dependencies=reader)
+    def vread_claim_response(cid: str, vid: str, request: Request, runtime: RuntimeDep
+                             ) -> JSONResponse:
+        return read_record("ClaimResponse", PayerAuthorization, cid, vid, request, runtime)
 
     @router.get("/Communication", dependencies=reader)
     @router.post("/Communication/_search", dependencies=reader)
@@ -227,11 +240,9 @@ def add_routes(router: APIRouter, registry: search.SearchRegistry) -> None:
 
     @router.get("/Communication/{cid}", dependencies=reader)
     def read_communication(cid: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
-        with runtime.readers() as session:
-            try:
-                row = _row(session, PayerCommunication, cid, "", "Communication")
-            except NotFound:
-                audit.note(request, "read", "Communication", cid)
-                raise
-            body = render(session, runtime, [row])[0]
-        return _read_answer(request, "Communication", body, row)
+        return read_record("Communication", PayerCommunication, cid, None, request, runtime)
+
+    @router.get("/Communication/{cid}/_history/{vid}", dependencies=reader)
+    def vread_communication(cid: str, vid: str, request: Request, runtime: RuntimeDep
+                            ) -> JSONResponse:
+        return read_record("Communication", PayerCommunication, cid, vid, request, runtime)
