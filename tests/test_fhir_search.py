@@ -26,8 +26,18 @@ from fhirpy.base.exceptions import OperationOutcome as FhirpyOutcome
 from sqlalchemy import select
 
 from engine.api.runtime import Runtime
+from engine.core.roles import Principal
 from engine.hl7.build import adt
-from engine.storage.models import Encounter, PatientIdentifier, RuleOutput
+from engine.storage.models import (
+    Encounter,
+    PatientIdentifier,
+    PayerAuthorization,
+    PayerCommunication,
+    RuleOutput,
+    UtilizationReview,
+)
+from engine.work.ur_record import authorizations, reviews
+from engine.work.ur_record.inputs import AuthorizationInput, CommunicationInput, ReviewInput
 from harness.launch import ServerProcess, start_server
 from tests.conftest import BOTH_STORES, auth_headers, fresh_database, make_settings
 
@@ -55,8 +65,30 @@ def store(request, tmp_path_factory) -> Iterator[Runtime]:
                 name=f"TESTSEARCH^ALPHA{n}^Q", location=f"4WEST^42{n}^A^GENHOSP",
                 extra=[SOCIAL_RISK] if n == 0 else None))
             assert receipt.outcome == "accepted", receipt.reason
+        ur_record(rt)
         yield rt
         rt.close()
+
+
+def ur_record(rt: Runtime) -> None:
+    """The first patient's UR record: a review, an authorization and a call to the payer."""
+    now = rt.clock.now()
+    nurse = Principal("test.ur-nurse", "user", "ur_nurse")
+    with rt.sessions() as session, session.begin():
+        stay = session.scalars(select(Encounter).where(Encounter.visit_number == "VS0")).one()
+        reviews.record(session, stay, ReviewInput("initial", now.astimezone(CHICAGO).date(),
+                                                  "inpatient", "met"), nurse, now, rt.site)
+        auth = authorizations.record(session, stay, AuthorizationInput(
+            "approved", reference_number="SEARCH-1", approved_days=2), nurse, now, rt.site)
+        authorizations.communicate(session, stay, auth, CommunicationInput(
+            now, "outbound", "portal", "Clinicals uploaded"), nurse, now)
+
+
+def ur_rows(store: Runtime) -> tuple[int, int, int]:
+    with store.readers() as session:
+        return (session.scalars(select(UtilizationReview.id)).first() or 0,
+                session.scalars(select(PayerAuthorization.id)).first() or 0,
+                session.scalars(select(PayerCommunication.id)).first() or 0)
 
 
 @pytest.fixture(scope="module")
@@ -299,7 +331,17 @@ def samples(store: Runtime) -> dict[tuple[str, str], str]:
         ("RiskAssessment", "status"): "final", ("RiskAssessment", "method"): "lace",
         ("ServiceRequest", "status"): "active", ("ServiceRequest", "code"): "snf",
     }
-    for kind, name in ((k, n) for k in ("Task", "Flag", "RiskAssessment", "ServiceRequest")
+    review, auth, call = ur_rows(store)
+    out.update({("Observation", "_id"): f"review-{review}",
+                ("Observation", "code"): "urn:engine:ur-record|utilization-review",
+                ("Observation", "status"): "final", ("ClaimResponse", "_id"): str(auth),
+                ("ClaimResponse", "status"): "active", ("ClaimResponse", "outcome"): "complete",
+                ("ClaimResponse", "identifier"): "SEARCH-1", ("Communication", "_id"): str(call),
+                ("Communication", "status"): "completed",
+                ("Communication", "about"): f"ClaimResponse/{auth}"})
+    ur_types = ("Observation", "ClaimResponse", "Communication")
+    for kind, name in ((k, n) for k in ("Task", "Flag", "RiskAssessment", "ServiceRequest",
+                                        *ur_types)
                        for n in ("patient", "subject")):
         out[(kind, name)] = f"Patient/{pid}"
     for kind in ("Task", "Flag", "RiskAssessment", "ServiceRequest"):
@@ -307,10 +349,12 @@ def samples(store: Runtime) -> dict[tuple[str, str], str]:
         rows = outputs(store, {"Task": "task", "Flag": "flag", "RiskAssessment": "score",
                                "ServiceRequest": "proposal"}[kind])
         out[(kind, "_id")] = str(rows[0].id) if rows else "1"
+    for kind in ur_types:
+        out[(kind, "encounter")] = f"Encounter/{enc.id}"
     for kind in ("Patient", "Encounter", "AuditEvent", "Task", "Flag", "RiskAssessment",
-                 "ServiceRequest"):
+                 "ServiceRequest", *ur_types):
         out[(kind, "_lastUpdated")] = "ge2020-01-01T00:00:00Z"
-    for kind in ("Encounter", "Task", "Flag", "RiskAssessment", "ServiceRequest"):
+    for kind in ("Encounter", "Task", "Flag", "RiskAssessment", "ServiceRequest", *ur_types):
         for chain in ("patient.identifier", "subject.identifier"):
             out[(kind, chain)] = MRNS[0]
     return out

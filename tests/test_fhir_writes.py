@@ -295,6 +295,7 @@ def test_the_capability_statement_tells_what_the_writes_do(http):
     assert encounter["readHistory"] is False
     assert {"read", "vread"} <= {i["code"] for i in by_type["Patient"]["interaction"]}
     observation_ = by_type["Observation"]
-    assert {i["code"] for i in observation_["interaction"]} == {"create", "read"}
+    # labs are created and read; the UR record's Observations are searched too
+    assert {i["code"] for i in observation_["interaction"]} == {"create", "read", "search-type"}
     assert observation_["conditionalCreate"] is False
     assert "not kept" in observation_["documentation"]

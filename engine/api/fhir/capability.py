@@ -27,7 +27,10 @@ _INTERACTIONS = {
     "Patient": ("read", "vread", "search-type"),
     "Encounter": ("read", "vread", "search-type", "create", "update"),
     "AuditEvent": ("read", "search-type"),
-    "Observation": ("create", "read"),
+    "Observation": ("create", "read", "search-type"),
+    "Flag": ("read", "search-type"),
+    "ClaimResponse": ("read", "vread", "search-type", "create", "update"),
+    "Communication": ("read", "vread", "search-type", "create"),
 }
 # Only the current version of a resource is kept: vread answers it, older versions are 404.
 # Updates check If-Match where the server offers them (versioned-update).
@@ -52,7 +55,38 @@ _DOCS = {
                    "of severity information) and not kept. The same path as HL7 ORU^R01; "
                    "entered-in-error withdraws a result. Read answers a kept result (where "
                    "the create's Location points); no versions, no conditional create. "
-                   "Prefer: return=representation answers the kept result.",
+                   "Prefer: return=representation answers the kept result. "
+                   "The UR record reads (and searches) as Observation too: a utilization "
+                   "review (id review-<n>, code urn:engine:ur-record|utilization-review, "
+                   "valueCodeableConcept the determination, components level of care, "
+                   "criteria set, next review, physician advisor, condition code 44; status "
+                   "final, amended once corrected, entered-in-error when voided) and an "
+                   "avoidable day or run (id avoidable-day-<n>, code "
+                   "urn:engine:ur-record|avoidable-day, effectivePeriod, valueCodeableConcept "
+                   "the delay reason urn:engine:delay-reason; status preliminary proposed, "
+                   "final confirmed, cancelled rejected, entered-in-error voided). Search "
+                   "serves all three (lab results keep their numeric ids).",
+    "Flag": "Flags the rules raise on a stay (complex patient, readmission risk...): active "
+            "while the rule holds, inactive (with period.end) once it stopped holding; and "
+            "the stay's discharge barriers (id barrier-<n>, category urn:engine:flag-category"
+            "|discharge-barrier, code the delay reason urn:engine:delay-reason; active while "
+            "open, inactive once resolved, entered-in-error when voided; period opened.."
+            "resolved; author who opened it), in one search paged together.",
+    "ClaimResponse": "Payer authorizations of a stay (use preauthorization): preAuthRef the "
+                     "payer's number, preAuthPeriod the approved days, outcome queued "
+                     "(pending), complete (approved or denied), partial; the stay in the "
+                     "extension urn:engine:fhir:StructureDefinition:encounter; the engine's "
+                     "values (status, level of care, denial, peer-to-peer, appeal) as "
+                     "sub-extensions of urn:engine:fhir:StructureDefinition:authorization. "
+                     "POST is keyed by the stay and preAuthRef (a number on file is updated, "
+                     "200); PUT replaces and honours If-Match (412 when stale); status "
+                     "entered-in-error voids. Writes need ur:write; a value the record refuses "
+                     "is a 422 whose OperationOutcome expression names the element.",
+    "Communication": "Exchanges with the payer about an authorization (about ClaimResponse/"
+                     "<id>) or a stay: category urn:engine:payer-communication|outbound or "
+                     "inbound, medium the channel (urn:engine:payer-channel, v3 "
+                     "ParticipationMode), sent or received, payload the summary. POST (ur:"
+                     "write) logs one.",
 }
 
 
@@ -83,6 +117,8 @@ def capability_statement(published: datetime, base_url: str, registry: SearchReg
     resources = [_resource(registry, name, _DOCS[name], interactions)
                  for name, interactions in _INTERACTIONS.items()]
     for output in OUTPUTS:
+        if output.name in _INTERACTIONS:  # Flag: served with the barriers (above)
+            continue
         entry = _resource(registry, output.name, output.doc, output.interactions)
         if output.includes:
             entry["searchInclude"] = list(output.includes)

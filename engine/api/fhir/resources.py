@@ -29,7 +29,7 @@ from engine.storage.models import (
 UCUM = "http://unitsofmeasure.org"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 # A result's status as sent (HL7 OBX-11 or the Observation's own) -> FHIR Observation.status
-_RESULT_STATUS = {"F": "final", "C": "corrected", "P": "preliminary", "R": "preliminary",
+RESULT_STATUS = {"F": "final", "C": "corrected", "P": "preliminary", "R": "preliminary",
                   "A": "amended", "S": "preliminary", "I": "registered"}
 
 _DATE_WIDTH = {"year": 4, "month": 7, "day": 10}  # characters of an ISO date at each precision
@@ -263,7 +263,7 @@ def encounter(row: Encounter) -> dict:
 def observation(row: LabResult, encounter_id: int | None = None) -> dict:
     """A kept lab result as an Observation; it has no versions (meta.lastUpdated only)."""
     status = row.status if row.status in v.OBSERVATION_STATUSES else \
-        _RESULT_STATUS.get(row.status or "", "final")
+        RESULT_STATUS.get(row.status or "", "final")
     out: dict = {
         "resourceType": "Observation",
         "id": str(row.id),

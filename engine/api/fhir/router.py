@@ -25,12 +25,16 @@ from engine.api.deps import RuntimeDep
 from engine.api.fhir import (
     audit_event,
     clinical_params,
+    flags,
     includes,
     prefer,
     resources,
     rule_outputs,
     search,
     task_update,
+    ur_params,
+    ur_routes,
+    ur_writes,
 )
 from engine.api.fhir.body import Submitted, fhir_body
 from engine.api.fhir.capability import OUTPUTS, capability_statement
@@ -51,7 +55,8 @@ from engine.storage.models import AuditRecord, Encounter, LabResult, Patient
 
 # Query parameters of a write that shape the answer rather than name a condition.
 _FORMAT_PARAMS = frozenset({"_format", "_pretty", "_summary", "_elements"})
-SUPPORTED = ("Patient", "Encounter", "Observation", *(r.name for r in OUTPUTS))
+SUPPORTED = ("Patient", "Encounter", "Observation", *(r.name for r in OUTPUTS), "ClaimResponse",
+             "Communication")
 Body = Annotated[Submitted, Depends(fhir_body)]
 Asked = Annotated[search.Asked, Depends(search.asked)]
 
@@ -147,6 +152,7 @@ def search_registry() -> SearchRegistry:
     registry.add("AuditEvent", AuditRecord, audit_event.PARAMS, updated=AuditRecord.at)
     for output in OUTPUTS:
         output.add_search(registry)
+    ur_params.add_searches(registry)
     return registry
 
 
@@ -235,7 +241,10 @@ def build_router() -> APIRouter:
 
     @router.get("/Observation/{oid}", dependencies=reads)
     def read_observation(oid: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
-        """A kept lab result (where an Observation create's Location points)."""
+        """A kept lab result (where an Observation create's Location points), or a review
+        or an avoidable day of the UR record (prefixed ids)."""
+        if oid.startswith(ur_routes.UR_OBSERVATION_PREFIXES):
+            return ur_routes.read_ur_observation(request, runtime, oid)
         with runtime.readers() as session:
             row = session.get(LabResult, _row_id("Observation", oid))
             if row is None:
@@ -275,8 +284,11 @@ def build_router() -> APIRouter:
 
     router.include_router(audit_event.build_router(_json, _base, registry))
 
+    ur_routes.add_routes(router, registry)  # Flag: the rules' flags and the barriers
+    ur_writes.add_routes(router)
     for output in OUTPUTS:
-        rule_outputs.add_routes(router, output, registry)
+        if output is not flags.FLAG:
+            rule_outputs.add_routes(router, output, registry)
     task_update.add_routes(router)
 
     @router.api_route("/{resource_type}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],

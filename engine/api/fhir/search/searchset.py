@@ -21,6 +21,9 @@ MANDATORY: dict[str, tuple[str, ...]] = {
     "RiskAssessment": ("status", "subject"),
     "ServiceRequest": ("status", "intent", "subject"),
     "AuditEvent": ("type", "recorded", "agent", "source"),
+    "Observation": ("status", "code"),
+    "ClaimResponse": ("status", "type", "use", "patient", "created", "insurer", "outcome"),
+    "Communication": ("status",),
 }
 ALWAYS = ("resourceType", "id", "meta")
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
