@@ -351,7 +351,8 @@ def test_a_period_ending_before_it_starts_is_explained_and_kept(web):
 
 
 def test_directors_see_the_numbers_and_case_managers_do_not(web):
-    sign_in(web, "director")
+    signed_in = sign_in(web, "director")
+    assert signed_in.headers["location"] == "/metrics"  # not the worklist they may not read
     assert web.get("/metrics").status_code == 200
     web.cookies.clear()
     sign_in(web, "case_manager")

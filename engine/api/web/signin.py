@@ -14,9 +14,18 @@ from engine.api.deps import RuntimeDep
 from engine.api.security import audit, signin
 from engine.api.web.error_page import refusal
 from engine.api.web.layout import templates
-from engine.core.roles import Permission
+from engine.core.roles import Permission, Principal
 
 HOME = "/worklist"
+
+
+def landing(principal: Principal, target: str) -> str:
+    """The page after sign-in when none was asked for: the worklist for those who work
+    patients, the department's numbers for a director (who may not read patients)."""
+    if target == HOME and not principal.can(Permission.PATIENT_READ) \
+            and principal.can(Permission.METRICS_READ):
+        return "/metrics"
+    return target
 
 
 def local_path(target: str | None) -> str:
@@ -67,7 +76,7 @@ def build_router() -> APIRouter:
             return refusal(request, f"The {account.role} role cannot use the web "
                                             "pages; use the API with a token.")
         session.begin(request, account.name, account.token_version)
-        return RedirectResponse(next_path, status_code=303)
+        return RedirectResponse(landing(request.state.principal, next_path), status_code=303)
 
     @router.post("/logout")
     def logout(request: Request) -> Response:
