@@ -22,7 +22,7 @@ from fhirpy import SyncFHIRClient
 from sqlalchemy import select
 
 from engine.api.runtime import Runtime
-from engine.core.roles import Principal
+from engine.core.roles import Permission, Principal
 from engine.hl7.build import adt
 from engine.storage.models import (
     AuditRecord,
@@ -113,7 +113,8 @@ def record_the_stays(rt: Runtime) -> None:
             "Thursday"), NURSE, now)
         voided = authorizations.record(session, bravo, AuthorizationInput(
             "pending", reference_number="WRONG-1"), NURSE, now, rt.site)
-        revisions.void(session, voided, NURSE.name, now, "entered on the wrong patient")
+        revisions.void(session, voided, NURSE.name, now, "entered on the wrong patient",
+                       permission=Permission.UR_WRITE)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from engine.core.clock import FixedClock
-from engine.core.roles import Principal
+from engine.core.roles import Permission, Principal
 from engine.hl7.build import adt, drg, in1
 from engine.rules.reference import load_reference
 from engine.storage.models import AvoidableDay, Encounter, PayerAuthorization
@@ -340,7 +340,8 @@ def test_the_feed_opens_a_pending_authorization_once(rt):
         assert [a.reference_number for a in authorizations.of_stay(s, stay_id)] == [
             "AUTH-4477"]
         # entered in error and voided: the feed does not bring it back either
-        revisions.void(s, seeded, "ur.okafor", NOW, "the payer has no such authorization")
+        revisions.void(s, seeded, "ur.okafor", NOW, "the payer has no such authorization",
+                       permission=Permission.UR_WRITE)
         assert authorizations.seed_from_feed(s, stay, "AUTH-4477", NOW) is None
         assert authorizations.seed_from_feed(s, stay, "AUTH-4471", NOW) is None
         assert authorizations.of_stay(s, stay_id) == []
@@ -373,10 +374,11 @@ def test_a_correction_keeps_the_original_and_a_stale_one_is_refused(rt):
         with pytest.raises(RecordStale, match="at version 2, not 1"):
             reviews.correct(s, first, stay, review(date(2026, 3, 7), clinical_summary="x"),
                             NURSE, later, rt.site, reason=None, expected_version=1)
-        problem = refused(lambda: revisions.void(s, first, "ur.okafor", later, " "))
+        problem = refused(lambda: revisions.void(s, first, "ur.okafor", later, " ",
+                                                 permission=Permission.UR_WRITE))
         assert problem.field == "void_reason"
         revisions.void(s, first, "ur.okafor", later, "entered on the wrong patient",
-                       expected_version=2)
+                       expected_version=2, permission=Permission.UR_WRITE)
         assert reviews.of_stay(s, stay_id) == []
         assert reviews.of_stay(s, stay_id, voided=True) == [first]
         assert (first.void_reason, first.version) == ("entered on the wrong patient", 3)
@@ -406,6 +408,9 @@ def test_ur_nurses_write_reviews_and_case_managers_write_barriers(rt):
             "post_acute_placement", "cm.alvarez", NOW)
         with pytest.raises(RecordForbidden):
             barriers.resolve(s, barrier, NURSE, NOW, resolution="bed found")
+        with pytest.raises(RecordForbidden):  # nor void it: that is a write too
+            revisions.void(s, barrier, NURSE, NOW, "entered in error",
+                           permission=Permission.BARRIER_WRITE)
         with pytest.raises(RecordForbidden):
             avoidable_days.record(s, stay, AvoidableDayInput(first_day=date(2026, 3, 8),
                                                              reason_code="PA01"),
@@ -561,7 +566,8 @@ def test_a_rejected_day_is_not_proposed_again_and_a_voided_barrier_proposes_noth
         assert problem.message == ("2026-03-07 is already recorded as avoidable (proposed); "
                                    "confirm or reject the engine's proposal instead")
         # the barrier was entered on the wrong patient: its open proposal goes with it
-        revisions.void(s, snf, "cm.alvarez", NOW, "wrong patient")
+        revisions.void(s, snf, "cm.alvarez", NOW, "wrong patient",
+                       permission=Permission.BARRIER_WRITE)
         assert avoidable_days.derive(s, stay, NOW, CHICAGO, REF) == []
         assert newer.voided_at is not None and newer.void_reason == "its barrier was voided"
         assert proposal.voided_at is None  # a person's decision stands

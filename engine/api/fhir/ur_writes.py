@@ -289,8 +289,9 @@ def write_claim(request: Request, runtime: Runtime, actor: Principal, doc: Any,
                 if current is None:
                     raise RecordInvalid("fhir_status", "there is nothing to void: create the "
                                                   "authorization as active")
-                revisions.void(session, current, actor.name, now,
-                               doc.get("disposition") or "entered in error (EHR)", expected)
+                revisions.void(session, current, actor, now,
+                               doc.get("disposition") or "entered in error (EHR)", expected,
+                               permission=Permission.UR_WRITE)
                 auth = current
             else:
                 data = authorization_input(doc)

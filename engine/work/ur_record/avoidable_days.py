@@ -195,7 +195,8 @@ def derive(session: Session, encounter: Encounter, now: datetime, zone: ZoneInfo
             AvoidableDay.encounter_id == encounter.id, AvoidableDay.voided_at.is_(None))):
         if r.status == PROPOSED and r.source == ENGINE and r.barrier_id in withdrawn:
             # the barrier it rested on was entered in error: so was the proposal (kept)
-            revisions.void(session, r, ENGINE, now, "its barrier was voided")
+            revisions.void(session, r, ENGINE, now, "its barrier was voided",
+                           permission=Permission.UR_WRITE)
             continue
         recorded.append(r)
     covered = {r.first_day + timedelta(days=i) for r in recorded

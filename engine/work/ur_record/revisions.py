@@ -12,8 +12,9 @@ from typing import Any, Protocol
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
+from engine.core.roles import Permission, Principal
 from engine.storage.models import RecordRevision
-from engine.work.ur_record.problems import RecordInvalid, RecordStale
+from engine.work.ur_record.problems import RecordInvalid, RecordStale, permitted
 
 _BOOK = ("id", "version", "updated_by", "updated_at")  # kept as the revision's own columns
 
@@ -70,9 +71,11 @@ def revise(session: Session, row: Versioned, changes: dict[str, Any], by: str, n
     return True
 
 
-def void(session: Session, row: Versioned, by: str, now: datetime, reason: str,
-         expected_version: int | None = None) -> None:
-    """Entered in error: kept, marked void with why, left out of facts and numbers."""
+def void(session: Session, row: Versioned, actor: Principal | str, now: datetime, reason: str,
+         expected_version: int | None = None, *, permission: Permission) -> None:
+    """Entered in error: kept, marked void with why, left out of facts and numbers. Only a
+    role that may write the record may void it (`permission`: UR_WRITE or BARRIER_WRITE)."""
+    by = permitted(actor, permission)
     check_version(row, expected_version)
     if not (reason or "").strip():
         raise RecordInvalid("void_reason", "say why the record is void (entered in error...)")
