@@ -10,6 +10,7 @@ from datetime import date
 from pathlib import Path
 
 from engine.core.errors import RulesetProblem
+from engine.core.ur_record import DELAY_CATEGORIES, RESPONSIBLE_PARTIES
 
 
 class ReferenceTableError(RulesetProblem, ValueError):
@@ -164,6 +165,13 @@ def _delay_reasons(path: Path) -> dict[str, DelayReason]:
                                       "text are all needed")
         if values[0] in reasons:
             raise ReferenceTableError(f"{path}:{line}: reason {values[0]} is listed twice")
+        # a typo would split the department's numbers into a category no one reads
+        for column, known in (("category", DELAY_CATEGORIES),
+                              ("responsible_party", RESPONSIBLE_PARTIES)):
+            value = (row[column] or "").strip()
+            if value not in known:
+                raise ReferenceTableError(f"{path}:{line}: unknown {column} {value!r}; use "
+                                          f"one of {', '.join(known)}")
         reasons[values[0]] = DelayReason(*values)
     return reasons
 
