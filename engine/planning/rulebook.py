@@ -25,6 +25,7 @@ from engine.rules.reference import load_reference
 from engine.storage.models import Decision, Encounter, RuleOutput
 from engine.work import decisions, raised
 from engine.work.staffing import Staffing, from_file
+from engine.work.ur_record import avoidable_days
 
 log = logging.getLogger("engine.rules")
 
@@ -124,9 +125,16 @@ class Rulebook:
         now = now.astimezone(UTC)
         read = read or prefetch(session, [enc])
         existing = list(read.outputs[enc.id])
-        snap = snapshots.load(enc, existing, read.history[enc.id], read.labs[enc.id])
-        derived = self.facts(snap, now)
         stopped = _stopped(enc)
+        records = read.records.get(enc.id)
+        if write and not stopped and records is not None and records.barriers:
+            # Whole past days with a barrier open past the expected discharge or the GMLOS
+            # are proposed as avoidable before the facts are read, so the rules see them.
+            records.avoidable_days += avoidable_days.derive(session, enc, now, self.zone,
+                                                            self.book.reference)
+        snap = snapshots.load(enc, existing, read.history[enc.id], read.labs[enc.id],
+                              records)
+        derived = self.facts(snap, now)
         firings = [] if stopped else self.matcher.match(derived, snap.diagnoses)
         changes = Changes()
         firings, desired, withheld = self._wanted(firings, derived, snap,
@@ -212,7 +220,10 @@ class Rulebook:
                 hours += 1 / 3600  # strictly past the threshold
             if hours > 0:
                 candidates.append(now + timedelta(hours=hours))
-        if derived.daily & self.book.daily_facts:
+        barrier_open = snap.discharge_time is None and any(
+            b.resolved_at is None for b in snap.barriers)
+        if derived.daily & self.book.daily_facts or barrier_open:
+            # a barrier still open may make the day ending at midnight avoidable (derive)
             tomorrow = now.astimezone(self.zone).date() + timedelta(days=1)
             candidates.append(datetime.combine(tomorrow, time(0), tzinfo=self.zone)
                               + timedelta(seconds=1))

@@ -111,3 +111,13 @@ def for_task(session: Session, task_id: int) -> UtilizationReview | None:
     return session.scalars(select(UtilizationReview).where(
         UtilizationReview.task_id == task_id, UtilizationReview.voided_at.is_(None))
         .order_by(UtilizationReview.id.desc())).first()
+
+
+def documents_task(session: Session, task_id: int, encounter_id: int, since: datetime) -> bool:
+    """A review (not void) documents the task: recorded from it, or on its stay since it was
+    raised (a nurse may record the review on the record page, then close the task)."""
+    return session.scalars(select(UtilizationReview.id).where(
+        UtilizationReview.voided_at.is_(None),
+        (UtilizationReview.task_id == task_id)
+        | ((UtilizationReview.encounter_id == encounter_id)
+           & (UtilizationReview.entered_at >= since))).limit(1)).first() is not None
