@@ -220,10 +220,12 @@ class Rulebook:
                 hours += 1 / 3600  # strictly past the threshold
             if hours > 0:
                 candidates.append(now + timedelta(hours=hours))
-        barrier_open = snap.discharge_time is None and any(
-            b.resolved_at is None for b in snap.barriers)
-        if derived.daily & self.book.daily_facts or barrier_open:
-            # a barrier still open may make the day ending at midnight avoidable (derive)
+        # A barrier still open on a stay with an expected discharge date or a GMLOS may make
+        # the day ending at midnight avoidable (engine.work.ur_record.avoidable_days.derive).
+        derives = snap.discharge_time is None and any(
+            b.resolved_at is None for b in snap.barriers) and (
+            snap.expected_discharge_date is not None or "gmlos_days" in values)
+        if derived.daily & self.book.daily_facts or derives:
             tomorrow = now.astimezone(self.zone).date() + timedelta(days=1)
             candidates.append(datetime.combine(tomorrow, time(0), tzinfo=self.zone)
                               + timedelta(seconds=1))

@@ -524,8 +524,12 @@ def _changing_at_midnight(snap: Snapshot, today: date, running: bool,
         changing.add("days_until_expected_discharge")
     # Days counted to or from a date in the UR record move at every midnight while known,
     # after the discharge too (an appeal is often filed after the patient left).
-    if snap.reviews:
-        changing |= {"days_since_last_review", "days_until_next_review"}
-    if snap.authorizations:
-        changing |= {"days_until_approved_through", "days_until_appeal_deadline"}
+    for fact, known in (("days_since_last_review", record_dates.last_review(snap)),
+                        ("days_until_next_review", record_dates.next_review_on(snap)),
+                        ("days_until_approved_through", record_dates.approved_through(snap)),
+                        ("days_until_appeal_deadline", record_dates.appeal_deadline(snap))):
+        if known is not None:
+            changing.add(fact)
+        else:
+            changing.discard(fact)
     return frozenset(changing)

@@ -34,6 +34,9 @@ from engine.storage.models import Encounter, RuleOutput
 from engine.tools.simulate import simulate
 from engine.work import disposition, lifecycle
 from engine.work.staffing import Staffing
+from engine.work.ur_record import reviews
+from engine.work.ur_record.inputs import ReviewInput
+from engine.work.ur_record.problems import RecordInvalid
 
 BEDS, DAYS, SEED = 60, 7, 1  # the demo: a 60-bed hospital over the last week
 # The share of tasks done before they fall due. Departments audit timeliness of notices and
@@ -159,6 +162,9 @@ class Staff:
                         or (task.task_status or "ready") not in OPEN_TASK_STATUSES):
                     return  # the rules withdrew it, or someone else closed it
                 plan = (task.detail or {}).get(disposition.PLAN_TASK) or {}
+                if (task.detail or {}).get("requires_record") == "utilization_review" \
+                        and not self._review(session, task, now):
+                    return  # no review can be documented: the task stays open
                 lifecycle.transition(session, task, "complete", self._actor(task), now=now,
                                      outcome=OUTCOME, staffing=self.staffing,
                                      chosen=plan.get("primary") if plan else None)
@@ -166,6 +172,22 @@ class Staff:
                 self.completed += 1
         except lifecycle.OutOfOrder:  # it waits for another task (the follow-up IM for the IM)
             heapq.heappush(self.planned, (now + timedelta(minutes=30), task_id))
+
+    def _review(self, session, task: RuleOutput, now: datetime) -> bool:
+        """A review task is done by documenting the review: criteria met, inpatient, the
+        site's cadence for the next one (retrospective once the patient has left)."""
+        enc = task.encounter
+        gone = enc.discharge_time is not None and enc.discharge_time <= now
+        kind = ("retrospective" if gone else "initial" if task.code == "initial-ur-review"
+                else "continued_stay")
+        try:
+            reviews.record(session, enc, ReviewInput(
+                review_type=kind, reviewed_on=now.astimezone(self.runtime.site.zone).date(),
+                level_of_care="inpatient", criteria_result="met", criteria_set="InterQual",
+                task_id=task.id), "demo", now, self.runtime.site)
+        except RecordInvalid:
+            return False
+        return True
 
 
 def _aware(value: datetime) -> datetime:
