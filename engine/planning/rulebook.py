@@ -76,6 +76,10 @@ def _merge(session: Session, total: Changes, step: Changes) -> None:
                       if not any(row is c for c in (*total.created, *total.updated))]
 
 
+def _nearest_second(at: datetime) -> datetime:
+    return (at + timedelta(microseconds=500_000)).replace(microsecond=0)
+
+
 class Rulebook:
     def __init__(self, book: Book, site: SiteProfile, *, staffing_file: Path | None) -> None:
         self.book = book
@@ -216,10 +220,15 @@ class Rulebook:
             if not isinstance(value, int | float) or value >= threshold + 1 / 3600:
                 continue
             hours = threshold - value
-            if op in ("greater_than", "at_most"):
+            strict = op in ("greater_than", "at_most")
+            if strict:
                 hours += 1 / 3600  # strictly past the threshold
             if hours > 0:
-                candidates.append(now + timedelta(hours=hours))
+                at = now + timedelta(hours=hours)
+                # Facts keep hours to 4 decimals, so a look taken at an odd instant (a
+                # midnight, a record written) lands a fraction of a second off the second
+                # after the crossing; the second past it is a whole second from the anchor.
+                candidates.append(_nearest_second(at) if strict else at)
         # A barrier still open on a stay with an expected discharge date or a GMLOS may make
         # the day ending at midnight avoidable (engine.work.ur_record.avoidable_days.derive).
         derives = snap.discharge_time is None and any(

@@ -180,6 +180,10 @@ CATALOGUE: tuple[FactSpec, ...] = (
     _f("oldest_open_barrier_hours", "number",
        "Hours the oldest open barrier has been open (to now, or to the discharge); unknown "
        "without an open barrier.", "hours", "hourly"),
+    _f("oldest_open_barrier_reason", "text",
+       "Delay reason code of the oldest open barrier (a task's facts name it: PA01...)."),
+    _f("oldest_open_barrier_category", "text",
+       "Delay category of the oldest open barrier."),
     _f("avoidable_days", "number",
        "Days of the stay confirmed avoidable (entered by UR, or proposed by the engine and "
        "confirmed by a person); proposed and rejected days do not count.", "days"),
@@ -463,7 +467,10 @@ def _from_record(snap: Snapshot, now: datetime, zone: ZoneInfo, today: date,
     v["open_barrier_categories"] = sorted({b.category for b in open_now})
     v["open_barrier_reasons"] = sorted({b.reason_code for b in open_now})
     if open_now:
-        v["oldest_open_barrier_hours"] = _hours(min(b.opened_at for b in open_now), until)
+        oldest = min(open_now, key=lambda b: b.opened_at)
+        v["oldest_open_barrier_hours"] = _hours(oldest.opened_at, until)
+        v["oldest_open_barrier_reason"] = oldest.reason_code
+        v["oldest_open_barrier_category"] = oldest.category
     confirmed = {d.first_day + timedelta(days=i) for d in snap.avoidable_days
                  if d.status == "confirmed" for i in range((d.last_day - d.first_day).days + 1)}
     v["avoidable_days"] = len(confirmed)
