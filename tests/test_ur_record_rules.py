@@ -21,11 +21,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.api.app import create_app
+from engine.api.runtime import Runtime
 from engine.core.clock import FixedClock
 from engine.core.roles import Principal
 from engine.hl7.build import StoryStep, site_message
 from engine.intake.replay import advance
 from engine.planning import evaluation
+from engine.rules.due import recurring_due
+from engine.rules.model import Due
+from engine.rules.snapshot import Review, Snapshot
 from engine.storage.models import AvoidableDay, Encounter, PayerAuthorization, RuleOutput
 from engine.work import lifecycle
 from engine.work.ur_record import authorizations, avoidable_days, barriers, reviews
@@ -57,23 +61,23 @@ class Story:
     """One hospital, its clock, and the stays admitted in it (visit numbers of the test's
     own, so a PostgreSQL shared with other runs never holds their locks)."""
 
-    rt: object
+    rt: Runtime
     clock: FixedClock
     visits: dict[str, int] = field(default_factory=dict)
 
     @property
     def site(self):
-        return self.rt.site  # type: ignore[attr-defined]
+        return self.rt.site
 
     @property
     def reference(self):
-        return self.rt.rules.current.book.reference  # type: ignore[attr-defined]
+        return self.rt.rules.current.book.reference
 
     def send(self, when: datetime, event: str, visit: str, **step) -> None:
-        advance(self.rt.intake, self.clock, when)  # type: ignore[attr-defined]
+        advance(self.rt.intake, self.clock, when)
         raw = site_message(StoryStep(event=event, visit=visit, mrn=f"M{visit}", **step), when,
                            self.site, f"URR{next(_ids):06d}")
-        receipt = self.rt.intake.hl7(raw)  # type: ignore[attr-defined]
+        receipt = self.rt.intake.hl7(raw)
         assert receipt.outcome == "accepted", receipt.reason
 
     def admit(self, visit: str, *, payer: str = "medicare", **step) -> None:
@@ -82,28 +86,28 @@ class Story:
     def record(self, when: datetime, visit: str,
                write: Callable[[Story, Session, Encounter, datetime], object]) -> None:
         """A person writes the stay's record at `when`; the stay is re-evaluated after."""
-        advance(self.rt.intake, self.clock, when)  # type: ignore[attr-defined]
-        with self.rt.sessions() as s, s.begin():  # type: ignore[attr-defined]
+        advance(self.rt.intake, self.clock, when)
+        with self.rt.sessions() as s, s.begin():
             enc = locked(s, self.encounter_id(s, visit))
             write(self, s, enc, when)
             s.flush()
-            evaluation.evaluate(s, self.rt.rules.current, enc, when)  # type: ignore
+            evaluation.evaluate(s, self.rt.rules.current, enc, when)
 
     def at(self, when: datetime) -> None:
-        advance(self.rt.intake, self.clock, when)  # type: ignore[attr-defined]
+        advance(self.rt.intake, self.clock, when)
 
     def encounter_id(self, s: Session, visit: str) -> int:
         return s.scalars(select(Encounter.id).where(Encounter.visit_number == visit)).one()
 
     def tasks(self, visit: str, status: str = "active") -> dict[str, RuleOutput]:
-        with self.rt.readers() as s:  # type: ignore[attr-defined]
+        with self.rt.readers() as s:
             rows = s.scalars(select(RuleOutput).join(Encounter).where(
                 Encounter.visit_number == visit, RuleOutput.kind == "task",
                 RuleOutput.status == status).order_by(RuleOutput.id))
             return {r.code: r for r in rows}
 
     def days(self, visit: str) -> list[tuple[date, date, str]]:
-        with self.rt.readers() as s:  # type: ignore[attr-defined]
+        with self.rt.readers() as s:
             rows = s.scalars(select(AvoidableDay).join(Encounter).where(
                 Encounter.visit_number == visit).order_by(AvoidableDay.first_day))
             return [(d.first_day, d.last_day, d.status) for d in rows]
@@ -166,7 +170,7 @@ def test_the_next_review_is_due_on_the_recorded_reviews_next_review_date(story: 
     initial = story.tasks("VURR01")["initial-ur-review"]
     tuesday = local(2026, 3, 3, 9, 0)
     story.at(tuesday)
-    with story.rt.sessions() as s, s.begin():  # type: ignore[attr-defined]
+    with story.rt.sessions() as s, s.begin():
         task = lifecycle.load(s, initial.id)
         assert task is not None
         recorded = review_for(s, task, tuesday, story.site)
@@ -207,7 +211,7 @@ def test_approved_days_running_out_and_a_new_approval(story: Story):
     story.admit("VURR03", payer="commercial", authorization="AUTH-778")
     story.send(local(2026, 3, 2, 11, 0), "A08", "VURR03", payer="commercial",
                authorization="AUTH-778")  # the same number again: still one authorization
-    with story.rt.readers() as s:  # type: ignore[attr-defined]
+    with story.rt.readers() as s:
         seeded = s.scalars(select(PayerAuthorization)).all()
     assert [(a.reference_number, a.status, a.source) for a in seeded] == [
         ("AUTH-778", "pending", "feed")]
@@ -307,7 +311,7 @@ def test_completing_a_review_task_without_a_recorded_review_is_refused(story: St
     stays open. Once the review is recorded on the stay, FHIR completes it."""
     story.admit("VURR09")
     task = story.tasks("VURR09")["initial-ur-review"]
-    with TestClient(create_app(story.rt), base_url="http://testserver") as web:  # type: ignore
+    with TestClient(create_app(story.rt), base_url="http://testserver") as web:
         sign_in(web, "ur_nurse")
         refused = web.post(f"/tasks/{task.id}/complete",
                            data={"csrf_token": csrf(web), "outcome": "InterQual met"})
@@ -329,3 +333,17 @@ def test_completing_a_review_task_without_a_recorded_review_is_refused(story: St
         done = web.patch(f"/fhir/Task/{task.id}", json=patch, headers=headers)
         assert done.status_code == 200, done.text
     assert "initial-ur-review" in story.tasks("VURR09", "completed")
+
+
+def test_without_a_recorded_review_the_cadence_counts_from_the_completion_as_before():
+    """A recurring review whose rule counts from the record, on a stay with no review on
+    file (a ruleset whose review task does not require one): every_days after the last
+    completion, as before the record existed; with a review, its next review date."""
+    due = Due(after="inpatient_start")
+    done = local(2026, 3, 3, 11, 0)
+    bare = Snapshot()
+    assert recurring_due(due, 3, done, bare, done, CHICAGO, next_review_at="17:00") == \
+        recurring_due(due, 3, done, bare, done, CHICAGO) == local(2026, 3, 6, 11, 0)
+    reviewed = Snapshot(reviews=[Review(date(2026, 3, 3), date(2026, 3, 5))])
+    assert recurring_due(due, 3, done, reviewed, done, CHICAGO, next_review_at="17:00") == \
+        local(2026, 3, 5, 17, 0)
