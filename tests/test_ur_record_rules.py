@@ -178,7 +178,15 @@ def test_the_next_review_is_due_on_the_recorded_reviews_next_review_date(story: 
         lifecycle.transition(s, task, "complete", UR_NURSE, now=tuesday,
                              outcome="InterQual met, inpatient", staffing=story.rt.staffing)
         evaluation.after_work(s, story.rt.rules.current, task, tuesday)  # as the forms do
-    assert story.tasks("VURR01")["continued-stay-review"].due_at == local(2026, 3, 6, 17, 0)
+    continued = story.tasks("VURR01")["continued-stay-review"]
+    assert continued.due_at == local(2026, 3, 6, 17, 0)
+    # the initial review documents its own task, not the continued-stay review
+    with story.rt.sessions() as s, s.begin():
+        task = lifecycle.load(s, continued.id)
+        assert task is not None
+        with pytest.raises(lifecycle.Refused, match="record the review"):
+            lifecycle.transition(s, task, "complete", UR_NURSE, now=tuesday,
+                                 outcome="criteria met", staffing=story.rt.staffing)
 
 
 def test_the_nurse_overriding_the_next_review_date_moves_the_review(story: Story):
