@@ -75,7 +75,7 @@ def test_check_passes_the_shipped_rulesets_with_a_summary():
     rules = sum(len(yaml.safe_load(p.read_text())["rules"]) for p in files)
     assert summary.startswith(f"ok: {len(files)} file(s), {rules} rules ({rules} enabled), "
                               "3 layer(s), version ")
-    assert "utilization_review 2026.11-1" in summary and "complex_patient 2026.11-1" in summary
+    assert "utilization_review 2026.12-1" in summary and "complex_patient 2026.11-1" in summary
 
 
 UR = "utilization_review.yaml"

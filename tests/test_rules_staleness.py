@@ -15,15 +15,25 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 from sqlalchemy import select
+from sqlalchemy.orm import object_session
 
 from engine.core.clock import FixedClock
+from engine.core.roles import Principal
 from engine.hl7.build import adt, oru
 from engine.intake.replay import advance
 from engine.planning.evaluation import evaluate
 from engine.rules.facts import CATALOGUE, FROM_OUTPUTS, derive, task_facts
 from engine.rules.reference import Reference, load_reference
-from engine.rules.snapshot import Period, Snapshot
+from engine.rules.snapshot import Authorization, AvoidableDays, Barrier, Period, Review, Snapshot
 from engine.storage.models import Encounter, RuleOutput
+from engine.work.ur_record import authorizations, avoidable_days, barriers, reviews
+from engine.work.ur_record.inputs import (
+    AuthorizationInput,
+    AvoidableDayInput,
+    BarrierInput,
+    ReviewInput,
+)
+from engine.work.ur_record.stay import locked
 
 CHICAGO = ZoneInfo("America/Chicago")
 RULESETS = Path(__file__).resolve().parent.parent / "rulesets"
@@ -218,6 +228,51 @@ def _deliver_im(rt, clock: FixedClock) -> None:
         evaluate(s, rt.rules.current, s.get(Encounter, task.encounter_id), clock.instant)
 
 
+UR_NURSE = Principal(name="ur.fischer", kind="user", role="ur_nurse")
+CASE_MANAGER = Principal(name="cm.alvarez", kind="user", role="case_manager")
+
+
+def _record(write: Callable[[Any, Encounter, datetime], None]) -> Callable[[Any, FixedClock],
+                                                                            None]:
+    """At 09:00 on the day of admission a person writes the stay's UR record through the
+    services, and the stay is re-evaluated, as the record pages do."""
+    def after(rt, clock: FixedClock) -> None:
+        advance(rt.intake, clock, T0 + timedelta(hours=1))
+        with rt.sessions() as s, s.begin():
+            enc_id = s.scalars(select(Encounter.id).where(Encounter.visit_number == VISIT)).one()
+            enc = locked(s, enc_id)
+            write(rt, enc, clock.instant)
+            s.flush()
+            evaluate(s, rt.rules.current, enc, clock.instant)
+    return after
+
+
+def _barrier(rt, enc: Encounter, now: datetime) -> None:
+    barriers.open_barrier(object_session(enc), enc, BarrierInput(reason_code="PA01"),
+                          CASE_MANAGER, now, rt.site, rt.rules.current.book.reference)
+
+
+def _avoidable_today(rt, enc: Encounter, now: datetime) -> None:
+    avoidable_days.record(object_session(enc), enc,
+                          AvoidableDayInput(first_day=date(2026, 3, 2), reason_code="PA01"),
+                          UR_NURSE, now, rt.site, rt.rules.current.book.reference)
+
+
+def _review(next_on: date | None = None) -> Callable[[Any, Encounter, datetime], None]:
+    def write(rt, enc: Encounter, now: datetime) -> None:
+        reviews.record(object_session(enc), enc, ReviewInput(
+            review_type="initial", reviewed_on=date(2026, 3, 2), level_of_care="inpatient",
+            criteria_result="met", next_review_on=next_on), UR_NURSE, now, rt.site)
+    return write
+
+
+def _authorization(**kw) -> Callable[[Any, Encounter, datetime], None]:
+    def write(rt, enc: Encounter, now: datetime) -> None:
+        authorizations.record(object_session(enc), enc, AuthorizationInput(**kw), UR_NURSE,
+                              now, rt.site)
+    return write
+
+
 def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=CHICAGO) + SECOND
 
@@ -270,6 +325,27 @@ CASES: dict[str, Case] = {
                 {"at_least": 81}, _midnight(date(2026, 6, 12))),
     "overdue_task_types": Case(_admit(), {"contains": "im-notice"},
                                T0 + timedelta(hours=3) + SECOND, rules=[IM_TASK]),
+    # The UR record. A barrier opened at 09:00 has been open 24 hours at 09:00 next day.
+    "oldest_open_barrier_hours": Case(_admit(), {"greater_than": 24},
+                                      T0 + timedelta(hours=25) + SECOND,
+                                      after=_record(_barrier)),
+    # Monday confirmed avoidable: the streak is 1 once Monday is the latest whole day.
+    "avoidable_day_streak": Case(_admit(), {"at_least": 1}, _midnight(date(2026, 3, 3)),
+                                 after=_record(_avoidable_today)),
+    "days_since_last_review": Case(_admit(), {"at_least": 1}, _midnight(date(2026, 3, 3)),
+                                   after=_record(_review())),
+    # The nurse set the next review for Thursday: one day to go from Wednesday.
+    "days_until_next_review": Case(_admit(), {"at_most": 1}, _midnight(date(2026, 3, 4)),
+                                   after=_record(_review(date(2026, 3, 5)))),
+    # Approved through Thursday: the day before the last approved day is Wednesday.
+    "days_until_approved_through": Case(
+        _admit(), {"at_most": 1}, _midnight(date(2026, 3, 4)),
+        after=_record(_authorization(status="approved", approved_through=date(2026, 3, 5)))),
+    # An appeal to file by Friday: two days to go from Wednesday.
+    "days_until_appeal_deadline": Case(
+        _admit(), {"at_most": 2}, _midnight(date(2026, 3, 4)),
+        after=_record(_authorization(status="denied", denial_reason="not necessary",
+                                     appeal_level=1, appeal_deadline=date(2026, 3, 6)))),
 }
 
 
@@ -335,7 +411,12 @@ def _stays() -> list[Snapshot]:
         open_task_due={"im-notice": admitted + timedelta(hours=40)},
         completed_task_types=["moon-notice"],
         last_completed={"im-notice": admitted, "moon-notice": admitted},
-        labs={"hemoglobin": 13.5, "sodium": 140.0})
+        labs={"hemoglobin": 13.5, "sodium": 140.0},
+        barriers=[Barrier("post_acute_placement", "PA01", admitted + timedelta(hours=1))],
+        avoidable_days=[AvoidableDays(date(2026, 3, 2), date(2026, 3, 4))],
+        reviews=[Review(date(2026, 3, 2), date(2026, 3, 5))],
+        authorizations=[Authorization("approved", date(2026, 3, 6)),
+                        Authorization("denied", appeal_deadline=date(2026, 3, 9))])
     pending = Snapshot(**{**running.__dict__, "pending_discharge_time": admitted})
     gone = Snapshot(**{**running.__dict__, "status": "finished",
                        "discharge_time": admitted + timedelta(hours=40)})

@@ -32,6 +32,7 @@ from engine.work import lifecycle
 from engine.work.history import history
 from engine.work.worklist import Filters, worklist
 from tests.conftest import auth_headers
+from tests.ur_record import review_for
 
 CHICAGO = ZoneInfo("America/Chicago")
 ADMITTED = datetime(2026, 3, 2, 10, 15, tzinfo=CHICAGO)  # Monday morning
@@ -252,6 +253,7 @@ def test_a_case_manager_cannot_complete_the_ur_nurses_review(rt, clock, web):
 def test_the_ur_nurse_and_a_supervisor_may_complete_their_teams_work(rt, clock):
     with rt.sessions() as s, s.begin():
         review = lifecycle.load(s, open_task(rt, "initial-ur-review").id)
+        review_for(s, review, clock.now(), rt.site)  # the review is documented first
         lifecycle.transition(s, review, "complete", FISCHER, now=clock.now(),
                              outcome="criteria met", staffing=rt.staffing)
         im = lifecycle.load(s, open_task(rt, "im-notice").id)

@@ -39,6 +39,7 @@ from engine.storage.models import (
     InboundMessage,
     Patient,
 )
+from engine.work.ur_record import authorizations
 
 # Snapshot fields copied from the visit when sent (None means "not sent").
 _VISIT_FIELDS = (
@@ -161,7 +162,10 @@ def _apply_to_visit(session: Session, patient: Patient, event: AdtEvent, now: da
     assert event.visit is not None
     encounter, warning = _resolve(session, patient, event.visit, event, now)
     late = bool(encounter.as_of and event.event_time < encounter.as_of)
+    number = encounter.authorization
     summary = _apply_visit(session, encounter, event)
+    if encounter.authorization and encounter.authorization != number:
+        _seed_authorization(session, encounter, now)
     if note:
         summary = f"{note}; {summary}"
     session.add(
@@ -181,6 +185,14 @@ def _apply_to_visit(session: Session, patient: Patient, event: AdtEvent, now: da
     encounter.version += 1
     encounter.updated_at = now
     return Applied(patient, encounter, summary, warning)
+
+
+def _seed_authorization(session: Session, encounter: Encounter, now: datetime) -> None:
+    """A new authorization number from the feed (IN1-14) opens the stay's authorization in
+    the UR record (pending until UR records the payer's determination), once per number."""
+    if encounter.id is None:
+        session.flush()  # a new stay: the record needs its id
+    authorizations.seed_from_feed(session, encounter, encounter.authorization, now)
 
 
 # Built once: every visit message asks it.

@@ -9,12 +9,23 @@ batch of one, so both evaluate exactly alike.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Row, bindparam, or_, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from engine.core.vocabulary import EncounterStatus, OutputKind, OutputStatus
-from engine.storage.models import Decision, Encounter, LabResult, RuleOutput, StatusPeriod
+from engine.storage.models import (
+    AvoidableDay,
+    Barrier,
+    Decision,
+    Encounter,
+    LabResult,
+    PayerAuthorization,
+    RuleOutput,
+    StatusPeriod,
+    UtilizationReview,
+)
 from engine.work.decisions import holding
 
 # The relationships a snapshot reads, loaded with the encounters.
@@ -35,6 +46,24 @@ _STAYS = (select(Encounter.patient_id, Encounter.id, Encounter.admit_time,
                  Encounter.status != EncounterStatus.CANCELLED))
 
 
+# The UR record a snapshot reads (void records left out), one query per kind for a batch.
+_RECORDS: dict[str, Any] = {
+    kind: select(model).where(model.encounter_id.in_(bindparam("ids", expanding=True)),
+                              model.voided_at.is_(None)).order_by(model.id)
+    for kind, model in (("reviews", UtilizationReview), ("authorizations", PayerAuthorization),
+                        ("barriers", Barrier), ("avoidable_days", AvoidableDay))}
+
+
+@dataclass
+class Records:
+    """A stay's UR record as stored (engine.planning.snapshots turns it into plain data)."""
+
+    reviews: list[UtilizationReview] = field(default_factory=list)
+    authorizations: list[PayerAuthorization] = field(default_factory=list)
+    barriers: list[Barrier] = field(default_factory=list)
+    avoidable_days: list[AvoidableDay] = field(default_factory=list)
+
+
 @dataclass
 class Prefetched:
     """By encounter id (None for a stay not yet flushed)."""
@@ -46,11 +75,13 @@ class Prefetched:
     labs: dict[int | None, dict[str, float]] = field(default_factory=dict)
     # People's declines that still hold (engine.planning.held).
     decisions: dict[int | None, list[Decision]] = field(default_factory=dict)
+    # The UR record: reviews, authorizations, barriers, avoidable days.
+    records: dict[int | None, Records] = field(default_factory=dict)
 
 
 def prefetch(session: Session, encs: list[Encounter]) -> Prefetched:
     """Active and completed outputs (and closed proposals), the patients' stays, the latest
-    lab values and the decisions that hold for `encs`."""
+    lab values, the decisions that hold and the UR record for `encs`."""
     ids = [e.id for e in encs if e.id is not None]
     out = Prefetched(outputs={e.id: [] for e in encs})
     if ids:
@@ -67,6 +98,11 @@ def prefetch(session: Session, encs: list[Encounter]) -> Prefetched:
     found_decisions = holding(session, ids)
     out.decisions = {e.id: found_decisions.get(e.id, []) if e.id is not None else []
                      for e in encs}
+    out.records = {e.id: Records() for e in encs}
+    if ids:
+        for kind, query in _RECORDS.items():
+            for entry in session.scalars(query, {"ids": ids}):
+                getattr(out.records[entry.encounter_id], kind).append(entry)
     return out
 
 

@@ -49,7 +49,8 @@ def _due_at(d: Desired, snap: Snapshot, fired_at: datetime, zone, holidays,
     # review (42 CFR 482.30(d)), so while that is open the interval runs from its due time.
     after = max((planned[t] for t in d.repeat.counts_from if planned and t in planned),
                 default=None)
-    return recurring_due(d.due, d.every_days, last, snap, fired_at, zone, not_before=after)
+    return recurring_due(d.due, d.every_days, last, snap, fired_at, zone, not_before=after,
+                         next_review_at=d.repeat.next_review_at)
 
 
 def _planned(desired: list[Desired], active: dict[str, RuleOutput], snap: Snapshot,

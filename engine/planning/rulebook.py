@@ -25,6 +25,7 @@ from engine.rules.reference import load_reference
 from engine.storage.models import Decision, Encounter, RuleOutput
 from engine.work import decisions, raised
 from engine.work.staffing import Staffing, from_file
+from engine.work.ur_record import avoidable_days
 
 log = logging.getLogger("engine.rules")
 
@@ -73,6 +74,10 @@ def _merge(session: Session, total: Changes, step: Changes) -> None:
     total.created += step.created
     total.updated += [row for row in step.updated
                       if not any(row is c for c in (*total.created, *total.updated))]
+
+
+def _nearest_second(at: datetime) -> datetime:
+    return (at + timedelta(microseconds=500_000)).replace(microsecond=0)
 
 
 class Rulebook:
@@ -124,9 +129,16 @@ class Rulebook:
         now = now.astimezone(UTC)
         read = read or prefetch(session, [enc])
         existing = list(read.outputs[enc.id])
-        snap = snapshots.load(enc, existing, read.history[enc.id], read.labs[enc.id])
-        derived = self.facts(snap, now)
         stopped = _stopped(enc)
+        records = read.records.get(enc.id)
+        if write and not stopped and records is not None and records.barriers:
+            # Whole past days with a barrier open past the expected discharge or the GMLOS
+            # are proposed as avoidable before the facts are read, so the rules see them.
+            records.avoidable_days += avoidable_days.derive(session, enc, now, self.zone,
+                                                            self.book.reference)
+        snap = snapshots.load(enc, existing, read.history[enc.id], read.labs[enc.id],
+                              records)
+        derived = self.facts(snap, now)
         firings = [] if stopped else self.matcher.match(derived, snap.diagnoses)
         changes = Changes()
         firings, desired, withheld = self._wanted(firings, derived, snap,
@@ -208,11 +220,21 @@ class Rulebook:
             if not isinstance(value, int | float) or value >= threshold + 1 / 3600:
                 continue
             hours = threshold - value
-            if op in ("greater_than", "at_most"):
+            strict = op in ("greater_than", "at_most")
+            if strict:
                 hours += 1 / 3600  # strictly past the threshold
             if hours > 0:
-                candidates.append(now + timedelta(hours=hours))
-        if derived.daily & self.book.daily_facts:
+                at = now + timedelta(hours=hours)
+                # Facts keep hours to 4 decimals, so a look taken at an odd instant (a
+                # midnight, a record written) lands a fraction of a second off the second
+                # after the crossing; the second past it is a whole second from the anchor.
+                candidates.append(_nearest_second(at) if strict else at)
+        # A barrier still open on a stay with an expected discharge date or a GMLOS may make
+        # the day ending at midnight avoidable (engine.work.ur_record.avoidable_days.derive).
+        derives = snap.discharge_time is None and any(
+            b.resolved_at is None for b in snap.barriers) and (
+            snap.expected_discharge_date is not None or "gmlos_days" in values)
+        if derived.daily & self.book.daily_facts or derives:
             tomorrow = now.astimezone(self.zone).date() + timedelta(days=1)
             candidates.append(datetime.combine(tomorrow, time(0), tzinfo=self.zone)
                               + timedelta(seconds=1))

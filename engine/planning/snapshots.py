@@ -7,14 +7,17 @@ from datetime import datetime
 from typing import Any
 
 from engine.core.vocabulary import OutputKind, OutputStatus
+from engine.planning.prefetch import Records
+from engine.rules import snapshot as plain
 from engine.rules.snapshot import PastStay, Period, Snapshot
 from engine.storage.models import Encounter, Patient, RuleOutput
 
 
 def load(enc: Encounter, outputs: list[RuleOutput], history: list[tuple],
-         lab_values: dict[str, float]) -> Snapshot:
+         lab_values: dict[str, float], records: Records | None = None) -> Snapshot:
     """The snapshot of `enc` from what engine.planning.prefetch read: its outputs, its patient's
-    stays (encounter id, admit, discharge, care status) and its latest lab values."""
+    stays (encounter id, admit, discharge, care status), its latest lab values and its UR
+    record."""
     patient: Patient | None = enc.patient
     past: dict[int, tuple[datetime | None, datetime | None, set[str]]] = {}
     for enc_id, admit, discharge, status in history:
@@ -55,6 +58,23 @@ def load(enc: Encounter, outputs: list[RuleOutput], history: list[tuple],
         past_stays=[PastStay(a, d, frozenset(s)) for a, d, s in past.values()],
         labs=lab_values,
         **_task_fields(outputs),
+        **_record_fields(records or Records()),
+    )
+
+
+def _record_fields(records: Records) -> dict[str, Any]:
+    """The UR record as plain data (void records are not read: prefetch leaves them out)."""
+    return dict(
+        reviews=[plain.Review(r.reviewed_on, r.next_review_on, r.review_type, r.level_of_care,
+                              r.criteria_result, bool(r.condition_code_44), r.entered_at)
+                 for r in records.reviews if r.voided_at is None],
+        authorizations=[plain.Authorization(a.status, a.approved_through, a.appeal_deadline,
+                                            a.appeal_outcome, a.entered_at)
+                        for a in records.authorizations if a.voided_at is None],
+        barriers=[plain.Barrier(b.category, b.reason_code, b.opened_at, b.resolved_at)
+                  for b in records.barriers if b.voided_at is None],
+        avoidable_days=[plain.AvoidableDays(d.first_day, d.last_day, d.status, d.category)
+                        for d in records.avoidable_days if d.voided_at is None],
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from engine.rules import record_dates
 from engine.rules.model import Due
 from engine.rules.snapshot import Snapshot
 
@@ -28,7 +29,15 @@ def anchor_time(anchor: str, snap: Snapshot, fired_at: datetime, zone: ZoneInfo
         return snap.pending_discharge_time
     if anchor == "event":
         return snap.last_event_time
+    if anchor in _RECORD_DATES:
+        day = _RECORD_DATES[anchor](snap)
+        return None if day is None else datetime.combine(day, time(0), tzinfo=zone)
     return fired_at  # "fired"
+
+
+_RECORD_DATES = {"next_review": record_dates.next_review_on,
+                 "approved_through": record_dates.approved_through,
+                 "appeal_deadline": record_dates.appeal_deadline}
 
 
 def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
@@ -94,12 +103,17 @@ def _from_anchor(due: Due, start: datetime, zone: ZoneInfo, holidays: frozenset[
 
 
 def recurring_due(due: Due, every_days: float, last_done: datetime | None, snap: Snapshot,
-                  fired_at: datetime, zone: ZoneInfo, not_before: datetime | None = None
-                  ) -> datetime | None:
+                  fired_at: datetime, zone: ZoneInfo, not_before: datetime | None = None,
+                  next_review_at: str | None = None) -> datetime | None:
     """The next occurrence of a recurring task: `every_days` after the last completion, or
     before the first, after the anchor or `not_before` (the due time of the open task it
     counts from, e.g. the initial review) if later; whole days keep the local clock time
-    across DST."""
+    across DST. With `next_review_at` (HH:MM) and a review recorded with a next review date,
+    it is due at that time on that date: the record, not the task's completion, says when
+    the next review is."""
+    recorded = record_dates.next_review_on(snap) if next_review_at else None
+    if recorded is not None and next_review_at is not None:
+        return datetime.combine(recorded, _clock(next_review_at), tzinfo=zone).astimezone(UTC)
     start = last_done or anchor_time(due.after, snap, fired_at, zone)
     if last_done is None and not_before is not None and (start is None or not_before > start):
         start = not_before

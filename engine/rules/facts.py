@@ -15,6 +15,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from engine.core.vocabulary import EncounterStatus
+from engine.rules import record_dates
 from engine.rules.reference import Reference
 from engine.rules.scores import charlson, hospital, lace
 from engine.rules.snapshot import Period, Snapshot
@@ -168,6 +169,57 @@ CATALOGUE: tuple[FactSpec, ...] = (
     _f("overdue_task_types", "list",
        "Types of this encounter's open tasks past their due time (strictly after it).",
        varies="due"),
+    # The UR record (engine.work.ur_record): void records are never read.
+    _f("open_barriers", "number",
+       "Discharge barriers open on the stay now (opened, not resolved)."),
+    _f("open_barrier_categories", "list",
+       "Delay categories of the open barriers (patient_family, physician, hospital_system, "
+       "post_acute_placement, payer, community_resource: rulesets/reference/"
+       "delay_reasons.csv)."),
+    _f("open_barrier_reasons", "list", "Delay reason codes of the open barriers."),
+    _f("oldest_open_barrier_hours", "number",
+       "Hours the oldest open barrier has been open (to now, or to the discharge); unknown "
+       "without an open barrier.", "hours", "hourly"),
+    _f("oldest_open_barrier_reason", "text",
+       "Delay reason code of the oldest open barrier (a task's facts name it: PA01...)."),
+    _f("oldest_open_barrier_category", "text",
+       "Delay category of the oldest open barrier."),
+    _f("avoidable_days", "number",
+       "Days of the stay confirmed avoidable (entered by UR, or proposed by the engine and "
+       "confirmed by a person); proposed and rejected days do not count.", "days"),
+    _f("avoidable_day_streak", "number",
+       "Consecutive confirmed avoidable days ending on the latest whole day of the stay "
+       "(yesterday; after discharge, the day before the discharge day); 0 when that day is "
+       "not a confirmed avoidable day.", "days", "daily"),
+    _f("proposed_avoidable_days", "number",
+       "Days the engine proposed as avoidable (a barrier open on a day past the expected "
+       "discharge or the GMLOS) that await a person's confirmation or rejection.", "days"),
+    _f("reviews_recorded", "number",
+       "Utilization reviews recorded on the stay (any type)."),
+    _f("last_review_level_of_care", "text",
+       "Level of care of the latest recorded review (by review date): inpatient, "
+       "observation or outpatient; unknown before the first review."),
+    _f("last_review_criteria_result", "text",
+       "Criteria result of the latest recorded review: met, not_met or advisor_referral."),
+    _f("days_since_last_review", "number",
+       "Local calendar days from the latest recorded review's date to today; unknown before "
+       "the first review.", "days", "daily"),
+    _f("days_until_next_review", "number",
+       "Local calendar days from today to the next review date of the latest recorded review "
+       "(the site's cadence from that review, or the day the nurse set); negative when past, "
+       "unknown without one.", "days", "daily"),
+    _f("authorization_status", "text",
+       "Status of the latest payer authorization recorded on the stay (pending, approved, "
+       "partially_approved, denied, pended; an IN1-14 number opens one as pending)."),
+    _f("days_until_approved_through", "number",
+       "Local calendar days from today to the last approved day: the latest approved-through "
+       "date of the approved or partially approved authorizations (a later approval extends "
+       "it); 0 on the last approved day, negative past it, unknown without an approval.",
+       "days", "daily"),
+    _f("days_until_appeal_deadline", "number",
+       "Local calendar days from today to the nearest filing deadline of an appeal not yet "
+       "decided (no outcome, or pending); negative when past, unknown without one.", "days",
+       "daily"),
 )
 FACTS: dict[str, FactSpec] = {f.name: f for f in CATALOGUE}
 
@@ -368,6 +420,9 @@ def derive(snap: Snapshot, now: datetime, zone: ZoneInfo, ref: Reference,
         v["chosen_disposition"] = snap.chosen_disposition
     v["closed_dispositions"] = list(snap.closed_dispositions)
     v.update(_from_outputs(snap, now, zone, today, discharged))
+    v.update(_from_record(snap, now, zone, today, discharged))
+    if "oldest_open_barrier_hours" in v and not discharged:
+        hourly.add("oldest_open_barrier_hours")
     changes_at = {}
     if snap.birth_date is not None:
         birthday = _next_birthday(snap.birth_date, today)
@@ -400,6 +455,51 @@ def _from_outputs(snap: Snapshot, now: datetime, zone: ZoneInfo, today: date,
     return v
 
 
+def _from_record(snap: Snapshot, now: datetime, zone: ZoneInfo, today: date,
+                 discharged: bool) -> dict[str, Any]:
+    """The facts from the stay's UR record: barriers, avoidable days, reviews and payer
+    authorizations."""
+    v: dict[str, Any] = {}
+    until = snap.discharge_time if discharged and snap.discharge_time else now
+    open_now = [b for b in snap.barriers if b.opened_at <= now
+                and (b.resolved_at is None or b.resolved_at > now)]
+    v["open_barriers"] = len(open_now)
+    v["open_barrier_categories"] = sorted({b.category for b in open_now})
+    v["open_barrier_reasons"] = sorted({b.reason_code for b in open_now})
+    if open_now:
+        oldest = min(open_now, key=lambda b: b.opened_at)
+        v["oldest_open_barrier_hours"] = _hours(oldest.opened_at, until)
+        v["oldest_open_barrier_reason"] = oldest.reason_code
+        v["oldest_open_barrier_category"] = oldest.category
+    confirmed = {d.first_day + timedelta(days=i) for d in snap.avoidable_days
+                 if d.status == "confirmed" for i in range((d.last_day - d.first_day).days + 1)}
+    v["avoidable_days"] = len(confirmed)
+    v["proposed_avoidable_days"] = sum((d.last_day - d.first_day).days + 1
+                                       for d in snap.avoidable_days if d.status == "proposed")
+    last_whole = (until.astimezone(zone).date() if discharged else today) - timedelta(days=1)
+    streak = 0
+    while last_whole - timedelta(days=streak) in confirmed:
+        streak += 1
+    v["avoidable_day_streak"] = streak
+    v["reviews_recorded"] = len(snap.reviews)
+    last = record_dates.last_review(snap)
+    if last is not None:
+        v["last_review_level_of_care"] = last.level_of_care
+        v["last_review_criteria_result"] = last.criteria_result
+        v["days_since_last_review"] = (today - last.reviewed_on).days
+        if last.next_review_on is not None:
+            v["days_until_next_review"] = (last.next_review_on - today).days
+    if snap.authorizations:
+        v["authorization_status"] = snap.authorizations[-1].status
+    through = record_dates.approved_through(snap)
+    if through is not None:
+        v["days_until_approved_through"] = (through - today).days
+    deadline = record_dates.appeal_deadline(snap)
+    if deadline is not None:
+        v["days_until_appeal_deadline"] = (deadline - today).days
+    return v
+
+
 def _next_birthday(birth: date, today: date) -> date:
     """The first day after `today` on which the age goes up (1 March for 29 February)."""
     for year in (today.year, today.year + 1):
@@ -429,4 +529,14 @@ def _changing_at_midnight(snap: Snapshot, today: date, running: bool,
                              _AFTER_DISCHARGE if discharged else ())
     if snap.expected_discharge_date is not None:
         changing.add("days_until_expected_discharge")
+    # Days counted to or from a date in the UR record move at every midnight while known,
+    # after the discharge too (an appeal is often filed after the patient left).
+    for fact, known in (("days_since_last_review", record_dates.last_review(snap)),
+                        ("days_until_next_review", record_dates.next_review_on(snap)),
+                        ("days_until_approved_through", record_dates.approved_through(snap)),
+                        ("days_until_appeal_deadline", record_dates.appeal_deadline(snap))):
+        if known is not None:
+            changing.add(fact)
+        else:
+            changing.discard(fact)
     return frozenset(changing)

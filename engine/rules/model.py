@@ -158,6 +158,10 @@ Condition = Annotated[
 Anchor = Literal[
     "admission", "observation_start", "inpatient_start", "discharge", "expected_discharge",
     "pending_discharge", "event", "fired",
+    # From the stay's UR record (local midnight starting the day; unknown without one): the
+    # latest review's next review date, the last approved day of the payer's approvals, the
+    # nearest filing deadline of an appeal not yet decided.
+    "next_review", "approved_through", "appeal_deadline",
 ]
 
 
@@ -322,6 +326,12 @@ class Repeat(_Strict):
         default_factory=list, description="Other task types whose completion also restarts "
         "the interval (e.g. initial-ur-review). The first occurrence is never due before "
         "them: while one is open, the interval counts from its due time.")
+    next_review_at: str | None = Field(
+        default=None, pattern=r"^\d{2}:\d{2}$", description="Local time of day. Once a "
+        "review is recorded on the stay (the UR record), the next occurrence is due at this "
+        "time on the latest review's next review date (the site's cadence from the review "
+        "day, or the day the nurse set) instead of every_days after the last completion; "
+        "without a recorded review the completions count as before.")
 
     @model_validator(mode="after")
     def _one(self) -> Repeat:
@@ -342,6 +352,11 @@ class TaskAction(_Strict):
     after: list[str] = Field(
         default_factory=list, description="Task types this one comes after: it cannot be "
         "completed while one of them is open on the stay (the follow-up IM after the IM).")
+    requires_record: Literal["utilization_review"] | None = Field(
+        default=None, description="The task is completed only once this record is kept in "
+        "the stay's UR record: utilization_review, a review recorded from the task or on the "
+        "stay since the task was raised (a review task is not done until the review is "
+        "documented).")
     plan: bool = Field(default=False, description="The task confirms the stay's discharge "
                        "plan: the engine adds the ranked proposals (primary and alternatives) "
                        "to its instructions, and completing it records the chosen "

@@ -67,6 +67,8 @@ def _templates(rule: CompiledRule) -> list[Template]:
                     fields["detail"]["after"] = list(body.after)
                 if body.plan:
                     fields["detail"][plan.PLAN_TASK] = {}
+                if body.requires_record:
+                    fields["detail"]["requires_record"] = body.requires_record
                 due, repeat = body.due, body.repeat
             templates.append((f"{rule.id}/{kind}/{action.code}", fields, due, score, repeat))
         rule.templates = templates

@@ -22,6 +22,50 @@ class PastStay:
     statuses: frozenset[str]
 
 
+@dataclass(frozen=True)
+class Review:
+    """A utilization review recorded on the stay (engine.work.ur_record.reviews)."""
+
+    reviewed_on: date
+    next_review_on: date | None = None
+    review_type: str = "continued_stay"
+    level_of_care: str = "inpatient"
+    criteria_result: str = "met"
+    condition_code_44: bool = False
+    entered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """A payer authorization of the stay (engine.work.ur_record.authorizations)."""
+
+    status: str
+    approved_through: date | None = None
+    appeal_deadline: date | None = None
+    appeal_outcome: str | None = None
+    entered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Barrier:
+    """A discharge barrier: open until resolved_at."""
+
+    category: str
+    reason_code: str
+    opened_at: datetime
+    resolved_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AvoidableDays:
+    """Days first_day..last_day recorded as avoidable: proposed, confirmed or rejected."""
+
+    first_day: date
+    last_day: date
+    status: str = "confirmed"
+    category: str | None = None
+
+
 @dataclass
 class Snapshot:
     """Plain data: rules never touch the ORM, so tests can build one by hand."""
@@ -67,3 +111,9 @@ class Snapshot:
     # decline; the plan does not propose them again (engine.rules.plan).
     closed_dispositions: list[str] = field(default_factory=list)
     had_procedure: bool | None = None
+    # The UR record of the stay (void records left out): reviews, payer authorizations,
+    # discharge barriers and avoidable days, in the order they were entered.
+    reviews: list[Review] = field(default_factory=list)
+    authorizations: list[Authorization] = field(default_factory=list)
+    barriers: list[Barrier] = field(default_factory=list)
+    avoidable_days: list[AvoidableDays] = field(default_factory=list)

@@ -36,6 +36,9 @@ from engine.tools.demo_ur import Desk
 from engine.tools.simulate import simulate
 from engine.work import disposition, lifecycle
 from engine.work.staffing import Staffing
+from engine.work.ur_record import reviews
+from engine.work.ur_record.inputs import ReviewInput
+from engine.work.ur_record.problems import RecordInvalid
 
 BEDS, DAYS, SEED = 60, 7, 1  # the demo: a 60-bed hospital over the last week
 # The share of tasks done before they fall due. Departments audit timeliness of notices and
@@ -175,6 +178,10 @@ class Staff:
                 plan = (task.detail or {}).get(disposition.PLAN_TASK) or {}
                 actor = self._actor(task)
                 self.desk.on_task(session, task, actor)  # the review, the authorization...
+                if (task.detail or {}).get("requires_record") == "utilization_review" \
+                        and reviews.for_task(session, task.id) is None \
+                        and not self._document_review(session, task, now, actor):
+                    return  # no review can be documented: the task stays open
                 lifecycle.transition(session, task, "complete", actor, now=now,
                                      outcome=OUTCOME, staffing=self.staffing,
                                      chosen=plan.get("primary") if plan else None)
@@ -182,6 +189,25 @@ class Staff:
                 self.completed += 1
         except lifecycle.OutOfOrder:  # it waits for another task (the follow-up IM for the IM)
             heapq.heappush(self.planned, (now + timedelta(minutes=30), task_id))
+
+    def _document_review(self, session, task: RuleOutput, now: datetime,
+                         actor: Principal) -> bool:
+        """A review task the desk does not simulate (status, short-stay...) is done by
+        documenting the review: criteria met, inpatient, the site's cadence for the next one
+        (retrospective once the patient has left)."""
+        enc = task.encounter
+        gone = enc.discharge_time is not None and enc.discharge_time <= now
+        kind = ("retrospective" if gone else "initial" if task.code == "initial-ur-review"
+                else "continued_stay")
+        try:
+            reviews.record(session, enc, ReviewInput(
+                review_type=kind, reviewed_on=now.astimezone(self.runtime.site.zone).date(),
+                level_of_care="inpatient", criteria_result="met", criteria_set="InterQual",
+                task_id=task.id), self.desk.reviewer(session, enc, actor), now,
+                self.runtime.site)
+        except RecordInvalid:
+            return False
+        return True
 
 
 def _aware(value: datetime) -> datetime:

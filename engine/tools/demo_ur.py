@@ -187,14 +187,19 @@ class Desk:
 
     # -- work on a task (inside the task's completion) ---------------------------------------
 
+    def reviewer(self, session: Session, enc: Encounter, actor: Principal) -> Principal:
+        """Who documents a review: the task's worker, or the stay's UR nurse when a
+        supervisor closes it (supervisors read the record, they do not write it)."""
+        return actor if actor.can(Permission.UR_WRITE) else self._person(session, enc,
+                                                                             "ur_nurse")
+
     def on_task(self, session: Session, task: RuleOutput, actor: Principal) -> None:
         """What the task's worker records before completing it (the caller holds the lock)."""
         enc = task.encounter
         if task.code not in ("initial-ur-review", "continued-stay-review",
                              "authorization-request", "excess-days-review"):
             return
-        if not actor.can(Permission.UR_WRITE):  # a supervisor closing it: the stay's UR nurse
-            actor = self._person(session, enc, "ur_nurse")
+        actor = self.reviewer(session, enc, actor)
         try:
             with session.begin_nested():
                 if task.code == "initial-ur-review":

@@ -80,6 +80,7 @@ from engine.storage.models import Encounter, RuleOutput, TaskEvent
 from engine.work import decisions, disposition
 from engine.work.history import record
 from engine.work.staffing import EMPTY, Staffing
+from engine.work.ur_record import reviews
 
 READY, IN_PROGRESS, ON_HOLD = TaskStatus.READY, TaskStatus.IN_PROGRESS, TaskStatus.ON_HOLD
 COMPLETED, CANCELLED, FAILED = TaskStatus.COMPLETED, TaskStatus.CANCELLED, TaskStatus.FAILED
@@ -179,6 +180,22 @@ def _awaited(session: Session, task: RuleOutput) -> None:
                          f"still {status or READY}: complete that first")
 
 
+# What each kind of required record is called in a refusal.
+_RECORDS = {"utilization_review": "a utilization review"}
+
+
+def _documented(session: Session, task: RuleOutput) -> None:
+    """Refuse completing a task whose rule requires a record (a review task needs the
+    review) until the stay's UR record holds it."""
+    needed = (task.detail or {}).get("requires_record")
+    if needed != "utilization_review":
+        return
+    if not reviews.documents_task(session, task.id, task.encounter_id, task.fired_at):
+        raise Refused(f"{task.title or task.code} is completed by recording "
+                      f"{_RECORDS[needed]} on the stay (review date, level of care, criteria "
+                      "result, next review): record the review, then complete the task")
+
+
 def allowed(status: str | None) -> tuple[str, ...]:
     return TRANSITIONS.get(status or READY, ())
 
@@ -256,6 +273,7 @@ def transition(session: Session, task: RuleOutput, target: str, actor: Principal
         raise Refused(f"a task becomes {target} only with a reason")
     if target == COMPLETED:
         _awaited(session, task)
+        _documented(session, task)
     words = reason  # a decline's own words, beside its coded reason
     if target == REJECTED:
         reason_code = (reason_code or "").strip() or (OTHER if reason else None)

@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import select
@@ -35,11 +36,14 @@ from engine.rules.snapshot import Snapshot
 from engine.storage.db import make_engine, session_factory
 from engine.storage.migrate import upgrade
 from engine.storage.models import Encounter, RuleOutput
+from engine.tools.cases import records
 from engine.tools.cases.diff import Output, case_problems, differences, when_text
 from engine.tools.cases.files import LoadedCase, Result, load_case_file
 from engine.tools.cases.schema import Case, StoryEvent, local_time
 from engine.work import lifecycle
 from engine.work.staffing import Staffing
+from engine.work.ur_record.problems import RecordInvalid
+from engine.work.ur_record.stay import locked
 
 # Who completes a task in a story: a person of the role its queue maps to (a case manager
 # when unmapped), with the permission and the role check the worklist applies.
@@ -173,6 +177,10 @@ class Runner:
                         self._complete(sessions, event, when)
                         tick(sessions, self.rulebook, arrived, all_open=True)
                         continue
+                    if event.records:
+                        self._record(sessions, event, when)
+                        tick(sessions, self.rulebook, arrived, all_open=True)
+                        continue
                     raw = hl7_message(event, when, self.site, f"CASE{self._n:05d}{i:03d}")
                     receipt = intake.hl7(raw, channel="file")
                     if receipt.outcome != InputOutcome.ACCEPTED:
@@ -214,6 +222,10 @@ class Runner:
             for task_id in ids:
                 task = lifecycle.load(session, task_id)
                 assert task is not None
+                if event.review is not None:  # the review is recorded from the task
+                    self._write(partial(records.review, session, event=event, when=when,
+                                        site=self.site, task_id=task_id),
+                                session, event, when, task.encounter_id)
                 try:
                     staffing = self.rulebook.staffing
                     lifecycle.transition(session, task, "complete", _worker(task, staffing),
@@ -224,6 +236,31 @@ class Runner:
                                      f"{when_text(when, self.zone)}: {exc.message}") from exc
             assert task is not None  # ids is not empty: checked above
             evaluation.after_work(session, self.rulebook, task, when)
+
+
+    def _record(self, sessions, event: StoryEvent, when: datetime) -> None:
+        """A person writes the stay's UR record; the stay is re-evaluated after it, as the
+        web and FHIR edges do after a record changes."""
+        with sessions() as session, session.begin():
+            enc_id = session.scalars(select(Encounter.id).where(
+                Encounter.visit_number == event.visit)).first()
+            if enc_id is None:
+                raise StoryError(f"no stay with visit {event.visit!r} to record on at "
+                                 f"{when_text(when, self.zone)}")
+            enc = self._write(lambda enc: records.write(
+                session, enc, event, when, self.site, self.rulebook.book.reference),
+                session, event, when, enc_id)
+            evaluation.evaluate(session, self.rulebook, enc, when)
+
+    def _write(self, write: Callable[[Encounter], None], session, event: StoryEvent,
+               when: datetime, enc_id: int) -> Encounter:
+        enc = locked(session, enc_id)
+        try:
+            write(enc)
+        except RecordInvalid as exc:
+            raise StoryError(f"{', '.join(event.records)} at {when_text(when, self.zone)} "
+                             f"was refused: {exc.message}") from exc
+        return enc
 
 
 def run_files(paths: list[Path], rulebook: Rulebook, site: SiteProfile, *,

@@ -53,9 +53,63 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class ReviewStep(_Strict):
+    """A utilization review a UR nurse records (engine.work.ur_record.reviews)."""
+
+    type: str = Field(default="continued_stay", description="initial, continued_stay, "
+                      "retrospective or status_change.")
+    on: date | None = Field(default=None, description="The review date (default: the step's "
+                            "day).")
+    level: str = Field(default="inpatient", description="inpatient, observation, outpatient.")
+    result: str = Field(default="met", description="met, not_met, advisor_referral.")
+    next_review_on: date | None = Field(default=None, description="The next review date the "
+                                        "nurse sets (default: the site's cadence).")
+
+
+class AuthorizationStep(_Strict):
+    """A payer authorization UR records (engine.work.ur_record.authorizations)."""
+
+    status: str = Field(description="pending, approved, partially_approved, denied, pended.")
+    approved_through: date | None = None
+    approved_days: int | None = None
+    denial_reason: str | None = None
+    appeal_level: int | None = None
+    appeal_deadline: date | None = None
+    appeal_outcome: str | None = None
+
+
+class BarrierStep(_Strict):
+    """A discharge barrier a case manager opens, with a reason from the site's list."""
+
+    reason: str = Field(description="A delay reason code (rulesets/reference/"
+                        "delay_reasons.csv).")
+    opened: Instant | None = Field(default=None, description="When it began (default: at).")
+
+
+class AvoidableStep(_Strict):
+    """Days UR records as avoidable (confirmed as entered)."""
+
+    first_day: date
+    last_day: date | None = None
+    reason: str = Field(description="A delay reason code.")
+
+
+class DecisionStep(_Strict):
+    """A UR nurse confirms or rejects the engine's proposed avoidable day."""
+
+    day: date
+    confirm: bool
+
+
+RECORD_STEPS = ("review", "payer_authorization", "barrier", "resolve_barrier", "avoidable",
+                "decide_avoidable")
+
+
 class StoryEvent(_Strict):
     """One step of a story in clinical words: an ADT message (the site profile supplies the
-    dialect), a lab result message (R01), or a person completing a task."""
+    dialect), a lab result message (R01), a person completing a task, or an entry in the
+    stay's UR record (a review, a payer authorization, a barrier opened or resolved,
+    avoidable days entered or decided)."""
 
     event: str | None = Field(default=None, pattern=r"^(A\d\d|R01)$", description="ADT "
                               "trigger: A01 admit, A04 register, A06 observation to "
@@ -88,11 +142,40 @@ class StoryEvent(_Strict):
     birth_date: date = Field(default=date(1945, 6, 12), description="PID-7.")
     sex: str = Field(default="F", description="PID-8.")
     prior_mrn: str | None = Field(default=None, description="A40 merge: MRG-1.")
+    review: ReviewStep | None = Field(default=None, description="A review recorded; with "
+                                      "complete, recorded from the task it completes.")
+    payer_authorization: AuthorizationStep | None = Field(
+        default=None, description="A payer authorization recorded (an approval, a denial "
+        "with its appeal): each step records one more.")
+    barrier: BarrierStep | None = Field(default=None, description="A barrier opened.")
+    resolve_barrier: str | None = Field(default=None, description="The open barrier with this "
+                                        "reason code is resolved at `at`.")
+    avoidable: AvoidableStep | None = Field(default=None, description="Avoidable days "
+                                            "entered by UR.")
+    decide_avoidable: DecisionStep | None = Field(default=None, description="A proposed "
+                                                  "avoidable day confirmed or rejected.")
+
+    @property
+    def records(self) -> list[str]:
+        """The UR record entries this step makes."""
+        return [name for name in RECORD_STEPS if getattr(self, name) is not None]
 
     @model_validator(mode="after")
     def _time(self) -> StoryEvent:
         _check_time(self.at)
-        if (self.event is None) == (self.complete is None):
+        if self.barrier is not None:
+            _check_time(self.barrier.opened)
+        records = self.records
+        if len(records) > 1:
+            raise ValueError(f"a story step records one thing; this one has {', '.join(records)}")
+        if records and self.event is not None:
+            raise ValueError("a UR record entry is its own step, not part of a message")
+        if records and self.complete is not None and records != ["review"]:
+            raise ValueError("only a review goes with `complete` (recorded from the task)")
+        if self.event is None and self.complete is None and not records:
+            raise ValueError("a story step is an `event`, a `complete` or a UR record entry "
+                             f"({', '.join(RECORD_STEPS)})")
+        if self.event is not None and self.complete is not None:
             raise ValueError("a story step is either an `event` or a `complete`")
         if self.choose is not None and self.complete is None:
             raise ValueError("`choose` goes with `complete` (the discharge-plan task)")

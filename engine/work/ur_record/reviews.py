@@ -138,3 +138,15 @@ def for_task(session: Session, task_id: int) -> UtilizationReview | None:
     return session.scalars(select(UtilizationReview).where(
         UtilizationReview.task_id == task_id, UtilizationReview.voided_at.is_(None))
         .order_by(UtilizationReview.id.desc())).first()
+
+
+def documents_task(session: Session, task_id: int, encounter_id: int, since: datetime) -> bool:
+    """A review (not void) documents the task: recorded from it, or recorded on its stay
+    since it was raised and from no task (a nurse may record the review on the record page,
+    then close the task); a review recorded from another task documents that one only."""
+    return session.scalars(select(UtilizationReview.id).where(
+        UtilizationReview.voided_at.is_(None),
+        (UtilizationReview.task_id == task_id)
+        | ((UtilizationReview.encounter_id == encounter_id)
+           & UtilizationReview.task_id.is_(None)
+           & (UtilizationReview.entered_at >= since))).limit(1)).first() is not None
