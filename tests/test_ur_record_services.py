@@ -326,8 +326,7 @@ def test_the_feed_opens_a_pending_authorization_once(rt):
     with rt.sessions() as s, s.begin():
         stay = locked(s, stay_id)
         assert stay.authorization == "AUTH-4471"
-        seeded = authorizations.seed_from_feed(s, stay, stay.authorization, NOW)
-        assert seeded is not None
+        [seeded] = authorizations.of_stay(s, stay_id)  # intake opened it from IN1-14
         assert authorizations.seed_from_feed(s, stay, stay.authorization, NOW) is None
         assert (seeded.status, seeded.source, seeded.entered_by, seeded.payer) == (
             "pending", "feed", "feed", "PAYER MCR001")

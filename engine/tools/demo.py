@@ -198,6 +198,7 @@ class Staff:
         enc = task.encounter
         gone = enc.discharge_time is not None and enc.discharge_time <= now
         kind = ("retrospective" if gone else "initial" if task.code == "initial-ur-review"
+                else "status_change" if task.code in ("status-review", "short-stay-review")
                 else "continued_stay")
         try:
             reviews.record(session, enc, ReviewInput(

@@ -113,6 +113,7 @@ class Desk:
         self.order = 0
         self.appeals = self.answered = 0
         self.extending: set[int] = set()  # authorizations with an extension asked
+        self.deciding: set[int] = set()  # proposed avoidable days UR has planned to decide
         self.refused: list[str] = []  # what a service refused (the demo should never see it)
 
     # -- the clock ---------------------------------------------------------------------------
@@ -260,8 +261,10 @@ class Desk:
             at=now, direction="outbound", channel=channel,
             summary=f"Admission notification and clinical review sent ({CRITERIA_SET})"),
             actor, now)
-        self._at(self._office(now + timedelta(hours=rng.lognormvariate(math.log(7), 0.6)),
-                              rng), "decision", auth.id)
+        # most payers answer the same day; one in four takes one to three days to review
+        wait = (rng.uniform(24, 72) if rng.random() < 0.25
+                else rng.lognormvariate(math.log(7), 0.6))
+        self._at(self._office(now + timedelta(hours=wait), rng), "decision", auth.id)
 
     def _auth(self, session: Session, auth_id: int) -> tuple[PayerAuthorization, Encounter]:
         auth = session.get(PayerAuthorization, auth_id)
@@ -476,8 +479,13 @@ class Desk:
                    | (Encounter.discharge_time >= since)).order_by(Encounter.id)))
         for enc in stays:
             enc = locked(session, enc.id)
+            # the rules' evaluation proposes days too (on any event or tick); the night's
+            # pass catches the rest, and UR plans to decide every proposal once
             made = avoidable_days.derive(session, enc, now, self.zone, reference)
-            for day in made:
+            proposed = [d for d in avoidable_days.of_stay(session, enc.id)
+                        if d.status == avoidable_days.PROPOSED and d.id not in self.deciding]
+            for day in proposed:
+                self.deciding.add(day.id)
                 rng = self._rng("proposed", enc.visit_number, day.first_day)
                 self._at(self._office(now + timedelta(hours=rng.uniform(8, 40)), rng),
                          "decide", day.id)
