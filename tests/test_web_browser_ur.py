@@ -1,7 +1,9 @@
 """The UR record in Chromium against a real `engine serve`: a UR nurse's day on one Medicare
 stay (an initial and a continued-stay review, an authorization with approved days, then the
 payer's denial with a peer-to-peer) and the case manager's barrier, asserting what the page
-shows after each step. Skipped like test_web_browser.py when Chromium is missing.
+shows after each step; then, on a Medicare Advantage stay, how the record sets the clocks
+(the next review, approved days running out, an avoidable-day streak to the supervisor).
+Skipped like test_web_browser.py when Chromium is missing.
 """
 
 from __future__ import annotations
@@ -172,3 +174,115 @@ def test_a_ur_nurses_day_and_the_case_managers_barrier(browser, stay, tmp_path):
     assert "Maria Alvarez, RN" in row  # the owner, by name
     assert fits(driver)
     driver.save_screenshot(str(tmp_path / "barrier.png"))
+
+
+SUPERVISOR = "sup.garcia"  # the case-management supervisor (fixtures/staffing.yaml)
+
+
+@pytest.fixture(scope="module")
+def ma_stay(tmp_path_factory) -> Iterator[tuple[ServerProcess, int, Runtime]]:
+    """Mrs Brandt, Medicare Advantage (reviewed daily), inpatient on 4 West since three days
+    ago at 09:15; the server."""
+    _need_browser()
+    url = next(fresh_database("sqlite", tmp_path_factory.mktemp("ur-browser-clocks")))
+    runtime = Runtime.open(make_settings(url))
+    admitted = (datetime.now(runtime.site.zone) - timedelta(days=3)).strftime("%Y%m%d") + "0915"
+    runtime.intake.hl7(adt("A01", admitted, admit_time=admitted, plan="MCA100", visit="V8802",
+                           mrn="880200", name="BRANDT^HELGA"))
+    for name, role in ((NURSE, "ur_nurse"), (SUPERVISOR, "supervisor")):
+        add_user(runtime.sessions, name, role, PASSWORD)
+    with runtime.sessions() as s:
+        encounter = s.scalars(select(Encounter.id).where(Encounter.visit_number == "V8802")).one()
+    server = start_server(url, mllp=False)
+    yield server, encounter, runtime
+    server.kill()
+    runtime.close()
+
+
+def _task(runtime: Runtime, encounter: int, code: str) -> RuleOutput | None:
+    """The stay's open task of a type, as the engine keeps it (its exact due time)."""
+    with runtime.sessions() as s:
+        return s.scalars(select(RuleOutput).where(
+            RuleOutput.encounter_id == encounter, RuleOutput.code == code,
+            RuleOutput.status == "active")).first()
+
+
+def test_the_record_sets_the_clocks_next_review_approved_days_and_the_avoidable_streak(
+        browser, ma_stay):
+    """What the nurse records moves the work: the next continued-stay review comes due on
+    the review's next review date, approved days running out raise a task the day before
+    the last approved day, and two avoidable days in a row go to the supervisor."""
+    from selenium.webdriver.support.ui import Select
+
+    server, encounter, runtime = ma_stay
+    driver, base, zone = browser, server.base_url, runtime.site.zone
+    today = datetime.now(zone).date()
+    admitted = today - timedelta(days=3)
+    driver.get(base + "/login")
+    driver.delete_all_cookies()
+    sign_in(driver, base, NURSE)
+    initial = _task(runtime, encounter, "initial-ur-review")
+    assert initial is not None
+
+    # the initial review cannot be completed before it is recorded
+    driver.get(f"{base}/encounters/{encounter}")
+    by_css(driver, f"#outcome-{initial.id}").send_keys("Reviewed")
+    navigating(driver, by_css(driver, f"#output-{initial.id} form[action$='/complete'] "
+                                      "button[type=submit]").click)
+    assert "record the review, then complete the task" in by_css(driver, "main").text
+    assert _task(runtime, encounter, "initial-ur-review") is not None  # still open
+
+    # recorded from the task (Medicare Advantage: the next review tomorrow), then completed
+    navigating(driver, by_css(driver, f"#output-{initial.id} a.button-link").click)
+    by_css(driver, "#review-criteria_set").send_keys("MCG")
+    Select(by_css(driver, "#review-criteria_result")).select_by_value("met")
+    navigating(driver, by_css(driver, "#review-new button[type=submit]").click)
+    assert by_css(driver, ".flash").text == "Review recorded."
+    tomorrow = today + timedelta(days=1)
+    assert f"next review {tomorrow.strftime('%a %d %b %Y')}" in by_css(driver,
+                                                                        "#ur-reviews").text
+    by_css(driver, f"#outcome-{initial.id}").send_keys("Criteria met (MCG)")
+    navigating(driver, by_css(driver, f"#output-{initial.id} form[action$='/complete'] "
+                                      "button[type=submit]").click)
+    assert _task(runtime, encounter, "initial-ur-review") is None
+    continued = _task(runtime, encounter, "continued-stay-review")
+    assert continued is not None  # due at 17:00 on the next review date
+    assert continued.due_at.astimezone(zone).replace(tzinfo=None) == datetime.combine(
+        tomorrow, datetime.min.time()).replace(hour=17)
+    assert "due tomorrow 17:00" in by_css(driver, f"#output-{continued.id}").text
+
+    # the payer approves six days from the admission: the last approved day is the day
+    # after tomorrow, so asking for more days is due tomorrow at 10:00
+    _open(driver, "#authorization-new")
+    by_css(driver, "#authorization-reference_number").send_keys("MA-77120")
+    Select(by_css(driver, "#authorization-status")).select_by_value("approved")
+    by_css(driver, "#authorization-approved_days").send_keys("6")
+    navigating(driver, by_css(driver, "#authorization-new button[type=submit]").click)
+    assert by_css(driver, ".flash").text == "Authorization recorded."
+    last = admitted + timedelta(days=5)
+    assert f"through {last.strftime('%a %d %b %Y')}" in by_css(driver,
+                                                                "#ur-authorizations").text
+    ending = _task(runtime, encounter, "approved-days-ending")
+    assert ending is not None and ending.queue == "ur_nurse"
+    assert ending.due_at.astimezone(zone).replace(tzinfo=None) == datetime.combine(
+        last - timedelta(days=1), datetime.min.time()).replace(hour=10)
+    assert "due tomorrow 10:00" in by_css(driver, f"#output-{ending.id}").text
+
+    # one avoidable day is not a streak; the day before it too makes two in a row
+    assert _task(runtime, encounter, "avoidable-days-escalation") is None
+    for first in (today - timedelta(days=1), today - timedelta(days=2)):
+        _open(driver, "#avoidable-days-new")
+        _set(driver, "#avoidable-days-first_day", first.isoformat())
+        Select(by_css(driver, "#avoidable-days-reason_code")).select_by_value("PA01")
+        navigating(driver, by_css(driver, "#avoidable-days-new button[type=submit]").click)
+        if first == today - timedelta(days=1):
+            assert _task(runtime, encounter, "avoidable-days-escalation") is None
+    streak = _task(runtime, encounter, "avoidable-days-escalation")
+    assert streak is not None and streak.queue == "case_management_supervisor"
+    assert by_css(driver, f"#output-{streak.id}")
+
+    # the supervisor sees it
+    driver.delete_all_cookies()
+    sign_in(driver, base, SUPERVISOR)
+    driver.get(f"{base}/encounters/{encounter}")
+    assert "Avoidable days in a row" in by_css(driver, f"#output-{streak.id}").text
