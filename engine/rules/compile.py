@@ -282,6 +282,7 @@ def _lint_actions(c: _Compiler) -> None:
                           "then", i, "task")
             if task.repeat is not None:
                 _lint_repeat(c, task, i)
+            _lint_once_per(c, task, i)
             if task.type in task.after:
                 c.problem(f"task {task.type!r} comes after itself", "then", i, "task", "after")
         if action.kind == "score":
@@ -298,6 +299,22 @@ def _lint_actions(c: _Compiler) -> None:
                 if part.items and part.fact in FACTS and FACTS[part.fact].type != "list":
                     c.problem(f"score {score.name!r}: items needs a list fact; {part.fact} is "
                               f"{FACTS[part.fact].type}", "then", i, "score")
+
+
+def _lint_once_per(c: _Compiler, task: TaskAction, i: int) -> None:
+    name = task.once_per
+    if name is None:
+        return
+    if name not in FACTS:
+        c.problem(f"task {task.type!r}: once_per names unknown fact {name!r} (see `engine "
+                  "rules facts`)", "then", i, "task", "once_per")
+    elif FACTS[name].varies in ("hourly", "due") or FACTS[name].type == "list":
+        c.problem(f"task {task.type!r}: once_per needs a fact that names one thing and holds "
+                  f"still; {name} {'is a list' if FACTS[name].type == 'list' else 'moves'}",
+                  "then", i, "task", "once_per")
+    elif task.repeat is not None:
+        c.problem(f"task {task.type!r}: once_per and repeat do not go together", "then", i,
+                  "task", "once_per")
 
 
 def _lint_reconsider(c: _Compiler) -> None:

@@ -184,6 +184,9 @@ CATALOGUE: tuple[FactSpec, ...] = (
        "Delay reason code of the oldest open barrier (a task's facts name it: PA01...)."),
     _f("oldest_open_barrier_category", "text",
        "Delay category of the oldest open barrier."),
+    _f("oldest_open_barrier_opened", "text",
+       "When the oldest open barrier was opened, local time (2026-03-03T09:00): names that "
+       "barrier, so a task `once_per` it is raised again for the next barrier."),
     _f("avoidable_days", "number",
        "Days of the stay confirmed avoidable (entered by UR, or proposed by the engine and "
        "confirmed by a person); proposed and rejected days do not count.", "days"),
@@ -191,6 +194,10 @@ CATALOGUE: tuple[FactSpec, ...] = (
        "Consecutive confirmed avoidable days ending on the latest whole day of the stay "
        "(yesterday; after discharge, the day before the discharge day); 0 when that day is "
        "not a confirmed avoidable day.", "days", "daily"),
+    _f("avoidable_run_start", "text",
+       "The first day (YYYY-MM-DD) of the latest run of consecutive confirmed avoidable days "
+       "(the streak avoidable_day_streak counts, while it lasts); unknown without one: names "
+       "the run, so a task `once_per` it is raised again for the next run."),
     _f("proposed_avoidable_days", "number",
        "Days the engine proposed as avoidable (a barrier open on a day past the expected "
        "discharge or the GMLOS) that await a person's confirmation or rejection.", "days"),
@@ -216,6 +223,12 @@ CATALOGUE: tuple[FactSpec, ...] = (
        "date of the approved or partially approved authorizations (a later approval extends "
        "it); 0 on the last approved day, negative past it, unknown without an approval.",
        "days", "daily"),
+    _f("approved_through_date", "text",
+       "The last approved day (YYYY-MM-DD), as days_until_approved_through counts it: a new "
+       "approval that extends the stay changes it."),
+    _f("appeal_deadline_date", "text",
+       "The nearest filing deadline (YYYY-MM-DD) of an appeal not yet decided, as "
+       "days_until_appeal_deadline counts it."),
     _f("days_until_appeal_deadline", "number",
        "Local calendar days from today to the nearest filing deadline of an appeal not yet "
        "decided (no outcome, or pending); negative when past, unknown without one.", "days",
@@ -471,6 +484,8 @@ def _from_record(snap: Snapshot, now: datetime, zone: ZoneInfo, today: date,
         v["oldest_open_barrier_hours"] = _hours(oldest.opened_at, until)
         v["oldest_open_barrier_reason"] = oldest.reason_code
         v["oldest_open_barrier_category"] = oldest.category
+        v["oldest_open_barrier_opened"] = oldest.opened_at.astimezone(zone).strftime(
+            "%Y-%m-%dT%H:%M")
     confirmed = {d.first_day + timedelta(days=i) for d in snap.avoidable_days
                  if d.status == "confirmed" for i in range((d.last_day - d.first_day).days + 1)}
     v["avoidable_days"] = len(confirmed)
@@ -481,6 +496,11 @@ def _from_record(snap: Snapshot, now: datetime, zone: ZoneInfo, today: date,
     while last_whole - timedelta(days=streak) in confirmed:
         streak += 1
     v["avoidable_day_streak"] = streak
+    if confirmed:
+        start = max(confirmed)
+        while start - timedelta(days=1) in confirmed:
+            start -= timedelta(days=1)
+        v["avoidable_run_start"] = start.isoformat()
     v["reviews_recorded"] = len(snap.reviews)
     last = record_dates.last_review(snap)
     if last is not None:
@@ -494,9 +514,11 @@ def _from_record(snap: Snapshot, now: datetime, zone: ZoneInfo, today: date,
     through = record_dates.approved_through(snap)
     if through is not None:
         v["days_until_approved_through"] = (through - today).days
+        v["approved_through_date"] = through.isoformat()
     deadline = record_dates.appeal_deadline(snap)
     if deadline is not None:
         v["days_until_appeal_deadline"] = (deadline - today).days
+        v["appeal_deadline_date"] = deadline.isoformat()
     return v
 
 

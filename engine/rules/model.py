@@ -357,6 +357,12 @@ class TaskAction(_Strict):
         "the stay's UR record: utilization_review, a review recorded from the task or on the "
         "stay since the task was raised (a review task is not done until the review is "
         "documented).")
+    once_per: str | None = Field(
+        default=None, description="A fact (text) naming what the task is about (the barrier's "
+        "opening time, the streak's first day, the last approved day, the appeal's deadline): "
+        "the task is raised once for each value, so completing it for one barrier does not "
+        "keep the next barrier from being escalated, and it is withdrawn when the value "
+        "changes (that barrier resolved).")
     plan: bool = Field(default=False, description="The task confirms the stay's discharge "
                        "plan: the engine adds the ranked proposals (primary and alternatives) "
                        "to its instructions, and completing it records the chosen "

@@ -69,6 +69,8 @@ def _templates(rule: CompiledRule) -> list[Template]:
                     fields["detail"][plan.PLAN_TASK] = {}
                 if body.requires_record:
                     fields["detail"]["requires_record"] = body.requires_record
+                if body.once_per:
+                    fields["detail"]["once_per"] = body.once_per
                 due, repeat = body.due, body.repeat
             templates.append((f"{rule.id}/{kind}/{action.code}", fields, due, score, repeat))
         rule.templates = templates
@@ -90,6 +92,11 @@ def desired_outputs(book: Book, firings: list[Firing], values: dict[str, Any],
                 fields["value"] = float(value) if isinstance(value, int | float) else None
                 fields["detail"].update(score_detail.record(
                     score, fields["value"], values, book.reference.charlson))
+            once_per = fields["detail"].get("once_per")
+            if once_per:  # one task per thing it is about: the key names the fact's value
+                about = values.get(once_per)
+                key = f"{key}@{about}" if about is not None else key
+                fields["detail"]["about"] = _json(about)
             every = None
             if repeat is not None:
                 every = repeat.every_days or values.get(repeat.every_days_fact or "")
