@@ -49,6 +49,8 @@ CASE_MANAGER = Principal("test.case-manager", "user", "case_manager")
 ALPHA, BRAVO = "940001", "940002"
 JSON = {"Content-Type": "application/fhir+json"}
 ENCOUNTER_EXT = "urn:engine:fhir:StructureDefinition:encounter"
+AUTH_EXT = "urn:engine:fhir:StructureDefinition:authorization"
+AUTH_NUMBER = "urn:engine:payer-authorization"
 
 
 def _stamp(when: datetime) -> str:
@@ -369,7 +371,7 @@ def test_the_ehr_posts_the_portals_authorization_number_and_updates_it(fhir, htt
     decided = (datetime.now(CHICAGO) - timedelta(minutes=30)).isoformat(timespec="seconds")
     approved = claim_response(bravo, "PA-55120", "complete", preAuthPeriod={
         "start": admitted.isoformat(), "end": (admitted + timedelta(days=4)).isoformat()})
-    approved["extension"].append({"url": "urn:engine:fhir:StructureDefinition:authorization",
+    approved["extension"].append({"url": AUTH_EXT,
                                   "extension": [{"url": "level-of-care",
                                                  "valueCode": "inpatient"},
                                                 {"url": "decided", "valueDateTime": decided}]})
@@ -384,6 +386,9 @@ def test_the_ehr_posts_the_portals_authorization_number_and_updates_it(fhir, htt
     denied = {**approved, "id": made["id"], "outcome": "complete", "disposition":
               "Not medically necessary past day 2"}
     del denied["preAuthPeriod"]
+    denied["extension"] = [approved["extension"][0], {
+        "url": AUTH_EXT, "extension": [*approved["extension"][1]["extension"],
+                                       {"url": "status", "valueCode": "denied"}]}]
     put = http.put(f"/ClaimResponse/{made['id']}", json=denied,
                    headers={**JSON, "If-Match": 'W/"2"'})
     assert put.status_code == 200, put.text
@@ -456,3 +461,145 @@ def test_the_capability_statement_lists_the_ur_types_and_their_searches(http):
     assert {"code": "create"} in served["ClaimResponse"]["interaction"]
     assert {"code": "update"} in served["ClaimResponse"]["interaction"]
     assert {"code": "create"} in served["Communication"]["interaction"]
+
+
+# -- what the EHR sends never wipes what UR recorded ---------------------------------------------
+def admit(store: Runtime, mrn: str, visit: str) -> Encounter:
+    """Another patient admitted three days ago, for a story of its own."""
+    admitted = _stamp(datetime.now(CHICAGO) - timedelta(days=3))
+    receipt = store.intake.hl7(adt("A01", admitted, admit_time=admitted, mrn=mrn, visit=visit,
+                                   name=f"TESTUR^{visit}^Q"))
+    assert receipt.outcome == "accepted", receipt.reason
+    return stay_of(store, visit)
+
+
+def first_day(store: Runtime, stay: Encounter):
+    return stay.admit_time.astimezone(store.site.zone).date()
+
+
+def test_the_payer_portals_short_answer_keeps_the_denial_work_ur_recorded(http, store):
+    """UR recorded a denial of A-1: the payer's reviewer and contact, a peer-to-peer held and
+    upheld, an appeal at level 1 due in two weeks, the secondary payer. The payer portal then
+    POSTs only its number, complete and a through-date: the authorization is approved to
+    that day and everything UR typed stays. A PUT without the authorization extension
+    replaces the period and the payer only; with it, the engine's values too."""
+    charlie = admit(store, "940003", "UR3")
+    now = store.clock.now()
+    day_one = first_day(store, charlie)
+    due = now.astimezone(store.site.zone).date() + timedelta(days=14)
+    with store.sessions() as session, session.begin():
+        stay_row = session.get(Encounter, charlie.id)
+        assert stay_row is not None
+        auth = authorizations.record(session, stay_row, AuthorizationInput(
+            "denied", reference_number="A-1", payer="Acme Secondary",
+            payer_reviewer="Dr Payer Reviewer", payer_contact="555-0100 ext 4",
+            denial_reason="Not medically necessary", peer_to_peer="held",
+            peer_to_peer_at=now - timedelta(hours=2), peer_to_peer_outcome="upheld",
+            appeal_level=1, appeal_deadline=due), NURSE, now, store.site)
+        auth_id = auth.id
+    portal = claim_response(charlie, "A-1", "complete", insurer={
+        "identifier": {"value": "ACME-PORTAL"}},  # no display: the payer is not restated
+        preAuthPeriod={"end": (day_one + timedelta(days=4)).isoformat()})
+    answer = http.post("/ClaimResponse", headers=JSON, json=portal)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["id"] == str(auth_id)
+    with store.readers() as session:
+        kept = session.get(PayerAuthorization, auth_id)
+        assert kept is not None
+        assert (kept.status, kept.approved_through) == ("approved", day_one + timedelta(days=4))
+        assert (kept.payer, kept.payer_reviewer, kept.payer_contact) == (
+            "Acme Secondary", "Dr Payer Reviewer", "555-0100 ext 4")
+        assert (kept.peer_to_peer, kept.peer_to_peer_outcome, kept.peer_to_peer_at) == (
+            "held", "upheld", auth.peer_to_peer_at)
+        assert (kept.appeal_level, kept.appeal_deadline) == (1, due)
+        assert kept.denial_reason == "Not medically necessary"
+    shown = answer.json()
+    plain = {**shown, "extension": [shown["extension"][0]],  # an EHR that knows no extension
+             "insurer": {"display": "Acme Tertiary"},
+             "preAuthPeriod": {"end": (day_one + timedelta(days=5)).isoformat()}}
+    put = http.put(f"/ClaimResponse/{auth_id}", json=plain,
+                   headers={**JSON, "If-Match": answer.headers["ETag"]})
+    assert put.status_code == 200, put.text
+    with store.readers() as session:
+        kept = session.get(PayerAuthorization, auth_id)
+        assert kept is not None
+        assert (kept.payer, kept.approved_through, kept.approved_days) == (
+            "Acme Tertiary", day_one + timedelta(days=5), None)
+        assert (kept.payer_reviewer, kept.peer_to_peer, kept.appeal_level) == (
+            "Dr Payer Reviewer", "held", 1)  # the engine's own values: not in the document
+    restated = {**plain, "extension": [shown["extension"][0], {"url": AUTH_EXT, "extension": [
+        {"url": "status", "valueCode": "approved"},
+        {"url": "payer-reviewer", "valueString": "Dr Second Reviewer"}]}]}
+    full = http.put(f"/ClaimResponse/{auth_id}", json=restated,
+                    headers={**JSON, "If-Match": put.headers["ETag"]})
+    assert full.status_code == 200, full.text
+    with store.readers() as session:
+        kept = session.get(PayerAuthorization, auth_id)
+        assert kept is not None
+        assert (kept.payer_reviewer, kept.payer_contact, kept.peer_to_peer, kept.appeal_level,
+                kept.denial_reason) == ("Dr Second Reviewer", None, None, None, None)
+        assert kept.version == 4  # every state before is in the history
+
+
+def test_complete_without_a_period_is_refused_not_read_as_a_denial(http, store):
+    """`complete` with the disposition "Approved" and no period is not a denial whose reason
+    is "Approved": the EHR is told what complete needs. A denial is the status extension."""
+    delta = admit(store, "940004", "UR4")
+    unclear = claim_response(delta, "A-2", "complete", disposition="Approved")
+    answer = http.post("/ClaimResponse", headers=JSON, json=unclear)
+    assert answer.status_code == 422, answer.text
+    issue = answer.json()["issue"][0]
+    assert issue["expression"] == ["ClaimResponse.outcome"]
+    assert "complete needs the approved period (preAuthPeriod), the approved days, or the " \
+           "status extension saying denied" in issue["diagnostics"]
+    with store.readers() as session:
+        assert session.scalars(select(PayerAuthorization).where(
+            PayerAuthorization.encounter_id == delta.id)).all() == []
+    denial = claim_response(delta, "A-2", "complete", disposition="Not medically necessary")
+    denial["extension"].append({"url": AUTH_EXT, "extension": [
+        {"url": "status", "valueCode": "denied"}]})
+    denied = http.post("/ClaimResponse", headers=JSON, json=denial)
+    assert denied.status_code == 201, denied.text
+    with store.readers() as session:
+        auth = session.get(PayerAuthorization, int(denied.json()["id"]))
+        assert auth is not None
+        assert (auth.status, auth.denial_reason) == ("denied", "Not medically necessary")
+
+
+def test_the_identifier_search_matches_the_identifier_shown(fhir, store):
+    alpha = stay_of(store, "UR1")
+    claim = everything(fhir, "ClaimResponse", encounter=alpha.id)[0]
+    assert claim["identifier"] == [{"system": AUTH_NUMBER, "value": "AUTH-7781"}]
+    assert [c["id"] for c in everything(fhir, "ClaimResponse",
+                                        identifier=f"{AUTH_NUMBER}|AUTH-7781")] == [claim["id"]]
+    assert everything(fhir, "ClaimResponse", identifier="urn:other|AUTH-7781") == []
+    statement = fhir.execute("metadata", method="get")
+    served = {r["type"]: r for r in statement["rest"][0]["resource"]}
+    param = {p["name"]: p for p in served["ClaimResponse"]["searchParam"]}["identifier"]
+    assert AUTH_NUMBER in param["documentation"]
+    assert AUTH_NUMBER in served["ClaimResponse"]["documentation"]
+
+
+def test_days_already_approved_show_whatever_the_status(fhir, store):
+    """An extension pended, or the continued stay denied: the days approved stay approved,
+    and the ClaimResponse shows them (preAuthPeriod)."""
+    echo = admit(store, "940005", "UR5")
+    day_one = first_day(store, echo)
+    now = store.clock.now()
+    with store.sessions() as session, session.begin():  # the row as the service will keep it
+        for status, number in (("pended", "A-5P"), ("denied", "A-5D"), ("pending", "A-5Q")):
+            session.add(PayerAuthorization(
+                encounter_id=echo.id, reference_number=number, status=status,
+                approved_days=3, approved_from=day_one,
+                approved_through=day_one + timedelta(days=2), source="web",
+                denial_reason="Continued stay not necessary" if status == "denied" else None,
+                entered_by=NURSE.name, entered_at=now, updated_by=NURSE.name, updated_at=now,
+                version=1))
+    claims = everything(fhir, "ClaimResponse", encounter=echo.id)
+    assert len(claims) == 3
+    for claim in claims:
+        assert claim["preAuthPeriod"] == {"start": day_one.isoformat(),
+                                          "end": (day_one + timedelta(days=2)).isoformat()}
+        parts = {p["url"]: p for p in claim["extension"][1]["extension"]}
+        assert parts["approved-days"]["valueUnsignedInt"] == 3
+    assert sorted(c["outcome"] for c in claims) == ["complete", "queued", "queued"]

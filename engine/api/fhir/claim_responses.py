@@ -4,8 +4,10 @@ exchanges with the payer as Communication.
 ClaimResponse: status active (entered-in-error when voided); type institutional; use
 preauthorization; patient; created when it was entered; insurer the payer (display only);
 outcome queued (pending, pended), complete (approved, denied) or partial (partially
-approved); disposition the status in words; preAuthRef the payer's reference number;
-preAuthPeriod approved_from..approved_through; processNote the denial reason, the
+approved); disposition the status in words; identifier (AUTH_NUMBER_SYSTEM) and preAuthRef
+the payer's reference number; preAuthPeriod approved_from..approved_through whenever the
+record has one, whatever the status (days approved stay approved while an extension is
+pended or the continued stay is denied); processNote the denial reason, the
 peer-to-peer and the appeal in words. The stay is the extension ENCOUNTER_EXTENSION (a
 ClaimResponse has no encounter element, and the engine keeps no Claim for `request`); the
 engine's own values (status, level of care, approved days, payer reviewer and contact,
@@ -29,6 +31,8 @@ from engine.storage.models import PayerAuthorization, PayerCommunication
 ENCOUNTER_EXTENSION = "urn:engine:fhir:StructureDefinition:encounter"
 AUTH_EXTENSION = "urn:engine:fhir:StructureDefinition:authorization"
 AUTH_STATUS_SYSTEM = "urn:engine:authorization-status"
+AUTH_NUMBER_SYSTEM = "urn:engine:payer-authorization"  # identifier: the payer's number
+UNNAMED_PAYER = "the payer (not named)"  # insurer.display when none is on file
 CLAIM_TYPE = "http://terminology.hl7.org/CodeSystem/claim-type"
 DIRECTION_SYSTEM = "urn:engine:payer-communication"
 CHANNEL_SYSTEM = "urn:engine:payer-channel"
@@ -108,13 +112,15 @@ def claim_response(row: PayerAuthorization, patient_id: int) -> dict:
         "use": "preauthorization",
         "patient": {"reference": f"Patient/{patient_id}"},
         "created": resources.instant(row.entered_at),
-        "insurer": {"display": row.payer or "the payer (not named)"},
+        "insurer": {"display": row.payer or UNNAMED_PAYER},
         "outcome": OUTCOME.get(row.status, "queued"),
         "disposition": codes.words(codes.AUTHORIZATION_STATUSES, row.status),
     }
     if row.reference_number:
+        out["identifier"] = [{"system": AUTH_NUMBER_SYSTEM, "value": row.reference_number}]
         out["preAuthRef"] = row.reference_number
-    if row.approved_from or row.approved_through:
+    if row.approved_from or row.approved_through:  # whatever the status: days approved stay
+
         period = {}
         if row.approved_from:
             period["start"] = row.approved_from.isoformat()

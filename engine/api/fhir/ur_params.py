@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 
 from engine.api.fhir import identifier_params, search
 from engine.api.fhir.barrier_flags import BARRIER_PREFIX
-from engine.api.fhir.claim_responses import OUTCOME
+from engine.api.fhir.claim_responses import AUTH_NUMBER_SYSTEM, OUTCOME
 from engine.api.fhir.resources import RESULT_STATUS
 from engine.api.fhir.search import Param
 from engine.api.fhir.search.mixed import Part
@@ -208,12 +208,16 @@ def claim_params() -> dict[str, Param]:
         raise InvalidInput(f"outcome={code!r}: use queued, complete, partial or error")
 
     def identifier(text: str, _m: str | None, _z: ZoneInfo) -> ColumnElement[bool]:
-        return model.reference_number == search.token(text)[1]
+        system, value = search.token(text)
+        if system is not None and system != AUTH_NUMBER_SYSTEM:
+            return false()  # the number is rendered under AUTH_NUMBER_SYSTEM only
+        return model.reference_number == value
 
     return {**stay_params(model, ""), "status": status,
             "outcome": Param("outcome", "token", "queued | complete | partial", outcome),
-            "identifier": Param("identifier", "token", "The payer's reference number "
-                                "(preAuthRef)", identifier)}
+            "identifier": Param("identifier", "token", "The payer's reference number: "
+                                f"identifier ({AUTH_NUMBER_SYSTEM}), the same as preAuthRef",
+                                identifier)}
 
 
 def communication_params() -> dict[str, Param]:

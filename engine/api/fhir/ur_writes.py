@@ -2,9 +2,13 @@
 ClaimResponse) and an exchange with the payer (POST Communication), with ur:write.
 
 POST ClaimResponse is keyed by the stay and the payer's number (preAuthRef): a number the
-stay already has (a retry, or the one IN1-14 seeded) is updated (200) rather than
-duplicated; a new one is created (201). PUT replaces the authorization (absent values are
-cleared) and honours If-Match (412 when stale); status entered-in-error voids it. The stay
+stay already has (a retry, or the one IN1-14 seeded) is merged (200): only the elements and
+sub-extensions sent change, so a payer portal's short answer never wipes what the UR nurse
+typed; a new one is created (201). PUT replaces what the resource maps (status, preAuthRef,
+insurer, preAuthPeriod with the approved days) and the engine's own values only when it
+carries the authorization extension; it honours If-Match (412 when stale); status
+entered-in-error voids it. A denial is never inferred from outcome: only the status
+sub-extension says denied. The stay
 is the extension urn:engine:fhir:StructureDefinition:encounter (valueReference
 Encounter/<id>, or the Encounter's identifier, the visit number). Each write runs in one
 transaction with the visit locked, re-evaluates the stay (the rules read the approved
@@ -16,6 +20,7 @@ element (engine.work.ur_record RecordInvalid.field, translated); not valid FHIR 
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import date, datetime
 from typing import Any
 
@@ -39,6 +44,7 @@ from engine.api.fhir.claim_responses import (
     DIRECTION_SYSTEM,
     ENCOUNTER_EXTENSION,
     PARTICIPATION_MODE,
+    UNNAMED_PAYER,
     claim_response,
     communication,
 )
@@ -163,35 +169,89 @@ def _engine_values(doc: dict) -> dict[str, Any]:
     return out
 
 
-def _status(doc: dict, values: dict[str, Any], period: dict) -> str:
-    if values.get("status"):
-        return str(values["status"])
+COMPLETE_NEEDS = ("complete needs the approved period (preAuthPeriod), the approved days, or "
+                  "the status extension saying denied")
+_STATUS_WORDS = frozenset(codes.AUTHORIZATION_STATUSES.values())
+# what the resource maps (replaced by a PUT); the rest are the engine's own values
+_MAPPED = ("status", "reference_number", "payer", "approved_from", "approved_through")
+_FIELDS = tuple(f.name for f in fields(AuthorizationInput))
+_ENGINE_OWN = tuple(f for f in _FIELDS if f not in _MAPPED)
+
+
+def _status(doc: dict, sent: dict[str, Any], period: dict,
+            kept: PayerAuthorization | None) -> str:
+    """The status: the extension's, else from outcome. A denial is never inferred: only the
+    status extension says denied. `kept` is the record a POST merges into (None on a PUT)."""
+    if sent.get("status"):
+        return str(sent["status"])
     outcome = doc.get("outcome")
     if outcome == "queued":
-        return "pending"
+        return kept.status if kept is not None and kept.status in ("pending", "pended") \
+            else "pending"
     if outcome == "partial":
         return "partially_approved"
     if outcome == "complete":
-        approved = period.get("end") or values.get("approved_days")
-        return "approved" if approved else "denied"
+        if period.get("end") or sent.get("approved_days") is not None:
+            return "approved"
+        if kept is not None and kept.status == "approved":
+            return "approved"  # the approval on file, its period kept
+        raise RecordInvalid("outcome", COMPLETE_NEEDS)
     raise RecordInvalid("outcome", f"outcome {outcome!r}: an authorization is queued "
-                                   "(pending), complete (approved or denied) or partial")
+                                   "(pending), complete (approved, or denied with the status "
+                                   "extension) or partial")
 
 
-def authorization_input(doc: dict) -> AuthorizationInput:
-    values = _engine_values(doc)
+def _payer(doc: dict) -> str | None:
+    display = (doc.get("insurer") or {}).get("display")
+    return None if display == UNNAMED_PAYER else display
+
+
+def _mapped(doc: dict, period: dict, stored: dict[str, Any], merging: bool) -> dict[str, Any]:
+    """preAuthRef, insurer and preAuthPeriod: what the document carries, over the record on
+    file (a merging POST) or alone (a create, a PUT). An insurer without a name does not
+    restate the payer: the one on file is kept (none on file: the stay's payer)."""
+    out = {f: stored[f] for f in _MAPPED if f != "status"} if merging else {}
+    if not merging or "preAuthRef" in doc:
+        out["reference_number"] = doc.get("preAuthRef")
+    out["payer"] = _payer(doc) or stored.get("payer")
+    if not merging or "start" in period:
+        out["approved_from"] = _day("approved_from", period.get("start"))
+    if not merging or "end" in period:
+        out["approved_through"] = _day("approved_through", period.get("end"))
+    return out
+
+
+def authorization_input(doc: dict, current: PayerAuthorization | None = None, *,
+                        replace: bool = False) -> AuthorizationInput:
+    """The authorization the document says, on top of `current` when there is one.
+
+    A POST matching a record on file merges (replace False): only the elements and
+    sub-extensions sent change. A PUT (replace True) replaces what the resource maps
+    (status/outcome, preAuthRef, insurer, preAuthPeriod with the approved days); the engine's
+    own values are replaced only when the document carries the authorization extension
+    (then absent sub-extensions are cleared), else kept. No current record: only the
+    document."""
+    sent = _engine_values(doc)
     period = doc.get("preAuthPeriod") or {}
-    status = _status(doc, values, period)
+    stored = {f: getattr(current, f) for f in _FIELDS} if current is not None else {}
+    merging = current is not None and not replace
+    carries = bool(_extensions(doc, AUTH_EXTENSION))
+    keeps_own = current is not None and (merging or not carries)
+    values = {f: stored[f] for f in _ENGINE_OWN} if keeps_own else {}
+    values.update({k: v for k, v in sent.items() if k != "status"})
+    # the approved days and the through-date are one fact: one sent without the other
+    # replaces both (the service counts the through-date from the days)
+    if "approved_days" not in sent and (replace or "end" in period):
+        values["approved_days"] = None
+    mapped = _mapped(doc, period, stored, merging)
+    if merging and "approved_days" in sent and "end" not in period:
+        mapped["approved_through"] = None
+    status = _status(doc, sent, period, current if merging else None)
     disposition = (doc.get("disposition") or "").strip()
-    if status == "denied" and not values.get("denial_reason") and disposition and \
-            disposition != codes.AUTHORIZATION_STATUSES["denied"]:
+    if status == "denied" and "denial_reason" not in sent and disposition and \
+            disposition not in _STATUS_WORDS:
         values["denial_reason"] = disposition
-    values.pop("status", None)
-    return AuthorizationInput(
-        status=status, reference_number=doc.get("preAuthRef"),
-        payer=(doc.get("insurer") or {}).get("display"),
-        approved_from=_day("approved_from", period.get("start")),
-        approved_through=_day("approved_through", period.get("end")), **values)
+    return AuthorizationInput(status=status, **mapped, **values)
 
 
 def _stay_of(session: Session, ref: Any, field: str) -> int:
@@ -294,7 +354,7 @@ def write_claim(request: Request, runtime: Runtime, actor: Principal, doc: Any,
                                permission=Permission.UR_WRITE)
                 auth = current
             else:
-                data = authorization_input(doc)
+                data = authorization_input(doc, current, replace=target is not None)
                 if current is None:
                     auth = authorizations.record(session, encounter, data, actor, now,
                                                  runtime.site, source="fhir")
