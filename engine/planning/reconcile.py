@@ -36,7 +36,7 @@ def _occurrence(d: Desired, completed: set[str]) -> str:
 
 
 def _due_at(d: Desired, snap: Snapshot, fired_at: datetime, zone, holidays,
-            planned: dict[str, datetime] | None = None):
+            planned: dict[str, datetime] | None = None, current: RuleOutput | None = None):
     if d.due is None:
         return None
     if d.repeat is None:
@@ -50,7 +50,9 @@ def _due_at(d: Desired, snap: Snapshot, fired_at: datetime, zone, holidays,
     after = max((planned[t] for t in d.repeat.counts_from if planned and t in planned),
                 default=None)
     return recurring_due(d.due, d.every_days, last, snap, fired_at, zone, not_before=after,
-                         next_review_at=d.repeat.next_review_at)
+                         next_review_at=d.repeat.next_review_at,
+                         occurrence=current.id if current is not None else None,
+                         was_due=current.due_at if current is not None else None)
 
 
 def _planned(desired: list[Desired], active: dict[str, RuleOutput], snap: Snapshot,
@@ -91,7 +93,7 @@ def reconcile(session: Session, book: Book, enc: Encounter, snap: Snapshot,
         if current is None and key in completed:
             continue
         fired_at = current.fired_at if current is not None else now
-        due_at = _due_at(d, snap, fired_at, zone, book.reference.holidays, planned)
+        due_at = _due_at(d, snap, fired_at, zone, book.reference.holidays, planned, current)
         values = {**d.fields, "due_at": due_at}
         if current is None:
             row = RuleOutput(encounter=enc, patient=enc.patient, key=key,

@@ -131,9 +131,12 @@ class Rulebook:
         existing = list(read.outputs[enc.id])
         stopped = _stopped(enc)
         records = read.records.get(enc.id)
-        if write and not stopped and records is not None and records.barriers:
+        if write and not stopped and records is not None and (
+                records.barriers or any(d.status == avoidable_days.PROPOSED
+                                        for d in records.avoidable_days)):
             # Whole past days with a barrier open past the expected discharge or the GMLOS
-            # are proposed as avoidable before the facts are read, so the rules see them.
+            # are proposed as avoidable before the facts are read, so the rules see them;
+            # proposals whose barrier was voided (none is left open) are voided with it.
             records.avoidable_days += avoidable_days.derive(session, enc, now, self.zone,
                                                             self.book.reference)
         snap = snapshots.load(enc, existing, read.history[enc.id], read.labs[enc.id],

@@ -66,7 +66,8 @@ def _record_fields(records: Records) -> dict[str, Any]:
     """The UR record as plain data (void records are not read: prefetch leaves them out)."""
     return dict(
         reviews=[plain.Review(r.reviewed_on, r.next_review_on, r.review_type, r.level_of_care,
-                              r.criteria_result, bool(r.condition_code_44), r.entered_at)
+                              r.criteria_result, bool(r.condition_code_44), r.entered_at,
+                              r.task_id, r.advisor_outcome)
                  for r in records.reviews if r.voided_at is None],
         authorizations=[plain.Authorization(a.status, a.approved_through, a.appeal_deadline,
                                             a.appeal_outcome, a.entered_at)

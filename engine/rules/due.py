@@ -104,16 +104,21 @@ def _from_anchor(due: Due, start: datetime, zone: ZoneInfo, holidays: frozenset[
 
 def recurring_due(due: Due, every_days: float, last_done: datetime | None, snap: Snapshot,
                   fired_at: datetime, zone: ZoneInfo, not_before: datetime | None = None,
-                  next_review_at: str | None = None) -> datetime | None:
+                  next_review_at: str | None = None, occurrence: int | None = None,
+                  was_due: datetime | None = None) -> datetime | None:
     """The next occurrence of a recurring task: `every_days` after the last completion, or
     before the first, after the anchor or `not_before` (the due time of the open task it
     counts from, e.g. the initial review) if later; whole days keep the local clock time
     across DST. With `next_review_at` (HH:MM) and a review recorded with a next review date,
     it is due at that time on that date: the record, not the task's completion, says when
-    the next review is."""
-    recorded = record_dates.next_review_on(snap) if next_review_at else None
+    the next review is (never before `not_before`: a continued-stay review follows the
+    admission review). An open occurrence (`occurrence`, due `was_due`) is not moved by the
+    review that documents it (record_dates.next_review_on)."""
+    recorded = (record_dates.next_review_on(snap, occurrence=occurrence, recorded_by=was_due)
+                if next_review_at else None)
     if recorded is not None and next_review_at is not None:
-        return datetime.combine(recorded, _clock(next_review_at), tzinfo=zone).astimezone(UTC)
+        when = datetime.combine(recorded, _clock(next_review_at), tzinfo=zone).astimezone(UTC)
+        return max(when, not_before.astimezone(UTC)) if not_before is not None else when
     start = last_done or anchor_time(due.after, snap, fired_at, zone)
     if last_done is None and not_before is not None and (start is None or not_before > start):
         start = not_before

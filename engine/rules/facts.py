@@ -208,6 +208,13 @@ CATALOGUE: tuple[FactSpec, ...] = (
        "observation or outpatient; unknown before the first review."),
     _f("last_review_criteria_result", "text",
        "Criteria result of the latest recorded review: met, not_met or advisor_referral."),
+    _f("last_review_advisor_outcome", "text",
+       "The physician advisor's outcome on the latest recorded review (pending, "
+       "inpatient_supported, observation_recommended, discharge_recommended, "
+       "continued_stay_supported); unknown when it was not referred."),
+    _f("last_review_date", "text",
+       "The latest recorded review's date (YYYY-MM-DD): names that review, so a task "
+       "`once_per` it is raised again for the next review."),
     _f("days_since_last_review", "number",
        "Local calendar days from the latest recorded review's date to today; unknown before "
        "the first review.", "days", "daily"),
@@ -220,8 +227,9 @@ CATALOGUE: tuple[FactSpec, ...] = (
        "partially_approved, denied, pended; an IN1-14 number opens one as pending)."),
     _f("days_until_approved_through", "number",
        "Local calendar days from today to the last approved day: the latest approved-through "
-       "date of the approved or partially approved authorizations (a later approval extends "
-       "it); 0 on the last approved day, negative past it, unknown without an approval.",
+       "date on the stay's authorizations (a later approval extends it; days approved stay "
+       "approved while an extension is pended or denied); 0 on the last approved day, "
+       "negative past it, unknown without an approval.",
        "days", "daily"),
     _f("approved_through_date", "text",
        "The last approved day (YYYY-MM-DD), as days_until_approved_through counts it: a new "
@@ -506,6 +514,9 @@ def _from_record(snap: Snapshot, now: datetime, zone: ZoneInfo, today: date,
     if last is not None:
         v["last_review_level_of_care"] = last.level_of_care
         v["last_review_criteria_result"] = last.criteria_result
+        v["last_review_date"] = last.reviewed_on.isoformat()
+        if last.advisor_outcome:
+            v["last_review_advisor_outcome"] = last.advisor_outcome
         v["days_since_last_review"] = (today - last.reviewed_on).days
         if last.next_review_on is not None:
             v["days_until_next_review"] = (last.next_review_on - today).days

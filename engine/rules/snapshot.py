@@ -33,6 +33,8 @@ class Review:
     criteria_result: str = "met"
     condition_code_44: bool = False
     entered_at: datetime | None = None
+    task_id: int | None = None  # the review task it was recorded from (it documents that one)
+    advisor_outcome: str | None = None
 
 
 @dataclass(frozen=True)

@@ -194,6 +194,7 @@ def _documented(session: Session, task: RuleOutput) -> None:
         raise Refused(f"{task.title or task.code} is completed by recording "
                       f"{_RECORDS[needed]} on the stay (review date, level of care, criteria "
                       "result, next review): record the review, then complete the task")
+    reviews.claim(session, task.id, task.encounter_id, task.fired_at)
 
 
 def allowed(status: str | None) -> tuple[str, ...]:

@@ -30,10 +30,11 @@ def review(session: Session, enc: Encounter, event: StoryEvent, when: datetime,
            site: SiteProfile, task_id: int | None = None) -> None:
     step = event.review
     assert step is not None
-    day = step.on or when.astimezone(site.zone).date()
+    day = step.reviewed_on or when.astimezone(site.zone).date()
     reviews.record(session, enc, ReviewInput(
         review_type=step.type, reviewed_on=day, level_of_care=step.level,
-        criteria_result=step.result, next_review_on=step.next_review_on, task_id=task_id),
+        criteria_result=step.result, next_review_on=step.next_review_on, task_id=task_id,
+        advisor_outcome=step.advisor_outcome),
         UR_NURSE, when, site)
 
 

@@ -58,12 +58,14 @@ class ReviewStep(_Strict):
 
     type: str = Field(default="continued_stay", description="initial, continued_stay, "
                       "retrospective or status_change.")
-    on: date | None = Field(default=None, description="The review date (default: the step's "
-                            "day).")
+    reviewed_on: date | None = Field(default=None, description="The review date (default: the "
+                                     "step's day).")
     level: str = Field(default="inpatient", description="inpatient, observation, outpatient.")
     result: str = Field(default="met", description="met, not_met, advisor_referral.")
     next_review_on: date | None = Field(default=None, description="The next review date the "
                                         "nurse sets (default: the site's cadence).")
+    advisor_outcome: str | None = Field(default=None, description="The physician advisor's "
+                                        "outcome (pending, inpatient_supported, ...).")
 
 
 class AuthorizationStep(_Strict):

@@ -9,9 +9,9 @@ task comes due before the last approved day) and an appeal's deadline.
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.core import limits
@@ -40,8 +40,18 @@ _SKEW = timedelta(minutes=5)  # clocks differ: a call "now" on a fast PC is stil
 MAX_APPROVED_DAYS = 365  # one authorization never approves more; beyond is a typing slip
 
 
+def _prior_through(session: Session, encounter_id: int, but: int | None = None) -> date | None:
+    """The last day already approved on the stay by its other authorizations: more days
+    approved later count from the day after it, as payers extend a stay."""
+    query = select(func.max(PayerAuthorization.approved_through)).where(
+        PayerAuthorization.encounter_id == encounter_id, PayerAuthorization.voided_at.is_(None))
+    if but is not None:
+        query = query.where(PayerAuthorization.id != but)
+    return session.scalar(query)
+
+
 def _checked(data: AuthorizationInput, encounter: Encounter, site: SiteProfile,
-             now: datetime) -> dict:
+             now: datetime, prior_through: date | None = None) -> dict:
     code("status", data.status, codes.AUTHORIZATION_STATUSES)
     code("level_of_care", data.level_of_care, codes.LEVELS_OF_CARE, required=False)
     code("peer_to_peer", data.peer_to_peer, codes.PEER_TO_PEER, required=False)
@@ -51,7 +61,16 @@ def _checked(data: AuthorizationInput, encounter: Encounter, site: SiteProfile,
     for field in ("requested_at", "decided_at", "peer_to_peer_at"):
         instant(field, getattr(data, field))
     stay = days_of(encounter, now, site.zone)
-    first = data.approved_from or admission_day(encounter, stay, site.zone)
+    admitted = admission_day(encounter, stay, site.zone)
+    extends = prior_through + timedelta(days=1) if prior_through is not None else None
+    first: date | None
+    if data.approved_from is not None:
+        first = data.approved_from
+    elif extends is not None and (data.approved_through is None
+                                  or data.approved_through >= extends):
+        first = extends  # more days: from the day after those already approved
+    else:
+        first = admitted
     through = data.approved_through
     if data.approved_days is not None:
         if not 1 <= data.approved_days <= MAX_APPROVED_DAYS:
@@ -67,7 +86,8 @@ def _checked(data: AuthorizationInput, encounter: Encounter, site: SiteProfile,
                                 f"{through.isoformat()}: give one or make them agree")
         through = counted
     if through is not None and first is not None and through < first:
-        since = "the first approved day" if data.approved_from else "the admission"
+        since = ("the first approved day" if data.approved_from or first != admitted
+                 else "the admission")
         raise RecordInvalid("approved_through", f"the approved through-date "
                             f"{through.isoformat()} is before {since} on {first.isoformat()}")
     if data.approved_from is not None and stay.first and data.approved_from < stay.first:
@@ -77,12 +97,8 @@ def _checked(data: AuthorizationInput, encounter: Encounter, site: SiteProfile,
     if data.status in codes.APPROVING and through is None:
         raise RecordInvalid("approved_days", "an approval needs the approved days or the "
                                              "approved through-date")
-    if data.status not in codes.APPROVING and (data.approved_days is not None
-                                               or data.approved_through is not None):
-        field = "approved_days" if data.approved_days is not None else "approved_through"
-        raise RecordInvalid(field, f"approved days go with an approval or a partial "
-                                   f"approval, not with a status of "
-                                   f"{codes.words(codes.AUTHORIZATION_STATUSES, data.status)}")
+    # Days approved stay approved while an extension is pended or the continued stay is
+    # denied: the approved period is kept on any status (clear it to take the days back).
     if data.status == "denied" and not text(data.denial_reason, 500, field="denial_reason"):
         raise RecordInvalid("denial_reason", "a denial needs the payer's reason")
     if data.peer_to_peer_outcome and data.peer_to_peer != "held":
@@ -112,6 +128,9 @@ def _checked(data: AuthorizationInput, encounter: Encounter, site: SiteProfile,
     values = asdict(data)
     values.update(approved_from=first if through is not None else data.approved_from,
                   approved_through=through,
+                  approved_days=(data.approved_days if data.approved_days is not None
+                                 else (through - first).days + 1
+                                 if through is not None and first is not None else None),
                   reference_number=text(data.reference_number, limits.AUTH,
                                         field="reference_number"),
                   payer=text(data.payer, limits.PAYER, field="payer") or encounter.payer_name,
@@ -129,7 +148,8 @@ def record(session: Session, encounter: Encounter, data: AuthorizationInput,
     who = permitted(actor, Permission.UR_WRITE)
     auth = PayerAuthorization(encounter_id=encounter.id, source=source, entered_by=who,
                               entered_at=now, updated_by=who, updated_at=now, version=1,
-                              **_checked(data, encounter, site, now))
+                              **_checked(data, encounter, site, now,
+                                         _prior_through(session, encounter.id)))
     session.add(auth)
     session.flush()
     return auth
@@ -141,7 +161,8 @@ def update(session: Session, auth: PayerAuthorization, encounter: Encounter,
            expected_version: int | None = None) -> bool:
     """A new status, approval, denial, peer-to-peer or appeal; the state before is kept."""
     who = permitted(actor, Permission.UR_WRITE)
-    return revisions.revise(session, auth, _checked(data, encounter, site, now), who, now,
+    values = _checked(data, encounter, site, now, _prior_through(session, encounter.id, auth.id))
+    return revisions.revise(session, auth, values, who, now,
                             reason, expected_version)
 
 
@@ -175,7 +196,8 @@ def communicate(session: Session, encounter: Encounter, auth: PayerAuthorization
 def seed_from_feed(session: Session, encounter: Encounter, number: str | None,
                    now: datetime) -> PayerAuthorization | None:
     """IN1-14 sent an authorization number: open the stay's authorization with it (pending
-    until UR records the payer's determination); a number already on file is left alone."""
+    until UR records the payer's determination), or put it on the one authorization UR
+    opened without a number; a number already on file is left alone."""
     number = (number or "").strip()[:limits.AUTH]
     if not number:
         return None
@@ -184,6 +206,13 @@ def seed_from_feed(session: Session, encounter: Encounter, number: str | None,
         PayerAuthorization.reference_number == number)).first()
     if known is not None or _corrected_away(session, encounter.id, number):
         return None
+    numberless = session.scalars(select(PayerAuthorization).where(
+        PayerAuthorization.encounter_id == encounter.id, PayerAuthorization.voided_at.is_(None),
+        PayerAuthorization.reference_number.is_(None)).order_by(PayerAuthorization.id)).all()
+    if len(numberless) == 1:  # UR opened the request before the payer's number came
+        revisions.revise(session, numberless[0], {"reference_number": number}, FEED, now,
+                         "authorization number from the feed (IN1-14)")
+        return numberless[0]
     auth = PayerAuthorization(encounter_id=encounter.id, reference_number=number,
                               status="pending", payer=encounter.payer_name,
                               plan=encounter.payer_plan, source=FEED, entered_by=FEED,

@@ -142,11 +142,13 @@ def get(session: Session, encounter_id: int, day_id: int) -> AvoidableDay:
 
 
 def _open_on(barriers: Iterable[Barrier], day: date, zone: ZoneInfo) -> Barrier | None:
-    """The oldest barrier open during the local day."""
+    """The oldest barrier still open at the end of the local day (the night the patient
+    stayed for it): a barrier resolved during the day ended its delay that day (UR may still
+    enter the day by hand)."""
     for b in sorted(barriers, key=lambda b: (b.opened_at, b.id)):
         if b.voided_at is not None or b.opened_at.astimezone(zone).date() > day:
             continue
-        if b.resolved_at is None or b.resolved_at.astimezone(zone).date() >= day:
+        if b.resolved_at is None or b.resolved_at.astimezone(zone).date() > day:
             return b
     return None
 

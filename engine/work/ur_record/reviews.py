@@ -144,9 +144,25 @@ def documents_task(session: Session, task_id: int, encounter_id: int, since: dat
     """A review (not void) documents the task: recorded from it, or recorded on its stay
     since it was raised and from no task (a nurse may record the review on the record page,
     then close the task); a review recorded from another task documents that one only."""
-    return session.scalars(select(UtilizationReview.id).where(
+    return documenting(session, task_id, encounter_id, since) is not None
+
+
+def documenting(session: Session, task_id: int, encounter_id: int, since: datetime
+                ) -> UtilizationReview | None:
+    """The review that documents the task (documents_task), the one recorded from it first."""
+    return session.scalars(select(UtilizationReview).where(
         UtilizationReview.voided_at.is_(None),
         (UtilizationReview.task_id == task_id)
         | ((UtilizationReview.encounter_id == encounter_id)
            & UtilizationReview.task_id.is_(None)
-           & (UtilizationReview.entered_at >= since))).limit(1)).first() is not None
+           & (UtilizationReview.entered_at >= since)))
+        .order_by((UtilizationReview.task_id == task_id).desc(), UtilizationReview.id)
+        .limit(1)).first()
+
+
+def claim(session: Session, task_id: int, encounter_id: int, since: datetime) -> None:
+    """Completing a review task claims the stay-page review that documents it, so one
+    review documents one task (it cannot also close the next review task)."""
+    review = documenting(session, task_id, encounter_id, since)
+    if review is not None and review.task_id is None:
+        review.task_id = task_id

@@ -47,7 +47,9 @@ def days_of(encounter: Encounter, now: datetime, zone: ZoneInfo) -> StayDays:
 def admission_day(encounter: Encounter, stay: StayDays, zone: ZoneInfo) -> date | None:
     """The local day of the admission (PV1-44, the inpatient order after an A06): payers count
     approved days from it; the stay's first day when no admission time is known."""
-    admitted = encounter.admit_time
+    inpatient = min((p.start for p in encounter.status_periods
+                     if p.care_status == "inpatient" and not p.cancelled), default=None)
+    admitted = inpatient or encounter.admit_time  # observation is outpatient: not approved days
     return admitted.astimezone(zone).date() if admitted is not None else stay.first
 
 
