@@ -25,7 +25,7 @@ from engine.api.web.access import Viewer
 from engine.api.web.encounter_page import reference_of, render_encounter
 from engine.api.web.error_page import refusal
 from engine.api.web.render import page
-from engine.api.web.ur_record_view import REVIEW_TASKS, FormError
+from engine.api.web.ur_record_view import FormError, requires_review
 from engine.core.roles import Permission, Principal
 from engine.planning import evaluation
 from engine.storage.models import Encounter, RuleOutput
@@ -42,15 +42,15 @@ async def _typed(request: Request) -> dict[str, str]:
         return {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
 
 
-Typed = Annotated[dict[str, str], Depends(_typed)]
+Typed = Annotated[dict[str, str], Depends(_typed)]  # the corrections' module shares it
 
 
-def _display(runtime: Runtime, name: str) -> str | None:
+def display(runtime: Runtime, name: str) -> str | None:
     person = runtime.staffing.person(name)
     return person.display if person is not None and person.display else None
 
 
-def _write(request: Request, runtime: Runtime, user: Principal, now: Any, encounter_id: int,
+def write(request: Request, runtime: Runtime, user: Principal, now: Any, encounter_id: int,
            *, form: str, typed: dict[str, str], permission: Permission, operation: str,
            resource: str, record_id: int | None, act: Act, done: str, anchor: str
            ) -> Response:
@@ -65,7 +65,7 @@ def _write(request: Request, runtime: Runtime, user: Principal, now: Any, encoun
                  found.patient_id)
             if not user.can(permission):
                 return refusal(request, f"your role ({user.role}) may not "
-                                        f"{permission.value}: {_WHO[permission]}")
+                                        f"{permission.value}: {WHO[permission]}")
             encounter = stay.locked(session, encounter_id)
             act(session, encounter)
             rulebook = runtime.rules.current
@@ -85,7 +85,7 @@ def _write(request: Request, runtime: Runtime, user: Principal, now: Any, encoun
                             status_code=303)
 
 
-_WHO = {Permission.UR_WRITE: "UR nurses record reviews, authorizations and avoidable days",
+WHO = {Permission.UR_WRITE: "UR nurses record reviews, authorizations and avoidable days",
         Permission.BARRIER_WRITE: "case managers record discharge barriers"}
 
 
@@ -94,7 +94,7 @@ def _review_task(session: Session, encounter: Encounter, task_id: int | None) ->
     if task_id is None:
         return
     task = session.get(RuleOutput, task_id)
-    if task is None or task.encounter_id != encounter.id or task.code not in REVIEW_TASKS:
+    if task is None or task.encounter_id != encounter.id or not requires_review(task):
         raise RecordInvalid("task_id", f"task {task_id} is not a review task of this stay")
 
 
@@ -105,9 +105,9 @@ def record_review(request: Request, encounter_id: int, user: Viewer, runtime: Ru
         data = parse.review(typed)
         _review_task(session, encounter, data.task_id)
         reviews.record(session, encounter, data, user, now, runtime.site,
-                       by_display=_display(runtime, user.name))
+                       by_display=display(runtime, user.name))
 
-    return _write(request, runtime, user, now, encounter_id, form="review", typed=typed,
+    return write(request, runtime, user, now, encounter_id, form="review", typed=typed,
                   permission=Permission.UR_WRITE, operation="create",
                   resource="UtilizationReview", record_id=None, act=act,
                   done="review-recorded", anchor="ur-reviews")
@@ -118,14 +118,14 @@ def correct_review(request: Request, encounter_id: int, review_id: int, user: Vi
                    runtime: RuntimeDep, now: Now, typed: Typed) -> Response:
     def act(session: Session, encounter: Encounter) -> None:
         review = reviews.get(session, encounter_id, review_id)
-        data = parse.review(typed)
+        data = parse.review_correction(typed, review)
         why = parse.required_text(typed, "correction_reason",
                                   "say why the review is corrected (it keeps the original)")
         if not reviews.correct(session, review, encounter, data, user, now, runtime.site,
                                reason=why, expected_version=parse.version(typed)):
             raise RecordInvalid("record", "nothing changed: the review is as recorded")
 
-    return _write(request, runtime, user, now, encounter_id, form=f"review-{review_id}",
+    return write(request, runtime, user, now, encounter_id, form=f"review-{review_id}",
                   typed=typed, permission=Permission.UR_WRITE, operation="update",
                   resource="UtilizationReview", record_id=review_id, act=act,
                   done="review-corrected", anchor=f"review-{review_id}")
@@ -138,7 +138,7 @@ def record_authorization(request: Request, encounter_id: int, user: Viewer,
         authorizations.record(session, encounter, parse.authorization(typed, runtime.site.zone),
                               user, now, runtime.site)
 
-    return _write(request, runtime, user, now, encounter_id, form="authorization",
+    return write(request, runtime, user, now, encounter_id, form="authorization",
                   typed=typed, permission=Permission.UR_WRITE, operation="create",
                   resource="PayerAuthorization", record_id=None, act=act,
                   done="authorization-recorded", anchor="ur-authorizations")
@@ -150,13 +150,13 @@ def update_authorization(request: Request, encounter_id: int, auth_id: int, user
                          runtime: RuntimeDep, now: Now, typed: Typed) -> Response:
     def act(session: Session, encounter: Encounter) -> None:
         auth = authorizations.get(session, encounter_id, auth_id)
-        data = parse.authorization(typed, runtime.site.zone)
+        data = parse.keeping_seconds(parse.authorization(typed, runtime.site.zone), auth)
         if not authorizations.update(session, auth, encounter, data, user, now, runtime.site,
                                      reason=(typed.get("change_reason") or "").strip() or None,
                                      expected_version=parse.version(typed)):
             raise RecordInvalid("record", "nothing changed: the authorization is as recorded")
 
-    return _write(request, runtime, user, now, encounter_id, form=f"authorization-{auth_id}",
+    return write(request, runtime, user, now, encounter_id, form=f"authorization-{auth_id}",
                   typed=typed, permission=Permission.UR_WRITE, operation="update",
                   resource="PayerAuthorization", record_id=auth_id, act=act,
                   done="authorization-updated", anchor=f"authorization-{auth_id}")
@@ -177,7 +177,7 @@ def log_communication(request: Request, encounter_id: int, user: Viewer, runtime
         authorizations.communicate(session, encounter, auth,
                                    parse.communication(typed, runtime.site.zone), user, now)
 
-    return _write(request, runtime, user, now, encounter_id, form="communication",
+    return write(request, runtime, user, now, encounter_id, form="communication",
                   typed=typed, permission=Permission.UR_WRITE, operation="create",
                   resource="PayerCommunication", record_id=None, act=act,
                   done="communication-logged", anchor="ur-authorizations")
@@ -190,7 +190,7 @@ def open_barrier(request: Request, encounter_id: int, user: Viewer, runtime: Run
         barriers.open_barrier(session, encounter, parse.barrier(typed), user, now,
                               runtime.site, reference_of(runtime))
 
-    return _write(request, runtime, user, now, encounter_id, form="barrier", typed=typed,
+    return write(request, runtime, user, now, encounter_id, form="barrier", typed=typed,
                   permission=Permission.BARRIER_WRITE, operation="create", resource="Barrier",
                   record_id=None, act=act, done="barrier-opened", anchor="ur-barriers")
 
@@ -204,7 +204,7 @@ def resolve_barrier(request: Request, encounter_id: int, barrier_id: int, user: 
         barriers.resolve(session, barrier, user, now, resolution=typed.get("resolution"),
                          expected_version=parse.version(typed))
 
-    return _write(request, runtime, user, now, encounter_id, form=f"barrier-{barrier_id}",
+    return write(request, runtime, user, now, encounter_id, form=f"barrier-{barrier_id}",
                   typed=typed, permission=Permission.BARRIER_WRITE, operation="update",
                   resource="Barrier", record_id=barrier_id, act=act, done="barrier-resolved",
                   anchor=f"barrier-{barrier_id}")
@@ -217,7 +217,7 @@ def record_avoidable_days(request: Request, encounter_id: int, user: Viewer,
         avoidable_days.record(session, encounter, parse.avoidable_days(typed), user, now,
                               runtime.site, reference_of(runtime))
 
-    return _write(request, runtime, user, now, encounter_id, form="avoidable-days",
+    return write(request, runtime, user, now, encounter_id, form="avoidable-days",
                   typed=typed, permission=Permission.UR_WRITE, operation="create",
                   resource="AvoidableDay", record_id=None, act=act, done="days-recorded",
                   anchor="ur-avoidable-days")
@@ -237,7 +237,7 @@ def decide_avoidable_days(request: Request, encounter_id: int, day_id: int, user
                               responsible_party=typed.get("responsible_party") or None,
                               expected_version=parse.version(typed))
 
-    return _write(request, runtime, user, now, encounter_id, form=f"avoidable-day-{day_id}",
+    return write(request, runtime, user, now, encounter_id, form=f"avoidable-day-{day_id}",
                   typed=typed, permission=Permission.UR_WRITE, operation="update",
                   resource="AvoidableDay", record_id=day_id, act=act,
                   done="days-confirmed" if confirm else "days-rejected",
