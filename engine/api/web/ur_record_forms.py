@@ -45,16 +45,17 @@ async def _typed(request: Request) -> dict[str, str]:
 Typed = Annotated[dict[str, str], Depends(_typed)]  # the corrections' module shares it
 
 
-def display(runtime: Runtime, name: str) -> str | None:
+def _display(runtime: Runtime, name: str) -> str | None:
     person = runtime.staffing.person(name)
     return person.display if person is not None and person.display else None
 
 
 def write(request: Request, runtime: Runtime, user: Principal, now: Any, encounter_id: int,
-           *, form: str, typed: dict[str, str], permission: Permission, operation: str,
-           resource: str, record_id: int | None, act: Act, done: str, anchor: str
-           ) -> Response:
-    """The one path of every UR record form: permission, lock, service, rules, commit."""
+          *, form: str, typed: dict[str, str], permission: Permission, operation: str,
+          resource: str, record_id: int | None, act: Act, done: str, anchor: str
+          ) -> Response:
+    """The one path of every UR record form (ur_record_corrections too): permission, lock,
+    service, rules, commit."""
     try:
         with runtime.sessions() as session, session.begin():
             found = session.get(Encounter, encounter_id)
@@ -65,7 +66,7 @@ def write(request: Request, runtime: Runtime, user: Principal, now: Any, encount
                  found.patient_id)
             if not user.can(permission):
                 return refusal(request, f"your role ({user.role}) may not "
-                                        f"{permission.value}: {WHO[permission]}")
+                                        f"{permission.value}: {_WHO[permission]}")
             encounter = stay.locked(session, encounter_id)
             act(session, encounter)
             rulebook = runtime.rules.current
@@ -85,7 +86,7 @@ def write(request: Request, runtime: Runtime, user: Principal, now: Any, encount
                             status_code=303)
 
 
-WHO = {Permission.UR_WRITE: "UR nurses record reviews, authorizations and avoidable days",
+_WHO = {Permission.UR_WRITE: "UR nurses record reviews, authorizations and avoidable days",
         Permission.BARRIER_WRITE: "case managers record discharge barriers"}
 
 
@@ -105,12 +106,12 @@ def record_review(request: Request, encounter_id: int, user: Viewer, runtime: Ru
         data = parse.review(typed)
         _review_task(session, encounter, data.task_id)
         reviews.record(session, encounter, data, user, now, runtime.site,
-                       by_display=display(runtime, user.name))
+                       by_display=_display(runtime, user.name))
 
     return write(request, runtime, user, now, encounter_id, form="review", typed=typed,
-                  permission=Permission.UR_WRITE, operation="create",
-                  resource="UtilizationReview", record_id=None, act=act,
-                  done="review-recorded", anchor="ur-reviews")
+                 permission=Permission.UR_WRITE, operation="create",
+                 resource="UtilizationReview", record_id=None, act=act,
+                 done="review-recorded", anchor="ur-reviews")
 
 
 @router.post("/encounters/{encounter_id}/reviews/{review_id}", response_class=HTMLResponse)
@@ -126,9 +127,9 @@ def correct_review(request: Request, encounter_id: int, review_id: int, user: Vi
             raise RecordInvalid("record", "nothing changed: the review is as recorded")
 
     return write(request, runtime, user, now, encounter_id, form=f"review-{review_id}",
-                  typed=typed, permission=Permission.UR_WRITE, operation="update",
-                  resource="UtilizationReview", record_id=review_id, act=act,
-                  done="review-corrected", anchor=f"review-{review_id}")
+                 typed=typed, permission=Permission.UR_WRITE, operation="update",
+                 resource="UtilizationReview", record_id=review_id, act=act,
+                 done="review-corrected", anchor=f"review-{review_id}")
 
 
 @router.post("/encounters/{encounter_id}/authorizations", response_class=HTMLResponse)
@@ -139,9 +140,9 @@ def record_authorization(request: Request, encounter_id: int, user: Viewer,
                               user, now, runtime.site)
 
     return write(request, runtime, user, now, encounter_id, form="authorization",
-                  typed=typed, permission=Permission.UR_WRITE, operation="create",
-                  resource="PayerAuthorization", record_id=None, act=act,
-                  done="authorization-recorded", anchor="ur-authorizations")
+                 typed=typed, permission=Permission.UR_WRITE, operation="create",
+                 resource="PayerAuthorization", record_id=None, act=act,
+                 done="authorization-recorded", anchor="ur-authorizations")
 
 
 @router.post("/encounters/{encounter_id}/authorizations/{auth_id}",
@@ -157,9 +158,9 @@ def update_authorization(request: Request, encounter_id: int, auth_id: int, user
             raise RecordInvalid("record", "nothing changed: the authorization is as recorded")
 
     return write(request, runtime, user, now, encounter_id, form=f"authorization-{auth_id}",
-                  typed=typed, permission=Permission.UR_WRITE, operation="update",
-                  resource="PayerAuthorization", record_id=auth_id, act=act,
-                  done="authorization-updated", anchor=f"authorization-{auth_id}")
+                 typed=typed, permission=Permission.UR_WRITE, operation="update",
+                 resource="PayerAuthorization", record_id=auth_id, act=act,
+                 done="authorization-updated", anchor=f"authorization-{auth_id}")
 
 
 @router.post("/encounters/{encounter_id}/communications", response_class=HTMLResponse)
@@ -178,9 +179,9 @@ def log_communication(request: Request, encounter_id: int, user: Viewer, runtime
                                    parse.communication(typed, runtime.site.zone), user, now)
 
     return write(request, runtime, user, now, encounter_id, form="communication",
-                  typed=typed, permission=Permission.UR_WRITE, operation="create",
-                  resource="PayerCommunication", record_id=None, act=act,
-                  done="communication-logged", anchor="ur-authorizations")
+                 typed=typed, permission=Permission.UR_WRITE, operation="create",
+                 resource="PayerCommunication", record_id=None, act=act,
+                 done="communication-logged", anchor="ur-authorizations")
 
 
 @router.post("/encounters/{encounter_id}/barriers", response_class=HTMLResponse)
@@ -191,8 +192,8 @@ def open_barrier(request: Request, encounter_id: int, user: Viewer, runtime: Run
                               runtime.site, reference_of(runtime))
 
     return write(request, runtime, user, now, encounter_id, form="barrier", typed=typed,
-                  permission=Permission.BARRIER_WRITE, operation="create", resource="Barrier",
-                  record_id=None, act=act, done="barrier-opened", anchor="ur-barriers")
+                 permission=Permission.BARRIER_WRITE, operation="create", resource="Barrier",
+                 record_id=None, act=act, done="barrier-opened", anchor="ur-barriers")
 
 
 @router.post("/encounters/{encounter_id}/barriers/{barrier_id}/resolve",
@@ -205,9 +206,9 @@ def resolve_barrier(request: Request, encounter_id: int, barrier_id: int, user: 
                          expected_version=parse.version(typed))
 
     return write(request, runtime, user, now, encounter_id, form=f"barrier-{barrier_id}",
-                  typed=typed, permission=Permission.BARRIER_WRITE, operation="update",
-                  resource="Barrier", record_id=barrier_id, act=act, done="barrier-resolved",
-                  anchor=f"barrier-{barrier_id}")
+                 typed=typed, permission=Permission.BARRIER_WRITE, operation="update",
+                 resource="Barrier", record_id=barrier_id, act=act, done="barrier-resolved",
+                 anchor=f"barrier-{barrier_id}")
 
 
 @router.post("/encounters/{encounter_id}/avoidable-days", response_class=HTMLResponse)
@@ -218,9 +219,9 @@ def record_avoidable_days(request: Request, encounter_id: int, user: Viewer,
                               runtime.site, reference_of(runtime))
 
     return write(request, runtime, user, now, encounter_id, form="avoidable-days",
-                  typed=typed, permission=Permission.UR_WRITE, operation="create",
-                  resource="AvoidableDay", record_id=None, act=act, done="days-recorded",
-                  anchor="ur-avoidable-days")
+                 typed=typed, permission=Permission.UR_WRITE, operation="create",
+                 resource="AvoidableDay", record_id=None, act=act, done="days-recorded",
+                 anchor="ur-avoidable-days")
 
 
 @router.post("/encounters/{encounter_id}/avoidable-days/{day_id}/decide",
@@ -238,7 +239,7 @@ def decide_avoidable_days(request: Request, encounter_id: int, day_id: int, user
                               expected_version=parse.version(typed))
 
     return write(request, runtime, user, now, encounter_id, form=f"avoidable-day-{day_id}",
-                  typed=typed, permission=Permission.UR_WRITE, operation="update",
-                  resource="AvoidableDay", record_id=day_id, act=act,
-                  done="days-confirmed" if confirm else "days-rejected",
-                  anchor=f"avoidable-day-{day_id}")
+                 typed=typed, permission=Permission.UR_WRITE, operation="update",
+                 resource="AvoidableDay", record_id=day_id, act=act,
+                 done="days-confirmed" if confirm else "days-rejected",
+                 anchor=f"avoidable-day-{day_id}")
