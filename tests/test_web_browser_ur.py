@@ -142,7 +142,11 @@ def test_a_ur_nurses_day_and_the_case_managers_barrier(browser, stay, tmp_path):
     tomorrow = today + timedelta(days=1)
     _set(driver, f"{form} [name=peer_to_peer_at]", f"{tomorrow.isoformat()}T14:00")
     by_css(driver, f"{form} [name=change_reason]").send_keys("payer's call, 10:40")
-    # the approved days go with the approval (its history keeps them)
+    # the form keeps the approved period whatever the status; this payer retracts the
+    # approval, so the nurse clears it herself (its history keeps it)
+    assert by_css(driver, f"{form} [name=approved_days]").get_attribute("value") == "3"
+    by_css(driver, f"{form} [name=approved_days]").clear()
+    by_css(driver, f"{form} [name=approved_through]").clear()
     navigating(driver, by_css(driver, f"{form} button[type=submit]").click)
     assert by_css(driver, ".flash").text.startswith("Authorization updated")
     card = by_css(driver, f"#{auth}")
@@ -174,6 +178,27 @@ def test_a_ur_nurses_day_and_the_case_managers_barrier(browser, stay, tmp_path):
     assert "Maria Alvarez, RN" in row  # the owner, by name
     assert fits(driver)
     driver.save_screenshot(str(tmp_path / "barrier.png"))
+
+    # 6. she corrects its reason, then finds it was the wrong patient's: entered in error
+    barrier = by_css(driver, "#ur-barriers tbody tr").get_attribute("id")
+    _open(driver, f"#{barrier} details.ur-form-box:nth-of-type(2)")
+    Select(by_css(driver, f"#{barrier}-correct-reason_code")).select_by_value("PF01")
+    by_css(driver, f"#{barrier}-correct-correction_reason").send_keys("the family holds it")
+    navigating(driver, by_css(driver, f"#{barrier} form[action$='/{barrier[8:]}'] "
+                                      "button[type=submit]").click)
+    assert by_css(driver, ".flash").text.startswith("Barrier corrected")
+    _open(driver, f"#{barrier} details.ur-form-box:nth-of-type(3)")
+    by_css(driver, f"#{barrier}-void-void_reason").send_keys("opened on the wrong patient")
+    navigating(driver, by_css(driver, f"#{barrier} form[action$='/void'] "
+                                      "button[type=submit]").click)
+    assert by_css(driver, ".flash").text.startswith("Barrier marked entered in error")
+    assert "(0 open, 0 resolved)" in by_css(driver, "#ur-barriers-heading").text
+    row = by_css(driver, f"#{barrier}")
+    assert "Entered in error" in row.text and "opened on the wrong patient" in row.text
+    reason_cell = by_css(driver, f"#{barrier} td:nth-child(3)")
+    assert "line-through" in driver.execute_script(
+        "return getComputedStyle(arguments[0]).textDecorationLine", reason_cell)  # struck
+    assert fits(driver)
 
 
 SUPERVISOR = "sup.garcia"  # the case-management supervisor (fixtures/staffing.yaml)

@@ -12,12 +12,14 @@ import html
 import re
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from sqlalchemy import select
 
 from engine.api.runtime import Runtime
+from engine.api.web import ur_record_input
 from engine.hl7.build import adt
 from engine.security.users import add_user
 from engine.storage.models import (
@@ -26,6 +28,7 @@ from engine.storage.models import (
     Barrier,
     Encounter,
     PayerAuthorization,
+    PayerCommunication,
     RecordRevision,
     RuleOutput,
     UtilizationReview,
@@ -68,13 +71,14 @@ def case_manager(api: ServerProcess, people: None) -> Iterator[httpx.Client]:
 _visits = iter(range(7100, 7200))
 
 
-def admitted(store: Runtime, *, days_ago: int = 2, discharged_ago: int | None = None) -> int:
+def admitted(store: Runtime, *, days_ago: int = 2, discharged_ago: int | None = None,
+             extra: list[str] | None = None) -> int:
     """A Medicare inpatient admitted `days_ago` days ago at 09:15 (hospital time)."""
     n = next(_visits)
     today = datetime.now(store.site.zone).date()
     admit = (today - timedelta(days=days_ago)).strftime("%Y%m%d") + "0915"
     store.intake.hl7(adt("A01", admit, admit_time=admit, plan="MCR001", visit=f"V{n}",
-                         mrn=f"{n}", name=f"PATIENT{n}^UR^Q"))
+                         mrn=f"{n}", name=f"PATIENT{n}^UR^Q", extra=extra))
     if discharged_ago is not None:
         out = (today - timedelta(days=discharged_ago)).strftime("%Y%m%d") + "1100"
         store.intake.hl7(adt("A03", out, admit_time=admit, discharge_time=out, plan="MCR001",
@@ -477,3 +481,322 @@ def test_a_next_review_before_the_review_keeps_the_whole_review_form(store, nurs
             assert box and "checked" in box[1], name
         else:
             assert field_value(answer.text, "review", name) == value, name
+
+
+def _form(markup: str, form: str, names: tuple[str, ...]) -> dict[str, str]:
+    """A form's fields as the page shows them, as a person sends it without changing them."""
+    return {name: field_value(markup, form, name) for name in names}
+
+
+def _hidden(markup: str, form_action: str, name: str) -> str:
+    chunk = part(markup, f'action="{form_action}"', "</form>")
+    found = re.search(rf'<input type="hidden" name="{name}" value="([^"]*)"', chunk)
+    assert found, f"no hidden {name} in {form_action}"
+    return html.unescape(found[1])
+
+
+BARRIER_FIELDS = ("reason_code", "text", "owner", "opened_at")
+
+
+def test_the_case_manager_corrects_a_barrier_then_marks_it_entered_in_error(
+        store, case_manager, nurse):
+    stay = admitted(store)
+    assert post(case_manager, f"/encounters/{stay}/barriers", {
+        "reason_code": "PA01", "text": "Awaiting SNF bed", "owner": CASE_MANAGER}
+    ).status_code == 303
+    with store.sessions() as s:
+        barrier = s.scalars(select(Barrier).where(Barrier.encounter_id == stay)).one()
+    page = case_manager.get(f"/encounters/{stay}").text
+    form = f"barrier-{barrier.id}-correct"
+    typed = {**_form(page, form, BARRIER_FIELDS), "version": "1", "reason_code": "PF01",
+             "text": "Family choosing between two SNFs", "correction_reason": ""}
+    assert typed["opened_at"]  # shown to the minute, as the page read it
+    refused = post(case_manager, f"/encounters/{stay}/barriers/{barrier.id}", typed)
+    assert refused.status_code == 422  # a correction says why
+    assert message_beside(refused.text, form, "correction_reason").startswith(
+        "say why the barrier is corrected")
+    assert field_value(refused.text, form, "reason_code") == "PF01"
+    assert field_value(refused.text, form, "text") == typed["text"]
+    typed["correction_reason"] = "the family's choice, not the placement, holds it"
+    text = followed(case_manager,
+                    post(case_manager, f"/encounters/{stay}/barriers/{barrier.id}", typed))
+    assert "Barrier corrected" in text
+    with store.sessions() as s:
+        fixed = s.get(Barrier, barrier.id)
+        (kept,) = s.scalars(select(RecordRevision).where(
+            RecordRevision.kind == "barrier", RecordRevision.record_id == barrier.id)).all()
+    assert (fixed.reason_code, fixed.version) == ("PF01", 2)
+    assert fixed.opened_at == barrier.opened_at  # left as shown: its seconds kept
+    assert kept.body["reason_code"] == "PA01"
+    # the same correction from the page as it was: refused, as typed
+    stale = post(case_manager, f"/encounters/{stay}/barriers/{barrier.id}",
+                 {**typed, "text": "another tab"})
+    assert stale.status_code == 409
+    assert field_value(stale.text, form, "text") == "another tab"
+    # voiding is the case manager's, with a reason
+    void = f"/encounters/{stay}/barriers/{barrier.id}/void"
+    assert post(nurse, void, {"version": "2", "void_reason": "wrong patient"}
+                ).status_code == 403
+    refused = post(case_manager, void, {"version": "2", "void_reason": " "})
+    assert refused.status_code == 422
+    assert message_beside(refused.text, f"barrier-{barrier.id}-void", "void_reason"
+                          ).startswith("say why the record is void")
+    text = followed(case_manager, post(case_manager, void, {
+        "version": "2", "void_reason": "opened on the wrong patient"}))
+    assert "Barrier marked entered in error" in text
+    assert "Discharge barriers (0 open, 0 resolved)" in text  # not counted
+    page = case_manager.get(f"/encounters/{stay}").text
+    row = part(page, f'id="barrier-{barrier.id}"', "</tr>")
+    assert 'class="voided"' in row  # struck through
+    assert "Entered in error" in text_of(row) and "opened on the wrong patient" in text_of(row)
+    assert f'action="{void}"' not in row and "/resolve" not in row  # nothing more to do
+    with store.sessions() as s:
+        gone = s.get(Barrier, barrier.id)
+        assert gone.voided_at is not None and gone.void_reason == "opened on the wrong patient"
+        assert len(s.scalars(select(RecordRevision).where(
+            RecordRevision.kind == "barrier", RecordRevision.record_id == barrier.id)).all()) == 2
+        audited = {(a.operation, a.status_code) for a in s.scalars(select(AuditRecord).where(
+            AuditRecord.resource_type == "Barrier", AuditRecord.resource_id == str(barrier.id),
+            AuditRecord.actor == CASE_MANAGER))}
+    assert ("update", 303) in audited and ("update", 409) in audited
+
+
+def test_the_nurse_corrects_avoidable_days_then_voids_them(store, nurse):
+    stay = admitted(store, days_ago=4)
+    first, last = today(store) - timedelta(days=3), today(store) - timedelta(days=2)
+    assert post(nurse, f"/encounters/{stay}/avoidable-days", {
+        "first_day": first.isoformat(), "last_day": last.isoformat(),
+        "reason_code": "PA01"}).status_code == 303
+    with store.sessions() as s:
+        day = s.scalars(select(AvoidableDay).where(AvoidableDay.encounter_id == stay)).one()
+    page = nurse.get(f"/encounters/{stay}").text
+    form = f"avoidable-day-{day.id}-correct"
+    typed = {**_form(page, form, ("first_day", "last_day", "responsible_party",
+                                  "reason_code", "note")),
+             "version": "1", "last_day": first.isoformat(), "note": "bed offered on day 2",
+             "correction_reason": "the SNF offered a bed on the second day"}
+    assert typed["responsible_party"] == "post_acute_provider"
+    text = followed(nurse, post(nurse, f"/encounters/{stay}/avoidable-days/{day.id}", typed))
+    assert "Avoidable days corrected" in text
+    assert "Avoidable days (1 confirmed)" in text
+    assert "last day was" in text  # the history
+    void = f"/encounters/{stay}/avoidable-days/{day.id}/void"
+    stale = post(nurse, void, {"version": "1", "void_reason": "entered on the wrong stay"})
+    assert stale.status_code == 409
+    assert field_value(stale.text, f"avoidable-day-{day.id}-void", "void_reason") == (
+        "entered on the wrong stay")
+    text = followed(nurse, post(nurse, void, {"version": "2",
+                                              "void_reason": "entered on the wrong stay"}))
+    assert "Avoidable days (0 confirmed)" in text
+    row = text_of(part(nurse.get(f"/encounters/{stay}").text, f'id="avoidable-day-{day.id}"',
+                       "</tr>"))
+    assert "Entered in error" in row and "entered on the wrong stay" in row
+    with store.sessions() as s:
+        assert s.get(AvoidableDay, day.id).voided_at is not None
+
+
+def test_a_review_an_authorization_and_a_payer_call_entered_in_error(store, nurse):
+    stay = admitted(store)
+    day = today(store).isoformat()
+    assert post(nurse, f"/encounters/{stay}/reviews", {
+        "review_type": "initial", "reviewed_on": day, "level_of_care": "inpatient",
+        "criteria_result": "met"}).status_code == 303
+    assert post(nurse, f"/encounters/{stay}/authorizations", {
+        "reference_number": "AUTH-404", "status": "pending"}).status_code == 303
+    with store.sessions() as s:
+        review = s.scalars(select(UtilizationReview).where(
+            UtilizationReview.encounter_id == stay)).one()
+        auth = s.scalars(select(PayerAuthorization).where(
+            PayerAuthorization.encounter_id == stay)).one()
+    assert post(nurse, f"/encounters/{stay}/communications", {
+        "authorization_id": str(auth.id),
+        "at": datetime.now(store.site.zone).strftime("%Y-%m-%dT%H:%M"),
+        "direction": "outbound", "channel": "fax",
+        "summary": "Clinicals faxed to the wrong payer"}).status_code == 303
+    text = followed(nurse, post(nurse, f"/encounters/{stay}/reviews/{review.id}/void", {
+        "version": "1", "void_reason": "reviewed the wrong chart"}))
+    assert "Review marked entered in error" in text
+    assert "Reviews (0)" in text  # not counted, no next review
+    page = nurse.get(f"/encounters/{stay}").text
+    entry = part(page, f'id="review-{review.id}"', "</article>")
+    assert 'class="ur-entry voided"' in page
+    assert "Entered in error" in text_of(entry) and "reviewed the wrong chart" in text_of(entry)
+    assert "Correct this review" not in entry
+    assert field_value(page, "review", "review_type") == "initial"  # none left: initial again
+    with store.sessions() as s:
+        comm = s.scalars(select(PayerCommunication).where(
+            PayerCommunication.encounter_id == stay)).one()
+    text = followed(nurse, post(nurse, f"/encounters/{stay}/communications/{comm.id}/void", {
+        "version": "1", "void_reason": "sent to the wrong payer"}))
+    assert "Payer communication marked entered in error" in text
+    item = text_of(part(nurse.get(f"/encounters/{stay}").text,
+                        f'id="communication-{comm.id}"', "</li>"))
+    assert "Clinicals faxed to the wrong payer" in item and "sent to the wrong payer" in item
+    text = followed(nurse, post(nurse, f"/encounters/{stay}/authorizations/{auth.id}/void", {
+        "version": "1", "void_reason": "a duplicate of the feed's number"}))
+    assert "Payer authorizations (0)" in text
+    assert "a duplicate of the feed's number" in text
+    assert post(nurse, f"/encounters/{stay}/authorizations/{auth.id}/void", {
+        "version": "2", "void_reason": "again"}).status_code == 422  # already void
+    with store.sessions() as s:
+        for row in (s.get(UtilizationReview, review.id), s.get(PayerAuthorization, auth.id),
+                    s.get(PayerCommunication, comm.id)):
+            assert row.voided_at is not None and row.version == 2
+        kept = s.scalars(select(RecordRevision.kind).where(
+            RecordRevision.encounter_id == stay)).all()
+    assert sorted(kept) == ["payer_authorization", "payer_communication",
+                            "utilization_review"]
+
+
+def test_correcting_the_review_date_moves_the_next_review_on_the_cadence(store, nurse):
+    stay = admitted(store)
+    yesterday, day = today(store) - timedelta(days=1), today(store)
+    assert post(nurse, f"/encounters/{stay}/reviews", {
+        "review_type": "initial", "reviewed_on": yesterday.isoformat(),
+        "level_of_care": "inpatient", "criteria_result": "met"}).status_code == 303
+    with store.sessions() as s:
+        review = s.scalars(select(UtilizationReview).where(
+            UtilizationReview.encounter_id == stay)).one()
+    assert review.next_review_on == yesterday + timedelta(days=3)
+    action = f"/encounters/{stay}/reviews/{review.id}"
+    page = nurse.get(f"/encounters/{stay}").text
+    form = f"review-{review.id}"
+    shown_form = {**_form(page, form, ("review_type", "reviewed_on", "level_of_care",
+                                       "criteria_set", "criteria_result", "next_review_on",
+                                       "clinical_summary", "advisor_name", "advisor_outcome")),
+                  "version": "1",
+                  "next_review_on_was": _hidden(page, action, "next_review_on_was")}
+    assert shown_form["next_review_on"] == shown_form["next_review_on_was"] == (
+        yesterday + timedelta(days=3)).isoformat()
+    assert post(nurse, action, {**shown_form, "reviewed_on": day.isoformat(),
+                                "correction_reason": "done today, not yesterday"}
+                ).status_code == 303
+    with store.sessions() as s:
+        fixed = s.get(UtilizationReview, review.id)
+    assert fixed.next_review_on == day + timedelta(days=3)  # the cadence, from the new date
+    assert not fixed.next_review_overridden
+    # a next review date the nurse changes herself is hers
+    mine = (day + timedelta(days=1)).isoformat()
+    assert post(nurse, action, {**shown_form, "version": "2", "reviewed_on": day.isoformat(),
+                                "next_review_on": mine, "next_review_on_was":
+                                    (day + timedelta(days=3)).isoformat(),
+                                "correction_reason": "the attending expects discharge"}
+                ).status_code == 303
+    with store.sessions() as s:
+        fixed = s.get(UtilizationReview, review.id)
+    assert (fixed.next_review_on.isoformat(), fixed.next_review_overridden) == (mine, True)
+
+
+def test_every_task_that_requires_a_review_offers_to_record_it(store, nurse):
+    # MS-DRG 065 (GMLOS 2.8 days), in since four days ago: the excess-days review
+    stay = admitted(store, days_ago=4, extra=["DRG|065^INTRACRANIAL HEMORRHAGE^MS-DRG"])
+    with store.sessions() as s:
+        task = s.scalars(select(RuleOutput).where(RuleOutput.encounter_id == stay,
+                                                  RuleOutput.code == "excess-days-review",
+                                                  RuleOutput.status == "active")).one()
+    assert task.detail["requires_record"] == "utilization_review"
+    card = part(nurse.get(f"/encounters/{stay}").text, f'id="output-{task.id}"', "</article>")
+    assert f'href="/encounters/{stay}?review_task={task.id}#review-new">Record the review' in card
+    assert "Enter avoidable days</a>" in card  # still offered beside it
+    opened = nurse.get(f"/encounters/{stay}?review_task={task.id}").text
+    assert 'id="review-new" open' in opened
+    assert field_value(opened, "review", "review_type") == "continued_stay"
+    assert post(nurse, f"/encounters/{stay}/reviews", {
+        "task_id": str(task.id), "review_type": "continued_stay",
+        "reviewed_on": today(store).isoformat(), "level_of_care": "inpatient",
+        "criteria_result": "not_met"}).status_code == 303
+    with store.sessions() as s:
+        assert s.scalars(select(UtilizationReview.task_id).where(
+            UtilizationReview.encounter_id == stay)).one() == task.id
+
+
+AUTH_FIELDS = ("reference_number", "status", "level_of_care", "approved_days", "approved_from",
+               "approved_through", "payer_reviewer", "payer_contact", "requested_at",
+               "decided_at", "denial_reason", "peer_to_peer", "peer_to_peer_at",
+               "peer_to_peer_outcome", "appeal_level", "appeal_deadline", "appeal_outcome")
+
+
+def _auth_form(page: str, stay: int, auth: PayerAuthorization) -> dict[str, str]:
+    action = f"/encounters/{stay}/authorizations/{auth.id}"
+    return {**_form(page, f"authorization-{auth.id}", AUTH_FIELDS),
+            "version": str(auth.version),
+            "approved_days_was": _hidden(page, action, "approved_days_was"),
+            "approved_through_was": _hidden(page, action, "approved_through_was")}
+
+
+def test_an_extension_pended_never_takes_the_approved_days_away(store, nurse):
+    stay = admitted(store)
+    assert post(nurse, f"/encounters/{stay}/authorizations", {
+        "reference_number": "AUTH-3030", "status": "approved",
+        "approved_days": "3"}).status_code == 303
+    with store.sessions() as s:
+        auth = s.scalars(select(PayerAuthorization).where(
+            PayerAuthorization.encounter_id == stay)).one()
+    through = auth.approved_through
+    form = _auth_form(nurse.get(f"/encounters/{stay}").text, stay, auth)
+    answer = post(nurse, f"/encounters/{stay}/authorizations/{auth.id}",
+                  {**form, "status": "pended", "change_reason": "extension asked, pended"})
+    # the form never drops the days itself: they stay approved (or, while the service
+    # refuses approved days on a pended authorization, the nurse is told and nothing is lost)
+    assert answer.status_code in (303, 422)
+    if answer.status_code == 422:
+        assert field_value(answer.text, f"authorization-{auth.id}", "approved_days") == "3"
+    with store.sessions() as s:
+        kept = s.get(PayerAuthorization, auth.id)
+    assert (kept.approved_days, kept.approved_through) == (3, through)
+
+
+def test_the_form_sends_the_approved_period_whatever_the_status():
+    zone = ZoneInfo("America/Chicago")
+    for status in ("pended", "pending", "denied"):
+        data = ur_record_input.authorization({
+            "status": status, "approved_days": "3", "approved_days_was": "3",
+            "approved_from": "2026-03-02", "approved_through": "2026-03-04",
+            "approved_through_was": "2026-03-04", "denial_reason": "continued stay"}, zone)
+        assert (data.approved_days, data.approved_through) == (3, date(2026, 3, 4)), status
+        assert data.approved_from == date(2026, 3, 2)
+
+
+def test_saving_an_authorization_unchanged_keeps_the_seconds_a_fhir_client_sent(store, nurse):
+    stay = admitted(store)
+    assert post(nurse, f"/encounters/{stay}/authorizations", {
+        "reference_number": "AUTH-6060", "status": "pending"}).status_code == 303
+    asked = datetime.now(store.site.zone).replace(microsecond=0) - timedelta(hours=2)
+    asked = asked.replace(second=41)
+    with store.sessions() as s, s.begin():  # as the FHIR edge stores it, to the second
+        auth = s.scalars(select(PayerAuthorization).where(
+            PayerAuthorization.encounter_id == stay)).one()
+        auth.requested_at = auth.decided_at = asked
+    with store.sessions() as s:
+        auth = s.get(PayerAuthorization, auth.id)
+    page = nurse.get(f"/encounters/{stay}").text
+    form = _auth_form(page, stay, auth)
+    assert form["requested_at"] == asked.strftime("%Y-%m-%dT%H:%M")  # shown to the minute
+    same = post(nurse, f"/encounters/{stay}/authorizations/{auth.id}", form)
+    assert same.status_code == 422
+    assert "nothing changed: the authorization is as recorded" in text_of(same.text)
+    with store.sessions() as s:
+        assert s.get(PayerAuthorization, auth.id).requested_at == asked
+        assert not s.scalars(select(RecordRevision).where(
+            RecordRevision.kind == "payer_authorization",
+            RecordRevision.record_id == auth.id)).all()
+    # a time the nurse does change is taken to the minute she typed
+    later = asked.replace(second=0) + timedelta(minutes=5)
+    assert post(nurse, f"/encounters/{stay}/authorizations/{auth.id}", {
+        **form, "decided_at": later.strftime("%Y-%m-%dT%H:%M"),
+        "change_reason": "the payer's decision time"}).status_code == 303
+    with store.sessions() as s:
+        changed = s.get(PayerAuthorization, auth.id)
+    assert (changed.requested_at, changed.decided_at) == (asked, later)
+
+
+def test_a_time_in_the_repeated_autumn_hour_is_the_first_one(store, nurse):
+    chicago = ZoneInfo("America/Chicago")  # clocks go back at 02:00 CDT on 1 Nov 2026
+    moment = ur_record_input.parse_local("at", "2026-11-01T01:30", chicago)
+    assert moment is not None and moment.fold == 0
+    assert moment.utcoffset() == timedelta(hours=-5)  # 01:30 CDT, the first 01:30
+    stay = admitted(store)
+    form = text_of(part(nurse.get(f"/encounters/{stay}").text, 'id="communication-new"',
+                        "</details>"))
+    assert ("hospital time; in the hour repeated when the clocks go back, the first one "
+            "(daylight time)") in form

@@ -27,6 +27,13 @@ MESSAGES = {
     "days-recorded": "Avoidable days recorded.",
     "days-confirmed": "Proposed avoidable days confirmed.",
     "days-rejected": "Proposed avoidable days rejected: they will not be proposed again.",
+    "barrier-corrected": "Barrier corrected: the barrier as it was is kept in its history.",
+    "days-corrected": "Avoidable days corrected: the record as it was is kept in its history.",
+    **{f"{kind}-voided": f"{what} marked entered in error: kept, struck through, no longer "
+                         "counted." for kind, what in (
+                             ("review", "Review"), ("authorization", "Authorization"),
+                             ("communication", "Payer communication"),
+                             ("barrier", "Barrier"), ("avoidable-day", "Avoidable days"))},
 }
 
 

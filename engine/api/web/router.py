@@ -13,6 +13,7 @@ from engine.api.web import (
     metrics_page,
     supervisor_page,
     task_forms,
+    ur_record_corrections,
     ur_record_forms,
     worklist_page,
 )
@@ -25,6 +26,7 @@ def install(app: FastAPI) -> None:
     app.include_router(encounter_page.router, include_in_schema=False)
     app.include_router(task_forms.router, include_in_schema=False)
     app.include_router(ur_record_forms.router, include_in_schema=False)
+    app.include_router(ur_record_corrections.router, include_in_schema=False)
     app.include_router(worklist_page.router, include_in_schema=False)
     app.include_router(supervisor_page.router, include_in_schema=False)
     app.include_router(metrics_page.router, include_in_schema=False)

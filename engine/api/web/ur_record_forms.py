@@ -25,7 +25,7 @@ from engine.api.web.access import Viewer
 from engine.api.web.encounter_page import reference_of, render_encounter
 from engine.api.web.error_page import refusal
 from engine.api.web.render import page
-from engine.api.web.ur_record_view import REVIEW_TASKS, FormError
+from engine.api.web.ur_record_view import FormError, requires_review
 from engine.core.roles import Permission, Principal
 from engine.planning import evaluation
 from engine.storage.models import Encounter, RuleOutput
@@ -42,7 +42,7 @@ async def _typed(request: Request) -> dict[str, str]:
         return {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
 
 
-Typed = Annotated[dict[str, str], Depends(_typed)]
+Typed = Annotated[dict[str, str], Depends(_typed)]  # the corrections' module shares it
 
 
 def _display(runtime: Runtime, name: str) -> str | None:
@@ -50,11 +50,12 @@ def _display(runtime: Runtime, name: str) -> str | None:
     return person.display if person is not None and person.display else None
 
 
-def _write(request: Request, runtime: Runtime, user: Principal, now: Any, encounter_id: int,
-           *, form: str, typed: dict[str, str], permission: Permission, operation: str,
-           resource: str, record_id: int | None, act: Act, done: str, anchor: str
-           ) -> Response:
-    """The one path of every UR record form: permission, lock, service, rules, commit."""
+def write(request: Request, runtime: Runtime, user: Principal, now: Any, encounter_id: int,
+          *, form: str, typed: dict[str, str], permission: Permission, operation: str,
+          resource: str, record_id: int | None, act: Act, done: str, anchor: str
+          ) -> Response:
+    """The one path of every UR record form (ur_record_corrections too): permission, lock,
+    service, rules, commit."""
     try:
         with runtime.sessions() as session, session.begin():
             found = session.get(Encounter, encounter_id)
@@ -94,7 +95,7 @@ def _review_task(session: Session, encounter: Encounter, task_id: int | None) ->
     if task_id is None:
         return
     task = session.get(RuleOutput, task_id)
-    if task is None or task.encounter_id != encounter.id or task.code not in REVIEW_TASKS:
+    if task is None or task.encounter_id != encounter.id or not requires_review(task):
         raise RecordInvalid("task_id", f"task {task_id} is not a review task of this stay")
 
 
@@ -107,10 +108,10 @@ def record_review(request: Request, encounter_id: int, user: Viewer, runtime: Ru
         reviews.record(session, encounter, data, user, now, runtime.site,
                        by_display=_display(runtime, user.name))
 
-    return _write(request, runtime, user, now, encounter_id, form="review", typed=typed,
-                  permission=Permission.UR_WRITE, operation="create",
-                  resource="UtilizationReview", record_id=None, act=act,
-                  done="review-recorded", anchor="ur-reviews")
+    return write(request, runtime, user, now, encounter_id, form="review", typed=typed,
+                 permission=Permission.UR_WRITE, operation="create",
+                 resource="UtilizationReview", record_id=None, act=act,
+                 done="review-recorded", anchor="ur-reviews")
 
 
 @router.post("/encounters/{encounter_id}/reviews/{review_id}", response_class=HTMLResponse)
@@ -118,17 +119,17 @@ def correct_review(request: Request, encounter_id: int, review_id: int, user: Vi
                    runtime: RuntimeDep, now: Now, typed: Typed) -> Response:
     def act(session: Session, encounter: Encounter) -> None:
         review = reviews.get(session, encounter_id, review_id)
-        data = parse.review(typed)
+        data = parse.review_correction(typed, review)
         why = parse.required_text(typed, "correction_reason",
                                   "say why the review is corrected (it keeps the original)")
         if not reviews.correct(session, review, encounter, data, user, now, runtime.site,
                                reason=why, expected_version=parse.version(typed)):
             raise RecordInvalid("record", "nothing changed: the review is as recorded")
 
-    return _write(request, runtime, user, now, encounter_id, form=f"review-{review_id}",
-                  typed=typed, permission=Permission.UR_WRITE, operation="update",
-                  resource="UtilizationReview", record_id=review_id, act=act,
-                  done="review-corrected", anchor=f"review-{review_id}")
+    return write(request, runtime, user, now, encounter_id, form=f"review-{review_id}",
+                 typed=typed, permission=Permission.UR_WRITE, operation="update",
+                 resource="UtilizationReview", record_id=review_id, act=act,
+                 done="review-corrected", anchor=f"review-{review_id}")
 
 
 @router.post("/encounters/{encounter_id}/authorizations", response_class=HTMLResponse)
@@ -138,10 +139,10 @@ def record_authorization(request: Request, encounter_id: int, user: Viewer,
         authorizations.record(session, encounter, parse.authorization(typed, runtime.site.zone),
                               user, now, runtime.site)
 
-    return _write(request, runtime, user, now, encounter_id, form="authorization",
-                  typed=typed, permission=Permission.UR_WRITE, operation="create",
-                  resource="PayerAuthorization", record_id=None, act=act,
-                  done="authorization-recorded", anchor="ur-authorizations")
+    return write(request, runtime, user, now, encounter_id, form="authorization",
+                 typed=typed, permission=Permission.UR_WRITE, operation="create",
+                 resource="PayerAuthorization", record_id=None, act=act,
+                 done="authorization-recorded", anchor="ur-authorizations")
 
 
 @router.post("/encounters/{encounter_id}/authorizations/{auth_id}",
@@ -150,16 +151,16 @@ def update_authorization(request: Request, encounter_id: int, auth_id: int, user
                          runtime: RuntimeDep, now: Now, typed: Typed) -> Response:
     def act(session: Session, encounter: Encounter) -> None:
         auth = authorizations.get(session, encounter_id, auth_id)
-        data = parse.authorization(typed, runtime.site.zone)
+        data = parse.keeping_seconds(parse.authorization(typed, runtime.site.zone), auth)
         if not authorizations.update(session, auth, encounter, data, user, now, runtime.site,
                                      reason=(typed.get("change_reason") or "").strip() or None,
                                      expected_version=parse.version(typed)):
             raise RecordInvalid("record", "nothing changed: the authorization is as recorded")
 
-    return _write(request, runtime, user, now, encounter_id, form=f"authorization-{auth_id}",
-                  typed=typed, permission=Permission.UR_WRITE, operation="update",
-                  resource="PayerAuthorization", record_id=auth_id, act=act,
-                  done="authorization-updated", anchor=f"authorization-{auth_id}")
+    return write(request, runtime, user, now, encounter_id, form=f"authorization-{auth_id}",
+                 typed=typed, permission=Permission.UR_WRITE, operation="update",
+                 resource="PayerAuthorization", record_id=auth_id, act=act,
+                 done="authorization-updated", anchor=f"authorization-{auth_id}")
 
 
 @router.post("/encounters/{encounter_id}/communications", response_class=HTMLResponse)
@@ -177,10 +178,10 @@ def log_communication(request: Request, encounter_id: int, user: Viewer, runtime
         authorizations.communicate(session, encounter, auth,
                                    parse.communication(typed, runtime.site.zone), user, now)
 
-    return _write(request, runtime, user, now, encounter_id, form="communication",
-                  typed=typed, permission=Permission.UR_WRITE, operation="create",
-                  resource="PayerCommunication", record_id=None, act=act,
-                  done="communication-logged", anchor="ur-authorizations")
+    return write(request, runtime, user, now, encounter_id, form="communication",
+                 typed=typed, permission=Permission.UR_WRITE, operation="create",
+                 resource="PayerCommunication", record_id=None, act=act,
+                 done="communication-logged", anchor="ur-authorizations")
 
 
 @router.post("/encounters/{encounter_id}/barriers", response_class=HTMLResponse)
@@ -190,9 +191,9 @@ def open_barrier(request: Request, encounter_id: int, user: Viewer, runtime: Run
         barriers.open_barrier(session, encounter, parse.barrier(typed), user, now,
                               runtime.site, reference_of(runtime))
 
-    return _write(request, runtime, user, now, encounter_id, form="barrier", typed=typed,
-                  permission=Permission.BARRIER_WRITE, operation="create", resource="Barrier",
-                  record_id=None, act=act, done="barrier-opened", anchor="ur-barriers")
+    return write(request, runtime, user, now, encounter_id, form="barrier", typed=typed,
+                 permission=Permission.BARRIER_WRITE, operation="create", resource="Barrier",
+                 record_id=None, act=act, done="barrier-opened", anchor="ur-barriers")
 
 
 @router.post("/encounters/{encounter_id}/barriers/{barrier_id}/resolve",
@@ -204,10 +205,10 @@ def resolve_barrier(request: Request, encounter_id: int, barrier_id: int, user: 
         barriers.resolve(session, barrier, user, now, resolution=typed.get("resolution"),
                          expected_version=parse.version(typed))
 
-    return _write(request, runtime, user, now, encounter_id, form=f"barrier-{barrier_id}",
-                  typed=typed, permission=Permission.BARRIER_WRITE, operation="update",
-                  resource="Barrier", record_id=barrier_id, act=act, done="barrier-resolved",
-                  anchor=f"barrier-{barrier_id}")
+    return write(request, runtime, user, now, encounter_id, form=f"barrier-{barrier_id}",
+                 typed=typed, permission=Permission.BARRIER_WRITE, operation="update",
+                 resource="Barrier", record_id=barrier_id, act=act, done="barrier-resolved",
+                 anchor=f"barrier-{barrier_id}")
 
 
 @router.post("/encounters/{encounter_id}/avoidable-days", response_class=HTMLResponse)
@@ -217,10 +218,10 @@ def record_avoidable_days(request: Request, encounter_id: int, user: Viewer,
         avoidable_days.record(session, encounter, parse.avoidable_days(typed), user, now,
                               runtime.site, reference_of(runtime))
 
-    return _write(request, runtime, user, now, encounter_id, form="avoidable-days",
-                  typed=typed, permission=Permission.UR_WRITE, operation="create",
-                  resource="AvoidableDay", record_id=None, act=act, done="days-recorded",
-                  anchor="ur-avoidable-days")
+    return write(request, runtime, user, now, encounter_id, form="avoidable-days",
+                 typed=typed, permission=Permission.UR_WRITE, operation="create",
+                 resource="AvoidableDay", record_id=None, act=act, done="days-recorded",
+                 anchor="ur-avoidable-days")
 
 
 @router.post("/encounters/{encounter_id}/avoidable-days/{day_id}/decide",
@@ -237,8 +238,8 @@ def decide_avoidable_days(request: Request, encounter_id: int, day_id: int, user
                               responsible_party=typed.get("responsible_party") or None,
                               expected_version=parse.version(typed))
 
-    return _write(request, runtime, user, now, encounter_id, form=f"avoidable-day-{day_id}",
-                  typed=typed, permission=Permission.UR_WRITE, operation="update",
-                  resource="AvoidableDay", record_id=day_id, act=act,
-                  done="days-confirmed" if confirm else "days-rejected",
-                  anchor=f"avoidable-day-{day_id}")
+    return write(request, runtime, user, now, encounter_id, form=f"avoidable-day-{day_id}",
+                 typed=typed, permission=Permission.UR_WRITE, operation="update",
+                 resource="AvoidableDay", record_id=day_id, act=act,
+                 done="days-confirmed" if confirm else "days-rejected",
+                 anchor=f"avoidable-day-{day_id}")

@@ -1,12 +1,14 @@
 """The UR record's forms as typed inputs: form text in, engine.work.ur_record inputs out, or
-RecordInvalid naming the field. Times are typed on the hospital's wall clock."""
+RecordInvalid naming the field. Times are typed on the hospital's wall clock, to the minute:
+a time left as the form showed it keeps the seconds it was stored with (a FHIR client's)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from engine.core.ur_record import APPROVING
 from engine.work.ur_record.inputs import (
     AuthorizationInput,
     AvoidableDayInput,
@@ -24,7 +26,9 @@ Form = dict[str, str]
 
 def parse_local(field: str, value: str | None, zone: ZoneInfo, *,
                 required: bool = False) -> datetime | None:
-    """A datetime-local field ("2026-03-04T09:30"), on the hospital's clock."""
+    """A datetime-local field ("2026-03-04T09:30"), on the hospital's clock. A time in the
+    hour the clocks repeat in the autumn is the first of the two (fold=0, daylight time), as
+    the form's hint says; the browser sends no offset to tell them apart."""
     value = (value or "").strip()
     name = field.replace("_", " ")
     if not value:
@@ -36,7 +40,30 @@ def parse_local(field: str, value: str | None, zone: ZoneInfo, *,
     except ValueError:
         raise RecordInvalid(field, f"{name} {value!r} is not a date and time "
                                    "(YYYY-MM-DD HH:MM)") from None
-    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
+    return moment.replace(tzinfo=zone, fold=0) if moment.tzinfo is None else moment
+
+
+def same_minute(typed: datetime | None, stored: datetime | None) -> bool:
+    """The form shows a stored time without its seconds: left as shown, it is unchanged."""
+    return (typed is not None and stored is not None
+            and typed == stored.replace(second=0, microsecond=0))
+
+
+_AUTH_TIMES = ("requested_at", "decided_at", "peer_to_peer_at")
+
+
+def keeping_seconds(data: AuthorizationInput, stored: Any) -> AuthorizationInput:
+    """The authorization's times as typed, except those left as shown: stored as they were
+    (saving an unchanged form then changes nothing and keeps no revision)."""
+    kept = {f: getattr(stored, f) for f in _AUTH_TIMES
+            if same_minute(getattr(data, f), getattr(stored, f))}
+    return replace(data, **kept) if kept else data
+
+
+def unchanged(form: Form, key: str) -> bool:
+    """A correction form's field left as the form showed it (its `<key>_was` hidden copy)."""
+    was = f"{key}_was"
+    return was in form and (form.get(key) or "").strip() == (form.get(was) or "").strip()
 
 
 def _blank(form: Form, key: str) -> str | None:
@@ -62,17 +89,16 @@ def review(form: Form) -> ReviewInput:
 
 def _approval(form: Form) -> Form:
     """An update form holds both the approved days and the through-date the payer gave; the
-    one a person changed wins (the other, unchanged, would only contradict it). A status that
-    approves nothing (a denial, pended) takes the approval's days away unless they were
-    typed anew: the history keeps them."""
+    one a person changed wins (the other, unchanged, would only contradict it). Whatever the
+    status, the approved period is left as the form holds it: days already approved stay
+    approved while an extension is pended or the continued stay denied (the service decides
+    what goes with which status; clearing the fields is the nurse's to do)."""
     days, through = (form.get("approved_days") or "").strip(), \
         (form.get("approved_through") or "").strip()
     if "approved_days_was" not in form:
         return form
     days_changed = days != (form.get("approved_days_was") or "").strip()
     through_changed = through != (form.get("approved_through_was") or "").strip()
-    if (form.get("status") or "") not in APPROVING and not (days_changed or through_changed):
-        return {**form, "approved_days": "", "approved_from": "", "approved_through": ""}
     if not (days and through):
         return form
     if days_changed and not through_changed:
@@ -103,6 +129,16 @@ def authorization(form: Form, zone: ZoneInfo) -> AuthorizationInput:
         appeal_outcome=_blank(form, "appeal_outcome"))
 
 
+def review_correction(form: Form, stored: Any) -> ReviewInput:
+    """A correction of a review: a next review date left as shown, that the site's cadence
+    had set, follows the cadence from the corrected review date (None); a date the nurse
+    changed, or had set herself before (overridden), is kept as typed."""
+    data = review(form)
+    if unchanged(form, "next_review_on") and not stored.next_review_overridden:
+        return replace(data, next_review_on=None)
+    return data
+
+
 def communication(form: Form, zone: ZoneInfo) -> CommunicationInput:
     at = parse_local("at", form.get("at"), zone, required=True)
     assert at is not None
@@ -115,14 +151,24 @@ def barrier(form: Form) -> BarrierInput:
                         owner=_blank(form, "owner"))
 
 
-def avoidable_days(form: Form) -> AvoidableDayInput:
+def barrier_correction(form: Form, zone: ZoneInfo, stored: Any) -> BarrierInput:
+    """A barrier corrected: its opening time left as shown (to the minute) is not changed."""
+    opened = parse_local("opened_at", form.get("opened_at"), zone)
+    if opened is None or same_minute(opened, stored.opened_at):
+        opened = None  # the service keeps the stored time
+    return replace(barrier(form), opened_at=opened)
+
+
+def avoidable_days(form: Form, barrier_id: int | None = None) -> AvoidableDayInput:
+    """Days typed on the form (`barrier_id`: a correction keeps the barrier a proposal
+    rested on; the form does not show it)."""
     first = parse_date("first_day", form.get("first_day"), required=True)
     assert first is not None
     return AvoidableDayInput(first_day=first,
                              last_day=parse_date("last_day", form.get("last_day")),
                              reason_code=form.get("reason_code", ""),
                              responsible_party=_blank(form, "responsible_party"),
-                             note=_blank(form, "note"))
+                             note=_blank(form, "note"), barrier_id=barrier_id)
 
 
 def authorization_id(form: Form) -> int | None:

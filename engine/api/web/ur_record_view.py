@@ -31,18 +31,21 @@ from engine.storage.models import (
 )
 from engine.work.ur_record import authorizations, avoidable_days, barriers, reviews, revisions
 
-# the review tasks of the shipped rulesets, and the review each one asks for
-REVIEW_TASKS: dict[str, str] = {
+# the review type the form suggests for a review task of the shipped rulesets (any other
+# task that requires a review suggests a continued-stay review, or the initial one)
+REVIEW_TYPE_OF_TASK: dict[str, str] = {
     "initial-ur-review": "initial",
     "continued-stay-review": "continued_stay",
     "status-review": "status_change",
     "short-stay-review": "status_change",
+    "excess-days-review": "continued_stay",
 }
 AVOIDABLE_DAY_TASKS = frozenset({"excess-days-review"})
 _STEPS = frozenset({"resolved", "confirmed", "rejected"})  # workflow, not corrections
 _BOOK = frozenset({"id", "encounter_id", "version", "updated_by", "updated_at", "entered_by",
                    "entered_at", "reviewer", "reviewer_display", "source", "task_id",
-                   "decided_by", "decided_at", "category", "opened_by"})
+                   "decided_by", "decided_at", "category", "opened_by", "voided_at",
+                   "void_reason"})  # a void shows as "entered in error", with its reason
 _NAMES = {"reviewed_on": "review date", "next_review_on": "next review",
           "criteria_result": "result", "condition_code_44": "condition code 44",
           "approved_through": "approved through", "reference_number": "number",
@@ -56,6 +59,12 @@ _TABLES: dict[str, dict[str, str]] = {
     "peer_to_peer_outcome": codes.PEER_TO_PEER_OUTCOMES, "appeal_outcome": codes.APPEAL_OUTCOMES,
     "responsible_party": codes.RESPONSIBLE_PARTIES,
 }
+
+
+def requires_review(task: RuleOutput) -> bool:
+    """A task completed by recording a review: its rule says so (requires_record), whatever
+    the task's type is called in the site's rulesets."""
+    return (task.detail or {}).get("requires_record") == "utilization_review"
 
 
 @dataclass(frozen=True)
@@ -97,7 +106,7 @@ class ReasonGroup:
 
 @dataclass
 class UrRecord:
-    reviews: list[Entry]
+    reviews: list[Entry]  # every list keeps the voided records (shown entered in error)
     authorizations: list[Entry]  # extra["communications"]: their communications
     loose_communications: list[PayerCommunication]  # on the stay before an authorization
     barriers: list[Entry]  # extra["age"]
@@ -163,46 +172,46 @@ def load(session: Session, enc: Encounter, now: datetime, site: SiteProfile, ref
     def entry(row: Any) -> Entry:
         return _history(session, row, zone, name)
 
-    review_rows: list[UtilizationReview] = reviews.of_stay(session, enc.id)
+    review_rows: list[UtilizationReview] = reviews.of_stay(session, enc.id, voided=True)
     review_entries = []
     for r in review_rows:
         e = entry(r)
         e.by = r.reviewer_display or name(r.reviewer)
         review_entries.append(e)
-    comms: list[PayerCommunication] = authorizations.communications(session, enc.id)
+    comms: list[PayerCommunication] = authorizations.communications(session, enc.id,
+                                                                    voided=True)
     auth_entries = []
-    for a in authorizations.of_stay(session, enc.id):
+    for a in authorizations.of_stay(session, enc.id, voided=True):
         e = entry(a)
         e.extra["communications"] = [c for c in comms if c.authorization_id == a.id]
         auth_entries.append(e)
     barrier_entries = []
     b: Barrier
-    for b in barriers.of_stay(session, enc.id):
+    for b in barriers.of_stay(session, enc.id, voided=True):
         e = entry(b)
         e.by = name(b.opened_by)
         e.extra["age"] = display.span((b.resolved_at or now) - b.opened_at)
         barrier_entries.append(e)
     days = []
     d: AvoidableDay
-    for d in avoidable_days.of_stay(session, enc.id):
+    for d in avoidable_days.of_stay(session, enc.id, voided=True):
         e = entry(d)
         e.extra["count"] = (d.last_day - d.first_day).days + 1
         days.append(e)
     interval = site.review_interval_days(enc.payer_class)
     task = session.get(RuleOutput, review_task_id) if review_task_id else None
-    if task is not None and (task.encounter_id != enc.id or task.code not in REVIEW_TASKS):
+    if task is not None and (task.encounter_id != enc.id or not requires_review(task)):
         task = None
     task_review = {}
-    for t in session.scalars(select(RuleOutput.id).where(
-            RuleOutput.encounter_id == enc.id, RuleOutput.code.in_(list(REVIEW_TASKS)))):
-        found = reviews.for_task(session, t)
+    for t in session.scalars(select(RuleOutput).where(RuleOutput.encounter_id == enc.id,
+                                                      RuleOutput.kind == "task")):
+        found = reviews.for_task(session, t.id) if requires_review(t) else None
         if found is not None:
-            task_review[t] = found
-    latest = review_rows[0] if review_rows else None
+            task_review[t.id] = found
+    latest = next((r for r in review_rows if r.voided_at is None), None)
+    kind = "continued_stay" if latest is not None else "initial"
     if task is not None:
-        kind = REVIEW_TASKS[task.code]
-    else:
-        kind = "continued_stay" if latest is not None else "initial"
+        kind = REVIEW_TYPE_OF_TASK.get(task.code, kind)
     return UrRecord(
         reviews=review_entries, authorizations=auth_entries,
         loose_communications=[c for c in comms if c.authorization_id is None],
@@ -229,7 +238,8 @@ def records_read(record: UrRecord) -> list[tuple[str, int]]:
     return shown
 
 
-def value_of(row: PayerAuthorization | UtilizationReview | None, key: str,
+def value_of(row: PayerAuthorization | UtilizationReview | Barrier | AvoidableDay | None,
+             key: str,
              zone: ZoneInfo) -> str:
     """A stored value as its form field holds it (dates ISO, times local, booleans on)."""
     if row is None:
@@ -247,34 +257,40 @@ def value_of(row: PayerAuthorization | UtilizationReview | None, key: str,
 
 
 def moments(record: UrRecord, zone: ZoneInfo, name: Callable[[str], str]) -> list[Moment]:
-    """The record's lines of the stay's timeline: when each was entered, and by whom."""
+    """The record's lines of the stay's timeline: when each was entered, and by whom (a
+    record entered in error is no moment of the stay)."""
     out: list[Moment] = []
 
     def add(at: datetime, text: str, anchor: str) -> None:
         out.append(Moment(at, display.local(at, zone), "ur", text, anchor))
 
-    for e in record.reviews:
+    def live(entries: list[Entry]) -> list[Entry]:
+        return [e for e in entries if e.row.voided_at is None]
+
+    for e in live(record.reviews):
         r = e.row
         add(r.entered_at, f"{codes.words(codes.REVIEW_TYPES, r.review_type)} recorded by "
                           f"{e.by}: {codes.words(codes.CRITERIA_RESULTS, r.criteria_result)}",
             f"review-{r.id}")
-    for e in record.authorizations:
+    for e in live(record.authorizations):
         a = e.row
         add(a.entered_at, f"authorization {a.reference_number or ''} recorded by {e.by}: "
                           f"{codes.words(codes.AUTHORIZATION_STATUSES, a.status)}".replace(
                               "  ", " "), f"authorization-{a.id}")
         for c in e.extra["communications"]:
+            if c.voided_at is not None:
+                continue
             add(c.at, f"payer communication ({codes.words(codes.CHANNELS, c.channel)}, "
                       f"{codes.words(codes.DIRECTIONS, c.direction).lower()}) by "
                       f"{name(c.entered_by)}", f"authorization-{a.id}")
-    for e in record.barriers:
+    for e in live(record.barriers):
         b = e.row
         words = record.reason_words.get(b.reason_code, b.reason_code)
         add(b.opened_at, f"barrier opened by {e.by}: {words}", f"barrier-{b.id}")
         if b.resolved_at is not None:
             add(b.resolved_at, f"barrier resolved by {name(b.resolved_by or '')}: {words}",
                 f"barrier-{b.id}")
-    for e in record.avoidable_days:
+    for e in live(record.avoidable_days):
         d = e.row
         if d.status != "proposed":
             add(d.decided_at or d.entered_at, f"{e.extra['count']} avoidable day(s) "

@@ -238,10 +238,19 @@ def of_stay(session: Session, encounter_id: int, *, voided: bool = False
     return list(session.scalars(query.order_by(PayerAuthorization.id)))
 
 
-def communications(session: Session, encounter_id: int) -> list[PayerCommunication]:
-    return list(session.scalars(select(PayerCommunication).where(
-        PayerCommunication.encounter_id == encounter_id,
-        PayerCommunication.voided_at.is_(None)).order_by(PayerCommunication.at)))
+def communications(session: Session, encounter_id: int, *, voided: bool = False
+                   ) -> list[PayerCommunication]:
+    query = select(PayerCommunication).where(PayerCommunication.encounter_id == encounter_id)
+    if not voided:
+        query = query.where(PayerCommunication.voided_at.is_(None))
+    return list(session.scalars(query.order_by(PayerCommunication.at)))
+
+
+def communication(session: Session, encounter_id: int, entry_id: int) -> PayerCommunication:
+    entry = session.get(PayerCommunication, entry_id)
+    if entry is None or entry.encounter_id != encounter_id:
+        raise RecordNotFound(f"no payer communication {entry_id} on this stay")
+    return entry
 
 
 def get(session: Session, encounter_id: int, auth_id: int) -> PayerAuthorization:
