@@ -524,7 +524,7 @@ def test_the_payer_portals_short_answer_keeps_the_denial_work_ur_recorded(http, 
         kept = session.get(PayerAuthorization, auth_id)
         assert kept is not None
         assert (kept.payer, kept.approved_through, kept.approved_days) == (
-            "Acme Tertiary", day_one + timedelta(days=5), None)
+            "Acme Tertiary", day_one + timedelta(days=5), 6)  # the days counted from the period
         assert (kept.payer_reviewer, kept.peer_to_peer, kept.appeal_level) == (
             "Dr Payer Reviewer", "held", 1)  # the engine's own values: not in the document
     restated = {**plain, "extension": [shown["extension"][0], {"url": AUTH_EXT, "extension": [

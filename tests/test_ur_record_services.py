@@ -185,8 +185,9 @@ def test_three_approved_days_from_an_admission_late_at_night_end_on_the_third_lo
             s, stay, AuthorizationInput(status="partially_approved",
                                         approved_through=date(2026, 3, 9)),
             NURSE, NOW, rt.site)
-        assert (through.approved_from, through.approved_through) == (date(2026, 3, 6),
-                                                                     date(2026, 3, 9))
+        # more days count from the day after those already approved (a payer's extension)
+        assert (through.approved_from, through.approved_through, through.approved_days) == (
+            date(2026, 3, 9), date(2026, 3, 9), 1)
 
 
 def test_observation_before_the_inpatient_order_is_part_of_the_stay_but_not_of_its_approval(
@@ -232,8 +233,6 @@ def test_an_authorization_refuses_days_that_do_not_add_up(rt):
              "approved_through", "3 approved days from 2026-03-06 end on 2026-03-08"),
             (auth(status="approved", approved_from=date(2026, 3, 5), approved_days=2),
              "approved_from", "before the admission"),
-            (auth(status="pending", approved_days=2), "approved_days",
-             "approved days go with an approval"),
             (auth(status="granted"), "status", "unknown status 'granted'"),
             (auth(status="denied", appeal_level=1), "denial_reason", "the payer's reason"),
             (auth(status="denied", denial_reason="not medically necessary", appeal_level=1),
