@@ -25,7 +25,7 @@ from engine.core.clock import FixedClock
 from engine.hl7.build import adt, drg
 from engine.reporting.catalogue import BY_KEY
 from engine.reporting.scope import Scope, read
-from engine.reporting.table import Context
+from engine.reporting.table import Context, Table
 from engine.rules.reference import load_reference
 from engine.storage.models import (
     AuditRecord,
@@ -185,11 +185,37 @@ def test_confirmed_avoidable_days_by_category_party_and_time(rt):
         ("Post-acute provider", 5, 2), ("Payer", 1, 1)]
     assert table(rt, "avoidable-days-over-time").rows == [("2026-03", 6, 3)]
     weekly = Scope(start=date(2026, 3, 1), end=date(2026, 3, 31), grain="week")
+    # every week of the period, from the one holding Sunday 1 March to the one holding the 31st
     assert table(rt, "avoidable-days-over-time", weekly).rows == [
-        ("2026-03-02", 4, 2), ("2026-03-09", 2, 1)]
+        ("2026-02-23", 0, 0), ("2026-03-02", 4, 2), ("2026-03-09", 2, 1), ("2026-03-16", 0, 0),
+        ("2026-03-23", 0, 0), ("2026-03-30", 0, 0)]
     # a run counts where its first day falls: from 9 March only the last run
     ninth = Scope(start=date(2026, 3, 9))
     assert table(rt, "avoidable-days-by-category", ninth).rows == [("Post-acute placement", 2, 1)]
+
+
+def test_avoidable_days_over_time_count_each_day_in_its_month_and_show_empty_ones(rt):
+    # V7005, back on 20 March and still in, waits for a bed from Monday 30 March to
+    # Thursday 2 April: two days in March, two in April
+    with rt.sessions() as s, s.begin():
+        stay = s.scalars(select(Encounter).where(Encounter.visit_number == "V7005")).one()
+        s.add(AvoidableDay(encounter_id=stay.id, first_day=date(2026, 3, 30),
+                           last_day=date(2026, 4, 2), reason_code="X",
+                           category="post_acute_placement", responsible_party="post_acute_provider",
+                           status="confirmed", source="person", entered_by="ur.kim",
+                           entered_at=NOW, updated_by="ur.kim", updated_at=NOW))
+    year = Scope(start=date(2026, 1, 1), end=date(2026, 4, 30))
+    assert table(rt, "avoidable-days-over-time", year).rows == [
+        ("2026-01", 0, 0), ("2026-02", 0, 0), ("2026-03", 8, 4), ("2026-04", 2, 1)]
+    # no period: from the first avoidable day (4 March) to today (20 April)
+    assert table(rt, "avoidable-days-over-time", Scope()).rows == [
+        ("2026-03", 8, 4), ("2026-04", 2, 1)]
+    # March only: the run's April days are outside the period
+    assert table(rt, "avoidable-days-over-time").rows == [("2026-03", 8, 4)]
+    weekly = Scope(start=date(2026, 3, 9), end=date(2026, 4, 12), grain="week")
+    assert table(rt, "avoidable-days-over-time", weekly).rows == [
+        ("2026-03-09", 2, 1), ("2026-03-16", 0, 0), ("2026-03-23", 0, 0), ("2026-03-30", 4, 1),
+        ("2026-04-06", 0, 0)]
 
 
 def test_open_barriers_by_age_and_category(rt):
@@ -210,13 +236,13 @@ def test_im_and_moon_delivered_on_time(rt):
                    im[4]: NOT_DUE, moon[0]: FAILED})
     set_tasks(rt, states)
     assert table(rt, "notices-on-time", Scope()).rows == [
-        ("IM (within 2 days of admission)", 2, 1, 1, 4, 50.0),
-        ("MOON (within 36 hours of observation)", 0, 0, 1, 1, 0.0),
-        ("All", 2, 1, 2, 5, 40.0),
+        ("IM (within 2 days of admission)", 2, 1, 1, 0, 4, 50.0),
+        ("MOON (within 36 hours of observation)", 0, 0, 1, 0, 1, 0.0),
+        ("All", 2, 1, 2, 0, 5, 40.0),
     ]
     # the period is on the due time: nothing was due in February
     assert table(rt, "notices-on-time", Scope(end=date(2026, 2, 28))).rows == [
-        ("All", 0, 0, 0, 0, None)]
+        ("All", 0, 0, 0, 0, 0, None)]
 
 
 def test_reviews_done_on_time(rt):
@@ -228,7 +254,45 @@ def test_reviews_done_on_time(rt):
     states.update({initial[0]: ON_TIME, initial[1]: LATE, initial[2]: LATE})
     set_tasks(rt, states)
     assert table(rt, "reviews-on-time").rows == [
-        ("Initial (admission) review", 1, 2, 0, 3, 33.3), ("All", 1, 2, 0, 3, 33.3)]
+        ("Initial (admission) review", 1, 2, 0, 0, 3, 33.3), ("All", 1, 2, 0, 0, 3, 33.3)]
+
+
+def test_a_notice_the_discharge_cancelled_after_its_deadline_was_missed(runtime_factory):
+    """Two Medicare inpatients, no notice given and no review done: the one discharged
+    Friday had his IM due Wednesday 17:00 and his initial review Tuesday 17:00, both ended
+    by the discharge after the deadline (missed); the one discharged Tuesday morning left
+    before anything was due (excluded), and the short-stay review raised for her and
+    declined by a person after its due time stays excluded too."""
+    clock = FixedClock(at("202605111500"))
+    runtime = runtime_factory(clock=clock)
+
+    def stay(mrn, visit, admitted, discharged):
+        where = {"mrn": mrn, "visit": visit, "admit_time": admitted, "patient_class": "I",
+                 "location": "4WEST^1^A^GENHOSP"}
+        clock.set(at(admitted))
+        runtime.intake.hl7(adt("A01", admitted, **where))
+        clock.set(at(discharged))
+        runtime.intake.hl7(adt("A03", discharged, discharge_time=discharged,
+                               disposition="01", **where))
+
+    stay("800001", "V8001", "202605111500", "202605151100")  # Monday to Friday
+    stay("800002", "V8002", "202605111600", "202605120900")  # Monday to Tuesday morning
+    short = tasks(runtime, "short-stay-review")
+    assert len(short) == 1, "the rules ask for a review of the one-day stay"
+    set_tasks(runtime, {short[0]: {"task_status": "rejected", "status": "cancelled",
+                                   "ended_at": at("202605141000")}})
+    may = Scope(start=date(2026, 5, 1), end=date(2026, 5, 31))
+    monday = Context(at("202605181200"), CHICAGO, DRGS)
+    with runtime.readers() as s:
+        notices = BY_KEY["notices-on-time"].query(s, may, monday)
+        reviews = BY_KEY["reviews-on-time"].query(s, may, monday)
+    assert notices.columns == ("Task type", "On time", "Late", "Overdue", "Missed", "Counted",
+                               "On time %")
+    assert notices.rows == [("IM (within 2 days of admission)", 0, 0, 0, 1, 1, 0.0),
+                            ("All", 0, 0, 0, 1, 1, 0.0)]
+    # the continued-stay reviews were due Friday 17:00, after both discharges: excluded
+    assert reviews.rows == [("Initial (admission) review", 0, 0, 0, 1, 1, 0.0),
+                            ("All", 0, 0, 0, 1, 1, 0.0)]
 
 
 def test_authorizations_pending_and_denied_by_payer(rt):
@@ -242,10 +306,26 @@ def test_30_day_readmissions_by_service(rt):
     # index stays: the three March inpatient discharges; V7001's patient is back in 13
     # days (a readmission), V7003's in 36 (not one), V7002's in 5 but in observation only
     # (not one either); the observation stays are no index stays
-    assert table(rt, "readmissions-30d").rows == [("MED", 2, 1, 50.0), ("ORT", 1, 0, 0.0),
-                                                  ("All", 3, 1, 33.3)]
+    assert table(rt, "readmissions-30d").rows == [("MED", 2, 1, 50.0, 0), ("ORT", 1, 0, 0.0, 0),
+                                                  ("All", 3, 1, 33.3, 0)]
     assert table(rt, "readmissions-30d", Scope(service="ORT")).rows == [
-        ("ORT", 1, 0, 0.0), ("All", 1, 0, 0.0)]
+        ("ORT", 1, 0, 0.0, 0), ("All", 1, 0, 0.0, 0)]
+
+
+def test_index_stays_whose_30_days_have_not_passed_are_left_out_of_the_rate(rt):
+    # seen on Monday 6 April: V7002's 5 March discharge is 32 days back (its window has
+    # closed, no inpatient return: an index stay), V7001's of the 7th is on its 30th day
+    # (back on the 20th, but the window is still open) and V7003's of the 10th too
+    april = Context(datetime(2026, 4, 6, 12, 0, tzinfo=CHICAGO), CHICAGO, DRGS)
+    with rt.readers() as s:
+        result = BY_KEY["readmissions-30d"].query(s, MARCH, april)
+    assert result.columns[-1] == "Window still open"
+    assert result.rows == [("MED", 1, 0, 0.0, 1), ("ORT", 0, 0, None, 1), ("All", 1, 0, 0.0, 2)]
+    # a day later V7001's window has closed: an index stay, readmitted
+    april_7 = Context(datetime(2026, 4, 7, 8, 0, tzinfo=CHICAGO), CHICAGO, DRGS)
+    with rt.readers() as s:
+        assert BY_KEY["readmissions-30d"].query(s, MARCH, april_7).rows == [
+            ("MED", 2, 1, 50.0, 0), ("ORT", 0, 0, None, 1), ("All", 2, 1, 50.0, 1)]
 
 
 def test_overdue_work_by_team_and_owner(rt):
@@ -337,6 +417,41 @@ def test_csv_exports_the_table_with_the_same_filters(web, rt):
         assert list(csv.reader(io.StringIO(exported.text)))[0] == list(
             table(rt, key).columns)
     assert web.get("/metrics/nothing.csv").status_code == 404
+
+
+def test_a_spreadsheet_opens_the_csv_without_running_names_from_the_feed(web, rt):
+    # the feed names a unit and a service like formulas; the numbers stay numbers
+    with rt.sessions() as s, s.begin():
+        for stay in s.scalars(select(Encounter).where(Encounter.unit == "5EAST")):
+            stay.unit = '=HYPERLINK("http://example.invalid","5EAST")'
+        for stay in s.scalars(select(Encounter).where(Encounter.hospital_service == "ORT")):
+            stay.hospital_service = "@SUM(1+1)"
+    sign_in(web, "supervisor")
+    params = {"from": "2026-03-01", "to": "2026-03-31"}
+    units = list(csv.reader(io.StringIO(web.get("/metrics/los-by-unit.csv",
+                                                params=params).text)))
+    assert units[2] == ["'=HYPERLINK(\"http://example.invalid\",\"5EAST\")", "1", "2",
+                        "2.9", "0.69", "-0.9"]
+    services = list(csv.reader(io.StringIO(web.get("/metrics/los-by-service.csv",
+                                                   params=params).text)))
+    assert services[1] == ["'@SUM(1+1)", "1", "6", "1.9", "3.16", "4.1"]
+    quoted = Table(("Name", "n"), [("+1", -2), ("-x", 1.5), ("\tx", 0), ("\rx", 0), ("a=b", 0)])
+    assert list(csv.reader(io.StringIO(quoted.csv()))) == [
+        ["Name", "n"], ["'+1", "-2"], ["'-x", "1.5"], ["'\tx", "0"], ["'\rx", "0"],
+        ["a=b", "0"]]
+
+
+def test_names_with_dollar_signs_are_drawn_as_they_are(web, rt):
+    # $...$ is mathtext to matplotlib, and A$B^^$C a mathtext error: it is a payer's name
+    with rt.sessions() as s, s.begin():
+        for record in s.scalars(select(PayerAuthorization)):
+            record.payer = "A$B^^$C"
+        for stay in s.scalars(select(Encounter).where(Encounter.unit == "4WEST")):
+            stay.unit = "$4^^WEST$"
+    sign_in(web, "supervisor")
+    page = web.get("/metrics", params={"from": "2026-03-01", "to": "2026-03-31"})
+    assert page.status_code == 200, page.text[:500]
+    assert ">A$B^^$C</text>" in page.text and ">$4^^WEST$</text>" in page.text
 
 
 def test_a_period_ending_before_it_starts_is_explained_and_kept(web):

@@ -1,7 +1,11 @@
 """30-day readmissions: discharged inpatient stays followed by another inpatient admission of
-the same patient within 30 days (calendar days, as HRRP and the readmission flag count)."""
+the same patient within 30 days (calendar days, as HRRP and the readmission flag count).
+A stay discharged less than 30 days ago may still come back: it is no index stay yet (it
+would lower the rate), only counted beside it as a window still open."""
 
 from __future__ import annotations
+
+from datetime import datetime, time, timedelta
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -21,8 +25,12 @@ DEFINITION = (
     "inpatient status period, not cancelled, of any unit, service or payer) comes after the "
     "index discharge and at most 30 local calendar days after its date (an ED visit or an "
     "observation-only stay is not a readmission). Rate = readmitted "
-    "index stays / index stays, by the index stay's hospital service. Planned readmissions "
-    "are not excluded; a stay of a merged-away patient record counts under that record.")
+    "index stays / index stays, by the index stay's hospital service. Window still open: "
+    "stays that would be index stays but were discharged less than 30 days ago (today is at "
+    "most the 30th local calendar day after the discharge date), readmitted yet or not: "
+    "they are left out of index stays, readmitted and the rate, and counted in this column "
+    "only. Planned readmissions are not excluded; a stay of a merged-away patient record "
+    "counts under that record.")
 
 
 def by_service(session: Session, scope: Scope, ctx: Context) -> Table:
@@ -40,19 +48,27 @@ def by_service(session: Session, scope: Scope, ctx: Context) -> Table:
     gap = (days.local_day(session, stays.c.next_admit, ctx.zone)
            - days.local_day(session, Encounter.discharge_time, ctx.zone))
     readmitted = (stays.c.next_admit > Encounter.discharge_time) & (gap <= WINDOW_DAYS)
-    query = (select(Encounter.hospital_service, func.count(),
-                    func.sum(case((readmitted, 1), else_=0)))
+    # open: discharged on or after the local day 30 days before today
+    today = ctx.now.astimezone(ctx.zone).date()
+    opens = datetime.combine(today - timedelta(days=WINDOW_DAYS), time(), ctx.zone)
+    still_open = Encounter.discharge_time >= opens
+    query = (select(Encounter.hospital_service,
+                    func.sum(case((still_open, 0), else_=1)),
+                    func.sum(case((still_open, 0), (readmitted, 1), else_=0)),
+                    func.sum(case((still_open, 1), else_=0)))
              .join(stays, stays.c.id == Encounter.id)
              .where(*discharged(), *within(Encounter.discharge_time, scope, ctx.zone),
                     *stay_conditions(scope))
              .group_by(Encounter.hospital_service))
-    rows = [(service or "(no service)", int(n), int(r or 0), rate(int(r or 0), int(n)))
-            for service, n, r in session.execute(query)]
-    rows.sort(key=lambda r: (-r[2], r[0]))
-    n, r = sum(row[1] for row in rows), sum(row[2] for row in rows)
-    rows.append(("All", n, r, rate(r, n)))
+    counts = [(service or "(no service)", int(n or 0), int(r or 0), int(o or 0))
+              for service, n, r, o in session.execute(query)]
+    counts.sort(key=lambda c: (-c[2], c[0]))
+    n, r, o = (sum(c[1] for c in counts), sum(c[2] for c in counts),
+               sum(c[3] for c in counts))
+    rows = [(name, index, back, rate(back, index), still)
+            for name, index, back, still in [*counts, ("All", n, r, o)]]
     return Table(("Hospital service", "Index stays", "Readmitted within 30 days",
-                  "Readmission rate %"), rows)
+                  "Readmission rate %", "Window still open"), rows)
 
 
 METRICS = (

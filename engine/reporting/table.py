@@ -17,6 +17,16 @@ from engine.reporting.scope import Scope
 from engine.rules.reference import DrgNorm
 
 Cell = str | int | float | None
+# a text cell starting so is a formula to a spreadsheet (OWASP CSV injection)
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(cell: Cell) -> Cell:
+    """A text cell a spreadsheet shows as text: a leading single quote before a formula
+    start (unit, service, payer and DRG names come from the feed); numbers as they are."""
+    if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS):
+        return "'" + cell
+    return cell
 
 
 @dataclass(frozen=True)
@@ -38,8 +48,8 @@ class Table:
     def csv(self) -> str:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow(self.columns)
-        writer.writerows(self.rows)
+        writer.writerow([_inert(name) for name in self.columns])
+        writer.writerows([_inert(cell) for cell in row] for row in self.rows)
         return out.getvalue()
 
 

@@ -5,6 +5,8 @@ Small figures, text kept as text (svg.fonttype none: smaller, selectable), no la
 engine (fixed margins) and bar labels as plain texts: a matplotlib tick or a constrained
 layout costs as much as the bars. A chart is a pure function of its table, so the last few
 hundred are kept by content (`svg`): a page whose numbers have not changed draws nothing.
+Every text is drawn as it is, never as mathtext: a payer or unit named with $ signs (from
+the feed) would otherwise be parsed as TeX and could fail the page.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from engine.reporting.table import Cell, Metric, Table  # noqa: E402
 
-matplotlib.rcParams.update({"svg.fonttype": "none", "font.size": 8,
+matplotlib.rcParams.update({"svg.fonttype": "none", "font.size": 8, "text.parse_math": False,
                             "axes.spines.top": False, "axes.spines.right": False})
 MAX_BARS = 15  # the table below the chart has every row
-_COLOURS = ("#0b5cad", "#d08700", "#a40e26", "#1a7f37")
+_COLOURS = ("#0b5cad", "#d08700", "#a40e26", "#6639ba")
 _LABEL = 38
 _PROLOGUE = re.compile(r"^.*?(?=<svg)", re.S)
 
@@ -64,10 +66,12 @@ def _draw(fig: Figure, metric: Metric, table: Table, rows: list[tuple[Cell, ...]
     counts = all(isinstance(r[i], int) for r in rows for i in chart.values)
     labels = [_short(r[chart.label]) for r in rows]
     if chart.kind == "line":
+        positions = list(range(len(rows)))
         for n, i in enumerate(chart.values):
-            ax.plot(labels, [_number(r[i]) for r in rows], marker="o",
+            ax.plot(positions, [_number(r[i]) for r in rows], marker="o",
                     color=_COLOURS[n % len(_COLOURS)], label=table.columns[i])
-        ax.set_ylabel(chart.axis)
+        ax.set_xticks(positions, labels, parse_math=False)
+        ax.set_ylabel(chart.axis, parse_math=False)
         ax.tick_params(axis="x", labelrotation=45)
         ax.set_ylim(bottom=0)
         ax.yaxis.set_major_locator(MaxNLocator(5, integer=counts))
@@ -84,15 +88,17 @@ def _draw(fig: Figure, metric: Metric, table: Table, rows: list[tuple[Cell, ...]
         ax.set_yticks([])
         where = ax.get_yaxis_transform()
         for y, label in zip(positions, labels, strict=True):
-            ax.text(-0.01, y, label, transform=where, ha="right", va="center")
+            ax.text(-0.01, y, label, transform=where, ha="right", va="center", parse_math=False)
         ax.set_ylim(len(rows) - 0.5, -0.5)
         ax.xaxis.set_major_locator(MaxNLocator(5, integer=counts))
-        ax.set_xlabel(chart.axis)
+        ax.set_xlabel(chart.axis, parse_math=False)
         ax.axvline(0, color="#57606a", linewidth=0.6)
     if len(chart.values) > 1:  # beside the title, never over the bars
-        fig.legend(loc="upper right", ncols=len(chart.values), frameon=False)
+        legend = fig.legend(loc="upper right", ncols=len(chart.values), frameon=False)
+        for entry in legend.get_texts():
+            entry.set_parse_math(False)
     fig.suptitle(metric.title, x=0.01, y=1 - 0.06 / fig.get_figheight(), ha="left",
-                 va="top", fontsize=9)
+                 va="top", fontsize=9, parse_math=False)
 
 
 def svg(metric: Metric, table: Table) -> str | None:
