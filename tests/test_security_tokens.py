@@ -33,7 +33,7 @@ def test_the_ehr_gets_a_short_lived_token_with_client_credentials(app_client):
     assert body["token_type"] == "bearer"
     assert 900 <= body["expires_in"] <= 3600
     assert set(body["scope"].split()) == {"patient:read", "encounter:write", "task:work",
-                                          "worklist:all"}
+                                          "worklist:all", "ur:write"}
     claims = jwt.decode(body["access_token"], JWT_SECRET, algorithms=["HS256"],
                         audience="engine:api")
     assert (claims["sub"], claims["kind"], claims["role"]) == ("test.integration", "client",

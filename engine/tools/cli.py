@@ -462,7 +462,8 @@ on a system with real patients (engine users disable NAME; engine clients disabl
 
 
 DEMO_USERS = (("cm.demo", "case_manager"), ("ur.demo", "ur_nurse"), ("sup.demo", "supervisor"),
-              ("info.demo", "informaticist"), ("admin.demo", "admin"))
+              ("director.demo", "director"), ("info.demo", "informaticist"),
+              ("admin.demo", "admin"))
 DEMO_CLIENT = "ehr.demo"
 
 
