@@ -488,7 +488,20 @@ class Decision(Base):
 # entered in error is voided (voided_at, void_reason), never deleted.
 
 
-class UtilizationReview(Base):
+class Kept:
+    """Who entered a UR record and when, who changed it last, its version, and its void: the
+    bookkeeping every record carries (engine.work.ur_record.revisions keeps what it was)."""
+
+    entered_by: Mapped[str] = mapped_column(String(100))
+    entered_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    voided_at: Mapped[datetime | None]
+    void_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class UtilizationReview(Kept, Base):
     """One utilization review of a stay: the level of care reviewed against the site's
     criteria set (InterQual, MCG...: the determination only, never their content)."""
 
@@ -512,18 +525,11 @@ class UtilizationReview(Base):
     advisor_name: Mapped[str | None] = mapped_column(String(200))
     advisor_outcome: Mapped[str | None] = mapped_column(String(30))
     condition_code_44: Mapped[bool] = mapped_column(Boolean, default=False)
-    entered_by: Mapped[str] = mapped_column(String(100))
-    entered_at: Mapped[datetime]
-    updated_by: Mapped[str] = mapped_column(String(100))
-    updated_at: Mapped[datetime] = mapped_column(index=True)
-    version: Mapped[int] = mapped_column(Integer, default=1)
-    voided_at: Mapped[datetime | None]
-    void_reason: Mapped[str | None] = mapped_column(String(500))
 
     encounter: Mapped[Encounter] = relationship()
 
 
-class PayerAuthorization(Base):
+class PayerAuthorization(Kept, Base):
     """A payer's authorization of a stay: its reference number, status, what was approved
     and, on a denial, the peer-to-peer and the appeal."""
 
@@ -554,20 +560,13 @@ class PayerAuthorization(Base):
     appeal_deadline: Mapped[date | None] = mapped_column(Date)
     appeal_outcome: Mapped[str | None] = mapped_column(String(30))
     source: Mapped[str] = mapped_column(String(10))  # web | fhir | feed (IN1-14)
-    entered_by: Mapped[str] = mapped_column(String(100))
-    entered_at: Mapped[datetime]
-    updated_by: Mapped[str] = mapped_column(String(100))
-    updated_at: Mapped[datetime] = mapped_column(index=True)
-    version: Mapped[int] = mapped_column(Integer, default=1)
-    voided_at: Mapped[datetime | None]
-    void_reason: Mapped[str | None] = mapped_column(String(500))
 
     encounter: Mapped[Encounter] = relationship()
     communications: Mapped[list[PayerCommunication]] = relationship(
         back_populates="authorization", order_by="PayerCommunication.at")
 
 
-class PayerCommunication(Base):
+class PayerCommunication(Kept, Base):
     """One exchange with a payer about an authorization: what was sent or said, when, how."""
 
     __tablename__ = "payer_communication"
@@ -581,19 +580,12 @@ class PayerCommunication(Base):
     direction: Mapped[str] = mapped_column(String(10))  # outbound | inbound
     channel: Mapped[str] = mapped_column(String(10))  # phone | fax | portal | email | edi
     summary: Mapped[str] = mapped_column(Text)
-    entered_by: Mapped[str] = mapped_column(String(100))
-    entered_at: Mapped[datetime]
-    updated_by: Mapped[str] = mapped_column(String(100))
-    updated_at: Mapped[datetime] = mapped_column(index=True)
-    version: Mapped[int] = mapped_column(Integer, default=1)
-    voided_at: Mapped[datetime | None]
-    void_reason: Mapped[str | None] = mapped_column(String(500))
 
     authorization: Mapped[PayerAuthorization | None] = relationship(
         back_populates="communications")
 
 
-class Barrier(Base):
+class Barrier(Kept, Base):
     """Something standing in the way of a discharge, coded from the site's reason list
     (rulesets/reference/delay_reasons.csv), with its owner, opened until resolved."""
 
@@ -611,18 +603,11 @@ class Barrier(Base):
     resolved_at: Mapped[datetime | None]
     resolved_by: Mapped[str | None] = mapped_column(String(100))
     resolution: Mapped[str | None] = mapped_column(String(500))
-    entered_by: Mapped[str] = mapped_column(String(100))
-    entered_at: Mapped[datetime]
-    updated_by: Mapped[str] = mapped_column(String(100))
-    updated_at: Mapped[datetime] = mapped_column(index=True)
-    version: Mapped[int] = mapped_column(Integer, default=1)
-    voided_at: Mapped[datetime | None]
-    void_reason: Mapped[str | None] = mapped_column(String(500))
 
     encounter: Mapped[Encounter] = relationship()
 
 
-class AvoidableDay(Base):
+class AvoidableDay(Kept, Base):
     """A day, or a run of days, of a stay that was not medically necessary: entered by UR,
     or proposed by the engine from an open barrier past the expected discharge or the GMLOS
     and confirmed (or rejected) by a person. Only confirmed days count."""
@@ -643,13 +628,6 @@ class AvoidableDay(Base):
     barrier_id: Mapped[int | None] = mapped_column(ForeignKey("barrier.id"))
     decided_by: Mapped[str | None] = mapped_column(String(100))
     decided_at: Mapped[datetime | None]
-    entered_by: Mapped[str] = mapped_column(String(100))
-    entered_at: Mapped[datetime]
-    updated_by: Mapped[str] = mapped_column(String(100))
-    updated_at: Mapped[datetime] = mapped_column(index=True)
-    version: Mapped[int] = mapped_column(Integer, default=1)
-    voided_at: Mapped[datetime | None]
-    void_reason: Mapped[str | None] = mapped_column(String(500))
 
     encounter: Mapped[Encounter] = relationship()
 
