@@ -242,7 +242,7 @@ def test_the_shipped_cases_pass():
     result = rules_cli("test", "rulesets")
     assert result.returncode == 0, result.stdout + result.stderr
     summary = result.stdout.strip().splitlines()[-1]
-    assert " 0 failed" in summary and "case(s) in 4 file(s)" in summary
+    assert " 0 failed" in summary and "case(s) in 5 file(s)" in summary
 
 
 def test_a_failing_case_reports_the_differing_outputs_and_fails_the_run(tmp_path):
